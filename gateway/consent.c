@@ -1,0 +1,177 @@
+/*
+ * consent.c - verification of consent tokens (DESIGN §5).
+ *
+ * The checks run in the contract's order and stop at the first failure, so
+ * the code journaled for a refused request is the same one every other
+ * implementation of the contract would report.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/sha.h>
+
+#include "lianban.h"
+
+static int
+consent_strings(const msgpack_object *o, char *dst, size_t width, size_t max, size_t *n)
+{
+	uint32_t	i;
+
+	if (o == NULL || o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size > max)
+		return -1;
+	for (i = 0; i < o->via.array.size; i++)
+		if (mpk_obj_str(&o->via.array.ptr[i], dst + i * width, width) != 0)
+			return -1;
+	*n = o->via.array.size;
+	return 0;
+}
+
+/* Decodes the claims map; -1 when a field is missing or of the wrong type. */
+static int
+consent_decode(const msgpack_object *c, struct consent *cs, const char **field)
+{
+	const msgpack_object	*o;
+
+#define STR(name, dst) do { *field = name; \
+	if (mpk_get_str(c, name, dst, sizeof(dst)) != 0) return -1; } while (0)
+#define INT(name, dst) do { *field = name; \
+	if (mpk_get_i64(c, name, &dst) != 0) return -1; } while (0)
+	STR("iss", cs->cs_iss);
+	STR("aud", cs->cs_aud);
+	STR("sub", cs->cs_sub);
+	STR("act", cs->cs_act);
+	STR("rel", cs->cs_rel);
+	STR("azp", cs->cs_azp);
+	STR("bundle", cs->cs_bundle);
+	INT("liveness", cs->cs_liveness);
+	INT("match", cs->cs_match);
+	INT("iat", cs->cs_iat);
+	INT("exp", cs->cs_exp);
+#undef STR
+#undef INT
+	*field = "items";
+	if (consent_strings(mpk_get(c, "items"), &cs->cs_items[0][0], LB_ITEM_MAX,
+	    LB_MAX_ITEMS, &cs->cs_nitems) != 0)
+		return -1;
+	*field = "amr";
+	if (consent_strings(mpk_get(c, "amr"), &cs->cs_amr[0][0], sizeof(cs->cs_amr[0]),
+	    CONSENT_MAX_AMR, &cs->cs_namr) != 0)
+		return -1;
+	*field = "jti";
+	if ((o = mpk_get(c, "jti")) == NULL || o->type != MSGPACK_OBJECT_BIN ||
+	    o->via.bin.size != 16)
+		return -1;
+	memcpy(cs->cs_jti, o->via.bin.ptr, 16);
+	*field = "rel";
+	if (strcmp(cs->cs_rel, "self") != 0 && strcmp(cs->cs_rel, "guardian") != 0)
+		return -1;
+	*field = "liveness/match";
+	if (cs->cs_liveness < 0 || cs->cs_liveness > 1000 || cs->cs_match < 0 ||
+	    cs->cs_match > 1000)
+		return -1;
+	return 0;
+}
+
+static bool
+consent_has(const char (*list)[LB_ITEM_MAX], size_t n, const char *s)
+{
+	size_t	i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(list[i], s) == 0)
+			return true;
+	return false;
+}
+
+static bool
+consent_has_amr(const struct consent *cs, const char *m)
+{
+	size_t	i;
+
+	for (i = 0; i < cs->cs_namr; i++)
+		if (strcmp(cs->cs_amr[i], m) == 0)
+			return true;
+	return false;
+}
+
+enum lb_err
+consent_verify(const struct trust *t, const void *buf, size_t len,
+    const struct consent_ask *ask, struct consent *cs, char *msg, size_t msglen)
+{
+	const struct trust_authority	*ta;
+	const struct policy		*po = ask->ca_policy;
+	struct envelope			 env;
+	msgpack_zone			 z;
+	const char			*why;
+	enum lb_err			 e;
+	size_t				 i;
+
+	memset(cs, 0, sizeof(*cs));
+	SHA256(buf, len, cs->cs_hash);
+	msgpack_zone_init(&z, 2048);
+#define DENY(code, ...) do { e = (code); snprintf(msg, msglen, __VA_ARGS__); goto done; } while (0)
+	if (envelope_parse(buf, len, &z, "consent", &env, &why) != 0)
+		DENY(LB_E_CONSENT_MALFORMED, "consent token is malformed: %s", why);
+	if ((ta = trust_authority(t, env.env_kid)) == NULL)
+		DENY(LB_E_CONSENT_UNTRUSTED_ISSUER, "consent token is signed by a key (kid) "
+		    "that is not a trusted face-auth authority");
+	if (envelope_verify(&env, X509_get0_pubkey(ta->ta_cert)) != 0)
+		DENY(LB_E_CONSENT_BAD_SIGNATURE, "consent token signature does not verify "
+		    "with the key of authority %s", ta->ta_name);
+	if (consent_decode(&env.env_claims, cs, &why) != 0)
+		DENY(LB_E_CONSENT_MALFORMED, "consent claim \"%s\" is missing or invalid", why);
+	if (strcmp(cs->cs_iss, ta->ta_name) != 0)
+		DENY(LB_E_CONSENT_UNTRUSTED_ISSUER, "consent token names issuer \"%s\" but "
+		    "is signed by authority \"%s\"", cs->cs_iss, ta->ta_name);
+	if (strcmp(cs->cs_aud, ask->ca_aud) != 0)
+		DENY(LB_E_CONSENT_WRONG_AUDIENCE, "consent token is for gateway \"%s\", "
+		    "this is \"%s\"", cs->cs_aud, ask->ca_aud);
+	if (strcmp(cs->cs_azp, ask->ca_consumer) != 0)
+		DENY(LB_E_CONSENT_WRONG_CONSUMER, "consent token was issued to consumer "
+		    "\"%s\", not to \"%s\"", cs->cs_azp, ask->ca_consumer);
+	if (cs->cs_exp <= cs->cs_iat || cs->cs_exp - cs->cs_iat > LB_CONSENT_LIFETIME_MAX)
+		DENY(LB_E_CONSENT_EXPIRED, "consent lifetime (exp - iat) must be 1 to %d "
+		    "seconds", LB_CONSENT_LIFETIME_MAX);
+	if (ask->ca_now > cs->cs_exp + LB_SKEW_S)
+		DENY(LB_E_CONSENT_EXPIRED, "consent token expired %lld s ago",
+		    (long long)(ask->ca_now - cs->cs_exp));
+	if (ask->ca_now < cs->cs_iat - LB_SKEW_S)
+		DENY(LB_E_CONSENT_NOT_YET_VALID, "consent token is issued %lld s in the future",
+		    (long long)(cs->cs_iat - ask->ca_now));
+	if (strcmp(cs->cs_bundle, ask->ca_bundle) != 0)
+		DENY(LB_E_CONSENT_WRONG_BUNDLE, "consent token is for bundle \"%s\", the "
+		    "request is for \"%s\"", cs->cs_bundle, ask->ca_bundle);
+	for (i = 0; i < ask->ca_nitems; i++) {
+		if (!consent_has((const char (*)[LB_ITEM_MAX])cs->cs_items, cs->cs_nitems,
+		    ask->ca_items[i]))
+			DENY(LB_E_CONSENT_ITEM_NOT_COVERED, "the citizen did not consent to "
+			    "share item \"%s\"", ask->ca_items[i]);
+		if (policy_item(po, ask->ca_items[i]) == NULL)
+			DENY(LB_E_ITEM_NOT_IN_POLICY, "item \"%s\" is not part of bundle \"%s\"",
+			    ask->ca_items[i], po->po_bundle);
+	}
+	if (!consent_has_amr(cs, "face"))
+		DENY(LB_E_ASSURANCE_TOO_LOW, "consent was not given by face authentication "
+		    "(amr lacks \"face\")");
+	for (i = 0; i < po->po_namr; i++)
+		if (!consent_has_amr(cs, po->po_amr[i]))
+			DENY(LB_E_ASSURANCE_TOO_LOW, "bundle \"%s\" requires authentication "
+			    "method \"%s\"", po->po_bundle, po->po_amr[i]);
+	if (cs->cs_liveness < po->po_min_liveness)
+		DENY(LB_E_ASSURANCE_TOO_LOW, "liveness score %lld is below the bundle's "
+		    "minimum %lld", (long long)cs->cs_liveness, (long long)po->po_min_liveness);
+	if (cs->cs_match < po->po_min_match)
+		DENY(LB_E_ASSURANCE_TOO_LOW, "face match score %lld is below the bundle's "
+		    "minimum %lld", (long long)cs->cs_match, (long long)po->po_min_match);
+	if (strcmp(cs->cs_sub, ask->ca_subject) != 0)
+		DENY(LB_E_SUBJECT_MISMATCH, "consent token is for another subject than the "
+		    "one requested");
+	if (strcmp(cs->cs_rel, "self") == 0 && strcmp(cs->cs_act, cs->cs_sub) != 0)
+		DENY(LB_E_CONSENT_MALFORMED, "rel is \"self\" but act differs from sub");
+#undef DENY
+	e = LB_OK;
+	msg[0] = '\0';
+done:
+	msgpack_zone_destroy(&z);
+	return e;
+}

@@ -1,0 +1,775 @@
+/*
+ * exchange.c - POST /v1/exchanges: one consented, sealed, journaled exchange.
+ *
+ * An exchange moves through these states, each finished by a callback on
+ * the event loop:
+ *
+ *	CONSENT	verify every subject's consent token	(worker thread)
+ *	CLAIM	record each token's jti, once		(journal writer)
+ *	FETCH	query the departments in parallel	(libevent HTTP client)
+ *	SEAL	translate, minimize, seal		(worker thread)
+ *	JOURNAL	append the records, wait for commit	(journal writer)
+ *	REPLY	answer the consumer
+ *
+ * The answer leaves only after the commit that holds the exchange's
+ * records, so an acknowledged exchange is never missing from the journal.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <event2/http.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+
+#include "gateway.h"
+
+#define EX_TOKEN_MAX	(16 * 1024)
+
+enum ex_state {
+	EX_CONSENT,
+	EX_CLAIM,
+	EX_FETCH,
+	EX_SEAL,
+	EX_JOURNAL,
+	EX_REPLY
+};
+
+static const char *const ex_state_names[] = {
+	"consent", "claim", "fetch", "seal", "journal", "reply"
+};
+
+struct exchange;
+struct ex_subject;
+
+struct ex_item {
+	struct exchange			*it_ex;
+	struct ex_subject		*it_su;
+	char				 it_item[LB_ITEM_MAX];
+	const struct policy_item	*it_pi;
+	const struct adapter		*it_ad;
+	const struct seal_key		*it_seal;
+	enum lb_err			 it_status;
+	char				 it_msg[256];
+	uint8_t				*it_body;
+	size_t				 it_body_len;
+	msgpack_object			 it_doc;
+	uint8_t				*it_doc_bytes;
+	size_t				 it_doc_len;
+	uint8_t				 it_doc_hash[32];
+	uint8_t				*it_claim;
+	size_t				 it_claim_len;
+	uint8_t				 it_claim_hash[32];
+	uint8_t				*it_receipt;
+	size_t				 it_receipt_len;
+	uint64_t			 it_seq;
+	uint64_t			 it_t0_us;
+	int64_t				 it_latency_us;
+};
+
+struct ex_subject {
+	char			 su_id[LB_SUBJECT_MAX];
+	uint8_t			*su_token;
+	size_t			 su_token_len;
+	struct consent		 su_cs;
+	bool			 su_cs_valid;	/* token decoded (claims usable) */
+	enum lb_err		 su_status;
+	char			 su_msg[256];
+	struct ex_item		*su_items;
+	size_t			 su_nitems;
+	uint64_t		 su_seq;	/* its deny record, when denied */
+};
+
+struct exchange {
+	struct gw		*ex_gw;
+	struct evhttp_request	*ex_req;
+	struct snapshot		*ex_snap;
+	struct principal	 ex_pr;
+	const struct policy	*ex_policy;
+	char			 ex_bundle[LB_ID_MAX];
+	enum lb_err		 ex_status;	/* a failure of the whole request */
+	char			 ex_msg[256];
+	uint8_t			 ex_id[16];
+	char			 ex_idhex[33];
+	msgpack_zone		 ex_zone;
+	struct ex_subject	 ex_subj[LB_MAX_SUBJECTS];
+	size_t			 ex_nsubj;
+	int			 ex_pending;
+	enum ex_state		 ex_state;
+	uint64_t		 ex_t0_us;
+	int64_t			 ex_now;
+	uint64_t		 ex_exch_seq;
+};
+
+static void	ex_claim(struct exchange *);
+static void	ex_fetch(struct exchange *);
+static void	ex_seal(struct exchange *);
+static void	ex_journal(struct exchange *);
+static void	ex_reply(struct exchange *);
+
+static void
+ex_enter(struct exchange *ex, enum ex_state st)
+{
+	log_debug("exchange %s: %s -> %s", ex->ex_idhex, ex_state_names[ex->ex_state],
+	    ex_state_names[st]);
+	ex->ex_state = st;
+}
+
+static void
+ex_free(struct exchange *ex)
+{
+	size_t	i, j;
+
+	for (i = 0; i < ex->ex_nsubj; i++) {
+		struct ex_subject *su = &ex->ex_subj[i];
+
+		for (j = 0; j < su->su_nitems; j++) {
+			free(su->su_items[j].it_body);
+			free(su->su_items[j].it_doc_bytes);
+			free(su->su_items[j].it_claim);
+			free(su->su_items[j].it_receipt);
+		}
+		free(su->su_items);
+		free(su->su_token);
+	}
+	snapshot_unref(ex->ex_snap);
+	msgpack_zone_destroy(&ex->ex_zone);
+	ex->ex_gw->gw_inflight--;
+	free(ex);
+}
+
+static void
+su_deny(struct ex_subject *su, enum lb_err e, const char *msg)
+{
+	size_t	i;
+
+	if (su->su_status != LB_OK)
+		return;		/* the first failure is the one reported */
+	su->su_status = e;
+	snprintf(su->su_msg, sizeof(su->su_msg), "%s", msg);
+	for (i = 0; i < su->su_nitems; i++) {
+		su->su_items[i].it_status = e;
+		snprintf(su->su_items[i].it_msg, sizeof(su->su_items[i].it_msg), "%s", msg);
+	}
+}
+
+static void
+it_fail(struct ex_item *it, enum lb_err e, const char *msg)
+{
+	if (it->it_status != LB_OK)
+		return;
+	it->it_status = e;
+	snprintf(it->it_msg, sizeof(it->it_msg), "%s", msg);
+}
+
+/*
+ * Decodes the request body.  Structural errors fail the whole request with
+ * bad_request before anything is journaled: such a request names no
+ * exchange a citizen could ask about.
+ */
+static int
+ex_parse(struct exchange *ex, const msgpack_object *body, msgpack_zone *z)
+{
+	const msgpack_object	*reqs, *r, *items, *tok;
+	const uint8_t		*p;
+	size_t			 n;
+	uint32_t		 i, j, k;
+
+#define BAD(...) do { ex->ex_status = LB_E_BAD_REQUEST; \
+	snprintf(ex->ex_msg, sizeof(ex->ex_msg), __VA_ARGS__); return -1; } while (0)
+	if (body->type != MSGPACK_OBJECT_MAP)
+		BAD("the request body must be an object with bundle and requests");
+	if (mpk_get_str(body, "bundle", ex->ex_bundle, sizeof(ex->ex_bundle)) != 0 ||
+	    ex->ex_bundle[0] == '\0')
+		BAD("\"bundle\" must be a non-empty string of at most %d bytes", LB_ID_MAX - 1);
+	if ((reqs = mpk_get(body, "requests")) == NULL || reqs->type != MSGPACK_OBJECT_ARRAY ||
+	    reqs->via.array.size == 0)
+		BAD("\"requests\" must be a non-empty array");
+	if (reqs->via.array.size > LB_MAX_SUBJECTS)
+		BAD("at most %d subjects per exchange", LB_MAX_SUBJECTS);
+	for (i = 0; i < reqs->via.array.size; i++) {
+		struct ex_subject *su = &ex->ex_subj[i];
+
+		r = &reqs->via.array.ptr[i];
+		if (r->type != MSGPACK_OBJECT_MAP)
+			BAD("requests[%u] must be an object", i);
+		if (mpk_get_str(r, "subject", su->su_id, sizeof(su->su_id)) != 0 ||
+		    su->su_id[0] == '\0')
+			BAD("requests[%u].subject must be a non-empty string of at most %d bytes",
+			    i, LB_SUBJECT_MAX - 1);
+		if ((items = mpk_get(r, "items")) == NULL || items->type != MSGPACK_OBJECT_ARRAY ||
+		    items->via.array.size == 0 || items->via.array.size > LB_MAX_ITEMS)
+			BAD("requests[%u].items must list 1 to %d item types", i, LB_MAX_ITEMS);
+		if ((su->su_items = calloc(items->via.array.size, sizeof(*su->su_items))) == NULL)
+			BAD("out of memory");
+		ex->ex_nsubj = i + 1;
+		for (j = 0; j < items->via.array.size; j++) {
+			struct ex_item *it = &su->su_items[j];
+
+			if (mpk_obj_str(&items->via.array.ptr[j], it->it_item,
+			    sizeof(it->it_item)) != 0 || it->it_item[0] == '\0')
+				BAD("requests[%u].items[%u] must be a short string", i, j);
+			for (k = 0; k < j; k++)
+				if (strcmp(su->su_items[k].it_item, it->it_item) == 0)
+					BAD("requests[%u] asks for item \"%s\" twice", i,
+					    it->it_item);
+			it->it_ex = ex;
+			it->it_su = su;
+			su->su_nitems = j + 1;
+		}
+		if ((tok = mpk_get(r, "consent")) == NULL || tok->type == MSGPACK_OBJECT_NIL) {
+			su_deny(su, LB_E_CONSENT_MISSING, "no consent token was given for "
+			    "this subject");
+			continue;
+		}
+		if (mpk_obj_bytes(tok, z, &p, &n) != 0 || n == 0 || n > EX_TOKEN_MAX) {
+			su_deny(su, LB_E_CONSENT_MALFORMED, "consent must be an envelope "
+			    "(msgpack bin, or base64url without padding in JSON)");
+			continue;
+		}
+		if ((su->su_token = malloc(n)) == NULL)
+			BAD("out of memory");
+		memcpy(su->su_token, p, n);
+		su->su_token_len = n;
+		SHA256(p, n, su->su_cs.cs_hash);
+	}
+#undef BAD
+	return 0;
+}
+
+static void
+ex_consent_work(void *arg)
+{
+	struct exchange		*ex = arg;
+	struct consent_ask	 ask;
+	char			 (*names)[LB_ITEM_MAX];
+	char			 msg[256];
+	enum lb_err		 e;
+	size_t			 i, j;
+
+	for (i = 0; i < ex->ex_nsubj; i++) {
+		struct ex_subject *su = &ex->ex_subj[i];
+
+		if (su->su_status != LB_OK)
+			continue;
+		if ((names = calloc(su->su_nitems, sizeof(*names))) == NULL) {
+			su_deny(su, LB_E_INTERNAL, "out of memory");
+			continue;
+		}
+		for (j = 0; j < su->su_nitems; j++)
+			memcpy(names[j], su->su_items[j].it_item, LB_ITEM_MAX);
+		memset(&ask, 0, sizeof(ask));
+		ask.ca_aud = ex->ex_gw->gw_conf.gc_id;
+		ask.ca_consumer = ex->ex_pr.pr_id;
+		ask.ca_bundle = ex->ex_bundle;
+		ask.ca_subject = su->su_id;
+		ask.ca_items = (const char (*)[LB_ITEM_MAX])names;
+		ask.ca_nitems = su->su_nitems;
+		ask.ca_policy = ex->ex_policy;
+		ask.ca_now = ex->ex_now;
+		e = consent_verify(ex->ex_snap->sn_trust, su->su_token, su->su_token_len, &ask,
+		    &su->su_cs, msg, sizeof(msg));
+		/* The claims are usable for the journal once the signature held. */
+		su->su_cs_valid = e == LB_OK || (e != LB_E_CONSENT_MALFORMED &&
+		    e != LB_E_CONSENT_UNTRUSTED_ISSUER && e != LB_E_CONSENT_BAD_SIGNATURE);
+		if (e != LB_OK)
+			su_deny(su, e, msg);
+		free(names);
+	}
+}
+
+static void
+ex_consent_done(void *arg)
+{
+	ex_claim(arg);
+}
+
+static void
+ex_claim_done(void *arg, int status)
+{
+	struct ex_subject	*su = arg;
+	struct exchange		*ex = su->su_items[0].it_ex;
+
+	if (status == 1)
+		su_deny(su, LB_E_CONSENT_REPLAYED, "this consent token was already used");
+	else if (status != 0)
+		su_deny(su, LB_E_JOURNAL_UNAVAILABLE, "the journal could not record the "
+		    "consent token");
+	if (--ex->ex_pending == 0)
+		ex_fetch(ex);
+}
+
+/*
+ * Each token authorizes one exchange: its jti is inserted atomically by the
+ * journal writer, and only the first insert wins.
+ */
+static void
+ex_claim(struct exchange *ex)
+{
+	size_t	i;
+
+	ex_enter(ex, EX_CLAIM);
+	ex->ex_pending = 1;	/* held until every claim is queued */
+	for (i = 0; i < ex->ex_nsubj; i++) {
+		struct ex_subject *su = &ex->ex_subj[i];
+
+		if (su->su_status != LB_OK)
+			continue;
+		ex->ex_pending++;
+		if (journal_jti_claim(ex->ex_gw->gw_journal, ex->ex_gw->gw_base,
+		    su->su_cs.cs_jti, (uint64_t)(su->su_cs.cs_exp + LB_SKEW_S),
+		    ex_claim_done, su) != 0) {
+			ex->ex_pending--;
+			su_deny(su, LB_E_JOURNAL_UNAVAILABLE, "the journal is not accepting "
+			    "records");
+		}
+	}
+	if (--ex->ex_pending == 0)
+		ex_fetch(ex);
+}
+
+static void
+ex_fetch_done(void *arg, enum lb_err e, const uint8_t *body, size_t len, const char *msg)
+{
+	struct ex_item	*it = arg;
+	struct exchange	*ex = it->it_ex;
+
+	it->it_latency_us = (int64_t)(now_us_mono() - it->it_t0_us);
+	if (e != LB_OK)
+		it_fail(it, e, msg);
+	else if ((it->it_body = malloc(len + 1)) == NULL)
+		it_fail(it, LB_E_INTERNAL, "out of memory");
+	else {
+		memcpy(it->it_body, body, len);
+		it->it_body[len] = '\0';
+		it->it_body_len = len;
+	}
+	if (--ex->ex_pending == 0)
+		ex_seal(ex);
+}
+
+static void
+ex_fetch(struct exchange *ex)
+{
+	char	msg[256];
+	size_t	i, j;
+
+	ex_enter(ex, EX_FETCH);
+	ex->ex_pending = 1;
+	for (i = 0; i < ex->ex_nsubj; i++) {
+		struct ex_subject *su = &ex->ex_subj[i];
+
+		if (su->su_status == LB_OK && strcmp(su->su_cs.cs_rel, "guardian") == 0)
+			su_deny(su, LB_E_GUARDIAN_UNVERIFIED, "this gateway cannot prove the "
+			    "guardian relation for this bundle");
+		if (su->su_status != LB_OK)
+			continue;
+		for (j = 0; j < su->su_nitems; j++) {
+			struct ex_item *it = &su->su_items[j];
+
+			it->it_pi = policy_item(ex->ex_policy, it->it_item);
+			it->it_ad = snapshot_adapter_for(ex->ex_snap, it->it_pi->pi_dept,
+			    it->it_item);
+			if (it->it_ad == NULL) {
+				snprintf(msg, sizeof(msg), "department %s has no adapter for "
+				    "item \"%s\"", it->it_pi->pi_dept, it->it_item);
+				it_fail(it, LB_E_NO_ADAPTER, msg);
+				continue;
+			}
+			it->it_seal = snapshot_seal(ex->ex_snap, it->it_ad->ad_seal);
+			it->it_t0_us = now_us_mono();
+			ex->ex_pending++;
+			if (fanout_fetch(ex->ex_gw->gw_fanout, it->it_ad, it->it_item, su->su_id,
+			    ex_fetch_done, it) != 0) {
+				ex->ex_pending--;
+				it_fail(it, LB_E_DEPARTMENT_UNAVAILABLE, "the department "
+				    "endpoint could not be used");
+			}
+		}
+	}
+	if (--ex->ex_pending == 0)
+		ex_seal(ex);
+}
+
+/* Translates, minimizes and packs one item's answer (worker thread). */
+static void
+ex_translate_item(struct exchange *ex, struct ex_item *it)
+{
+	msgpack_sbuffer	sb;
+	msgpack_object	doc;
+	char		err[256];
+	enum lb_err	e;
+
+	e = translate(it->it_ad, it->it_item, it->it_su->su_id, it->it_body, it->it_body_len,
+	    &ex->ex_zone, &doc, err, sizeof(err));
+	if (e != LB_OK) {
+		it_fail(it, e, err);
+		return;
+	}
+	it->it_doc = policy_minimize(it->it_pi, &doc, &ex->ex_zone);
+	if (mpk_pack_alloc(&it->it_doc, &it->it_doc_bytes, &it->it_doc_len) != 0) {
+		it_fail(it, LB_E_DEPARTMENT_BAD_RESPONSE, "the translated document cannot be "
+		    "encoded canonically");
+		return;
+	}
+	SHA256(it->it_doc_bytes, it->it_doc_len, it->it_doc_hash);
+	msgpack_sbuffer_init(&sb);
+	if (seal_claim_pack(it->it_seal, it->it_item, it->it_doc_bytes, it->it_doc_len,
+	    ex->ex_id, (uint64_t)ex->ex_now, &sb) != 0) {
+		msgpack_sbuffer_destroy(&sb);
+		it_fail(it, LB_E_INTERNAL, "the seal claim could not be built");
+		return;
+	}
+	it->it_claim_len = sb.size;
+	it->it_claim = (uint8_t *)msgpack_sbuffer_release(&sb);
+	SHA256(it->it_claim, it->it_claim_len, it->it_claim_hash);
+}
+
+/* Seals every finished document of one seal key in one batch (worker thread). */
+static void
+ex_seal_batch(struct exchange *ex, const struct seal_key *sk)
+{
+	struct ex_item	**its;
+	const uint8_t	**claims;
+	uint8_t		**receipts;
+	size_t		 *lens, *rlens, n = 0, i, j, total = 0;
+
+	for (i = 0; i < ex->ex_nsubj; i++)
+		total += ex->ex_subj[i].su_nitems;
+	its = calloc(total, sizeof(*its));
+	claims = calloc(total, sizeof(*claims));
+	receipts = calloc(total, sizeof(*receipts));
+	lens = calloc(total, sizeof(*lens));
+	rlens = calloc(total, sizeof(*rlens));
+	if (its == NULL || claims == NULL || receipts == NULL || lens == NULL || rlens == NULL)
+		goto done;
+	for (i = 0; i < ex->ex_nsubj; i++)
+		for (j = 0; j < ex->ex_subj[i].su_nitems; j++) {
+			struct ex_item *it = &ex->ex_subj[i].su_items[j];
+
+			if (it->it_status == LB_OK && it->it_seal == sk &&
+			    it->it_receipt == NULL) {
+				its[n] = it;
+				claims[n] = it->it_claim;
+				lens[n] = it->it_claim_len;
+				n++;
+			}
+		}
+	if (n == 0)
+		goto done;
+	if (seal_batch(sk, claims, lens, n, (uint64_t)ex->ex_now, receipts, rlens) != 0) {
+		for (i = 0; i < n; i++)
+			it_fail(its[i], LB_E_INTERNAL, "the seal could not be applied");
+		goto done;
+	}
+	for (i = 0; i < n; i++) {
+		its[i]->it_receipt = receipts[i];
+		its[i]->it_receipt_len = rlens[i];
+	}
+done:
+	free(its);
+	free(claims);
+	free(receipts);
+	free(lens);
+	free(rlens);
+}
+
+static void
+ex_seal_work(void *arg)
+{
+	struct exchange	*ex = arg;
+	size_t		 i, j;
+
+	for (i = 0; i < ex->ex_nsubj; i++)
+		for (j = 0; j < ex->ex_subj[i].su_nitems; j++) {
+			struct ex_item *it = &ex->ex_subj[i].su_items[j];
+
+			if (it->it_status == LB_OK)
+				ex_translate_item(ex, it);
+		}
+	for (i = 0; i < ex->ex_snap->sn_nseals; i++)
+		ex_seal_batch(ex, &ex->ex_snap->sn_seals[i]);
+}
+
+static void
+ex_seal_done(void *arg)
+{
+	ex_journal(arg);
+}
+
+static void
+ex_seal(struct exchange *ex)
+{
+	ex_enter(ex, EX_SEAL);
+	if (workers_submit(ex->ex_gw->gw_workers, ex->ex_gw->gw_base, ex_seal_work,
+	    ex_seal_done, ex) != 0) {
+		ex->ex_status = LB_E_INTERNAL;
+		snprintf(ex->ex_msg, sizeof(ex->ex_msg), "the gateway is shutting down");
+		ex_reply(ex);
+	}
+}
+
+static void
+ex_record_common(struct exchange *ex, struct ex_subject *su, struct jrec *r)
+{
+	struct journal	*j = ex->ex_gw->gw_journal;
+
+	memset(r, 0, sizeof(*r));
+	r->jr_t_ms = now_ms();
+	r->jr_has_exch = true;
+	memcpy(r->jr_exch, ex->ex_id, 16);
+	snprintf(r->jr_consumer, sizeof(r->jr_consumer), "%s", ex->ex_pr.pr_id);
+	snprintf(r->jr_bundle, sizeof(r->jr_bundle), "%s", ex->ex_bundle);
+	if (su == NULL)
+		return;
+	r->jr_has_subject = true;
+	journal_pseudonym(j, su->su_id, r->jr_subject);
+	if (su->su_token != NULL) {
+		r->jr_has_consent = true;
+		memcpy(r->jr_consent, su->su_cs.cs_hash, 32);
+	}
+	if (su->su_cs_valid) {
+		r->jr_has_actor = true;
+		journal_pseudonym(j, su->su_cs.cs_act, r->jr_actor);
+		snprintf(r->jr_rel, sizeof(r->jr_rel), "%s", su->su_cs.cs_rel);
+	}
+}
+
+static void
+ex_journal_done(void *arg, int status, uint64_t first_seq)
+{
+	struct exchange	*ex = arg;
+	uint64_t	 seq = first_seq;
+	size_t		 i, j;
+
+	if (status != 0) {
+		ex->ex_status = LB_E_JOURNAL_UNAVAILABLE;
+		snprintf(ex->ex_msg, sizeof(ex->ex_msg), "the journal could not commit this "
+		    "exchange; nothing was released");
+		ex_reply(ex);
+		return;
+	}
+	/* Seqs follow the order in which ex_journal queued the records. */
+	for (i = 0; i < ex->ex_nsubj; i++) {
+		struct ex_subject *su = &ex->ex_subj[i];
+
+		if (su->su_status != LB_OK) {
+			su->su_seq = seq++;
+			continue;
+		}
+		for (j = 0; j < su->su_nitems; j++)
+			su->su_items[j].it_seq = seq++;
+	}
+	ex->ex_exch_seq = seq;
+	ex_reply(ex);
+}
+
+/*
+ * One record per denied subject, one per item of a consented subject, and
+ * one for the exchange as a whole.
+ */
+static void
+ex_journal(struct exchange *ex)
+{
+	struct jrec	*recs, *r;
+	enum lb_err	 first = LB_OK;
+	size_t		 i, j, n = 1;
+	bool		 any_ok = false;
+
+	ex_enter(ex, EX_JOURNAL);
+	for (i = 0; i < ex->ex_nsubj; i++)
+		n += ex->ex_subj[i].su_status != LB_OK ? 1 : ex->ex_subj[i].su_nitems;
+	if ((recs = calloc(n, sizeof(*recs))) == NULL) {
+		ex->ex_status = LB_E_JOURNAL_UNAVAILABLE;
+		snprintf(ex->ex_msg, sizeof(ex->ex_msg), "out of memory");
+		ex_reply(ex);
+		return;
+	}
+	r = recs;
+	for (i = 0; i < ex->ex_nsubj; i++) {
+		struct ex_subject *su = &ex->ex_subj[i];
+
+		if (su->su_status != LB_OK) {
+			ex_record_common(ex, su, r);
+			r->jr_kind = JK_DENY;
+			snprintf(r->jr_decision, sizeof(r->jr_decision), "deny");
+			snprintf(r->jr_code, sizeof(r->jr_code), "%s", lb_err_code(su->su_status));
+			if (first == LB_OK)
+				first = su->su_status;
+			r++;
+			continue;
+		}
+		for (j = 0; j < su->su_nitems; j++) {
+			struct ex_item *it = &su->su_items[j];
+
+			ex_record_common(ex, su, r);
+			r->jr_kind = JK_ITEM;
+			snprintf(r->jr_item, sizeof(r->jr_item), "%s", it->it_item);
+			snprintf(r->jr_dept, sizeof(r->jr_dept), "%s", it->it_pi->pi_dept);
+			snprintf(r->jr_decision, sizeof(r->jr_decision), "%s",
+			    it->it_status == LB_OK ? "allow" : "deny");
+			snprintf(r->jr_code, sizeof(r->jr_code), "%s", lb_err_code(it->it_status));
+			if (it->it_status == LB_OK) {
+				any_ok = true;
+				r->jr_has_doc = r->jr_has_claim = true;
+				memcpy(r->jr_doc, it->it_doc_hash, 32);
+				memcpy(r->jr_claim, it->it_claim_hash, 32);
+			} else if (first == LB_OK)
+				first = it->it_status;
+			if (it->it_t0_us != 0) {
+				r->jr_has_latency = true;
+				r->jr_latency_us = it->it_latency_us;
+			}
+			r++;
+		}
+	}
+	ex_record_common(ex, NULL, r);
+	r->jr_kind = JK_EXCHANGE;
+	snprintf(r->jr_decision, sizeof(r->jr_decision), "%s", any_ok ? "allow" : "deny");
+	snprintf(r->jr_code, sizeof(r->jr_code), "%s", lb_err_code(any_ok ? LB_OK : first));
+	r->jr_has_latency = true;
+	r->jr_latency_us = (int64_t)(now_us_mono() - ex->ex_t0_us);
+	if (journal_append(ex->ex_gw->gw_journal, ex->ex_gw->gw_base, recs, n,
+	    ex_journal_done, ex) != 0) {
+		ex->ex_status = LB_E_JOURNAL_UNAVAILABLE;
+		snprintf(ex->ex_msg, sizeof(ex->ex_msg), "the journal is not accepting records");
+		ex_reply(ex);
+	}
+	free(recs);
+}
+
+static msgpack_object
+ex_result(struct exchange *ex, struct ex_subject *su, struct ex_item *it)
+{
+	msgpack_zone	*z = &ex->ex_zone;
+	struct mpk_map	 m;
+	msgpack_object	 seal;
+	enum lb_err	 e = su->su_status != LB_OK ? su->su_status : it->it_status;
+
+	mpk_map_init(&m, z, 8);
+	mpk_map_put(&m, "subject", mpk_str(su->su_id));
+	mpk_map_put(&m, "item", mpk_str(it->it_item));
+	mpk_map_put(&m, "status", mpk_str(lb_err_code(e)));
+	mpk_map_put(&m, "journal_seq", mpk_uint(su->su_status != LB_OK ? su->su_seq :
+	    it->it_seq));
+	if (e != LB_OK) {
+		mpk_map_put(&m, "message", mpk_str(su->su_status != LB_OK ? su->su_msg :
+		    it->it_msg));
+		return m.mm_obj;
+	}
+	mpk_map_put(&m, "document", it->it_doc);
+	mpk_map_put(&m, "document_bytes", mpk_bin(it->it_doc_bytes, it->it_doc_len));
+	if (mpk_unpack(it->it_receipt, it->it_receipt_len, z, &seal) == 0)
+		mpk_map_put(&m, "seal", seal);
+	return m.mm_obj;
+}
+
+static void
+ex_reply(struct exchange *ex)
+{
+	struct mpk_map	 m, err;
+	msgpack_object	 results;
+	enum lb_err	 first = LB_OK;
+	size_t		 i, j, n = 0, k = 0;
+	bool		 any_ok = false;
+	const char	*msg = "";
+
+	ex_enter(ex, EX_REPLY);
+	if (ex->ex_status != LB_OK) {
+		http_error(ex->ex_req, ex->ex_status, "%s", ex->ex_msg);
+		ex_free(ex);
+		return;
+	}
+	for (i = 0; i < ex->ex_nsubj; i++)
+		n += ex->ex_subj[i].su_nitems;
+	results = mpk_array(&ex->ex_zone, (uint32_t)n);
+	for (i = 0; i < ex->ex_nsubj; i++) {
+		struct ex_subject *su = &ex->ex_subj[i];
+
+		for (j = 0; j < su->su_nitems; j++) {
+			struct ex_item *it = &su->su_items[j];
+			enum lb_err e = su->su_status != LB_OK ? su->su_status : it->it_status;
+
+			results.via.array.ptr[k++] = ex_result(ex, su, it);
+			if (e == LB_OK)
+				any_ok = true;
+			else if (first == LB_OK) {
+				first = e;
+				msg = su->su_status != LB_OK ? su->su_msg : it->it_msg;
+			}
+		}
+	}
+	mpk_map_init(&m, &ex->ex_zone, 4);
+	mpk_map_put(&m, "exchange", mpk_bin(ex->ex_id, 16));
+	mpk_map_put(&m, "results", results);
+	mpk_map_put(&m, "journal_seq", mpk_uint(ex->ex_exch_seq));
+	if (!any_ok) {
+		/* Nothing could be served: the request fails with its first reason. */
+		mpk_map_init(&err, &ex->ex_zone, 2);
+		mpk_map_put(&err, "code", mpk_str(lb_err_code(first)));
+		mpk_map_put(&err, "message", mpk_str(msg));
+		mpk_map_put(&m, "error", err.mm_obj);
+		http_reply(ex->ex_req, lb_err_status(first), &m.mm_obj);
+	} else
+		http_reply(ex->ex_req, 200, &m.mm_obj);
+	log_info("exchange %s: consumer %s bundle %s: %s", ex->ex_idhex, ex->ex_pr.pr_id,
+	    ex->ex_bundle, any_ok ? "served" : lb_err_code(first));
+	ex_free(ex);
+}
+
+void
+exchange_start(struct gw *gw, struct evhttp_request *req, const struct principal *pr,
+    msgpack_zone *z, const msgpack_object *body)
+{
+	struct exchange	*ex;
+	size_t		 i;
+	char		 msg[256];
+
+	if ((ex = calloc(1, sizeof(*ex))) == NULL) {
+		http_error(req, LB_E_INTERNAL, "out of memory");
+		return;
+	}
+	gw->gw_inflight++;
+	ex->ex_gw = gw;
+	ex->ex_req = req;
+	ex->ex_pr = *pr;
+	ex->ex_snap = gw->gw_snap;
+	snapshot_ref(ex->ex_snap);
+	msgpack_zone_init(&ex->ex_zone, 16384);
+	ex->ex_t0_us = now_us_mono();
+	ex->ex_now = (int64_t)(now_ms() / 1000);
+	if (RAND_bytes(ex->ex_id, sizeof(ex->ex_id)) != 1) {
+		ex->ex_status = LB_E_INTERNAL;
+		snprintf(ex->ex_msg, sizeof(ex->ex_msg), "no randomness for an exchange id");
+		ex_reply(ex);
+		return;
+	}
+	hex_encode(ex->ex_id, sizeof(ex->ex_id), ex->ex_idhex);
+	if (ex_parse(ex, body, z) != 0) {
+		ex_reply(ex);
+		return;
+	}
+	/* Denials of the whole bundle are journaled for each subject. */
+	if ((ex->ex_policy = snapshot_policy(ex->ex_snap, ex->ex_bundle)) == NULL) {
+		snprintf(msg, sizeof(msg), "no bundle policy \"%s\" is loaded", ex->ex_bundle);
+		for (i = 0; i < ex->ex_nsubj; i++)
+			su_deny(&ex->ex_subj[i], LB_E_UNKNOWN_BUNDLE, msg);
+	} else if (!policy_allows_consumer(ex->ex_policy, pr->pr_id)) {
+		snprintf(msg, sizeof(msg), "consumer %s may not use bundle \"%s\"", pr->pr_id,
+		    ex->ex_bundle);
+		for (i = 0; i < ex->ex_nsubj; i++)
+			su_deny(&ex->ex_subj[i], LB_E_FORBIDDEN_ROLE, msg);
+	}
+	ex_enter(ex, EX_CONSENT);
+	if (ex->ex_policy == NULL || !policy_allows_consumer(ex->ex_policy, pr->pr_id)) {
+		ex_journal(ex);
+		return;
+	}
+	if (workers_submit(gw->gw_workers, gw->gw_base, ex_consent_work, ex_consent_done,
+	    ex) != 0) {
+		ex->ex_status = LB_E_INTERNAL;
+		snprintf(ex->ex_msg, sizeof(ex->ex_msg), "the gateway is shutting down");
+		ex_reply(ex);
+	}
+}

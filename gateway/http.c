@@ -1,0 +1,529 @@
+/*
+ * http.c - the HTTPS front: TLS with client certificates, the principal of
+ * each request, routing, body decoding and JSON/msgpack answers (DESIGN §8).
+ */
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <errno.h>
+#include <sys/queue.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <openssl/err.h>
+
+#include "gateway.h"
+
+#define HTTP_HEADERS_MAX	(16 * 1024)
+#define HTTP_TIMEOUT_S		30
+#define LEAVES_PER_CALL		1000
+
+static bool
+http_wants_msgpack(struct evhttp_request *req)
+{
+	const char	*accept;
+
+	accept = evhttp_find_header(evhttp_request_get_input_headers(req), "Accept");
+	return accept != NULL && strstr(accept, "application/msgpack") != NULL;
+}
+
+void
+http_reply(struct evhttp_request *req, int status, const msgpack_object *body)
+{
+	struct evkeyvalq	*hdrs = evhttp_request_get_output_headers(req);
+	struct evbuffer		*buf;
+	msgpack_sbuffer		 sb;
+	char			*json;
+
+	if ((buf = evbuffer_new()) == NULL) {
+		evhttp_send_error(req, 500, NULL);
+		return;
+	}
+	if (http_wants_msgpack(req)) {
+		msgpack_sbuffer_init(&sb);
+		if (mpk_pack(body, &sb, false) != 0) {
+			msgpack_sbuffer_destroy(&sb);
+			evbuffer_free(buf);
+			evhttp_send_error(req, 500, NULL);
+			return;
+		}
+		evbuffer_add(buf, sb.data, sb.size);
+		msgpack_sbuffer_destroy(&sb);
+		evhttp_add_header(hdrs, "Content-Type", "application/msgpack");
+	} else {
+		if ((json = mpk_to_json(body, false)) == NULL) {
+			evbuffer_free(buf);
+			evhttp_send_error(req, 500, NULL);
+			return;
+		}
+		evbuffer_add(buf, json, strlen(json));
+		evbuffer_add(buf, "\n", 1);
+		free(json);
+		evhttp_add_header(hdrs, "Content-Type", "application/json; charset=utf-8");
+	}
+	evhttp_add_header(hdrs, "Cache-Control", "no-store");
+	evhttp_send_reply(req, status, NULL, buf);
+	evbuffer_free(buf);
+}
+
+void
+http_error(struct evhttp_request *req, enum lb_err e, const char *fmt, ...)
+{
+	msgpack_zone	z;
+	struct mpk_map	top, err;
+	char		msg[512];
+	va_list		ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	msgpack_zone_init(&z, 1024);
+	mpk_map_init(&err, &z, 2);
+	mpk_map_put(&err, "code", mpk_str(lb_err_code(e)));
+	mpk_map_put(&err, "message", mpk_str(msg));
+	mpk_map_init(&top, &z, 1);
+	mpk_map_put(&top, "error", err.mm_obj);
+	http_reply(req, lb_err_status(e), &top.mm_obj);
+	msgpack_zone_destroy(&z);
+}
+
+/*
+ * The principal is the verified client certificate: OU is the role, CN the
+ * id.  The handshake accepts any certificate so that an unknown one gets a
+ * readable 401 here instead of a bare TLS alert.
+ */
+static int
+http_principal(struct evhttp_request *req, struct principal *pr)
+{
+	struct evhttp_connection	*conn;
+	struct bufferevent		*bev;
+	SSL				*ssl;
+	X509				*peer;
+
+	memset(pr, 0, sizeof(*pr));
+	if ((conn = evhttp_request_get_connection(req)) == NULL ||
+	    (bev = evhttp_connection_get_bufferevent(conn)) == NULL ||
+	    (ssl = bufferevent_openssl_get_ssl(bev)) == NULL)
+		return -1;
+	if ((peer = SSL_get0_peer_certificate(ssl)) == NULL ||
+	    SSL_get_verify_result(ssl) != X509_V_OK)
+		return -1;
+	if (cert_subject_field(peer, NID_organizationalUnitName, pr->pr_role,
+	    sizeof(pr->pr_role)) != 0 ||
+	    cert_subject_field(peer, NID_commonName, pr->pr_id, sizeof(pr->pr_id)) != 0)
+		return -1;
+	if (strcmp(pr->pr_role, "department") != 0 && strcmp(pr->pr_role, "consumer") != 0 &&
+	    strcmp(pr->pr_role, "auditor") != 0 && strcmp(pr->pr_role, "admin") != 0)
+		return -1;
+	return 0;
+}
+
+/* Decodes a JSON or msgpack request body into z. */
+static int
+http_body(struct evhttp_request *req, msgpack_zone *z, msgpack_object *out, char *err,
+    size_t errlen)
+{
+	struct evbuffer	*in = evhttp_request_get_input_buffer(req);
+	const char	*ct;
+	size_t		 len = evbuffer_get_length(in);
+	unsigned char	*p;
+
+	ct = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
+	if (len == 0) {
+		snprintf(err, errlen, "the request needs a body");
+		return -1;
+	}
+	if ((p = evbuffer_pullup(in, -1)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (ct != NULL && strncasecmp(ct, "application/msgpack", 19) == 0) {
+		if (mpk_unpack(p, len, z, out) != 0) {
+			snprintf(err, errlen, "the body is not one well-formed msgpack value");
+			return -1;
+		}
+		return 0;
+	}
+	if (ct != NULL && strncasecmp(ct, "application/json", 16) != 0) {
+		snprintf(err, errlen, "Content-Type must be application/json or "
+		    "application/msgpack");
+		return -1;
+	}
+	return mpk_from_json((const char *)p, len, z, out, err, errlen);
+}
+
+static bool
+http_query_u64(const struct evkeyvalq *q, const char *name, uint64_t *v, bool *present)
+{
+	const char	*s = evhttp_find_header(q, name);
+	char		*end;
+
+	*present = s != NULL;
+	if (s == NULL)
+		return true;
+	if (*s < '0' || *s > '9')
+		return false;
+	errno = 0;
+	*v = strtoull(s, &end, 10);
+	return errno == 0 && *end == '\0';
+}
+
+static void
+http_health(struct gw *gw, struct evhttp_request *req)
+{
+	msgpack_zone	z;
+	struct mpk_map	m;
+
+	msgpack_zone_init(&z, 256);
+	mpk_map_init(&m, &z, 2);
+	mpk_map_put(&m, "status", mpk_str(gw->gw_stopping ? "stopping" : "ok"));
+	mpk_map_put(&m, "journal_size", mpk_uint(journal_size(gw->gw_journal)));
+	http_reply(req, 200, &m.mm_obj);
+	msgpack_zone_destroy(&z);
+}
+
+/* Journal reads touch the disk, so they run on a worker. */
+struct jread {
+	struct gw		*jr_gw;
+	struct evhttp_request	*jr_req;
+	bool			 jr_leaves;
+	uint64_t		 jr_start, jr_end;
+	msgpack_zone		 jr_zone;
+	msgpack_object		 jr_body;
+	enum lb_err		 jr_err;
+	char			 jr_msg[128];
+};
+
+static int
+jread_leaf(void *arg, uint64_t seq, const void *rec, size_t len)
+{
+	struct jread	*jr = arg;
+	uint64_t	 i = seq - jr->jr_start;
+
+	if (seq < jr->jr_start || seq >= jr->jr_end)
+		return -1;
+	jr->jr_body.via.array.ptr[i] = mpk_bindup(&jr->jr_zone, rec, len);
+	return 0;
+}
+
+static void
+jread_work(void *arg)
+{
+	struct jread	*jr = arg;
+	struct mpk_map	 m;
+	msgpack_object	 leaves;
+	uint8_t		*env, root[32];
+	size_t		 envlen;
+	uint64_t	 size, t_ms;
+
+	mpk_map_init(&m, &jr->jr_zone, 4);
+	if (jr->jr_leaves) {
+		jr->jr_body = leaves = mpk_array(&jr->jr_zone,
+		    (uint32_t)(jr->jr_end - jr->jr_start));
+		if (jr->jr_end > jr->jr_start &&
+		    journal_leaves(jr->jr_gw->gw_journal, jr->jr_start, jr->jr_end,
+		    jread_leaf, jr) != 0) {
+			jr->jr_err = LB_E_JOURNAL_UNAVAILABLE;
+			snprintf(jr->jr_msg, sizeof(jr->jr_msg), "the journal could not be read");
+			return;
+		}
+		mpk_map_put(&m, "leaves", leaves);
+		mpk_map_put(&m, "start", mpk_uint(jr->jr_start));
+		mpk_map_put(&m, "end", mpk_uint(jr->jr_end));
+	} else {
+		if (journal_checkpoint(jr->jr_gw->gw_journal, &env, &envlen, &size, root,
+		    &t_ms) != 0) {
+			jr->jr_err = LB_E_NOT_FOUND;
+			snprintf(jr->jr_msg, sizeof(jr->jr_msg), "the journal has no "
+			    "checkpoint yet");
+			return;
+		}
+		mpk_map_put(&m, "size", mpk_uint(size));
+		mpk_map_put(&m, "root", mpk_bindup(&jr->jr_zone, root, 32));
+		mpk_map_put(&m, "t_ms", mpk_uint(t_ms));
+		mpk_map_put(&m, "envelope", mpk_bindup(&jr->jr_zone, env, envlen));
+		free(env);
+	}
+	jr->jr_body = m.mm_obj;
+}
+
+static void
+jread_done(void *arg)
+{
+	struct jread	*jr = arg;
+
+	if (jr->jr_err != LB_OK)
+		http_error(jr->jr_req, jr->jr_err, "%s", jr->jr_msg);
+	else
+		http_reply(jr->jr_req, 200, &jr->jr_body);
+	jr->jr_gw->gw_inflight--;
+	msgpack_zone_destroy(&jr->jr_zone);
+	free(jr);
+}
+
+static void
+http_journal_read(struct gw *gw, struct evhttp_request *req, bool leaves)
+{
+	struct evkeyvalq	 q;
+	struct jread		*jr;
+	const char		*query;
+	uint64_t		 start = 0, end = 0, size;
+	bool			 has_start, has_end;
+
+	if (leaves) {
+		TAILQ_INIT(&q);
+		query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+		if (query != NULL && evhttp_parse_query_str(query, &q) != 0) {
+			http_error(req, LB_E_BAD_REQUEST, "the query string is malformed");
+			return;
+		}
+		size = journal_size(gw->gw_journal);
+		if (!http_query_u64(&q, "start", &start, &has_start) ||
+		    !http_query_u64(&q, "end", &end, &has_end)) {
+			evhttp_clear_headers(&q);
+			http_error(req, LB_E_BAD_REQUEST, "start and end must be decimal integers");
+			return;
+		}
+		evhttp_clear_headers(&q);
+		if (!has_end)
+			end = size;
+		if (start > end || end > size) {
+			http_error(req, LB_E_BAD_REQUEST, "need 0 <= start <= end <= %llu "
+			    "(the journal size)", (unsigned long long)size);
+			return;
+		}
+		if (end - start > LEAVES_PER_CALL)
+			end = start + LEAVES_PER_CALL;
+	}
+	if ((jr = calloc(1, sizeof(*jr))) == NULL) {
+		http_error(req, LB_E_INTERNAL, "out of memory");
+		return;
+	}
+	jr->jr_gw = gw;
+	jr->jr_req = req;
+	jr->jr_leaves = leaves;
+	jr->jr_start = start;
+	jr->jr_end = end;
+	msgpack_zone_init(&jr->jr_zone, 8192);
+	gw->gw_inflight++;
+	if (workers_submit(gw->gw_workers, gw->gw_base, jread_work, jread_done, jr) != 0) {
+		gw->gw_inflight--;
+		msgpack_zone_destroy(&jr->jr_zone);
+		free(jr);
+		http_error(req, LB_E_INTERNAL, "the gateway is shutting down");
+	}
+}
+
+static void
+http_exchanges(struct gw *gw, struct evhttp_request *req, const struct principal *pr)
+{
+	msgpack_zone	z;
+	msgpack_object	body;
+	char		err[256];
+
+	msgpack_zone_init(&z, 8192);
+	if (http_body(req, &z, &body, err, sizeof(err)) != 0)
+		http_error(req, LB_E_BAD_REQUEST, "%s", err);
+	else
+		exchange_start(gw, req, pr, &z, &body);
+	msgpack_zone_destroy(&z);
+}
+
+static bool
+http_role(struct evhttp_request *req, const struct principal *pr, const char *role)
+{
+	if (strcmp(pr->pr_role, role) == 0)
+		return true;
+	http_error(req, LB_E_FORBIDDEN_ROLE, "this call is for the %s role; your "
+	    "certificate is %s %s", role, pr->pr_role, pr->pr_id);
+	return false;
+}
+
+static void
+http_route(struct evhttp_request *req, void *arg)
+{
+	struct gw		*gw = arg;
+	struct principal	 pr;
+	const char		*path;
+	enum evhttp_cmd_type	 method = evhttp_request_get_command(req);
+
+	path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+	if (path == NULL)
+		path = "/";
+	if (strcmp(path, "/v1/health") == 0) {
+		if (method != EVHTTP_REQ_GET)
+			http_error(req, LB_E_METHOD_NOT_ALLOWED, "use GET %s", path);
+		else
+			http_health(gw, req);
+		return;
+	}
+	if (http_principal(req, &pr) != 0) {
+		http_error(req, LB_E_UNAUTHENTICATED, "a client certificate issued by the "
+		    "platform CA, with OU department, consumer, auditor or admin, is required");
+		return;
+	}
+	if (gw->gw_stopping) {
+		http_error(req, LB_E_INTERNAL, "the gateway is shutting down");
+		return;
+	}
+	if (strcmp(path, "/v1/exchanges") == 0) {
+		if (method != EVHTTP_REQ_POST)
+			http_error(req, LB_E_METHOD_NOT_ALLOWED, "use POST %s", path);
+		else if (http_role(req, &pr, "consumer"))
+			http_exchanges(gw, req, &pr);
+		return;
+	}
+	if (strcmp(path, "/v1/journal/checkpoint") == 0 ||
+	    strcmp(path, "/v1/journal/leaves") == 0) {
+		if (method != EVHTTP_REQ_GET)
+			http_error(req, LB_E_METHOD_NOT_ALLOWED, "use GET %s", path);
+		else if (http_role(req, &pr, "auditor"))
+			http_journal_read(gw, req, strcmp(path, "/v1/journal/leaves") == 0);
+		return;
+	}
+	http_error(req, LB_E_NOT_FOUND, "no such API route: %s", path);
+}
+
+static struct bufferevent *
+http_bevcb(struct event_base *base, void *arg)
+{
+	struct gw		*gw = arg;
+	struct bufferevent	*bev;
+	SSL			*ssl;
+
+	if ((ssl = SSL_new(gw->gw_ssl)) == NULL)
+		return NULL;
+	bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+	    BEV_OPT_CLOSE_ON_FREE);
+	if (bev != NULL)
+		bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	return bev;
+}
+
+/* Keep the handshake going for any certificate; http_principal decides. */
+static int
+http_verify_cb(int ok, X509_STORE_CTX *ctx)
+{
+	(void)ok;
+	(void)ctx;
+	return 1;
+}
+
+static SSL_CTX *
+http_tls(const struct gw_config *gc, char *err, size_t errlen)
+{
+	static const unsigned char	 sid_ctx[] = "lianban";
+	SSL_CTX				*ctx;
+	EVP_PKEY			*key = NULL;
+	STACK_OF(X509_NAME)		*cas;
+	char				 path[PATH_MAX];
+
+	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL)
+		goto fail;
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+	snprintf(path, sizeof(path), "%s/server.pem", gc->gc_certs);
+	if (SSL_CTX_use_certificate_chain_file(ctx, path) != 1) {
+		snprintf(err, errlen, "%s: cannot use as the server certificate", path);
+		goto fail;
+	}
+	snprintf(path, sizeof(path), "%s/server.key", gc->gc_certs);
+	if (key_load(path, &key, err, errlen) != 0)
+		goto fail;
+	if (SSL_CTX_use_PrivateKey(ctx, key) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+		snprintf(err, errlen, "%s: does not match server.pem", path);
+		goto fail;
+	}
+	EVP_PKEY_free(key);
+	key = NULL;
+	snprintf(path, sizeof(path), "%s/client-ca.pem", gc->gc_certs);
+	if (SSL_CTX_load_verify_locations(ctx, path, NULL) != 1 ||
+	    (cas = SSL_load_client_CA_file(path)) == NULL) {
+		snprintf(err, errlen, "%s: cannot load the client CA", path);
+		goto fail;
+	}
+	SSL_CTX_set_client_CA_list(ctx, cas);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, http_verify_cb);
+	SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1);
+	return ctx;
+fail:
+	if (err[0] == '\0')
+		snprintf(err, errlen, "TLS setup failed: %s",
+		    ERR_reason_error_string(ERR_get_error()));
+	EVP_PKEY_free(key);
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+int
+http_start(struct gw *gw, char *err, size_t errlen)
+{
+	struct evhttp_bound_socket	*bs;
+	struct sockaddr_storage		 ss;
+	socklen_t			 sslen = sizeof(ss);
+	char				 host[128], addr[INET6_ADDRSTRLEN];
+	char				*colon;
+	long				 port;
+	int				 p;
+
+	err[0] = '\0';
+	if (strlcpy_chk(host, gw->gw_conf.gc_listen, sizeof(host)) != 0 ||
+	    (colon = strrchr(host, ':')) == NULL) {
+		snprintf(err, errlen, "--listen wants HOST:PORT, not \"%s\"", gw->gw_conf.gc_listen);
+		return -1;
+	}
+	*colon = '\0';
+	port = strtol(colon + 1, NULL, 10);
+	if (port < 0 || port > 65535) {
+		snprintf(err, errlen, "--listen port out of range");
+		return -1;
+	}
+	if ((gw->gw_ssl = http_tls(&gw->gw_conf, err, errlen)) == NULL)
+		return -1;
+	if ((gw->gw_http = evhttp_new(gw->gw_base)) == NULL)
+		return -1;
+	evhttp_set_bevcb(gw->gw_http, http_bevcb, gw);
+	evhttp_set_gencb(gw->gw_http, http_route, gw);
+	evhttp_set_max_body_size(gw->gw_http, LB_BODY_MAX);
+	evhttp_set_max_headers_size(gw->gw_http, HTTP_HEADERS_MAX);
+	evhttp_set_timeout(gw->gw_http, HTTP_TIMEOUT_S);
+	evhttp_set_allowed_methods(gw->gw_http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
+	    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE);
+	if ((gw->gw_listener = bs = evhttp_bind_socket_with_handle(gw->gw_http, host,
+	    (ev_uint16_t)port)) == NULL) {
+		snprintf(err, errlen, "cannot listen on %s", gw->gw_conf.gc_listen);
+		return -1;
+	}
+	if (getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&ss, &sslen) != 0)
+		return -1;
+	if (ss.ss_family == AF_INET6) {
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, addr, sizeof(addr));
+		p = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+		snprintf(gw->gw_bound, sizeof(gw->gw_bound), "[%s]:%d", addr, p);
+	} else {
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, addr, sizeof(addr));
+		p = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+		snprintf(gw->gw_bound, sizeof(gw->gw_bound), "%s:%d", addr, p);
+	}
+	return 0;
+}
+
+void
+http_stop(struct gw *gw)
+{
+	if (gw->gw_http != NULL)
+		evhttp_free(gw->gw_http);
+	gw->gw_http = NULL;
+	SSL_CTX_free(gw->gw_ssl);
+	gw->gw_ssl = NULL;
+}

@@ -1,0 +1,672 @@
+/*
+ * lianban.h - internal interfaces of the lianban gateway core.
+ *
+ * One section per source file, in the order data flows through an
+ * exchange (see docs/architecture.md).  Functions return 0 on success and
+ * -1 on failure unless their comment says otherwise; results travel
+ * through out-parameters.  Ownership is stated where it is not obvious.
+ */
+#ifndef LIANBAN_H
+#define LIANBAN_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+struct event_base;
+
+#define LB_ID_MAX	64	/* department, consumer, adapter, bundle ids */
+#define LB_SUBJECT_MAX	64	/* resident ID numbers and other subject ids */
+#define LB_ITEM_MAX	64	/* item type names */
+#define LB_URL_MAX	512
+#define LB_BODY_MAX	(1024 * 1024)	/* largest API request body */
+#define LB_DEPT_BODY_MAX (4 * 1024 * 1024) /* largest department answer */
+#define LB_MAX_SUBJECTS	16	/* subjects in one exchange request */
+#define LB_MAX_ITEMS	32	/* items per subject */
+#define LB_MSGPACK_DEPTH 16	/* deepest nesting accepted from outside */
+#define LB_PROTOCOL	"lianban/1"
+#define LB_SKEW_S	60	/* allowed clock skew for consent tokens */
+#define LB_CONSENT_LIFETIME_MAX 600
+
+/* errors.c */
+enum lb_err {
+	LB_OK = 0,
+	LB_E_BAD_REQUEST,
+	LB_E_TOO_LARGE,
+	LB_E_UNAUTHENTICATED,
+	LB_E_FORBIDDEN_ROLE,
+	LB_E_NOT_FOUND,
+	LB_E_METHOD_NOT_ALLOWED,
+	LB_E_UNKNOWN_BUNDLE,
+	LB_E_ITEM_NOT_IN_POLICY,
+	LB_E_CONSENT_MISSING,
+	LB_E_CONSENT_MALFORMED,
+	LB_E_CONSENT_BAD_SIGNATURE,
+	LB_E_CONSENT_UNTRUSTED_ISSUER,
+	LB_E_CONSENT_WRONG_AUDIENCE,
+	LB_E_CONSENT_WRONG_CONSUMER,
+	LB_E_CONSENT_EXPIRED,
+	LB_E_CONSENT_NOT_YET_VALID,
+	LB_E_CONSENT_WRONG_BUNDLE,
+	LB_E_CONSENT_ITEM_NOT_COVERED,
+	LB_E_ASSURANCE_TOO_LOW,
+	LB_E_CONSENT_REPLAYED,
+	LB_E_CONSENT_REVOKED,
+	LB_E_GUARDIAN_UNVERIFIED,
+	LB_E_NO_ADAPTER,
+	LB_E_DEPARTMENT_UNAVAILABLE,
+	LB_E_DEPARTMENT_TIMEOUT,
+	LB_E_DEPARTMENT_BAD_RESPONSE,
+	LB_E_SUBJECT_MISMATCH,
+	LB_E_RATE_LIMITED,
+	LB_E_JOURNAL_UNAVAILABLE,
+	LB_E_INTERNAL,
+	LB_E__COUNT
+};
+/* The wire code ("consent_expired") and the HTTP status of an error. */
+const char	*lb_err_code(enum lb_err);
+int		 lb_err_status(enum lb_err);
+/* Maps a wire code back to the enum; LB_E__COUNT when unknown. */
+enum lb_err	 lb_err_from_code(const char *);
+
+/* util.c */
+void		 log_init(const char *prog, int verbose);
+void		 log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
+void		 log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
+void		 log_debug(const char *, ...) __attribute__((format(printf, 1, 2)));
+uint64_t	 now_ms(void);
+uint64_t	 now_us_mono(void);
+/* Base64url without padding.  The result is malloc'ed and NUL-terminated. */
+char		*b64url_encode(const void *, size_t);
+/* Accepts base64url without padding; the result is malloc'ed. */
+int		 b64url_decode(const char *, size_t, uint8_t **, size_t *);
+void		 hex_encode(const void *, size_t, char *out /* 2n+1 */);
+int		 hex_decode(const char *, size_t, uint8_t *out, size_t outlen);
+/* Reads a whole file of at most max bytes; *buf is malloc'ed. */
+int		 file_read(const char *path, size_t max, uint8_t **buf, size_t *len);
+/* Writes a file atomically (tmp + rename) with the given mode. */
+int		 file_write(const char *path, const void *, size_t, int mode);
+/* buf = a "/" b; -1 when it does not fit. */
+int		 path_join(char *buf, size_t bufsz, const char *a, const char *b);
+/* Copies a NUL-terminated string; -1 when it does not fit. */
+int		 strlcpy_chk(char *dst, const char *src, size_t dstsize);
+
+/* keys.c: key and certificate files */
+/*
+ * Loads a PEM private key.  Refuses a key file that is group or world
+ * readable.  The caller owns *key and frees it with EVP_PKEY_free (which
+ * wipes the key material).
+ */
+int		 key_load(const char *path, EVP_PKEY **key, char *err, size_t errlen);
+int		 cert_load(const char *path, X509 **cert, char *err, size_t errlen);
+/* kid = SHA-256 of the DER SubjectPublicKeyInfo (DESIGN §4). */
+int		 key_id_cert(X509 *, uint8_t kid[32]);
+int		 key_id_pkey(EVP_PKEY *, uint8_t kid[32]);
+/* Copies the first CN / OU of the certificate subject. */
+int		 cert_subject_field(X509 *, int nid, char *buf, size_t bufsz);
+
+/* mpk.c: canonical msgpack (DESIGN §3) on msgpack-c objects */
+/*
+ * Every object built here lives in a msgpack_zone; allocation failure in a
+ * zone is fatal, as with most daemons' allocators.  Strings and binaries
+ * passed to mpk_str/mpk_bin are borrowed, not copied: they must outlive the
+ * object.  Use mpk_strdup/mpk_bindup to copy into the zone.
+ */
+void		*mpk_zalloc(msgpack_zone *, size_t);
+msgpack_object	 mpk_nil(void);
+msgpack_object	 mpk_bool(bool);
+msgpack_object	 mpk_uint(uint64_t);
+msgpack_object	 mpk_int(int64_t);
+msgpack_object	 mpk_str(const char *);
+msgpack_object	 mpk_strn(const char *, size_t);
+msgpack_object	 mpk_bin(const void *, size_t);
+msgpack_object	 mpk_strdup(msgpack_zone *, const char *, size_t);
+msgpack_object	 mpk_bindup(msgpack_zone *, const void *, size_t);
+/* An array of n elements (all nil) whose storage is in the zone. */
+msgpack_object	 mpk_array(msgpack_zone *, uint32_t n);
+
+/* A map under construction: up to cap entries, in any order. */
+struct mpk_map {
+	msgpack_object	mm_obj;
+	uint32_t	mm_cap;
+};
+void		 mpk_map_init(struct mpk_map *, msgpack_zone *, uint32_t cap);
+/* Adds key (borrowed) -> v; aborts when the map is full (a programming error). */
+void		 mpk_map_put(struct mpk_map *, const char *key, msgpack_object v);
+
+/*
+ * Appends the canonical encoding of o to out: shortest headers, map keys
+ * sorted by their bytes.  Fails on non-string map keys, duplicate keys and
+ * floats (unless allow_float).
+ */
+int		 mpk_pack(const msgpack_object *o, msgpack_sbuffer *out, bool allow_float);
+/*
+ * Decodes exactly one object from buf (trailing bytes are an error) after
+ * checking that every container count fits the remaining input and nesting
+ * stays within LB_MSGPACK_DEPTH, so nothing is allocated on a lie.  The
+ * object borrows from z (not from buf).
+ */
+int		 mpk_unpack(const void *buf, size_t len, msgpack_zone *z, msgpack_object *out);
+/* True when buf is one canonical msgpack object without trailing bytes. */
+bool		 mpk_is_canonical(const void *buf, size_t len);
+/*
+ * JSON <-> msgpack objects.  From JSON: integers stay integers, reals are
+ * refused, strings stay strings (binary fields arrive as base64url strings;
+ * see mpk_obj_bytes).  To JSON: bin becomes base64url.  The text returned by
+ * mpk_to_json is malloc'ed.
+ */
+int		 mpk_from_json(const char *txt, size_t len, msgpack_zone *z, msgpack_object *out,
+		    char *err, size_t errlen);
+char		*mpk_to_json(const msgpack_object *o, bool pretty);
+/* Map look-up by string key; NULL when absent or map is not a map. */
+const msgpack_object *mpk_get(const msgpack_object *map, const char *key);
+bool		 mpk_str_eq(const msgpack_object *o, const char *s);
+/* Copies a str object into buf; -1 when not a str, too long, or holds NUL. */
+int		 mpk_obj_str(const msgpack_object *o, char *buf, size_t bufsz);
+int		 mpk_get_str(const msgpack_object *map, const char *key, char *buf, size_t bufsz);
+int		 mpk_obj_u64(const msgpack_object *o, uint64_t *v);
+int		 mpk_get_u64(const msgpack_object *map, const char *key, uint64_t *v);
+int		 mpk_obj_i64(const msgpack_object *o, int64_t *v);
+int		 mpk_get_i64(const msgpack_object *map, const char *key, int64_t *v);
+/* bin, or a base64url str (from JSON) decoded into the zone. */
+int		 mpk_obj_bytes(const msgpack_object *o, msgpack_zone *z, const uint8_t **p, size_t *n);
+int		 mpk_get_bytes(const msgpack_object *map, const char *key, msgpack_zone *z,
+		    const uint8_t **p, size_t *n);
+/* Packs o canonically into a fresh buffer; *buf is malloc'ed. */
+int		 mpk_pack_alloc(const msgpack_object *o, uint8_t **buf, size_t *len);
+
+/* envelope.c: the signed envelope (DESIGN §4) */
+enum lb_alg {
+	LB_ALG_NONE = 0,
+	LB_ALG_ES256,
+	LB_ALG_EDDSA,
+	LB_ALG_SM2
+};
+#define LB_SM2_ID	"1234567812345678"
+const char	*envelope_alg_name(enum lb_alg);
+enum lb_alg	 envelope_alg_from_name(const char *);
+/* The algorithm a key signs with: P-256 -> ES256, Ed25519 -> EdDSA, SM2 -> SM2. */
+enum lb_alg	 envelope_alg_of_key(EVP_PKEY *);
+/*
+ * Signs payload (canonical msgpack bytes) as an envelope of type typ and
+ * appends the envelope's msgpack bytes to out.  x5c, when nx5c > 0, is
+ * embedded, signer first.  Runs on worker threads, never the event loop.
+ */
+int		 envelope_sign(EVP_PKEY *key, const uint8_t kid[32], const char *typ,
+		    X509 *const *x5c, size_t nx5c, const void *payload, size_t payload_len,
+		    msgpack_sbuffer *out);
+/* Raw signature over the tbs bytes with the rules of alg (also used by tests). */
+int		 envelope_sig_create(EVP_PKEY *, const void *tbs, size_t, uint8_t **sig, size_t *siglen);
+int		 envelope_sig_check(EVP_PKEY *, enum lb_alg, const void *tbs, size_t,
+		    const uint8_t *sig, size_t siglen);
+
+struct envelope {
+	enum lb_alg	 env_alg;
+	uint8_t		 env_kid[32];
+	char		 env_typ[16];
+	const uint8_t	*env_prot;		/* protected bytes (in the zone) */
+	size_t		 env_prot_len;
+	const uint8_t	*env_payload;		/* payload bytes (in the zone) */
+	size_t		 env_payload_len;
+	const uint8_t	*env_sig;
+	size_t		 env_sig_len;
+	msgpack_object	 env_x5c;		/* array of bin, or nil when absent */
+	msgpack_object	 env_claims;		/* decoded payload map */
+};
+/*
+ * Parses an envelope and checks its structure: array of three bin, canonical
+ * protected map with a known alg, a 32-byte kid, typ equal to want_typ (when
+ * not NULL), canonical payload map, no trailing bytes.  Does not verify the
+ * signature.  On failure *why is a static sentence.  Everything in env lives
+ * in z.
+ */
+int		 envelope_parse(const void *buf, size_t len, msgpack_zone *z, const char *want_typ,
+		    struct envelope *env, const char **why);
+/* Verifies env's signature with pub, whose algorithm must match env_alg. */
+int		 envelope_verify(const struct envelope *env, EVP_PKEY *pub);
+/* The to-be-signed bytes for a protected/payload pair; *tbs is malloc'ed. */
+int		 envelope_tbs(const void *prot, size_t plen, const void *payload, size_t paylen,
+		    uint8_t **tbs, size_t *tbslen);
+
+/* merkle.c: RFC 6962 / RFC 9162 Merkle trees */
+enum mk_hash {
+	MK_SHA256 = 0,
+	MK_SM3
+};
+#define MK_MAX_PATH	64
+void		 merkle_hash(enum mk_hash, const void *, size_t, uint8_t out[32]);
+/* SHA-256(0x00 || data) */
+void		 merkle_leaf_hash(enum mk_hash, const void *data, size_t len, uint8_t out[32]);
+/* SHA-256(0x01 || left || right) */
+void		 merkle_node_hash(enum mk_hash, const uint8_t l[32], const uint8_t r[32], uint8_t out[32]);
+/* Root of n leaf hashes; the root of the empty tree is the hash of "". */
+void		 merkle_root(enum mk_hash, const uint8_t (*leaves)[32], uint64_t n, uint8_t out[32]);
+
+/*
+ * The compact range of a growing tree: the roots of its perfect subtrees,
+ * largest first (one per set bit of size).  Appending is O(log n).
+ */
+struct merkle_cr {
+	uint64_t	cr_size;
+	int		cr_n;
+	uint8_t		cr_peak[64][32];
+};
+void		 merkle_cr_init(struct merkle_cr *);
+void		 merkle_cr_append(enum mk_hash, struct merkle_cr *, const uint8_t leaf[32]);
+void		 merkle_cr_root(enum mk_hash, const struct merkle_cr *, uint8_t out[32]);
+
+/* Reads leaf hash idx into out; returns 0 or -1. */
+typedef int	(*merkle_leaf_fn)(void *arg, uint64_t idx, uint8_t out[32]);
+/*
+ * Hash of the subtree [start, start + len) read through fn (RFC 6962 MTH);
+ * used for proofs.  Proof arrays hold at most MK_MAX_PATH hashes.
+ */
+int		 merkle_subtree(enum mk_hash, merkle_leaf_fn, void *, uint64_t start, uint64_t len,
+		    uint8_t out[32]);
+int		 merkle_inclusion_proof(enum mk_hash, merkle_leaf_fn, void *, uint64_t idx,
+		    uint64_t size, uint8_t path[][32], size_t *npath);
+int		 merkle_consistency_proof(enum mk_hash, merkle_leaf_fn, void *, uint64_t first,
+		    uint64_t second, uint8_t path[][32], size_t *npath);
+/* RFC 9162 §2.1.3.2: 0 when the path proves leaf idx in a tree of size with root. */
+int		 merkle_verify_inclusion(enum mk_hash, const uint8_t leaf[32], uint64_t idx,
+		    uint64_t size, const uint8_t path[][32], size_t npath, const uint8_t root[32]);
+/* RFC 9162 §2.1.4.2 */
+int		 merkle_verify_consistency(enum mk_hash, uint64_t first, uint64_t second,
+		    const uint8_t root1[32], const uint8_t root2[32], const uint8_t path[][32],
+		    size_t npath);
+/* Root from a leaf, its index and a path (used by the inclusion check). */
+int		 merkle_root_from_path(enum mk_hash, const uint8_t leaf[32], uint64_t idx,
+		    uint64_t size, const uint8_t path[][32], size_t npath, uint8_t out[32]);
+
+/* worker.c: crypto and parsing off the event loop */
+struct workers;
+struct workers	*workers_new(int nthreads);
+/* Runs the queued jobs, then joins the threads. */
+void		 workers_free(struct workers *);
+/*
+ * Runs work(arg) on a worker thread, then done(arg) on base's event loop.
+ * done may be NULL.
+ */
+int		 workers_submit(struct workers *, struct event_base *base,
+		    void (*work)(void *), void (*done)(void *), void *arg);
+/* Runs fn(arg) on base's loop; safe from any thread (libevent locking on). */
+int		 loop_post(struct event_base *base, void (*fn)(void *), void *arg);
+
+/* journal.c: the audit journal (DESIGN §7) */
+enum jkind {
+	JK_EXCHANGE = 0,
+	JK_ITEM,
+	JK_DENY,
+	JK_ADAPTER,
+	JK_POLICY,
+	JK_AUDIT_READ
+};
+const char	*journal_kind_name(enum jkind);
+
+/* One journal record.  Fields whose has_ flag is false are omitted. */
+struct jrec {
+	enum jkind	jr_kind;
+	uint64_t	jr_t_ms;
+	bool		jr_has_exch, jr_has_subject, jr_has_actor, jr_has_consent;
+	bool		jr_has_doc, jr_has_claim, jr_has_latency;
+	uint8_t		jr_exch[16];
+	uint8_t		jr_subject[32];
+	uint8_t		jr_actor[32];
+	uint8_t		jr_consent[32];
+	uint8_t		jr_doc[32];
+	uint8_t		jr_claim[32];
+	int64_t		jr_latency_us;
+	char		jr_consumer[LB_ID_MAX];	/* "" = omitted, likewise below */
+	char		jr_dept[LB_ID_MAX];
+	char		jr_item[LB_ITEM_MAX];
+	char		jr_bundle[LB_ID_MAX];
+	char		jr_rel[16];
+	char		jr_decision[8];		/* "allow" / "deny" */
+	char		jr_code[40];		/* error code or "ok" */
+};
+/* Canonical record bytes for seq (appended to out). */
+int		 journal_record_pack(const struct jrec *, uint64_t seq, msgpack_sbuffer *out);
+
+struct journal;
+/* Most records one journal_append may carry, and one group commit holds. */
+#define JOURNAL_BATCH_MAX 8192
+struct journal_config {
+	const char	*jc_dir;		/* LMDB directory, created (0700) if missing */
+	const char	*jc_origin;		/* gateway id */
+	EVP_PKEY	*jc_ckpt_key;		/* checkpoint signing key (the journal takes a reference) */
+	X509		*jc_ckpt_cert;		/* its certificate (likewise) */
+	const uint8_t	*jc_hmac_key;		/* pseudonym key (copied), at least 16 bytes */
+	size_t		 jc_hmac_key_len;
+	size_t		 jc_map_size;		/* initial LMDB map size, 0 = 1 GiB; grows by doubling */
+};
+/*
+ * Opens (or creates) the journal, checks the stored tree against the stored
+ * records, and starts the writer thread.  Fails with a sentence in err.
+ */
+struct journal	*journal_open(const struct journal_config *, char *err, size_t errlen);
+/*
+ * Commits everything queued, joins the writer and closes LMDB.  Completions
+ * of the last commits are posted to their loops, which must still run them.
+ */
+void		 journal_close(struct journal *);
+/*
+ * HMAC-SHA256(journal key, id): the pseudonym stored for subjects and actors.
+ * Aborts if OpenSSL cannot allocate, like any allocation failure.
+ */
+void		 journal_pseudonym(const struct journal *, const char *id, uint8_t out[32]);
+
+/*
+ * Completion of an append, on the event loop of the base given: status 0
+ * when the records are durable (first_seq is the seq of recs[0], the others
+ * follow), -1 when the journal could not commit them.
+ */
+typedef void	(*journal_done_fn)(void *arg, int status, uint64_t first_seq);
+/*
+ * Queues n records (copied; 1 <= n <= JOURNAL_BATCH_MAX) for the writer
+ * thread's next group commit.  Returns -1, and fn is never called, when a
+ * record has an unknown kind, the queue is full or the journal is closing.
+ * With a NULL base fn runs on the writer thread; fn may be NULL.
+ */
+int		 journal_append(struct journal *, struct event_base *, const struct jrec *recs,
+		    size_t n, journal_done_fn, void *arg);
+/*
+ * Claims a consent jti (atomic insert, kept until keep_until unix seconds).
+ * status 0: claimed now; 1: seen before; -1: journal failure.  Queued and
+ * completed like journal_append, in queue order with it.
+ */
+typedef void	(*journal_claim_fn)(void *arg, int status);
+int		 journal_jti_claim(struct journal *, struct event_base *, const uint8_t jti[16],
+		    uint64_t keep_until, journal_claim_fn, void *arg);
+/* Number of records committed. */
+uint64_t	 journal_size(struct journal *);
+/*
+ * The latest signed checkpoint: *env is malloc'ed envelope bytes.  Returns
+ * -1 while the journal is empty and has none.  Any thread.
+ */
+int		 journal_checkpoint(struct journal *, uint8_t **env, size_t *envlen, uint64_t *size,
+		    uint8_t root[32], uint64_t *t_ms);
+/*
+ * Calls fn for the record bytes of seq in [start, end), all from one read
+ * transaction; rec is valid only during the call.  A non-zero return from fn
+ * stops the walk and makes journal_leaves return -1, as does end beyond the
+ * committed size.  fn must not call back into the journal.  Any thread.
+ */
+typedef int	(*journal_leaf_cb)(void *arg, uint64_t seq, const void *rec, size_t len);
+int		 journal_leaves(struct journal *, uint64_t start, uint64_t end, journal_leaf_cb,
+		    void *arg);
+/*
+ * RFC 9162 proofs over the committed tree, read in one transaction; path
+ * holds MK_MAX_PATH hashes.  -1 for sizes beyond the committed size, seq >=
+ * size, or first > second.  Any thread.
+ */
+int		 journal_inclusion(struct journal *, uint64_t seq, uint64_t size,
+		    uint8_t path[][32], size_t *npath);
+int		 journal_consistency(struct journal *, uint64_t first, uint64_t second,
+		    uint8_t path[][32], size_t *npath);
+/*
+ * Root of the tree of the first size records.  Cheap for checkpointed sizes
+ * and the current size; otherwise it reads all size leaf hashes.  Any thread.
+ */
+int		 journal_root_at(struct journal *, uint64_t size, uint8_t root[32]);
+
+/* translate.c: adapter specs and the mapping to canonical documents (DESIGN §9) */
+enum src_format {
+	SRC_JSON = 1,
+	SRC_XML,
+	SRC_CSV,
+	SRC_FIXED,
+	SRC_MSGPACK
+};
+#define LB_SEL_MAX	256	/* one source selector: JSON pointer, XPath, column, ... */
+
+/*
+ * The optional record selector of multi-record answers (docs/formats.md):
+ * the record whose key equals the requested subject is the one translated,
+ * and field selectors are relative to it.  The syntax of both selectors
+ * belongs to the format: for JSON, rs_list points to an array and rs_key
+ * into each of its elements; for CSV, rs_key would name a column.
+ */
+struct src_record {
+	bool		 rs_set;
+	char		 rs_list[LB_SEL_MAX];
+	char		 rs_key[LB_SEL_MAX];
+};
+
+struct mapping;		/* opaque: the compiled document templates of an adapter */
+struct adapter {
+	char		 ad_id[LB_ID_MAX];
+	char		 ad_dept[LB_ID_MAX];
+	char		 ad_items[LB_MAX_ITEMS][LB_ITEM_MAX];
+	size_t		 ad_nitems;
+	char		 ad_endpoint[LB_URL_MAX];	/* with {subject} (and {item}) */
+	unsigned	 ad_timeout_ms;
+	enum src_format	 ad_format;
+	char		 ad_encoding[16];		/* utf-8, gbk, gb18030 */
+	char		 ad_seal[LB_ID_MAX];		/* seal id used for its documents */
+	struct src_record ad_record;			/* rs_set false: one record */
+	uint64_t	 ad_version;			/* set by the registry */
+	bool		 ad_disabled;
+	struct mapping	*ad_map;
+	uint8_t		*ad_spec;			/* canonical msgpack of the spec */
+	size_t		 ad_spec_len;
+};
+/*
+ * Compiles an adapter spec (DESIGN §9; docs/formats.md) given as a msgpack
+ * map (from a JSON file or an API body).  *out is owned by the caller; the
+ * adapter borrows nothing from spec.  On failure err holds a sentence meant
+ * for the department's developer.
+ */
+int		 adapter_parse(const msgpack_object *spec, struct adapter **out, char *err,
+		    size_t errlen);
+void		 adapter_free(struct adapter *);
+bool		 adapter_serves(const struct adapter *, const char *item);
+/*
+ * The department URL for one (subject, item) into buf: {subject} and {item}
+ * are replaced, percent-encoded (RFC 3986 unreserved characters are kept).
+ * -1 when the subject is empty or too long, or the URL does not fit.
+ */
+int		 adapter_url(const struct adapter *, const char *item, const char *subject,
+		    char *buf, size_t bufsz);
+/* "json", "xml", "csv", "fixed", "msgpack" */
+const char	*src_format_name(enum src_format);
+/*
+ * Translates a department answer into the canonical document of item for
+ * subject (DESIGN §6).  Returns LB_OK, LB_E_DEPARTMENT_BAD_RESPONSE (malformed,
+ * oversized, wrongly encoded, a required field missing) or
+ * LB_E_SUBJECT_MISMATCH (holder.id is not subject), with a sentence in err;
+ * LB_E_NO_ADAPTER when the adapter does not serve item, LB_E_INTERNAL when
+ * memory runs out.  Messages never
+ * quote values from the answer.  The document lives in z (nothing in it
+ * points into the adapter or body).  Thread-safe: the adapter is read only.
+ */
+enum lb_err	 translate(const struct adapter *, const char *item, const char *subject,
+		    const void *body, size_t len, msgpack_zone *z, msgpack_object *doc,
+		    char *err, size_t errlen);
+
+/*
+ * Source formats.  The engine in translate.c knows documents and value
+ * conversions; a format only finds the value a selector names in one
+ * answer.  A new format is one file (translate_xml.c, ...) exporting a
+ * struct src_ops, plus its line in translate.c's format table.
+ */
+enum src_role {
+	SRC_SEL_FIELD = 1,	/* a field rule's "src" */
+	SRC_SEL_LIST,		/* record.list */
+	SRC_SEL_KEY		/* record.key */
+};
+enum src_type {
+	SV_STR = 1,
+	SV_INT
+};
+struct src_value {
+	enum src_type	 sv_type;
+	const char	*sv_str;	/* SV_STR: UTF-8, not NUL-terminated; owned by the handle */
+	size_t		 sv_len;
+	int64_t		 sv_int;	/* SV_INT */
+};
+struct src_ops {
+	const char		*so_name;	/* the spec's "format" */
+	const char *const	*so_encodings;	/* the "encoding" values it reads, NULL-ended */
+	/* Checks one selector when a spec is compiled; err gets a sentence fragment. */
+	int		(*so_check)(enum src_role, const char *sel, char *err, size_t errlen);
+	/*
+	 * Parses an answer of at most LB_DEPT_BODY_MAX bytes in the adapter's
+	 * encoding and, when ad_record is set, selects subject's record.
+	 * Returns LB_OK, LB_E_DEPARTMENT_BAD_RESPONSE, or LB_E_SUBJECT_MISMATCH
+	 * when no record belongs to subject.  *h is released with so_close.
+	 */
+	enum lb_err	(*so_open)(const void *body, size_t len, const struct adapter *,
+			    const char *item, const char *subject, void **h, char *err,
+			    size_t errlen);
+	/*
+	 * Looks a field selector up in the (selected record of the) answer:
+	 * 1 with *v set, valid until so_close; 0 when absent (null is absent);
+	 * -1 when the value is neither a string nor an integer (err says what).
+	 */
+	int		(*so_get)(void *h, const char *sel, struct src_value *v, char *err,
+			    size_t errlen);
+	void		(*so_close)(void *h);
+};
+/* translate_json.c: JSON answers; selectors are JSON pointers (RFC 6901) */
+extern const struct src_ops src_json_ops;
+
+/* trust.c: trusted certificates (DESIGN §11, §12) */
+struct trust_authority {
+	char		 ta_name[LB_ID_MAX];	/* authority id = the certificate's CN */
+	X509		*ta_cert;
+	uint8_t		 ta_kid[32];
+};
+struct trust {
+	struct trust_authority	*t_auth;	/* face-auth authorities (consent) */
+	size_t			 t_nauth;
+	X509_STORE		*t_seal_roots;
+	X509			*t_ckpt_cert;
+};
+/* Loads DIR/trust/consent/ *.pem, DIR/seal-root.pem, DIR/journal/checkpoint.pem. */
+struct trust	*trust_load(const char *certsdir, char *err, size_t errlen);
+void		 trust_free(struct trust *);
+const struct trust_authority *trust_authority(const struct trust *, const uint8_t kid[32]);
+
+/* policy.c: bundle policies (DESIGN §10) */
+#define POLICY_MAX_FIELDS	48
+#define POLICY_MAX_CONSUMERS	16
+struct policy_item {
+	char	pi_item[LB_ITEM_MAX];
+	char	pi_dept[LB_ID_MAX];
+	char	pi_fields[POLICY_MAX_FIELDS][LB_ITEM_MAX];	/* released "fields" keys */
+	size_t	pi_nfields;
+};
+struct policy {
+	char			po_bundle[LB_ID_MAX];
+	char			po_name[128];
+	char			po_purpose[512];
+	char			po_consumers[POLICY_MAX_CONSUMERS][LB_ID_MAX];
+	size_t			po_nconsumers;
+	struct policy_item	po_items[LB_MAX_ITEMS];
+	size_t			po_nitems;
+	char			po_amr[8][16];
+	size_t			po_namr;
+	int64_t			po_min_liveness, po_min_match;
+	bool			po_guardian;
+	uint8_t			*po_spec;	/* canonical msgpack of the policy */
+	size_t			 po_spec_len;
+};
+int		 policy_parse(const msgpack_object *, struct policy **, char *err, size_t errlen);
+void		 policy_free(struct policy *);
+const struct policy_item *policy_item(const struct policy *, const char *item);
+bool		 policy_allows_consumer(const struct policy *, const char *consumer);
+/*
+ * Data minimization: a copy of doc in z whose "fields" keeps only the keys
+ * the policy releases for the item.
+ */
+msgpack_object	 policy_minimize(const struct policy_item *, const msgpack_object *doc,
+		    msgpack_zone *z);
+
+/* consent.c: consent tokens (DESIGN §5) */
+#define CONSENT_MAX_AMR	8
+struct consent {
+	char		cs_iss[LB_ID_MAX];
+	char		cs_aud[LB_ID_MAX];
+	char		cs_sub[LB_SUBJECT_MAX];
+	char		cs_act[LB_SUBJECT_MAX];
+	char		cs_rel[16];
+	char		cs_azp[LB_ID_MAX];
+	char		cs_bundle[LB_ID_MAX];
+	char		cs_items[LB_MAX_ITEMS][LB_ITEM_MAX];
+	size_t		cs_nitems;
+	char		cs_amr[CONSENT_MAX_AMR][16];
+	size_t		cs_namr;
+	int64_t		cs_liveness, cs_match, cs_iat, cs_exp;
+	uint8_t		cs_jti[16];
+	uint8_t		cs_hash[32];	/* SHA-256 of the envelope bytes */
+};
+/* What the request asks, against which the token is checked. */
+struct consent_ask {
+	const char		 *ca_aud;	/* this gateway's id */
+	const char		 *ca_consumer;	/* the mTLS consumer id */
+	const char		 *ca_bundle;
+	const char		 *ca_subject;
+	const char		(*ca_items)[LB_ITEM_MAX];
+	size_t			  ca_nitems;
+	const struct policy	 *ca_policy;
+	int64_t			  ca_now;	/* unix seconds */
+};
+/*
+ * Verifies a consent envelope in the order of DESIGN §5 up to, not
+ * including, the jti replay check (which needs the journal) and the
+ * guardian proof.  Returns LB_OK or the first failure's code with a sentence
+ * in msg.  CPU work: call it on a worker thread.
+ */
+enum lb_err	 consent_verify(const struct trust *, const void *env, size_t len,
+		    const struct consent_ask *, struct consent *, char *msg, size_t msglen);
+
+/* seal.c: electronic seals (DESIGN §6) */
+struct seal_key {
+	char		 sk_id[LB_ID_MAX];	/* seal id, e.g. "nhc" or "nhc-sm2" */
+	char		 sk_dept[LB_ID_MAX];	/* department (the certificate's CN) */
+	EVP_PKEY	*sk_key;
+	X509		*sk_cert;
+	uint8_t		 sk_kid[32];
+	enum lb_alg	 sk_alg;
+	enum mk_hash	 sk_hash;		/* SM3 for SM2 seals, else SHA-256 */
+};
+/* Loads DIR/seals/ID.pem and ID.key. */
+int		 seal_key_load(const char *certsdir, const char *id, struct seal_key *,
+		    char *err, size_t errlen);
+void		 seal_key_clear(struct seal_key *);
+/* The seal claim of one document (canonical bytes appended to out). */
+int		 seal_claim_pack(const struct seal_key *, const char *item, const void *doc,
+		    size_t doclen, const uint8_t exch[16], uint64_t iat, msgpack_sbuffer *out);
+/*
+ * Seals n claims with one signature: the Merkle root of their leaves goes
+ * into a "seal-batch" envelope, and receipts[i] (malloc'ed) proves claim i.
+ * CPU work: call it on a worker thread.
+ */
+int		 seal_batch(const struct seal_key *, const uint8_t *const *claims,
+		    const size_t *claim_lens, size_t n, uint64_t iat, uint8_t **receipts,
+		    size_t *receipt_lens);
+/* What an offline verification established. */
+struct seal_verdict {
+	char		sv_seal[LB_ID_MAX];
+	char		sv_iss[LB_ID_MAX];
+	char		sv_item[LB_ITEM_MAX];
+	char		sv_alg[16];
+	char		sv_signer[256];		/* seal certificate subject */
+	uint64_t	sv_iat;
+	uint64_t	sv_index, sv_size;
+	uint8_t		sv_exch[16];
+};
+/*
+ * Verifies a receipt against the document bytes and a store of seal roots,
+ * offline (DESIGN §6).  err names the first check that failed.
+ */
+int		 seal_verify(const uint8_t *receipt, size_t len, const uint8_t *doc,
+		    size_t doclen, X509_STORE *roots, struct seal_verdict *, char *err,
+		    size_t errlen);
+
+#endif /* LIANBAN_H */

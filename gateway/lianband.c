@@ -1,0 +1,303 @@
+/*
+ * lianband - the lianban data-exchange gateway daemon.
+ *
+ * Runs on embedded defaults with no arguments (DESIGN §12).  One event loop
+ * serves HTTPS and talks to the departments; a worker pool signs and
+ * verifies; one journal writer thread commits the audit log.
+ */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/thread.h>
+#include <openssl/crypto.h>
+
+#include "gateway.h"
+
+#define SHUTDOWN_GRACE_S	30
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: lianband [options]\n"
+	    "\n"
+	    "The lianban data-exchange gateway.  With no options it runs the demo\n"
+	    "platform on its embedded defaults.\n"
+	    "\n"
+	    "  --listen HOST:PORT   HTTPS address (default 127.0.0.1:8443; port 0 picks one)\n"
+	    "  --data DIR           LMDB journal directory (default ./var)\n"
+	    "  --certs DIR          PKI directory made by certs/mkdemo (default certs/demo)\n"
+	    "  --policies DIR       bundle policies, *.json (default policies)\n"
+	    "  --adapters DIR       adapter specs, *.json (default adapters/specs)\n"
+	    "  --id GATEWAY_ID      gateway id, the consent audience (default lianban-demo)\n"
+	    "  --workers N          crypto worker threads (default 2)\n"
+	    "  -v, --verbose        log every exchange state transition\n"
+	    "  -h, --help           this text\n"
+	    "\n"
+	    "Signals: SIGHUP reloads trust, policies and adapters; SIGTERM and SIGINT\n"
+	    "finish the exchanges in flight, commit the journal and exit.\n");
+}
+
+static int
+parse_args(int argc, char **argv, struct gw_config *gc)
+{
+	static const struct option opts[] = {
+		{ "listen", required_argument, NULL, 'l' },
+		{ "data", required_argument, NULL, 'd' },
+		{ "certs", required_argument, NULL, 'c' },
+		{ "policies", required_argument, NULL, 'p' },
+		{ "adapters", required_argument, NULL, 'a' },
+		{ "id", required_argument, NULL, 'i' },
+		{ "workers", required_argument, NULL, 'w' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	char	*dst;
+	size_t	 dstsize;
+	int	 ch;
+
+	snprintf(gc->gc_listen, sizeof(gc->gc_listen), "127.0.0.1:8443");
+	snprintf(gc->gc_data, sizeof(gc->gc_data), "var");
+	snprintf(gc->gc_certs, sizeof(gc->gc_certs), "certs/demo");
+	snprintf(gc->gc_policies, sizeof(gc->gc_policies), "policies");
+	snprintf(gc->gc_adapters, sizeof(gc->gc_adapters), "adapters/specs");
+	snprintf(gc->gc_id, sizeof(gc->gc_id), "lianban-demo");
+	gc->gc_workers = 2;
+	while ((ch = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
+		dst = NULL;
+		switch (ch) {
+		case 'l': dst = gc->gc_listen; dstsize = sizeof(gc->gc_listen); break;
+		case 'd': dst = gc->gc_data; dstsize = sizeof(gc->gc_data); break;
+		case 'c': dst = gc->gc_certs; dstsize = sizeof(gc->gc_certs); break;
+		case 'p': dst = gc->gc_policies; dstsize = sizeof(gc->gc_policies); break;
+		case 'a': dst = gc->gc_adapters; dstsize = sizeof(gc->gc_adapters); break;
+		case 'i': dst = gc->gc_id; dstsize = sizeof(gc->gc_id); break;
+		case 'w':
+			gc->gc_workers = atoi(optarg);
+			if (gc->gc_workers < 1 || gc->gc_workers > 64) {
+				fprintf(stderr, "lianband: --workers must be 1 to 64\n");
+				return -1;
+			}
+			break;
+		case 'v':
+			gc->gc_verbose = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			return -1;
+		}
+		if (dst != NULL && strlcpy_chk(dst, optarg, dstsize) != 0) {
+			fprintf(stderr, "lianband: argument too long: %s\n", optarg);
+			return -1;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "lianband: unexpected argument: %s\n", argv[optind]);
+		usage(stderr);
+		return -1;
+	}
+	return 0;
+}
+
+/* The journal's pseudonym key: 64 hex characters in a private file. */
+static int
+load_hmac_key(const char *certs, uint8_t key[32], char *err, size_t errlen)
+{
+	char		 path[PATH_MAX];
+	struct stat	 st;
+	uint8_t		*buf = NULL;
+	size_t		 len;
+	int		 ret = -1;
+
+	snprintf(path, sizeof(path), "%s/journal/hmac.key", certs);
+	if (stat(path, &st) != 0 || file_read(path, 4096, &buf, &len) != 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		goto done;
+	}
+	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+		snprintf(err, errlen, "%s: readable by group or others; chmod 600 it", path);
+		goto done;
+	}
+	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r' || buf[len - 1] == ' '))
+		len--;
+	if (hex_decode((const char *)buf, len, key, 32) != 0) {
+		snprintf(err, errlen, "%s: must hold 64 hex characters", path);
+		goto done;
+	}
+	ret = 0;
+done:
+	if (buf != NULL) {
+		OPENSSL_cleanse(buf, len);
+		free(buf);
+	}
+	return ret;
+}
+
+static void
+on_reload(evutil_socket_t sig, short what, void *arg)
+{
+	struct gw	*gw = arg;
+	struct snapshot	*sn;
+	char		 err[512];
+
+	(void)sig;
+	(void)what;
+	if ((sn = snapshot_load(&gw->gw_conf, err, sizeof(err))) == NULL) {
+		log_warnx("reload failed, keeping the running configuration: %s", err);
+		return;
+	}
+	snapshot_unref(gw->gw_snap);
+	gw->gw_snap = sn;
+	log_info("reloaded: %zu authorities, %zu policies, %zu adapters, %zu seals",
+	    sn->sn_trust->t_nauth, sn->sn_npolicies, sn->sn_nadapters, sn->sn_nseals);
+}
+
+static void
+on_drain(evutil_socket_t fd, short what, void *arg)
+{
+	struct gw		*gw = arg;
+	static unsigned		 ticks;
+
+	(void)fd;
+	(void)what;
+	if (gw->gw_inflight == 0 || ++ticks > SHUTDOWN_GRACE_S * 10) {
+		if (gw->gw_inflight > 0)
+			log_warnx("%d exchanges still in flight after %d s; exiting",
+			    gw->gw_inflight, SHUTDOWN_GRACE_S);
+		event_base_loopexit(gw->gw_base, NULL);
+	}
+}
+
+static void
+on_stop(evutil_socket_t sig, short what, void *arg)
+{
+	struct gw		*gw = arg;
+	struct timeval		 tv = { 0, 100000 };
+
+	(void)what;
+	if (gw->gw_stopping)
+		return;
+	log_info("signal %d: finishing %d exchanges in flight", (int)sig, gw->gw_inflight);
+	gw->gw_stopping = true;
+	/* No new connections; the ones open finish what they asked. */
+	if (gw->gw_listener != NULL)
+		evhttp_del_accept_socket(gw->gw_http, gw->gw_listener);
+	gw->gw_listener = NULL;
+	if ((gw->gw_drain = event_new(gw->gw_base, -1, EV_PERSIST, on_drain, gw)) == NULL ||
+	    event_add(gw->gw_drain, &tv) != 0)
+		event_base_loopexit(gw->gw_base, NULL);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct gw		 gw;
+	struct journal_config	 jc;
+	struct event		*ev_term = NULL, *ev_int = NULL, *ev_hup = NULL;
+	uint8_t			 hmac[32];
+	char			 err[PATH_MAX + 512] = "", path[PATH_MAX];
+	int			 ret = 1;
+
+	memset(&gw, 0, sizeof(gw));
+	if (parse_args(argc, argv, &gw.gw_conf) != 0)
+		return 2;
+	log_init("lianband", gw.gw_conf.gc_verbose);
+	signal(SIGPIPE, SIG_IGN);
+	if (evthread_use_pthreads() != 0 || (gw.gw_base = event_base_new()) == NULL) {
+		log_warnx("cannot set up the event loop");
+		return 1;
+	}
+	if ((gw.gw_snap = snapshot_load(&gw.gw_conf, err, sizeof(err))) == NULL) {
+		log_warnx("%s", err);
+		goto done;
+	}
+	snprintf(path, sizeof(path), "%s/journal/checkpoint.key", gw.gw_conf.gc_certs);
+	if (key_load(path, &gw.gw_ckpt_key, err, sizeof(err)) != 0) {
+		log_warnx("%s", err);
+		goto done;
+	}
+	gw.gw_ckpt_cert = X509_dup(gw.gw_snap->sn_trust->t_ckpt_cert);
+	if (gw.gw_ckpt_cert == NULL || X509_check_private_key(gw.gw_ckpt_cert,
+	    gw.gw_ckpt_key) != 1) {
+		log_warnx("%s: does not match journal/checkpoint.pem", path);
+		goto done;
+	}
+	if (load_hmac_key(gw.gw_conf.gc_certs, hmac, err, sizeof(err)) != 0) {
+		log_warnx("%s", err);
+		goto done;
+	}
+	memset(&jc, 0, sizeof(jc));
+	jc.jc_dir = gw.gw_conf.gc_data;
+	jc.jc_origin = gw.gw_conf.gc_id;
+	jc.jc_ckpt_key = gw.gw_ckpt_key;
+	jc.jc_ckpt_cert = gw.gw_ckpt_cert;
+	jc.jc_hmac_key = hmac;
+	jc.jc_hmac_key_len = sizeof(hmac);
+	gw.gw_journal = journal_open(&jc, err, sizeof(err));
+	OPENSSL_cleanse(hmac, sizeof(hmac));
+	if (gw.gw_journal == NULL) {
+		log_warnx("journal: %s", err);
+		goto done;
+	}
+	if ((gw.gw_workers = workers_new(gw.gw_conf.gc_workers)) == NULL ||
+	    (gw.gw_fanout = fanout_new(gw.gw_base)) == NULL) {
+		log_warnx("cannot start worker threads");
+		goto done;
+	}
+	if (http_start(&gw, err, sizeof(err)) != 0) {
+		log_warnx("%s", err[0] ? err : "cannot start the HTTPS listener");
+		goto done;
+	}
+	ev_term = evsignal_new(gw.gw_base, SIGTERM, on_stop, &gw);
+	ev_int = evsignal_new(gw.gw_base, SIGINT, on_stop, &gw);
+	ev_hup = evsignal_new(gw.gw_base, SIGHUP, on_reload, &gw);
+	if (ev_term == NULL || ev_int == NULL || ev_hup == NULL || evsignal_add(ev_term, NULL) ||
+	    evsignal_add(ev_int, NULL) || evsignal_add(ev_hup, NULL)) {
+		log_warnx("cannot install signal handlers");
+		goto done;
+	}
+	log_info("gateway %s: %zu authorities, %zu policies, %zu adapters, journal of %llu "
+	    "records in %s", gw.gw_conf.gc_id, gw.gw_snap->sn_trust->t_nauth,
+	    gw.gw_snap->sn_npolicies, gw.gw_snap->sn_nadapters,
+	    (unsigned long long)journal_size(gw.gw_journal), gw.gw_conf.gc_data);
+	fprintf(stderr, "listening on %s\n", gw.gw_bound);
+	fflush(stderr);
+	event_base_dispatch(gw.gw_base);
+	log_info("stopped; journal holds %llu records",
+	    (unsigned long long)journal_size(gw.gw_journal));
+	ret = 0;
+done:
+	http_stop(&gw);
+	fanout_free(gw.gw_fanout);
+	workers_free(gw.gw_workers);
+	if (gw.gw_journal != NULL)
+		journal_close(gw.gw_journal);
+	snapshot_unref(gw.gw_snap);
+	EVP_PKEY_free(gw.gw_ckpt_key);
+	X509_free(gw.gw_ckpt_cert);
+	if (gw.gw_drain != NULL)
+		event_free(gw.gw_drain);
+	if (ev_term != NULL)
+		event_free(ev_term);
+	if (ev_int != NULL)
+		event_free(ev_int);
+	if (ev_hup != NULL)
+		event_free(ev_hup);
+	if (gw.gw_base != NULL)
+		event_base_free(gw.gw_base);
+	return ret;
+}

@@ -1,0 +1,264 @@
+/*
+ * policy.c - bundle policies (DESIGN §10): who may ask for a bundle, which
+ * items it contains, which fields of each item leave the gateway, and how
+ * sure the face authentication must be.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lianban.h"
+
+static bool
+policy_id_ok(const char *s)
+{
+	const char	*p;
+
+	if (*s == '\0')
+		return false;
+	for (p = s; *p != '\0'; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_' ||
+		    *p == '-' || *p == '.'))
+			return false;
+	return true;
+}
+
+/* Copies an array of short strings; -1 with err set on any problem. */
+static int
+policy_strings(const msgpack_object *o, const char *what, char *dst, size_t width,
+    size_t max, size_t *n, char *err, size_t errlen)
+{
+	uint32_t	i;
+
+	if (o == NULL || o->type != MSGPACK_OBJECT_ARRAY) {
+		snprintf(err, errlen, "%s must be an array of strings", what);
+		return -1;
+	}
+	if (o->via.array.size > max) {
+		snprintf(err, errlen, "%s has more than %zu entries", what, max);
+		return -1;
+	}
+	for (i = 0; i < o->via.array.size; i++)
+		if (mpk_obj_str(&o->via.array.ptr[i], dst + i * width, width) != 0) {
+			snprintf(err, errlen, "%s[%u] must be a string shorter than %zu bytes",
+			    what, i, width);
+			return -1;
+		}
+	*n = o->via.array.size;
+	return 0;
+}
+
+static int
+policy_parse_item(const msgpack_object *o, struct policy_item *pi, char *err, size_t errlen)
+{
+	char		what[LB_ITEM_MAX + 32];
+	uint32_t	i;
+
+	if (o->type != MSGPACK_OBJECT_MAP) {
+		snprintf(err, errlen, "items entries must be objects");
+		return -1;
+	}
+	for (i = 0; i < o->via.map.size; i++) {
+		const msgpack_object *k = &o->via.map.ptr[i].key;
+
+		if (!mpk_str_eq(k, "item") && !mpk_str_eq(k, "dept") && !mpk_str_eq(k, "fields")) {
+			snprintf(err, errlen, "items entries take only item, dept and fields");
+			return -1;
+		}
+	}
+	if (mpk_get_str(o, "item", pi->pi_item, sizeof(pi->pi_item)) != 0 ||
+	    !policy_id_ok(pi->pi_item)) {
+		snprintf(err, errlen, "items entry without a valid \"item\" name");
+		return -1;
+	}
+	if (mpk_get_str(o, "dept", pi->pi_dept, sizeof(pi->pi_dept)) != 0 ||
+	    !policy_id_ok(pi->pi_dept)) {
+		snprintf(err, errlen, "item \"%s\" needs the \"dept\" that owns it", pi->pi_item);
+		return -1;
+	}
+	snprintf(what, sizeof(what), "item \"%s\" fields", pi->pi_item);
+	return policy_strings(mpk_get(o, "fields"), what, &pi->pi_fields[0][0],
+	    LB_ITEM_MAX, POLICY_MAX_FIELDS, &pi->pi_nfields, err, errlen);
+}
+
+static int
+policy_parse_assurance(const msgpack_object *o, struct policy *po, char *err, size_t errlen)
+{
+	uint32_t	i;
+
+	if (o == NULL || o->type != MSGPACK_OBJECT_MAP) {
+		snprintf(err, errlen, "\"assurance\" must be an object with amr, "
+		    "min_liveness and min_match");
+		return -1;
+	}
+	for (i = 0; i < o->via.map.size; i++) {
+		const msgpack_object *k = &o->via.map.ptr[i].key;
+
+		if (!mpk_str_eq(k, "amr") && !mpk_str_eq(k, "min_liveness") &&
+		    !mpk_str_eq(k, "min_match")) {
+			snprintf(err, errlen, "assurance takes only amr, min_liveness and min_match");
+			return -1;
+		}
+	}
+	if (policy_strings(mpk_get(o, "amr"), "assurance.amr", &po->po_amr[0][0],
+	    sizeof(po->po_amr[0]), 8, &po->po_namr, err, errlen) != 0)
+		return -1;
+	if (mpk_get_i64(o, "min_liveness", &po->po_min_liveness) != 0 ||
+	    mpk_get_i64(o, "min_match", &po->po_min_match) != 0 ||
+	    po->po_min_liveness < 0 || po->po_min_liveness > 1000 ||
+	    po->po_min_match < 0 || po->po_min_match > 1000) {
+		snprintf(err, errlen, "assurance.min_liveness and min_match must be "
+		    "integers from 0 to 1000");
+		return -1;
+	}
+	return 0;
+}
+
+int
+policy_parse(const msgpack_object *spec, struct policy **out, char *err, size_t errlen)
+{
+	static const char *const known[] = { "bundle", "name", "purpose", "consumers",
+	    "assurance", "guardian", "items" };
+	struct policy		*po;
+	const msgpack_object	*o, *g;
+	uint32_t		 i;
+	size_t			 j, k;
+
+	*out = NULL;
+	if (spec->type != MSGPACK_OBJECT_MAP) {
+		snprintf(err, errlen, "a policy must be an object");
+		return -1;
+	}
+	for (i = 0; i < spec->via.map.size; i++) {
+		for (j = 0; j < sizeof(known) / sizeof(known[0]); j++)
+			if (mpk_str_eq(&spec->via.map.ptr[i].key, known[j]))
+				break;
+		if (j == sizeof(known) / sizeof(known[0])) {
+			snprintf(err, errlen, "unknown policy field (known: bundle, name, "
+			    "purpose, consumers, assurance, guardian, items)");
+			return -1;
+		}
+	}
+	if ((po = calloc(1, sizeof(*po))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (mpk_get_str(spec, "bundle", po->po_bundle, sizeof(po->po_bundle)) != 0 ||
+	    !policy_id_ok(po->po_bundle)) {
+		snprintf(err, errlen, "\"bundle\" must be an id of a-z, 0-9, _ - .");
+		goto fail;
+	}
+	if (mpk_get_str(spec, "name", po->po_name, sizeof(po->po_name)) != 0 ||
+	    ((o = mpk_get(spec, "purpose")) != NULL &&
+	    mpk_obj_str(o, po->po_purpose, sizeof(po->po_purpose)) != 0)) {
+		snprintf(err, errlen, "\"name\" (and \"purpose\", when given) must be "
+		    "short strings");
+		goto fail;
+	}
+	if (policy_strings(mpk_get(spec, "consumers"), "consumers", &po->po_consumers[0][0],
+	    LB_ID_MAX, POLICY_MAX_CONSUMERS, &po->po_nconsumers, err, errlen) != 0)
+		goto fail;
+	if (policy_parse_assurance(mpk_get(spec, "assurance"), po, err, errlen) != 0)
+		goto fail;
+	if ((g = mpk_get(spec, "guardian")) != NULL) {
+		if ((o = mpk_get(g, "allowed")) == NULL || o->type != MSGPACK_OBJECT_BOOLEAN) {
+			snprintf(err, errlen, "\"guardian\" must be {\"allowed\": true|false}");
+			goto fail;
+		}
+		po->po_guardian = o->via.boolean;
+	}
+	if ((o = mpk_get(spec, "items")) == NULL || o->type != MSGPACK_OBJECT_ARRAY ||
+	    o->via.array.size == 0 || o->via.array.size > LB_MAX_ITEMS) {
+		snprintf(err, errlen, "\"items\" must list 1 to %d items", LB_MAX_ITEMS);
+		goto fail;
+	}
+	for (i = 0; i < o->via.array.size; i++) {
+		if (policy_parse_item(&o->via.array.ptr[i], &po->po_items[i], err, errlen) != 0)
+			goto fail;
+		for (k = 0; k < i; k++)
+			if (strcmp(po->po_items[k].pi_item, po->po_items[i].pi_item) == 0) {
+				snprintf(err, errlen, "item \"%s\" is listed twice",
+				    po->po_items[i].pi_item);
+				goto fail;
+			}
+		po->po_nitems++;
+	}
+	if (mpk_pack_alloc(spec, &po->po_spec, &po->po_spec_len) != 0) {
+		snprintf(err, errlen, "policy cannot be encoded canonically");
+		goto fail;
+	}
+	*out = po;
+	return 0;
+fail:
+	policy_free(po);
+	return -1;
+}
+
+void
+policy_free(struct policy *po)
+{
+	if (po == NULL)
+		return;
+	free(po->po_spec);
+	free(po);
+}
+
+const struct policy_item *
+policy_item(const struct policy *po, const char *item)
+{
+	size_t	i;
+
+	for (i = 0; i < po->po_nitems; i++)
+		if (strcmp(po->po_items[i].pi_item, item) == 0)
+			return &po->po_items[i];
+	return NULL;
+}
+
+bool
+policy_allows_consumer(const struct policy *po, const char *consumer)
+{
+	size_t	i;
+
+	for (i = 0; i < po->po_nconsumers; i++)
+		if (strcmp(po->po_consumers[i], consumer) == 0)
+			return true;
+	return false;
+}
+
+static bool
+policy_releases(const struct policy_item *pi, const msgpack_object *key)
+{
+	size_t	i;
+
+	for (i = 0; i < pi->pi_nfields; i++)
+		if (mpk_str_eq(key, pi->pi_fields[i]))
+			return true;
+	return false;
+}
+
+msgpack_object
+policy_minimize(const struct policy_item *pi, const msgpack_object *doc, msgpack_zone *z)
+{
+	msgpack_object	out = *doc, fields;
+	uint32_t	i, j, n;
+
+	if (doc->type != MSGPACK_OBJECT_MAP)
+		return out;
+	out.via.map.ptr = mpk_zalloc(z, sizeof(msgpack_object_kv) * (doc->via.map.size + 1));
+	for (i = 0; i < doc->via.map.size; i++) {
+		out.via.map.ptr[i] = doc->via.map.ptr[i];
+		if (!mpk_str_eq(&doc->via.map.ptr[i].key, "fields") ||
+		    doc->via.map.ptr[i].val.type != MSGPACK_OBJECT_MAP)
+			continue;
+		fields = doc->via.map.ptr[i].val;
+		n = fields.via.map.size;
+		fields.via.map.ptr = mpk_zalloc(z, sizeof(msgpack_object_kv) * (n + 1));
+		fields.via.map.size = 0;
+		for (j = 0; j < n; j++)
+			if (policy_releases(pi, &doc->via.map.ptr[i].val.via.map.ptr[j].key))
+				fields.via.map.ptr[fields.via.map.size++] =
+				    doc->via.map.ptr[i].val.via.map.ptr[j];
+		out.via.map.ptr[i].val = fields;
+	}
+	return out;
+}

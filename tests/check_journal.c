@@ -1,0 +1,1008 @@
+/*
+ * check_journal.c - unit tests of the journal (DESIGN §7): record packing,
+ * group commit from many threads, checkpoints, proofs, reopening, jti claims
+ * and map growth, against a real LMDB environment in a temporary directory.
+ */
+#include <dirent.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <check.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <lmdb.h>
+#include <openssl/ec.h>
+#include <openssl/hmac.h>
+#include <openssl/x509.h>
+
+#include "lianban.h"
+
+#define ORIGIN	"lianban-test"
+
+static char		 tdir[64];
+static EVP_PKEY		*tkey;
+static X509		*tcert;
+static uint8_t		 thmac[32];
+static struct event_base *tbase;
+static struct journal	*tj;
+
+/* Completions, counted on the loop thread. */
+static int		 ndone;
+
+struct appctx {
+	struct jrec	*ap_recs;
+	size_t		 ap_n;
+	int		 ap_status;
+	uint64_t	 ap_first;
+};
+
+struct claimctx {
+	int		 cl_status;
+};
+
+static void
+on_append(void *arg, int status, uint64_t first)
+{
+	struct appctx *ap = arg;
+
+	ap->ap_status = status;
+	ap->ap_first = first;
+	ndone++;
+}
+
+static void
+on_claim(void *arg, int status)
+{
+	struct claimctx *cl = arg;
+
+	cl->cl_status = status;
+	ndone++;
+}
+
+static void
+tick(evutil_socket_t fd, short what, void *arg)
+{
+	int want = *(int *)arg;
+
+	(void)fd;
+	(void)what;
+	if (ndone >= want)
+		event_base_loopbreak(tbase);
+}
+
+/* Runs the loop until want completions arrived (or 60 s passed). */
+static void
+run_until(int want)
+{
+	struct timeval tv = { 0, 2000 };
+	struct event *ev;
+	time_t deadline = time(NULL) + 60;
+
+	ev = event_new(tbase, -1, EV_PERSIST, tick, &want);
+	ck_assert_ptr_nonnull(ev);
+	event_add(ev, &tv);
+	while (ndone < want && time(NULL) < deadline)
+		event_base_loop(tbase, EVLOOP_ONCE);
+	event_free(ev);
+	ck_assert_int_eq(ndone, want);
+}
+
+static void
+make_cert(void)
+{
+	X509_NAME *name;
+
+	tkey = EVP_EC_gen("P-256");
+	ck_assert_ptr_nonnull(tkey);
+	tcert = X509_new();
+	ck_assert_ptr_nonnull(tcert);
+	X509_set_version(tcert, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(tcert), 1);
+	X509_gmtime_adj(X509_getm_notBefore(tcert), -60);
+	X509_gmtime_adj(X509_getm_notAfter(tcert), 3600);
+	name = X509_get_subject_name(tcert);
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+	    (const unsigned char *)"journal checkpoint", -1, -1, 0);
+	X509_set_issuer_name(tcert, name);
+	X509_set_pubkey(tcert, tkey);
+	ck_assert_int_gt(X509_sign(tcert, tkey, EVP_sha256()), 0);
+}
+
+static struct journal *
+open_journal(size_t map_size)
+{
+	struct journal_config cfg = {
+		.jc_dir = tdir,
+		.jc_origin = ORIGIN,
+		.jc_ckpt_key = tkey,
+		.jc_ckpt_cert = tcert,
+		.jc_hmac_key = thmac,
+		.jc_hmac_key_len = sizeof(thmac),
+		.jc_map_size = map_size,
+	};
+	char err[256] = "";
+	struct journal *j;
+
+	j = journal_open(&cfg, err, sizeof(err));
+	ck_assert_msg(j != NULL, "journal_open: %s", err);
+	return j;
+}
+
+static void
+rm_tree(const char *dir)
+{
+	char path[512];
+	struct dirent *de;
+	DIR *d;
+
+	if ((d = opendir(dir)) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		unlink(path);
+	}
+	closedir(d);
+	rmdir(dir);
+}
+
+static void
+setup(void)
+{
+	size_t i;
+
+	/* A subdirectory, so that journal_open's mkdir is exercised. */
+	snprintf(tdir, sizeof(tdir), "/tmp/lbjournal.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tdir));
+	strcat(tdir, "/db");
+	make_cert();
+	for (i = 0; i < sizeof(thmac); i++)
+		thmac[i] = (uint8_t)(0xa0 + i);
+	tbase = event_base_new();
+	ck_assert_ptr_nonnull(tbase);
+	ndone = 0;
+	tj = NULL;
+}
+
+static void
+teardown(void)
+{
+	char *slash;
+
+	journal_close(tj);
+	tj = NULL;
+	event_base_free(tbase);
+	EVP_PKEY_free(tkey);
+	X509_free(tcert);
+	rm_tree(tdir);
+	if ((slash = strrchr(tdir, '/')) != NULL) {
+		*slash = '\0';
+		rmdir(tdir);
+	}
+}
+
+static void
+fill_rec(struct jrec *r, uint64_t t, unsigned who)
+{
+	memset(r, 0, sizeof(*r));
+	r->jr_kind = (enum jkind)(t % 6);
+	r->jr_t_ms = 1700000000000ULL + t;
+	snprintf(r->jr_consumer, sizeof(r->jr_consumer), "consumer-%u", who);
+	if (t % 2 == 0) {
+		r->jr_has_exch = true;
+		memcpy(r->jr_exch, &t, sizeof(t));
+		snprintf(r->jr_dept, sizeof(r->jr_dept), "nhc");
+		snprintf(r->jr_item, sizeof(r->jr_item), "birth_medical_certificate");
+		snprintf(r->jr_decision, sizeof(r->jr_decision), "allow");
+		snprintf(r->jr_code, sizeof(r->jr_code), "ok");
+	}
+	if (t % 3 == 0) {
+		r->jr_has_latency = true;
+		r->jr_latency_us = (int64_t)(t * 7);
+	}
+}
+
+/* Appends n records in one op and waits for its completion. */
+static uint64_t
+append_wait(uint64_t tag, size_t n)
+{
+	struct appctx ap = { 0 };
+	struct jrec *recs;
+	size_t i;
+
+	recs = calloc(n, sizeof(*recs));
+	ck_assert_ptr_nonnull(recs);
+	for (i = 0; i < n; i++)
+		fill_rec(&recs[i], tag + i, 1);
+	ck_assert_int_eq(journal_append(tj, tbase, recs, n, on_append, &ap), 0);
+	run_until(ndone + 1);
+	ck_assert_int_eq(ap.ap_status, 0);
+	free(recs);
+	return ap.ap_first;
+}
+
+/* Leaf hashes and record bytes of [0, size), read back through journal_leaves. */
+struct readback {
+	uint8_t		(*rb_leaves)[32];
+	uint8_t		**rb_recs;
+	size_t		 *rb_lens;
+	uint64_t	 rb_n;
+};
+
+static int
+readback_cb(void *arg, uint64_t seq, const void *rec, size_t len)
+{
+	struct readback *rb = arg;
+
+	if (seq != rb->rb_n)
+		return -1;
+	merkle_leaf_hash(MK_SHA256, rec, len, rb->rb_leaves[seq]);
+	if (rb->rb_recs != NULL) {
+		rb->rb_recs[seq] = malloc(len);
+		memcpy(rb->rb_recs[seq], rec, len);
+		rb->rb_lens[seq] = len;
+	}
+	rb->rb_n++;
+	return 0;
+}
+
+static void
+readback(struct readback *rb, uint64_t size, bool keep)
+{
+	memset(rb, 0, sizeof(*rb));
+	rb->rb_leaves = calloc(size + 1, 32);
+	if (keep) {
+		rb->rb_recs = calloc(size + 1, sizeof(*rb->rb_recs));
+		rb->rb_lens = calloc(size + 1, sizeof(*rb->rb_lens));
+	}
+	ck_assert_int_eq(journal_leaves(tj, 0, size, readback_cb, rb), 0);
+	ck_assert_uint_eq(rb->rb_n, size);
+}
+
+static void
+readback_free(struct readback *rb)
+{
+	uint64_t i;
+
+	if (rb->rb_recs != NULL)
+		for (i = 0; i < rb->rb_n; i++)
+			free(rb->rb_recs[i]);
+	free(rb->rb_recs);
+	free(rb->rb_lens);
+	free(rb->rb_leaves);
+}
+
+/* Checks the latest checkpoint against a root recomputed from every leaf. */
+static void
+check_checkpoint(uint64_t want_size, uint8_t root_out[32])
+{
+	struct readback rb;
+	msgpack_zone z;
+	struct envelope env;
+	const char *why = NULL;
+	uint8_t *buf = NULL, root[32], recomputed[32], kid[32];
+	const uint8_t *p;
+	size_t len, n;
+	uint64_t size, t_ms, v;
+	char origin[LB_ID_MAX];
+
+	ck_assert_int_eq(journal_checkpoint(tj, &buf, &len, &size, root, &t_ms), 0);
+	ck_assert_uint_eq(size, want_size);
+	readback(&rb, size, false);
+	merkle_root(MK_SHA256, (const uint8_t (*)[32])rb.rb_leaves, size, recomputed);
+	ck_assert_mem_eq(root, recomputed, 32);
+	readback_free(&rb);
+
+	msgpack_zone_init(&z, 1024);
+	ck_assert_msg(envelope_parse(buf, len, &z, "checkpoint", &env, &why) == 0,
+	    "envelope_parse: %s", why);
+	ck_assert_int_eq(env.env_alg, LB_ALG_ES256);
+	ck_assert_int_eq(envelope_verify(&env, X509_get0_pubkey(tcert)), 0);
+	ck_assert_int_eq(key_id_cert(tcert, kid), 0);
+	ck_assert_mem_eq(env.env_kid, kid, 32);
+	ck_assert_int_eq(mpk_get_str(&env.env_claims, "origin", origin, sizeof(origin)), 0);
+	ck_assert_str_eq(origin, ORIGIN);
+	ck_assert_int_eq(mpk_get_u64(&env.env_claims, "size", &v), 0);
+	ck_assert_uint_eq(v, want_size);
+	ck_assert_int_eq(mpk_get_u64(&env.env_claims, "t_ms", &v), 0);
+	ck_assert_uint_eq(v, t_ms);
+	ck_assert_int_eq(mpk_get_bytes(&env.env_claims, "root", &z, &p, &n), 0);
+	ck_assert_uint_eq(n, 32);
+	ck_assert_mem_eq(p, root, 32);
+	ck_assert_uint_eq(env.env_claims.via.map.size, 4);
+	msgpack_zone_destroy(&z);
+
+	/* A flipped signature byte must not verify: the check can fail. */
+	buf[len - 1] ^= 1;
+	msgpack_zone_init(&z, 1024);
+	ck_assert_int_eq(envelope_parse(buf, len, &z, "checkpoint", &env, &why), 0);
+	ck_assert_int_ne(envelope_verify(&env, X509_get0_pubkey(tcert)), 0);
+	msgpack_zone_destroy(&z);
+	free(buf);
+	if (root_out != NULL)
+		memcpy(root_out, root, 32);
+}
+
+START_TEST(test_pack_exact)
+{
+	static const uint8_t want[] = {
+		0x88,						/* map of 8 */
+		0xa4, 'c', 'o', 'd', 'e',
+		0xaf, 'c', 'o', 'n', 's', 'e', 'n', 't', '_', 'e', 'x', 'p', 'i', 'r', 'e', 'd',
+		0xa8, 'c', 'o', 'n', 's', 'u', 'm', 'e', 'r',
+		0xa2, 'c', '1',
+		0xa8, 'd', 'e', 'c', 'i', 's', 'i', 'o', 'n',
+		0xa4, 'd', 'e', 'n', 'y',
+		0xa4, 'e', 'x', 'c', 'h',
+		0xc4, 0x10, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
+		0xa4, 'k', 'i', 'n', 'd',
+		0xa4, 'd', 'e', 'n', 'y',
+		0xaa, 'l', 'a', 't', 'e', 'n', 'c', 'y', '_', 'u', 's',
+		0xcc, 250,					/* uint8 */
+		0xa3, 's', 'e', 'q',
+		0x05,						/* fixint */
+		0xa4, 't', '_', 'm', 's',
+		0xcf, 0, 0, 0x01, 0x8b, 0xcf, 0xe5, 0x68, 0x00,	/* 1700000000000 */
+	};
+	struct jrec r;
+	msgpack_sbuffer sb;
+	int i;
+
+	memset(&r, 0, sizeof(r));
+	r.jr_kind = JK_DENY;
+	r.jr_t_ms = 1700000000000ULL;
+	r.jr_has_exch = true;
+	for (i = 0; i < 16; i++)
+		r.jr_exch[i] = (uint8_t)i;
+	r.jr_has_latency = true;
+	r.jr_latency_us = 250;
+	strcpy(r.jr_consumer, "c1");
+	strcpy(r.jr_decision, "deny");
+	strcpy(r.jr_code, "consent_expired");
+	/* Set but not flagged, or empty: all omitted. */
+	memset(r.jr_subject, 0xee, sizeof(r.jr_subject));
+	strcpy(r.jr_rel, "");
+
+	msgpack_sbuffer_init(&sb);
+	ck_assert_int_eq(journal_record_pack(&r, 5, &sb), 0);
+	ck_assert_uint_eq(sb.size, sizeof(want));
+	ck_assert_mem_eq(sb.data, want, sizeof(want));
+	ck_assert(mpk_is_canonical(sb.data, sb.size));
+	msgpack_sbuffer_destroy(&sb);
+
+	/* kind, seq and t_ms are always there, even at zero. */
+	memset(&r, 0, sizeof(r));
+	msgpack_sbuffer_init(&sb);
+	ck_assert_int_eq(journal_record_pack(&r, 0, &sb), 0);
+	{
+		static const uint8_t min[] = {
+			0x83,
+			0xa4, 'k', 'i', 'n', 'd', 0xa8, 'e', 'x', 'c', 'h', 'a', 'n', 'g', 'e',
+			0xa3, 's', 'e', 'q', 0x00,
+			0xa4, 't', '_', 'm', 's', 0x00,
+		};
+		ck_assert_uint_eq(sb.size, sizeof(min));
+		ck_assert_mem_eq(sb.data, min, sizeof(min));
+	}
+	msgpack_sbuffer_destroy(&sb);
+
+	/* An unknown kind is refused and leaves the buffer alone. */
+	r.jr_kind = (enum jkind)42;
+	msgpack_sbuffer_init(&sb);
+	ck_assert_int_eq(journal_record_pack(&r, 0, &sb), -1);
+	ck_assert_uint_eq(sb.size, 0);
+	msgpack_sbuffer_destroy(&sb);
+}
+END_TEST
+
+START_TEST(test_pack_all_fields)
+{
+	static const char *const order[] = {
+		"actor", "bundle", "claim", "code", "consent", "consumer", "decision", "dept",
+		"doc", "exch", "item", "kind", "latency_us", "rel", "seq", "subject", "t_ms",
+	};
+	struct jrec r;
+	msgpack_sbuffer sb;
+	msgpack_zone z;
+	msgpack_object o;
+	int64_t lat;
+	uint32_t i;
+
+	memset(&r, 0, sizeof(r));
+	r.jr_kind = JK_AUDIT_READ;
+	r.jr_t_ms = 1;
+	r.jr_has_exch = r.jr_has_subject = r.jr_has_actor = r.jr_has_consent = true;
+	r.jr_has_doc = r.jr_has_claim = r.jr_has_latency = true;
+	r.jr_latency_us = -3;
+	strcpy(r.jr_consumer, "newborn");
+	strcpy(r.jr_dept, "psb");
+	strcpy(r.jr_item, "household_register");
+	strcpy(r.jr_bundle, "newborn");
+	strcpy(r.jr_rel, "guardian");
+	strcpy(r.jr_decision, "allow");
+	strcpy(r.jr_code, "ok");
+
+	msgpack_sbuffer_init(&sb);
+	ck_assert_int_eq(journal_record_pack(&r, 1ULL << 40, &sb), 0);
+	ck_assert(mpk_is_canonical(sb.data, sb.size));
+	msgpack_zone_init(&z, 1024);
+	ck_assert_int_eq(mpk_unpack(sb.data, sb.size, &z, &o), 0);
+	ck_assert_int_eq(o.type, MSGPACK_OBJECT_MAP);
+	ck_assert_uint_eq(o.via.map.size, 17);
+	for (i = 0; i < 17; i++)
+		ck_assert(mpk_str_eq(&o.via.map.ptr[i].key, order[i]));
+	ck_assert(mpk_str_eq(mpk_get(&o, "kind"), "audit-read"));
+	ck_assert_int_eq(mpk_get_i64(&o, "latency_us", &lat), 0);
+	ck_assert_int_eq(lat, -3);
+	ck_assert_uint_eq(mpk_get(&o, "subject")->via.bin.size, 32);
+	ck_assert_uint_eq(mpk_get(&o, "exch")->via.bin.size, 16);
+	msgpack_zone_destroy(&z);
+	msgpack_sbuffer_destroy(&sb);
+}
+END_TEST
+
+START_TEST(test_empty)
+{
+	uint8_t *buf = NULL, root[32], want[32];
+	size_t len;
+	uint64_t size, t_ms;
+
+	tj = open_journal(0);
+	ck_assert_uint_eq(journal_size(tj), 0);
+	ck_assert_int_eq(journal_checkpoint(tj, &buf, &len, &size, root, &t_ms), -1);
+	ck_assert_int_eq(journal_root_at(tj, 0, root), 0);
+	merkle_hash(MK_SHA256, "", 0, want);
+	ck_assert_mem_eq(root, want, 32);
+	ck_assert_int_eq(journal_root_at(tj, 1, root), -1);
+	ck_assert_int_eq(journal_leaves(tj, 0, 1, readback_cb, NULL), -1);
+}
+END_TEST
+
+/* Many threads append at once; the loop thread collects the completions. */
+#define NTHREADS	8
+#define OPS_PER_THREAD	150
+
+struct appender {
+	unsigned	 at_id;
+	struct appctx	 at_ops[OPS_PER_THREAD];
+	int		 at_failed;
+};
+
+static void *
+appender_main(void *arg)
+{
+	struct appender *at = arg;
+	struct appctx *ap;
+	size_t i, k;
+
+	for (i = 0; i < OPS_PER_THREAD; i++) {
+		ap = &at->at_ops[i];
+		ap->ap_n = 1 + i % 3;
+		ap->ap_status = 99;
+		ap->ap_recs = calloc(ap->ap_n, sizeof(*ap->ap_recs));
+		for (k = 0; k < ap->ap_n; k++)
+			fill_rec(&ap->ap_recs[k], at->at_id * 100000 + i * 3 + k, at->at_id);
+		if (journal_append(tj, tbase, ap->ap_recs, ap->ap_n, on_append, ap) != 0)
+			at->at_failed++;
+	}
+	return NULL;
+}
+
+static int
+cmp_first(const void *a, const void *b)
+{
+	const struct appctx *x = *(struct appctx *const *)a, *y = *(struct appctx *const *)b;
+
+	return (x->ap_first > y->ap_first) - (x->ap_first < y->ap_first);
+}
+
+START_TEST(test_concurrent_appends)
+{
+	static struct appender at[NTHREADS];
+	struct appctx *all[NTHREADS * OPS_PER_THREAD];
+	pthread_t th[NTHREADS];
+	struct readback rb;
+	msgpack_sbuffer sb;
+	uint64_t next = 0;
+	size_t i, k, nall = 0;
+
+	tj = open_journal(0);
+	memset(at, 0, sizeof(at));
+	for (i = 0; i < NTHREADS; i++) {
+		at[i].at_id = (unsigned)i;
+		ck_assert_int_eq(pthread_create(&th[i], NULL, appender_main, &at[i]), 0);
+	}
+	for (i = 0; i < NTHREADS; i++) {
+		pthread_join(th[i], NULL);
+		ck_assert_int_eq(at[i].at_failed, 0);
+	}
+	run_until(NTHREADS * OPS_PER_THREAD);
+
+	/* Every op succeeded and the ops tile [0, total) without gaps. */
+	for (i = 0; i < NTHREADS; i++)
+		for (k = 0; k < OPS_PER_THREAD; k++) {
+			ck_assert_int_eq(at[i].at_ops[k].ap_status, 0);
+			all[nall++] = &at[i].at_ops[k];
+		}
+	qsort(all, nall, sizeof(all[0]), cmp_first);
+	for (i = 0; i < nall; i++) {
+		ck_assert_uint_eq(all[i]->ap_first, next);
+		next += all[i]->ap_n;
+	}
+	ck_assert_uint_eq(journal_size(tj), next);
+
+	/* The stored leaves are exactly the canonical packing of each record. */
+	readback(&rb, next, true);
+	msgpack_sbuffer_init(&sb);
+	for (i = 0; i < nall; i++)
+		for (k = 0; k < all[i]->ap_n; k++) {
+			uint64_t seq = all[i]->ap_first + k;
+
+			msgpack_sbuffer_clear(&sb);
+			ck_assert_int_eq(journal_record_pack(&all[i]->ap_recs[k], seq, &sb), 0);
+			ck_assert_uint_eq(rb.rb_lens[seq], sb.size);
+			ck_assert_mem_eq(rb.rb_recs[seq], sb.data, sb.size);
+			ck_assert(mpk_is_canonical(rb.rb_recs[seq], rb.rb_lens[seq]));
+		}
+	msgpack_sbuffer_destroy(&sb);
+	readback_free(&rb);
+
+	/* Ordering within one thread's ops follows its call order. */
+	for (i = 0; i < NTHREADS; i++)
+		for (k = 1; k < OPS_PER_THREAD; k++)
+			ck_assert_uint_gt(at[i].at_ops[k].ap_first, at[i].at_ops[k - 1].ap_first);
+
+	check_checkpoint(next, NULL);
+	for (i = 0; i < NTHREADS; i++)
+		for (k = 0; k < OPS_PER_THREAD; k++)
+			free(at[i].at_ops[k].ap_recs);
+}
+END_TEST
+
+START_TEST(test_reopen_and_proofs)
+{
+	uint8_t root1[32], root2[32], root[32], r1[32], r2[32];
+	uint8_t path[MK_MAX_PATH][32];
+	struct readback rb;
+	uint64_t first, size, s1, s2, seq;
+	size_t npath;
+	int i;
+
+	tj = open_journal(0);
+	for (i = 0; i < 5; i++)
+		append_wait((uint64_t)i * 10, 7 + (size_t)i);	/* 7+8+9+10+11 = 45 */
+	ck_assert_uint_eq(journal_size(tj), 45);
+	check_checkpoint(45, root1);
+	journal_close(tj);
+
+	/* Reopening continues the same tree: no rewrite, no gap. */
+	tj = open_journal(0);
+	ck_assert_uint_eq(journal_size(tj), 45);
+	check_checkpoint(45, root);
+	ck_assert_mem_eq(root, root1, 32);
+	ck_assert_int_eq(journal_root_at(tj, 45, root), 0);
+	ck_assert_mem_eq(root, root1, 32);
+	first = append_wait(1000, 1);
+	ck_assert_uint_eq(first, 45);
+	first = append_wait(2000, 54);
+	ck_assert_uint_eq(first, 46);
+	size = journal_size(tj);
+	ck_assert_uint_eq(size, 100);
+	check_checkpoint(100, root2);
+
+	/* Consistency from the size before the restart to now. */
+	ck_assert_int_eq(journal_consistency(tj, 45, 100, path, &npath), 0);
+	ck_assert_int_eq(merkle_verify_consistency(MK_SHA256, 45, 100, root1, root2,
+	    (const uint8_t (*)[32])path, npath), 0);
+	path[0][0] ^= 1;
+	ck_assert_int_ne(merkle_verify_consistency(MK_SHA256, 45, 100, root1, root2,
+	    (const uint8_t (*)[32])path, npath), 0);
+
+	/* Consistency and roots between many pairs of sizes. */
+	readback(&rb, size, false);
+	for (s1 = 1; s1 <= size; s1 += 7)
+		for (s2 = s1; s2 <= size; s2 += 13) {
+			ck_assert_int_eq(journal_root_at(tj, s1, r1), 0);
+			ck_assert_int_eq(journal_root_at(tj, s2, r2), 0);
+			merkle_root(MK_SHA256, (const uint8_t (*)[32])rb.rb_leaves, s2, root);
+			ck_assert_mem_eq(r2, root, 32);
+			ck_assert_int_eq(journal_consistency(tj, s1, s2, path, &npath), 0);
+			ck_assert_int_eq(merkle_verify_consistency(MK_SHA256, s1, s2, r1, r2,
+			    (const uint8_t (*)[32])path, npath), 0);
+		}
+
+	/* Inclusion of every leaf in the full tree, and in a smaller one. */
+	for (seq = 0; seq < size; seq++) {
+		ck_assert_int_eq(journal_inclusion(tj, seq, size, path, &npath), 0);
+		ck_assert_int_eq(merkle_verify_inclusion(MK_SHA256, rb.rb_leaves[seq], seq, size,
+		    (const uint8_t (*)[32])path, npath, root2), 0);
+		if (seq < 45) {
+			ck_assert_int_eq(journal_inclusion(tj, seq, 45, path, &npath), 0);
+			ck_assert_int_eq(merkle_verify_inclusion(MK_SHA256, rb.rb_leaves[seq],
+			    seq, 45, (const uint8_t (*)[32])path, npath, root1), 0);
+		}
+	}
+	/* A proof for one leaf does not prove its neighbour. */
+	ck_assert_int_eq(journal_inclusion(tj, 3, size, path, &npath), 0);
+	ck_assert_int_ne(merkle_verify_inclusion(MK_SHA256, rb.rb_leaves[4], 3, size,
+	    (const uint8_t (*)[32])path, npath, root2), 0);
+	readback_free(&rb);
+
+	/* Nothing beyond the committed tree. */
+	ck_assert_int_eq(journal_inclusion(tj, size, size, path, &npath), -1);
+	ck_assert_int_eq(journal_inclusion(tj, 0, size + 1, path, &npath), -1);
+	ck_assert_int_eq(journal_consistency(tj, 50, 40, path, &npath), -1);
+	ck_assert_int_eq(journal_consistency(tj, 1, size + 1, path, &npath), -1);
+	ck_assert_int_eq(journal_root_at(tj, size + 1, root), -1);
+	ck_assert_int_eq(journal_leaves(tj, 0, size + 1, readback_cb, NULL), -1);
+}
+END_TEST
+
+/* The stored tree is checked against the stored records at open. */
+START_TEST(test_reopen_refuses_inconsistent)
+{
+	struct journal_config cfg = {
+		.jc_dir = tdir, .jc_origin = ORIGIN, .jc_ckpt_key = tkey,
+		.jc_ckpt_cert = tcert, .jc_hmac_key = thmac, .jc_hmac_key_len = sizeof(thmac),
+	};
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	uint8_t kb[8] = { 0, 0, 0, 0, 0, 0, 0, 4 };
+	MDB_val k = { sizeof(kb), kb };
+	char err[256] = "";
+
+	tj = open_journal(0);
+	append_wait(0, 5);
+	journal_close(tj);
+	tj = NULL;
+
+	/* Lose the last record behind the journal's back. */
+	ck_assert_int_eq(mdb_env_create(&env), 0);
+	ck_assert_int_eq(mdb_env_set_maxdbs(env, 8), 0);
+	ck_assert_int_eq(mdb_env_open(env, tdir, 0, 0600), 0);
+	ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	ck_assert_int_eq(mdb_dbi_open(txn, "rec", 0, &dbi), 0);
+	ck_assert_int_eq(mdb_del(txn, dbi, &k, NULL), 0);
+	ck_assert_int_eq(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+
+	ck_assert_ptr_null(journal_open(&cfg, err, sizeof(err)));
+	ck_assert_msg(strstr(err, "4 records") != NULL, "err: %s", err);
+}
+END_TEST
+
+/*
+ * A commit under load may skip its checkpoint; if the gateway then stops
+ * before the next one, reopening must sign the unsigned tail by itself.
+ */
+START_TEST(test_reopen_signs_tail)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi ckpt, meta;
+	uint8_t kb[8] = { 0, 0, 0, 0, 0, 0, 0, 10 };
+	MDB_val k = { sizeof(kb), kb }, v, latest = { 6, "latest" };
+	uint8_t *buf = NULL, root[32], want[32];
+	size_t len;
+	uint64_t size = 0, t_ms;
+	int i;
+
+	tj = open_journal(0);
+	append_wait(0, 10);
+	append_wait(100, 15);
+	journal_close(tj);
+	tj = NULL;
+
+	/* Put the checkpoint of size 10 back as the latest one. */
+	ck_assert_int_eq(mdb_env_create(&env), 0);
+	ck_assert_int_eq(mdb_env_set_maxdbs(env, 8), 0);
+	ck_assert_int_eq(mdb_env_open(env, tdir, 0, 0600), 0);
+	ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	ck_assert_int_eq(mdb_dbi_open(txn, "ckpt", 0, &ckpt), 0);
+	ck_assert_int_eq(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+	ck_assert_int_eq(mdb_get(txn, ckpt, &k, &v), 0);
+	ck_assert_int_eq(mdb_put(txn, meta, &latest, &v, 0), 0);
+	kb[7] = 25;
+	ck_assert_int_eq(mdb_del(txn, ckpt, &k, NULL), 0);
+	ck_assert_int_eq(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+
+	tj = open_journal(0);
+	ck_assert_uint_eq(journal_size(tj), 25);
+	for (i = 0; i < 5000 && size != 25; i++) {
+		ck_assert_int_eq(journal_checkpoint(tj, &buf, &len, &size, root, &t_ms), 0);
+		free(buf);
+		if (size != 25)
+			usleep(1000);
+	}
+	check_checkpoint(25, root);
+	ck_assert_int_eq(journal_root_at(tj, 25, want), 0);
+	ck_assert_mem_eq(root, want, 32);
+}
+END_TEST
+
+START_TEST(test_jti)
+{
+	enum { NJTI = 64, NBURST = 400 };
+	static struct claimctx first[NJTI], second[NJTI], again[NJTI], fresh;
+	static struct appctx burst[NBURST];
+	struct jrec r;
+	uint8_t jti[16];
+	uint64_t keep = (uint64_t)time(NULL) + 3600;
+	int i, want = 0;
+
+	tj = open_journal(0);
+	fill_rec(&r, 1, 1);
+	/*
+	 * A burst of appends keeps the writer busy, so the pairs of claims
+	 * queued behind it are taken together and meet in one transaction.
+	 */
+	for (i = 0; i < NBURST; i++, want++)
+		ck_assert_int_eq(journal_append(tj, tbase, &r, 1, on_append, &burst[i]), 0);
+	for (i = 0; i < NJTI; i++) {
+		memset(jti, i, sizeof(jti));
+		ck_assert_int_eq(journal_jti_claim(tj, tbase, jti, keep, on_claim, &first[i]), 0);
+		ck_assert_int_eq(journal_jti_claim(tj, tbase, jti, keep, on_claim, &second[i]), 0);
+		want += 2;
+	}
+	run_until(want);
+	for (i = 0; i < NJTI; i++) {
+		/* Queue order is commit order, so the first claim is the winner. */
+		ck_assert_int_eq(first[i].cl_status, 0);
+		ck_assert_int_eq(second[i].cl_status, 1);
+	}
+	for (i = 0; i < NBURST; i++)
+		ck_assert_int_eq(burst[i].ap_status, 0);
+
+	/* Across batches, and across a restart, the jti stays claimed. */
+	journal_close(tj);
+	tj = open_journal(0);
+	for (i = 0; i < NJTI; i++) {
+		memset(jti, i, sizeof(jti));
+		ck_assert_int_eq(journal_jti_claim(tj, tbase, jti, keep, on_claim, &again[i]), 0);
+		want++;
+	}
+	memset(jti, 0xff, sizeof(jti));
+	ck_assert_int_eq(journal_jti_claim(tj, tbase, jti, keep, on_claim, &fresh), 0);
+	want++;
+	run_until(want);
+	for (i = 0; i < NJTI; i++)
+		ck_assert_int_eq(again[i].cl_status, 1);
+	ck_assert_int_eq(fresh.cl_status, 0);
+	/* Claims alone add no records. */
+	ck_assert_uint_eq(journal_size(tj), NBURST);
+}
+END_TEST
+
+/* Expired entries go, a bounded number per pass; live ones stay. */
+enum { NOLD = 2500, NLIVE = 20, NPASS = 4 };
+
+/* Claims NOLD expired and NLIVE live jtis, the live ones spread among them. */
+static int
+claim_mix(struct claimctx *old, struct claimctx *live, uint64_t now)
+{
+	uint8_t jti[16] = { 0 };
+	int i, no = 0, nl = 0;
+
+	for (i = 0; i < NOLD + NLIVE; i++) {
+		jti[0] = (uint8_t)(i >> 8);
+		jti[1] = (uint8_t)i;
+		if (i % 126 == 0 && nl < NLIVE)
+			ck_assert_int_eq(journal_jti_claim(tj, tbase, jti, now + 3600, on_claim,
+			    &live[nl++]), 0);
+		else
+			ck_assert_int_eq(journal_jti_claim(tj, tbase, jti, now - 10, on_claim,
+			    &old[no++]), 0);
+	}
+	ck_assert_int_eq(no, NOLD);
+	ck_assert_int_eq(nl, NLIVE);
+	return NOLD + NLIVE;
+}
+
+START_TEST(test_jti_expiry)
+{
+	static struct claimctx old[NOLD], live[NLIVE], reold[NOLD], relive[NLIVE];
+	uint64_t now = (uint64_t)time(NULL);
+	int i;
+
+	tj = open_journal(0);
+	/* The first commit runs the first expiry pass; let it happen on nothing. */
+	append_wait(0, 1);
+	run_until(ndone + claim_mix(old, live, now));
+	for (i = 0; i < NLIVE; i++)
+		ck_assert_int_eq(live[i].cl_status, 0);
+	for (i = 0; i < NOLD; i++)
+		ck_assert_int_eq(old[i].cl_status, 0);
+
+	/* One pass per second scans at most 1024 entries: several are needed. */
+	for (i = 0; i < NPASS; i++) {
+		usleep(1100 * 1000);
+		append_wait(10 + (uint64_t)i, 1);
+	}
+	run_until(ndone + claim_mix(reold, relive, now));
+	for (i = 0; i < NLIVE; i++)
+		ck_assert_int_eq(relive[i].cl_status, 1);
+	for (i = 0; i < NOLD; i++)
+		ck_assert_msg(reold[i].cl_status == 0, "expired jti %d still claimed", i);
+}
+END_TEST
+
+START_TEST(test_map_growth)
+{
+	enum { NOPS = 250, PER_OP = 20 };
+	static struct appctx ops[NOPS];
+	struct jrec recs[PER_OP];
+	int i, k;
+
+	/* 64 KiB holds a few hundred records; 5000 force several doublings. */
+	tj = open_journal(64 * 1024);
+	for (i = 0; i < NOPS; i++) {
+		for (k = 0; k < PER_OP; k++)
+			fill_rec(&recs[k], (uint64_t)(i * PER_OP + k), 3);
+		ck_assert_int_eq(journal_append(tj, tbase, recs, PER_OP, on_append, &ops[i]), 0);
+	}
+	run_until(NOPS);
+	for (i = 0; i < NOPS; i++) {
+		ck_assert_int_eq(ops[i].ap_status, 0);
+		if (i > 0)
+			ck_assert_uint_eq(ops[i].ap_first, ops[i - 1].ap_first + PER_OP);
+	}
+	ck_assert_uint_eq(journal_size(tj), NOPS * PER_OP);
+	check_checkpoint(NOPS * PER_OP, NULL);
+
+	/* Reopened with the small size, LMDB maps the data file and growth resumes. */
+	journal_close(tj);
+	tj = open_journal(64 * 1024);
+	ck_assert_uint_eq(journal_size(tj), NOPS * PER_OP);
+	ck_assert_uint_eq(append_wait(0, 1), NOPS * PER_OP);
+	check_checkpoint(NOPS * PER_OP + 1, NULL);
+}
+END_TEST
+
+/* journal_close commits what was queued; the loop still hears about it. */
+START_TEST(test_close_drains)
+{
+	enum { NOPS = 300 };
+	static struct appctx ops[NOPS];
+	struct jrec r;
+	int i;
+
+	tj = open_journal(0);
+	for (i = 0; i < NOPS; i++) {
+		fill_rec(&r, (uint64_t)i, 2);
+		ck_assert_int_eq(journal_append(tj, tbase, &r, 1, on_append, &ops[i]), 0);
+	}
+	journal_close(tj);
+	tj = NULL;
+	run_until(NOPS);
+	for (i = 0; i < NOPS; i++) {
+		ck_assert_int_eq(ops[i].ap_status, 0);
+		ck_assert_uint_eq(ops[i].ap_first, (uint64_t)i);
+	}
+	tj = open_journal(0);
+	ck_assert_uint_eq(journal_size(tj), NOPS);
+	check_checkpoint(NOPS, NULL);
+}
+END_TEST
+
+static atomic_int writer_side;
+
+static void
+on_append_writer(void *arg, int status, uint64_t first)
+{
+	(void)arg;
+	(void)first;
+	if (status == 0)
+		atomic_fetch_add(&writer_side, 1);
+}
+
+START_TEST(test_append_rejects)
+{
+	struct jrec r[2];
+	int i;
+
+	tj = open_journal(0);
+	fill_rec(&r[0], 0, 0);
+	fill_rec(&r[1], 1, 0);
+	ck_assert_int_eq(journal_append(tj, tbase, r, 0, on_append, NULL), -1);
+	ck_assert_int_eq(journal_append(tj, tbase, r, JOURNAL_BATCH_MAX + 1, on_append, NULL),
+	    -1);
+	r[1].jr_kind = (enum jkind)99;
+	ck_assert_int_eq(journal_append(tj, tbase, r, 2, on_append, NULL), -1);
+
+	/* Without a base the completion runs on the writer thread. */
+	atomic_store(&writer_side, 0);
+	ck_assert_int_eq(journal_append(tj, NULL, r, 1, on_append_writer, NULL), 0);
+	for (i = 0; i < 5000 && atomic_load(&writer_side) == 0; i++)
+		usleep(1000);
+	ck_assert_int_eq(atomic_load(&writer_side), 1);
+	ck_assert_uint_eq(journal_size(tj), 1);
+}
+END_TEST
+
+START_TEST(test_pseudonym)
+{
+	struct journal_config cfg = {
+		.jc_dir = tdir, .jc_origin = ORIGIN, .jc_ckpt_key = tkey,
+		.jc_ckpt_cert = tcert, .jc_hmac_key = thmac, .jc_hmac_key_len = 8,
+	};
+	EVP_PKEY *other;
+	uint8_t a[32], b[32], want[32];
+	unsigned int len = 32;
+	char err[256] = "";
+	const char *id = "110101201801010012";
+
+	tj = open_journal(0);
+	journal_pseudonym(tj, id, a);
+	ck_assert_ptr_nonnull(HMAC(EVP_sha256(), thmac, sizeof(thmac),
+	    (const unsigned char *)id, strlen(id), want, &len));
+	ck_assert_mem_eq(a, want, 32);
+	journal_pseudonym(tj, "110101201801010020", b);
+	ck_assert_mem_ne(a, b, 32);
+	journal_close(tj);
+	tj = NULL;
+
+	/* A short pseudonym key would make ID numbers guessable. */
+	ck_assert_ptr_null(journal_open(&cfg, err, sizeof(err)));
+	ck_assert_ptr_nonnull(strstr(err, "16 bytes"));
+	/* A key that does not belong to the certificate is refused. */
+	cfg.jc_hmac_key_len = sizeof(thmac);
+	other = EVP_EC_gen("P-256");
+	cfg.jc_ckpt_key = other;
+	ck_assert_ptr_null(journal_open(&cfg, err, sizeof(err)));
+	ck_assert_ptr_nonnull(strstr(err, "does not match"));
+	EVP_PKEY_free(other);
+}
+END_TEST
+
+static Suite *
+journal_suite(void)
+{
+	Suite *s = suite_create("journal");
+	TCase *tc;
+
+	tc = tcase_create("pack");
+	tcase_add_test(tc, test_pack_exact);
+	tcase_add_test(tc, test_pack_all_fields);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("lmdb");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_empty);
+	tcase_add_test(tc, test_concurrent_appends);
+	tcase_add_test(tc, test_reopen_and_proofs);
+	tcase_add_test(tc, test_reopen_refuses_inconsistent);
+	tcase_add_test(tc, test_reopen_signs_tail);
+	tcase_add_test(tc, test_jti);
+	tcase_add_test(tc, test_jti_expiry);
+	tcase_add_test(tc, test_map_growth);
+	tcase_add_test(tc, test_close_drains);
+	tcase_add_test(tc, test_append_rejects);
+	tcase_add_test(tc, test_pseudonym);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner *sr;
+	int failed;
+
+	/* Completions are posted to the loop from the writer thread. */
+	if (evthread_use_pthreads() != 0)
+		return EXIT_FAILURE;
+	sr = srunner_create(journal_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
