@@ -129,15 +129,20 @@ consent_verify(const struct trust *t, const void *buf, size_t len,
 	if (strcmp(cs->cs_azp, ask->ca_consumer) != 0)
 		DENY(LB_E_CONSENT_WRONG_CONSUMER, "consent token was issued to consumer "
 		    "\"%s\", not to \"%s\"", cs->cs_azp, ask->ca_consumer);
-	if (cs->cs_exp <= cs->cs_iat || cs->cs_exp - cs->cs_iat > LB_CONSENT_LIFETIME_MAX)
+	/*
+	 * Claims are attacker-chosen 64-bit integers: compare without
+	 * arithmetic on them that could overflow.  ca_now is a sane clock.
+	 */
+	if (cs->cs_exp <= cs->cs_iat ||
+	    (uint64_t)cs->cs_exp - (uint64_t)cs->cs_iat > LB_CONSENT_LIFETIME_MAX)
 		DENY(LB_E_CONSENT_EXPIRED, "consent lifetime (exp - iat) must be 1 to %d "
 		    "seconds", LB_CONSENT_LIFETIME_MAX);
-	if (ask->ca_now > cs->cs_exp + LB_SKEW_S)
-		DENY(LB_E_CONSENT_EXPIRED, "consent token expired %lld s ago",
-		    (long long)(ask->ca_now - cs->cs_exp));
-	if (ask->ca_now < cs->cs_iat - LB_SKEW_S)
-		DENY(LB_E_CONSENT_NOT_YET_VALID, "consent token is issued %lld s in the future",
-		    (long long)(cs->cs_iat - ask->ca_now));
+	if (cs->cs_exp < ask->ca_now - LB_SKEW_S)
+		DENY(LB_E_CONSENT_EXPIRED, "consent token expired %llu s ago",
+		    (unsigned long long)((uint64_t)ask->ca_now - (uint64_t)cs->cs_exp));
+	if (cs->cs_iat > ask->ca_now + LB_SKEW_S)
+		DENY(LB_E_CONSENT_NOT_YET_VALID, "consent token is issued %llu s in the future",
+		    (unsigned long long)((uint64_t)cs->cs_iat - (uint64_t)ask->ca_now));
 	if (strcmp(cs->cs_bundle, ask->ca_bundle) != 0)
 		DENY(LB_E_CONSENT_WRONG_BUNDLE, "consent token is for bundle \"%s\", the "
 		    "request is for \"%s\"", cs->cs_bundle, ask->ca_bundle);

@@ -688,32 +688,30 @@ journal_ckpt_wanted(struct journal *j)
 }
 
 /*
- * Signs a checkpoint for cr and stores it.  *signed_ is false when signing
+ * Signs a checkpoint for cr and stores it.  *did_sign is false when signing
  * failed: the records still commit (they matter more than the checkpoint,
  * and the next commit signs again), so that is logged, not returned.
  */
 static int
-journal_put_ckpt(struct journal *j, MDB_txn *txn, const struct merkle_cr *cr, bool *signed_)
+journal_put_ckpt(struct journal *j, MDB_txn *txn, const struct merkle_cr *cr, bool *did_sign)
 {
-	msgpack_zone z;
+	msgpack_zone *z;
 	struct mpk_map m;
 	msgpack_sbuffer payload, env;
 	uint8_t root[32], kb[8];
 	MDB_val k, v;
 	int rc = 0;
 
-	*signed_ = false;
+	*did_sign = false;
 	msgpack_sbuffer_init(&payload);
 	msgpack_sbuffer_init(&env);
-	if (!msgpack_zone_init(&z, 256)) {
-		msgpack_sbuffer_destroy(&payload);
-		msgpack_sbuffer_destroy(&env);
+	if ((z = msgpack_zone_new(256)) == NULL) {
 		log_warnx("journal: checkpoint %llu not signed: out of memory",
 		    (unsigned long long)cr->cr_size);
-		return 0;
+		goto done;
 	}
 	merkle_cr_root(MK_SHA256, cr, root);
-	mpk_map_init(&m, &z, 4);
+	mpk_map_init(&m, z, 4);
 	mpk_map_put(&m, "origin", mpk_str(j->j_origin));
 	mpk_map_put(&m, "size", mpk_uint(cr->cr_size));
 	mpk_map_put(&m, "root", mpk_bin(root, sizeof(root)));
@@ -736,9 +734,10 @@ journal_put_ckpt(struct journal *j, MDB_txn *txn, const struct merkle_cr *cr, bo
 	k.mv_size = 6;
 	if ((rc = mdb_put(txn, j->j_meta, &k, &v, 0)) != 0)
 		goto done;
-	*signed_ = true;
+	*did_sign = true;
 done:
-	msgpack_zone_destroy(&z);
+	if (z != NULL)
+		msgpack_zone_free(z);
 	msgpack_sbuffer_destroy(&payload);
 	msgpack_sbuffer_destroy(&env);
 	return rc;
@@ -806,28 +805,27 @@ done:
 static int
 journal_grow(struct journal *j)
 {
-	MDB_envinfo info;
+	MDB_envinfo info = { 0 };
 	size_t size;
 	int rc;
 
 	if ((rc = mdb_env_info(j->j_env, &info)) != 0)
-		goto fail;
+		goto done;
 	if (info.me_mapsize > JOURNAL_MAP_MAX / 2) {
-		log_warnx("journal: map of %zu bytes is full and may not grow",
-		    info.me_mapsize);
-		return -1;
+		rc = ENOSPC;
+		goto done;
 	}
 	size = info.me_mapsize * 2;
 	pthread_rwlock_wrlock(&j->j_resize);
 	rc = mdb_env_set_mapsize(j->j_env, size);
 	pthread_rwlock_unlock(&j->j_resize);
+	if (rc == 0)
+		log_info("journal: map grown to %zu bytes", size);
+done:
 	if (rc != 0)
-		goto fail;
-	log_info("journal: map grown to %zu bytes", size);
-	return 0;
-fail:
-	log_warnx("journal: growing the map: %s", mdb_strerror(rc));
-	return -1;
+		log_warnx("journal: cannot grow the map of %zu bytes: %s", info.me_mapsize,
+		    mdb_strerror(rc));
+	return rc == 0 ? 0 : -1;
 }
 
 static void
@@ -941,74 +939,71 @@ journal_restore(struct journal *j, char *err, size_t errlen)
 	MDB_val k = { 2, "cr" }, v;
 	uint8_t root[32];
 	uint64_t size = 0, csize, t_ms;
+	char why[128] = "";
 	size_t i;
 	int rc, ret = -1;
 
 	if ((rc = mdb_txn_begin(j->j_env, NULL, 0, &txn)) != 0)
-		goto lmdb;
+		goto done;
 	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if ((rc = mdb_dbi_open(txn, names[i], MDB_CREATE, dbis[i])) != 0)
-			goto lmdb;
+			goto done;
 	if ((rc = mdb_stat(txn, j->j_rec, &rst)) != 0 ||
 	    (rc = mdb_stat(txn, j->j_leaf, &lst)) != 0)
-		goto lmdb;
+		goto done;
 	merkle_cr_init(&j->j_cr);
-	rc = mdb_get(txn, j->j_meta, &k, &v);
-	if (rc == 0) {
-		if (v.mv_size < 8)
-			goto corrupt;
-		size = be64_get(v.mv_data);
-		if (v.mv_size != 8 + (size_t)popcount64(size) * 32)
-			goto corrupt;
+	if ((rc = mdb_get(txn, j->j_meta, &k, &v)) == 0) {
+		size = v.mv_size >= 8 ? be64_get(v.mv_data) : 0;
+		if (v.mv_size != 8 + (size_t)popcount64(size) * 32) {
+			snprintf(why, sizeof(why), "malformed compact range");
+			goto done;
+		}
 		j->j_cr.cr_size = size;
 		j->j_cr.cr_n = popcount64(size);
 		memcpy(j->j_cr.cr_peak, (uint8_t *)v.mv_data + 8, v.mv_size - 8);
 	} else if (rc != MDB_NOTFOUND)
-		goto lmdb;
+		goto done;
 	if (rst.ms_entries != size || lst.ms_entries != size) {
-		snprintf(err, errlen, "journal: tree size %llu but %zu records and %zu leaves",
+		snprintf(why, sizeof(why), "tree size %llu but %zu records and %zu leaves",
 		    (unsigned long long)size, rst.ms_entries, lst.ms_entries);
 		goto done;
 	}
 	if (size > 0) {
 		/* Dense from 0 and counted right means the last key is size - 1. */
-		if ((rc = mdb_cursor_open(txn, j->j_rec, &cur)) != 0)
-			goto lmdb;
-		if ((rc = mdb_cursor_get(cur, &k, &v, MDB_LAST)) != 0)
-			goto lmdb;
-		if (k.mv_size != 8 || be64_get(k.mv_data) != size - 1)
-			goto corrupt;
-	}
-	k.mv_data = "latest";
-	k.mv_size = 6;
-	rc = mdb_get(txn, j->j_meta, &k, &v);
-	if (rc == 0) {
-		if (journal_ckpt_decode(v.mv_data, v.mv_size, &csize, root, &t_ms) == -1 ||
-		    csize > size)
-			goto corrupt;
-		j->j_ckpt_size = csize;
-	} else if (rc != MDB_NOTFOUND)
-		goto lmdb;
-	/* A commit that skipped its checkpoint may have been the last one. */
-	j->j_ckpt_due = size > j->j_ckpt_size;
-	if (cur != NULL) {
+		if ((rc = mdb_cursor_open(txn, j->j_rec, &cur)) != 0 ||
+		    (rc = mdb_cursor_get(cur, &k, &v, MDB_LAST)) != 0)
+			goto done;
+		if (k.mv_size != 8 || be64_get(k.mv_data) != size - 1) {
+			snprintf(why, sizeof(why), "records are not numbered 0 to %llu",
+			    (unsigned long long)size - 1);
+			goto done;
+		}
 		mdb_cursor_close(cur);
 		cur = NULL;
 	}
+	k.mv_data = "latest";
+	k.mv_size = 6;
+	if ((rc = mdb_get(txn, j->j_meta, &k, &v)) == 0) {
+		if (journal_ckpt_decode(v.mv_data, v.mv_size, &csize, root, &t_ms) == -1 ||
+		    csize > size) {
+			snprintf(why, sizeof(why), "malformed latest checkpoint");
+			goto done;
+		}
+		j->j_ckpt_size = csize;
+	} else if (rc != MDB_NOTFOUND)
+		goto done;
+	/* A commit that skipped its checkpoint may have been the last one. */
+	j->j_ckpt_due = size > j->j_ckpt_size;
 	/* The handles opened here become usable by all transactions on commit. */
 	rc = mdb_txn_commit(txn);
 	txn = NULL;
 	if (rc != 0)
-		goto lmdb;
+		goto done;
 	atomic_store(&j->j_size, size);
 	ret = 0;
-	goto done;
-corrupt:
-	snprintf(err, errlen, "journal: inconsistent state in LMDB");
-	goto done;
-lmdb:
-	snprintf(err, errlen, "journal: %s", mdb_strerror(rc));
 done:
+	if (ret == -1)
+		snprintf(err, errlen, "journal: %s", why[0] != '\0' ? why : mdb_strerror(rc));
 	if (cur != NULL)
 		mdb_cursor_close(cur);
 	if (txn != NULL)

@@ -25,6 +25,9 @@ log_init(const char *prog, int verbose)
 	log_verbose = verbose;
 }
 
+static void	log_emit(const char *, const char *, va_list)
+		    __attribute__((format(printf, 2, 0)));
+
 static void
 log_emit(const char *level, const char *fmt, va_list ap)
 {

@@ -5,10 +5,13 @@
  */
 #include <dirent.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -866,6 +869,54 @@ START_TEST(test_map_growth)
 }
 END_TEST
 
+/*
+ * A commit that cannot reach the disk fails every op of its batch with -1
+ * and leaves nothing behind: the next commit continues at the same seq.
+ */
+START_TEST(test_commit_failure)
+{
+	static struct appctx big, small;
+	struct jrec *recs;
+	struct rlimit old, lim;
+	struct stat st;
+	char path[128];
+	void (*oldsig)(int);
+	int i;
+
+	tj = open_journal(0);
+	append_wait(0, 10);
+	recs = calloc(JOURNAL_BATCH_MAX, sizeof(*recs));
+	ck_assert_ptr_nonnull(recs);
+	for (i = 0; i < JOURNAL_BATCH_MAX; i++)
+		fill_rec(&recs[i], (uint64_t)i, 4);
+
+	/* The data file may not grow: writing the new pages fails with EFBIG. */
+	snprintf(path, sizeof(path), "%s/data.mdb", tdir);
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = old;
+	lim.rlim_cur = (rlim_t)st.st_size;
+	oldsig = signal(SIGXFSZ, SIG_IGN);
+	ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	ck_assert_int_eq(journal_append(tj, tbase, recs, JOURNAL_BATCH_MAX, on_append, &big), 0);
+	run_until(ndone + 1);
+	ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, oldsig);
+	ck_assert_int_eq(big.ap_status, -1);
+	ck_assert_uint_eq(journal_size(tj), 10);
+
+	ck_assert_int_eq(journal_append(tj, tbase, recs, 100, on_append, &small), 0);
+	run_until(ndone + 1);
+	ck_assert_int_eq(small.ap_status, 0);
+	ck_assert_uint_eq(small.ap_first, 10);
+	check_checkpoint(110, NULL);
+	journal_close(tj);
+	tj = open_journal(0);
+	ck_assert_uint_eq(journal_size(tj), 110);
+	free(recs);
+}
+END_TEST
+
 /* journal_close commits what was queued; the loop still hears about it. */
 START_TEST(test_close_drains)
 {
@@ -984,6 +1035,7 @@ journal_suite(void)
 	tcase_add_test(tc, test_jti);
 	tcase_add_test(tc, test_jti_expiry);
 	tcase_add_test(tc, test_map_growth);
+	tcase_add_test(tc, test_commit_failure);
 	tcase_add_test(tc, test_close_drains);
 	tcase_add_test(tc, test_append_rejects);
 	tcase_add_test(tc, test_pseudonym);

@@ -174,7 +174,7 @@ path_dup(const void *path, size_t n)
 {
 	void	*p;
 
-	p = malloc(n == 0 ? 1 : n * 32);
+	p = malloc(n == 0 ? 32 : n * 32);
 	ck_assert_ptr_nonnull(p);
 	if (n > 0)
 		memcpy(p, path, n * 32);

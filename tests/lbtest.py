@@ -103,11 +103,12 @@ class Platform:
                 dst.write(text)
 
     def start_gateway(self, extra=()):
-        self.gw_log = os.path.join(self.tmp, "lianband.log")
+        self.starts = getattr(self, "starts", 0) + 1
+        self.gw_log = os.path.join(self.tmp, "lianband.%d.log" % self.starts)
         p = subprocess.Popen([LIANBAND, "--listen", "127.0.0.1:0", "--data", self.data,
                               "--certs", self.pki, "--policies", os.path.join(SRCDIR, "policies"),
                               "--adapters", self.specs] + self.gw_args + list(extra),
-                             stdout=open(self.gw_log, "a"), stderr=subprocess.STDOUT)
+                             stdout=open(self.gw_log, "w"), stderr=subprocess.STDOUT)
         self.gw = p
         self.procs.append(p)
         return _wait_listening(p, self.gw_log, "lianband")
