@@ -83,24 +83,22 @@ sig_init(EVP_MD_CTX *md, EVP_PKEY *key, enum lb_alg alg, bool sign)
 		break;
 	case LB_ALG_SM2:
 		digest = EVP_sm3();
-		/* The ID enters Z, so it must be set before the digest starts. */
-		if ((pctx = EVP_PKEY_CTX_new(key, NULL)) == NULL)
-			return -1;
-		if (EVP_PKEY_CTX_set1_id(pctx, LB_SM2_ID, strlen(LB_SM2_ID)) != 1) {
-			EVP_PKEY_CTX_free(pctx);
-			return -1;
-		}
-		/* md takes ownership of pctx. */
-		EVP_MD_CTX_set_pkey_ctx(md, pctx);
 		break;
 	default:
 		return -1;
 	}
+	/* The key context made here belongs to md and is freed with it. */
 	if (sign)
-		ok = EVP_DigestSignInit(md, NULL, digest, NULL, key);
+		ok = EVP_DigestSignInit(md, &pctx, digest, NULL, key);
 	else
-		ok = EVP_DigestVerifyInit(md, NULL, digest, NULL, key);
-	return ok == 1 ? 0 : -1;
+		ok = EVP_DigestVerifyInit(md, &pctx, digest, NULL, key);
+	if (ok != 1)
+		return -1;
+	/* SM2's Z value includes the ID; it is computed at the first update. */
+	if (alg == LB_ALG_SM2 &&
+	    EVP_PKEY_CTX_set1_id(pctx, LB_SM2_ID, strlen(LB_SM2_ID)) != 1)
+		return -1;
+	return 0;
 }
 
 int

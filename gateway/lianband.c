@@ -286,6 +286,9 @@ done:
 	workers_free(gw.gw_workers);
 	if (gw.gw_journal != NULL)
 		journal_close(gw.gw_journal);
+	/* Run the completions the journal posted while it drained. */
+	if (gw.gw_base != NULL)
+		event_base_loop(gw.gw_base, EVLOOP_NONBLOCK);
 	snapshot_unref(gw.gw_snap);
 	EVP_PKEY_free(gw.gw_ckpt_key);
 	X509_free(gw.gw_ckpt_cert);

@@ -76,6 +76,7 @@ struct ctl {
 	int		 c_timeout;	/* seconds, per connect / read / write */
 	bool		 c_json;
 	bool		 c_quiet;
+	SSL_CTX		*c_tls;		/* made on first use, then shared by every request */
 };
 
 static void	ctl_err(const char *, ...) __attribute__((format(printf, 1, 2)));
@@ -515,13 +516,16 @@ read_input(const char *path, size_t max, uint8_t **buf, size_t *len)
 			ctl_err("%s: %s", path, strerror(errno));
 		return -1;
 	}
+	/* Reading one byte beyond max is how an oversized input shows itself. */
 	for (;;) {
+		if (n > max) {
+			ctl_err("standard input: more than %zu bytes", max);
+			goto fail;
+		}
 		if (n == cap) {
-			if (cap > max) {
-				ctl_err("standard input: more than %zu bytes", max);
-				goto fail;
-			}
 			cap = cap == 0 ? 65536 : cap * 2;
+			if (cap > max + 1)
+				cap = max + 1;
 			if ((nb = realloc(b, cap + 1)) == NULL) {
 				ctl_err("out of memory");
 				goto fail;
@@ -538,10 +542,6 @@ read_input(const char *path, size_t max, uint8_t **buf, size_t *len)
 		if (r == 0)
 			break;
 		n += (size_t)r;
-	}
-	if (n > max) {
-		ctl_err("standard input: more than %zu bytes", max);
-		goto fail;
 	}
 	if (b == NULL && (b = malloc(1)) == NULL) {
 		ctl_err("out of memory");
@@ -738,14 +738,21 @@ tls_why(SSL *ssl, int rc, char *buf, size_t bufsz)
 	ERR_clear_error();
 }
 
+/*
+ * The TLS context of the command, made on first use: the client key is read
+ * once however many requests a command makes, and wiped when the context
+ * is freed at exit.
+ */
 static SSL_CTX *
-tls_ctx_new(const struct ctl *ctl, char *err, size_t errlen)
+tls_ctx(struct ctl *ctl, char *err, size_t errlen)
 {
 	SSL_CTX		*ctx;
 	EVP_PKEY	*key = NULL;
 	char		 cabuf[PATH_MAX], why[256];
 	const char	*ca;
 
+	if (ctl->c_tls != NULL)
+		return ctl->c_tls;
 	if ((ca = ctl_path(ctl, ctl->c_ca, "client-ca.pem", cabuf, sizeof(cabuf))) == NULL) {
 		snprintf(err, errlen, "no CA certificate path");
 		return NULL;
@@ -787,6 +794,7 @@ tls_ctx_new(const struct ctl *ctl, char *err, size_t errlen)
 		EVP_PKEY_free(key);
 	}
 	ERR_clear_error();
+	ctl->c_tls = ctx;
 	return ctx;
 fail:
 	EVP_PKEY_free(key);
@@ -1144,11 +1152,11 @@ conn_read_head(struct conn *c, struct http_resp *r, bool *chunked, bool *has_len
  * could be had.
  */
 static int
-http_request(const struct ctl *ctl, const char *method, const char *path,
+http_request(struct ctl *ctl, const char *method, const char *path,
     const char *accept, const char *ctype, const void *body, size_t bodylen,
     struct http_resp *resp, char *err, size_t errlen)
 {
-	SSL_CTX		*ctx = NULL;
+	SSL_CTX		*ctx;
 	struct conn	*c = NULL;
 	struct gbuf	 b = { NULL, 0, 0 };
 	char		 head[2048], hostport[300];
@@ -1174,7 +1182,7 @@ http_request(const struct ctl *ctl, const char *method, const char *path,
 		snprintf(err, errlen, "request line too long");
 		return -1;
 	}
-	if ((ctx = tls_ctx_new(ctl, err, errlen)) == NULL)
+	if ((ctx = tls_ctx(ctl, err, errlen)) == NULL)
 		goto done;
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -1217,7 +1225,6 @@ done:
 		free(c);
 	}
 	free(b.gb_p);
-	SSL_CTX_free(ctx);
 	ERR_clear_error();
 	if (ret != 0)
 		http_resp_clear(resp);
@@ -1286,7 +1293,7 @@ resp_refused(const struct http_resp *r)
 
 /* One GET whose 2xx JSON answer becomes an object in z; CTL_* on failure. */
 static int
-http_get_object(const struct ctl *ctl, const char *path, msgpack_zone *z,
+http_get_object(struct ctl *ctl, const char *path, msgpack_zone *z,
     msgpack_object *o, struct http_resp *resp)
 {
 	char	err[CTL_ERR_MAX];
@@ -2229,7 +2236,7 @@ ckpt_cert_load(const struct ctl *ctl, const char *explicit)
 
 /* Fetches and verifies the current checkpoint; *resp keeps the answer. */
 static int
-ckpt_fetch(const struct ctl *ctl, X509 *cert, struct ckpt *ck, struct http_resp *resp)
+ckpt_fetch(struct ctl *ctl, X509 *cert, struct ckpt *ck, struct http_resp *resp)
 {
 	msgpack_zone	z;
 	msgpack_object	o;
@@ -2635,6 +2642,7 @@ ctl_main(int argc, char *argv[])
 	enum opt		 id;
 	const char		*word, *verb;
 	char			 name[64];
+	int			 ret;
 
 	memset(&ctl, 0, sizeof(ctl));
 	(void)parse_gateway(&ctl, CTL_DEFAULT_GATEWAY);
@@ -2690,7 +2698,9 @@ ctl_main(int argc, char *argv[])
 	else
 		snprintf(name, sizeof(name), "%s", cm->cm_group);
 	ar.ar_cmd = name;
-	return cm->cm_run(&ctl, &ar);
+	ret = cm->cm_run(&ctl, &ar);
+	SSL_CTX_free(ctl.c_tls);
+	return ret;
 }
 
 int

@@ -3,7 +3,7 @@
  * group commit from many threads, checkpoints, proofs, reopening, jti claims
  * and map growth, against a real LMDB environment in a temporary directory.
  */
-#include <dirent.h>
+#include <ftw.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -27,7 +27,8 @@
 
 #define ORIGIN	"lianban-test"
 
-static char		 tdir[64];
+static char		 tparent[64];	/* removed by main, even after failures */
+static char		 tdir[128];
 static EVP_PKEY		*tkey;
 static X509		*tcert;
 static uint8_t		 thmac[32];
@@ -136,23 +137,20 @@ open_journal(size_t map_size)
 	return j;
 }
 
+static int
+rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	remove(path);
+	return 0;
+}
+
 static void
 rm_tree(const char *dir)
 {
-	char path[512];
-	struct dirent *de;
-	DIR *d;
-
-	if ((d = opendir(dir)) == NULL)
-		return;
-	while ((de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		unlink(path);
-	}
-	closedir(d);
-	rmdir(dir);
+	nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
 }
 
 static void
@@ -161,7 +159,7 @@ setup(void)
 	size_t i;
 
 	/* A subdirectory, so that journal_open's mkdir is exercised. */
-	snprintf(tdir, sizeof(tdir), "/tmp/lbjournal.XXXXXX");
+	snprintf(tdir, sizeof(tdir), "%s/t.XXXXXX", tparent);
 	ck_assert_ptr_nonnull(mkdtemp(tdir));
 	strcat(tdir, "/db");
 	make_cert();
@@ -183,11 +181,10 @@ teardown(void)
 	event_base_free(tbase);
 	EVP_PKEY_free(tkey);
 	X509_free(tcert);
-	rm_tree(tdir);
-	if ((slash = strrchr(tdir, '/')) != NULL) {
+	/* The mkdtemp directory, db and all. */
+	if ((slash = strrchr(tdir, '/')) != NULL)
 		*slash = '\0';
-		rmdir(tdir);
-	}
+	rm_tree(tdir);
 }
 
 static void
@@ -879,7 +876,7 @@ START_TEST(test_commit_failure)
 	struct jrec *recs;
 	struct rlimit old, lim;
 	struct stat st;
-	char path[128];
+	char path[256];
 	void (*oldsig)(int);
 	int i;
 
@@ -1052,9 +1049,13 @@ main(void)
 	/* Completions are posted to the loop from the writer thread. */
 	if (evthread_use_pthreads() != 0)
 		return EXIT_FAILURE;
+	snprintf(tparent, sizeof(tparent), "/tmp/check_journal.XXXXXX");
+	if (mkdtemp(tparent) == NULL)
+		return EXIT_FAILURE;
 	sr = srunner_create(journal_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
+	rm_tree(tparent);
 	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
