@@ -7,7 +7,9 @@
  *	CONSENT	verify every subject's consent token	(worker thread)
  *	CLAIM	record each token's jti, once		(journal writer)
  *	FETCH	query the departments in parallel	(libevent HTTP client)
- *	SEAL	translate, minimize, seal		(worker thread)
+ *	SEAL	translate, minimize			(worker thread)
+ *		then seal, in batches shared with	(sealer.c, workers)
+ *		other exchanges
  *	JOURNAL	append the records, wait for commit	(journal writer)
  *	REPLY	answer the consumer
  *
@@ -63,6 +65,7 @@ struct ex_item {
 	uint8_t				 it_claim_hash[32];
 	uint8_t				*it_receipt;
 	size_t				 it_receipt_len;
+	struct seal_req			 it_sr;
 	uint64_t			 it_seq;
 	uint64_t			 it_t0_us;
 	int64_t				 it_latency_us;
@@ -100,6 +103,7 @@ struct exchange {
 	uint64_t		 ex_t0_us;
 	int64_t			 ex_now;
 	uint64_t		 ex_exch_seq;
+	bool			 ex_expected;	/* announced to the sealer */
 };
 
 static void	ex_claim(struct exchange *);
@@ -133,6 +137,8 @@ ex_free(struct exchange *ex)
 		free(su->su_items);
 		free(su->su_token);
 	}
+	if (ex->ex_expected)
+		sealer_unexpect(ex->ex_gw->gw_sealer);
 	snapshot_unref(ex->ex_snap);
 	msgpack_zone_destroy(&ex->ex_zone);
 	ex->ex_gw->gw_inflight--;
@@ -356,6 +362,9 @@ ex_fetch(struct exchange *ex)
 	size_t	i, j;
 
 	ex_enter(ex, EX_FETCH);
+	/* Its claims will reach the sealer; a lone claim of another exchange may wait for them. */
+	sealer_expect(ex->ex_gw->gw_sealer);
+	ex->ex_expected = true;
 	ex->ex_pending = 1;
 	for (i = 0; i < ex->ex_nsubj; i++) {
 		struct ex_subject *su = &ex->ex_subj[i];
@@ -426,55 +435,6 @@ ex_translate_item(struct exchange *ex, struct ex_item *it)
 	SHA256(it->it_claim, it->it_claim_len, it->it_claim_hash);
 }
 
-/* Seals every finished document of one seal key in one batch (worker thread). */
-static void
-ex_seal_batch(struct exchange *ex, const struct seal_key *sk)
-{
-	struct ex_item	**its;
-	const uint8_t	**claims;
-	uint8_t		**receipts;
-	size_t		 *lens, *rlens, n = 0, i, j, total = 0;
-
-	for (i = 0; i < ex->ex_nsubj; i++)
-		total += ex->ex_subj[i].su_nitems;
-	its = calloc(total, sizeof(*its));
-	claims = calloc(total, sizeof(*claims));
-	receipts = calloc(total, sizeof(*receipts));
-	lens = calloc(total, sizeof(*lens));
-	rlens = calloc(total, sizeof(*rlens));
-	if (its == NULL || claims == NULL || receipts == NULL || lens == NULL || rlens == NULL)
-		goto done;
-	for (i = 0; i < ex->ex_nsubj; i++)
-		for (j = 0; j < ex->ex_subj[i].su_nitems; j++) {
-			struct ex_item *it = &ex->ex_subj[i].su_items[j];
-
-			if (it->it_status == LB_OK && it->it_seal == sk &&
-			    it->it_receipt == NULL) {
-				its[n] = it;
-				claims[n] = it->it_claim;
-				lens[n] = it->it_claim_len;
-				n++;
-			}
-		}
-	if (n == 0)
-		goto done;
-	if (seal_batch(sk, claims, lens, n, (uint64_t)ex->ex_now, receipts, rlens) != 0) {
-		for (i = 0; i < n; i++)
-			it_fail(its[i], LB_E_INTERNAL, "the seal could not be applied");
-		goto done;
-	}
-	for (i = 0; i < n; i++) {
-		its[i]->it_receipt = receipts[i];
-		its[i]->it_receipt_len = rlens[i];
-	}
-done:
-	free(its);
-	free(claims);
-	free(receipts);
-	free(lens);
-	free(rlens);
-}
-
 static void
 ex_seal_work(void *arg)
 {
@@ -488,14 +448,63 @@ ex_seal_work(void *arg)
 			if (it->it_status == LB_OK)
 				ex_translate_item(ex, it);
 		}
-	for (i = 0; i < ex->ex_snap->sn_nseals; i++)
-		ex_seal_batch(ex, &ex->ex_snap->sn_seals[i]);
 }
 
 static void
+ex_sealed(void *arg, struct seal_req *sr)
+{
+	struct ex_item	*it = arg;
+	struct exchange	*ex = it->it_ex;
+
+	if (sr->sr_status != 0)
+		it_fail(it, LB_E_INTERNAL, "the seal could not be applied");
+	else {
+		it->it_receipt = sr->sr_receipt;
+		it->it_receipt_len = sr->sr_receipt_len;
+	}
+	if (--ex->ex_pending == 0)
+		ex_journal(ex);
+}
+
+/*
+ * The documents are translated: their claims go to the sealer, which signs
+ * them in batches shared with other exchanges (loop thread).
+ */
+static void
 ex_seal_done(void *arg)
 {
-	ex_journal(arg);
+	struct exchange	 *ex = arg;
+	struct seal_req	**reqs;
+	size_t		  i, j, n = 0, total = 0;
+
+	for (i = 0; i < ex->ex_nsubj; i++)
+		total += ex->ex_subj[i].su_nitems;
+	if ((reqs = calloc(total, sizeof(*reqs))) == NULL) {
+		ex->ex_status = LB_E_INTERNAL;
+		snprintf(ex->ex_msg, sizeof(ex->ex_msg), "out of memory");
+		ex_reply(ex);
+		return;
+	}
+	for (i = 0; i < ex->ex_nsubj; i++)
+		for (j = 0; j < ex->ex_subj[i].su_nitems; j++) {
+			struct ex_item *it = &ex->ex_subj[i].su_items[j];
+
+			if (ex->ex_subj[i].su_status != LB_OK || it->it_status != LB_OK)
+				continue;
+			it->it_sr.sr_key = it->it_seal;
+			it->it_sr.sr_claim = it->it_claim;
+			it->it_sr.sr_claim_len = it->it_claim_len;
+			it->it_sr.sr_done = ex_sealed;
+			it->it_sr.sr_arg = it;
+			reqs[n++] = &it->it_sr;
+		}
+	ex->ex_pending = 1 + (int)n;	/* held until every claim is queued */
+	sealer_submit(ex->ex_gw->gw_sealer, reqs, n);
+	free(reqs);
+	ex->ex_expected = false;
+	sealer_unexpect(ex->ex_gw->gw_sealer);
+	if (--ex->ex_pending == 0)
+		ex_journal(ex);
 }
 
 static void

@@ -26,7 +26,6 @@
 
 #define HTTP_HEADERS_MAX	(16 * 1024)
 #define HTTP_TIMEOUT_S		30
-#define LEAVES_PER_CALL		1000
 
 static bool
 http_wants_msgpack(struct evhttp_request *req)
@@ -162,22 +161,6 @@ http_body(struct evhttp_request *req, msgpack_zone *z, msgpack_object *out, char
 	return mpk_from_json((const char *)p, len, z, out, err, errlen);
 }
 
-static bool
-http_query_u64(const struct evkeyvalq *q, const char *name, uint64_t *v, bool *present)
-{
-	const char	*s = evhttp_find_header(q, name);
-	char		*end;
-
-	*present = s != NULL;
-	if (s == NULL)
-		return true;
-	if (*s < '0' || *s > '9')
-		return false;
-	errno = 0;
-	*v = strtoull(s, &end, 10);
-	return errno == 0 && *end == '\0';
-}
-
 static void
 http_health(struct gw *gw, struct evhttp_request *req)
 {
@@ -190,138 +173,6 @@ http_health(struct gw *gw, struct evhttp_request *req)
 	mpk_map_put(&m, "journal_size", mpk_uint(journal_size(gw->gw_journal)));
 	http_reply(req, 200, &m.mm_obj);
 	msgpack_zone_destroy(&z);
-}
-
-/* Journal reads touch the disk, so they run on a worker. */
-struct jread {
-	struct gw		*jr_gw;
-	struct evhttp_request	*jr_req;
-	bool			 jr_leaves;
-	uint64_t		 jr_start, jr_end;
-	msgpack_zone		 jr_zone;
-	msgpack_object		 jr_body;
-	enum lb_err		 jr_err;
-	char			 jr_msg[128];
-};
-
-static int
-jread_leaf(void *arg, uint64_t seq, const void *rec, size_t len)
-{
-	struct jread	*jr = arg;
-	uint64_t	 i = seq - jr->jr_start;
-
-	if (seq < jr->jr_start || seq >= jr->jr_end)
-		return -1;
-	jr->jr_body.via.array.ptr[i] = mpk_bindup(&jr->jr_zone, rec, len);
-	return 0;
-}
-
-static void
-jread_work(void *arg)
-{
-	struct jread	*jr = arg;
-	struct mpk_map	 m;
-	msgpack_object	 leaves;
-	uint8_t		*env, root[32];
-	size_t		 envlen;
-	uint64_t	 size, t_ms;
-
-	mpk_map_init(&m, &jr->jr_zone, 4);
-	if (jr->jr_leaves) {
-		jr->jr_body = leaves = mpk_array(&jr->jr_zone,
-		    (uint32_t)(jr->jr_end - jr->jr_start));
-		if (jr->jr_end > jr->jr_start &&
-		    journal_leaves(jr->jr_gw->gw_journal, jr->jr_start, jr->jr_end,
-		    jread_leaf, jr) != 0) {
-			jr->jr_err = LB_E_JOURNAL_UNAVAILABLE;
-			snprintf(jr->jr_msg, sizeof(jr->jr_msg), "the journal could not be read");
-			return;
-		}
-		mpk_map_put(&m, "leaves", leaves);
-		mpk_map_put(&m, "start", mpk_uint(jr->jr_start));
-		mpk_map_put(&m, "end", mpk_uint(jr->jr_end));
-	} else {
-		if (journal_checkpoint(jr->jr_gw->gw_journal, &env, &envlen, &size, root,
-		    &t_ms) != 0) {
-			jr->jr_err = LB_E_NOT_FOUND;
-			snprintf(jr->jr_msg, sizeof(jr->jr_msg), "the journal has no "
-			    "checkpoint yet");
-			return;
-		}
-		mpk_map_put(&m, "size", mpk_uint(size));
-		mpk_map_put(&m, "root", mpk_bindup(&jr->jr_zone, root, 32));
-		mpk_map_put(&m, "t_ms", mpk_uint(t_ms));
-		mpk_map_put(&m, "envelope", mpk_bindup(&jr->jr_zone, env, envlen));
-		free(env);
-	}
-	jr->jr_body = m.mm_obj;
-}
-
-static void
-jread_done(void *arg)
-{
-	struct jread	*jr = arg;
-
-	if (jr->jr_err != LB_OK)
-		http_error(jr->jr_req, jr->jr_err, "%s", jr->jr_msg);
-	else
-		http_reply(jr->jr_req, 200, &jr->jr_body);
-	jr->jr_gw->gw_inflight--;
-	msgpack_zone_destroy(&jr->jr_zone);
-	free(jr);
-}
-
-static void
-http_journal_read(struct gw *gw, struct evhttp_request *req, bool leaves)
-{
-	struct evkeyvalq	 q;
-	struct jread		*jr;
-	const char		*query;
-	uint64_t		 start = 0, end = 0, size;
-	bool			 has_start, has_end;
-
-	if (leaves) {
-		TAILQ_INIT(&q);
-		query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
-		if (query != NULL && evhttp_parse_query_str(query, &q) != 0) {
-			http_error(req, LB_E_BAD_REQUEST, "the query string is malformed");
-			return;
-		}
-		size = journal_size(gw->gw_journal);
-		if (!http_query_u64(&q, "start", &start, &has_start) ||
-		    !http_query_u64(&q, "end", &end, &has_end)) {
-			evhttp_clear_headers(&q);
-			http_error(req, LB_E_BAD_REQUEST, "start and end must be decimal integers");
-			return;
-		}
-		evhttp_clear_headers(&q);
-		if (!has_end)
-			end = size;
-		if (start > end || end > size) {
-			http_error(req, LB_E_BAD_REQUEST, "need 0 <= start <= end <= %llu "
-			    "(the journal size)", (unsigned long long)size);
-			return;
-		}
-		if (end - start > LEAVES_PER_CALL)
-			end = start + LEAVES_PER_CALL;
-	}
-	if ((jr = calloc(1, sizeof(*jr))) == NULL) {
-		http_error(req, LB_E_INTERNAL, "out of memory");
-		return;
-	}
-	jr->jr_gw = gw;
-	jr->jr_req = req;
-	jr->jr_leaves = leaves;
-	jr->jr_start = start;
-	jr->jr_end = end;
-	msgpack_zone_init(&jr->jr_zone, 8192);
-	gw->gw_inflight++;
-	if (workers_submit(gw->gw_workers, gw->gw_base, jread_work, jread_done, jr) != 0) {
-		gw->gw_inflight--;
-		msgpack_zone_destroy(&jr->jr_zone);
-		free(jr);
-		http_error(req, LB_E_INTERNAL, "the gateway is shutting down");
-	}
 }
 
 static void
@@ -383,12 +234,11 @@ http_route(struct evhttp_request *req, void *arg)
 			http_exchanges(gw, req, &pr);
 		return;
 	}
-	if (strcmp(path, "/v1/journal/checkpoint") == 0 ||
-	    strcmp(path, "/v1/journal/leaves") == 0) {
+	if (strncmp(path, "/v1/journal/", 12) == 0) {
 		if (method != EVHTTP_REQ_GET)
 			http_error(req, LB_E_METHOD_NOT_ALLOWED, "use GET %s", path);
 		else if (http_role(req, &pr, "auditor"))
-			http_journal_read(gw, req, strcmp(path, "/v1/journal/leaves") == 0);
+			http_journal(gw, req, &pr, path);
 		return;
 	}
 	http_error(req, LB_E_NOT_FOUND, "no such API route: %s", path);

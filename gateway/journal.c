@@ -17,6 +17,16 @@
  *   meta  "cr"                   -> size (8 bytes BE) || compact range peaks
  *         "latest"               -> the newest checkpoint envelope
  *   jti   jti (16 bytes)         -> keep_until, unix seconds (8 bytes BE)
+ *   ix    tag || len || value || seq (8 bytes BE) -> empty
+ *
+ * The "ix" database indexes records for auditors' queries.  Its tags are
+ * 's' (subject pseudonym), 'c' (consumer), 'd' (department), 'i' (item) and
+ * 't', whose value is the largest t_ms of the records up to and including
+ * seq.  Record times follow the callers' clocks and are not quite in seq
+ * order; their running maximum is, so the 't' entries are in seq order too
+ * and a seek to since_ms finds the first record that can be that recent.
+ * Index entries are written in the transaction that writes their record,
+ * so an index never names a record that is not there.
  */
 #include <errno.h>
 #include <limits.h>
@@ -42,6 +52,9 @@
 /* jti entries examined per expiry pass, and the pause between passes. */
 #define JOURNAL_EXPIRE_SCAN	1024
 #define JOURNAL_EXPIRE_EVERY_MS	1000
+/* Records a query examines at most per call; the cursor resumes from there. */
+#define JOURNAL_QUERY_SCAN	20000
+#define JOURNAL_QUERY_LIMIT	1000
 /* Under load, one checkpoint per this interval is enough (DESIGN §7). */
 #define JOURNAL_CKPT_EVERY_US	1000000
 #define JOURNAL_HMAC_MIN	16
@@ -69,7 +82,7 @@ struct jop {
 
 struct journal {
 	MDB_env			*j_env;
-	MDB_dbi			 j_rec, j_leaf, j_ckpt, j_meta, j_jti;
+	MDB_dbi			 j_rec, j_leaf, j_ckpt, j_meta, j_jti, j_ix;
 	char			 j_origin[LB_ID_MAX];
 	EVP_PKEY		*j_key;
 	X509			*j_cert;
@@ -100,6 +113,7 @@ struct journal {
 	/* Writer-only state. */
 	pthread_t		 j_writer;
 	uint64_t		 j_ckpt_size;	/* size of the newest checkpoint */
+	uint64_t		 j_tmax;	/* largest t_ms committed (the 't' index) */
 	uint64_t		 j_ckpt_mono_us;
 	uint64_t		 j_expire_ms;	/* last expiry pass */
 	uint8_t			 j_expire_key[16]; /* where the next pass resumes */
@@ -481,6 +495,244 @@ done:
 	return ret;
 }
 
+/* Indexes. */
+
+#define JIX_KEY_MAX	(2 + 255 + 8)
+
+/* tag || len || value || seq; the key's length. */
+static size_t
+journal_ix_key(uint8_t key[JIX_KEY_MAX], char tag, const void *val, size_t len, uint64_t seq)
+{
+	key[0] = (uint8_t)tag;
+	key[1] = (uint8_t)len;
+	memcpy(key + 2, val, len);
+	be64_put(key + 2 + len, seq);
+	return 2 + len + 8;
+}
+
+static int
+journal_ix_put(struct journal *j, MDB_txn *txn, char tag, const void *val, size_t len,
+    uint64_t seq)
+{
+	uint8_t kb[JIX_KEY_MAX];
+	MDB_val k, v = { 0, NULL };
+
+	if (len == 0)
+		return 0;
+	if (len > 255)
+		return EINVAL;
+	k.mv_data = kb;
+	k.mv_size = journal_ix_key(kb, tag, val, len, seq);
+	return mdb_put(txn, j->j_ix, &k, &v, 0);
+}
+
+/* The index entries of one record; t_ms feeds the running maximum. */
+static int
+journal_ix_record(struct journal *j, MDB_txn *txn, uint64_t seq, const uint8_t *subject,
+    const char *consumer, const char *dept, const char *item, uint64_t t_ms, uint64_t *tmax)
+{
+	uint8_t tb[8];
+	int rc;
+
+	if (subject != NULL && (rc = journal_ix_put(j, txn, 's', subject, 32, seq)) != 0)
+		return rc;
+	if ((rc = journal_ix_put(j, txn, 'c', consumer, strlen(consumer), seq)) != 0 ||
+	    (rc = journal_ix_put(j, txn, 'd', dept, strlen(dept), seq)) != 0 ||
+	    (rc = journal_ix_put(j, txn, 'i', item, strlen(item), seq)) != 0)
+		return rc;
+	if (t_ms > *tmax)
+		*tmax = t_ms;
+	be64_put(tb, *tmax);
+	return journal_ix_put(j, txn, 't', tb, sizeof(tb), seq);
+}
+
+/*
+ * Indexes records [from, size) from their stored bytes: a journal written
+ * before the indexes existed gets them when it is opened.
+ */
+static int
+journal_ix_rebuild(struct journal *j, MDB_txn *txn, uint64_t from, uint64_t size)
+{
+	MDB_val k, v;
+	msgpack_zone z;
+	msgpack_object rec;
+	const msgpack_object *o;
+	uint8_t kb[8];
+	char consumer[LB_ID_MAX], dept[LB_ID_MAX], item[LB_ITEM_MAX];
+	const uint8_t *subject;
+	uint64_t seq, t_ms;
+	int rc = 0;
+
+	if (!msgpack_zone_init(&z, 4096))
+		return ENOMEM;
+	for (seq = from; seq < size; seq++) {
+		be64_put(kb, seq);
+		k.mv_data = kb;
+		k.mv_size = sizeof(kb);
+		if ((rc = mdb_get(txn, j->j_rec, &k, &v)) != 0)
+			break;
+		msgpack_zone_clear(&z);
+		if (mpk_unpack(v.mv_data, v.mv_size, &z, &rec) != 0 ||
+		    mpk_get_u64(&rec, "t_ms", &t_ms) != 0) {
+			rc = EINVAL;
+			break;
+		}
+		consumer[0] = dept[0] = item[0] = '\0';
+		(void)mpk_get_str(&rec, "consumer", consumer, sizeof(consumer));
+		(void)mpk_get_str(&rec, "dept", dept, sizeof(dept));
+		(void)mpk_get_str(&rec, "item", item, sizeof(item));
+		subject = NULL;
+		if ((o = mpk_get(&rec, "subject")) != NULL && o->type == MSGPACK_OBJECT_BIN &&
+		    o->via.bin.size == 32)
+			subject = (const uint8_t *)o->via.bin.ptr;
+		if ((rc = journal_ix_record(j, txn, seq, subject, consumer, dept, item, t_ms,
+		    &j->j_tmax)) != 0)
+			break;
+	}
+	msgpack_zone_destroy(&z);
+	return rc;
+}
+
+/* Whether the decoded record rec passes every filter of f. */
+static bool
+journal_match(const struct journal_filter *f, const msgpack_object *rec)
+{
+	const msgpack_object *o;
+	uint64_t t_ms;
+
+	if (f->jf_has_subject && ((o = mpk_get(rec, "subject")) == NULL ||
+	    o->type != MSGPACK_OBJECT_BIN || o->via.bin.size != 32 ||
+	    memcmp(o->via.bin.ptr, f->jf_subject, 32) != 0))
+		return false;
+	if (f->jf_consumer[0] != '\0' && !mpk_str_eq(mpk_get(rec, "consumer"), f->jf_consumer))
+		return false;
+	if (f->jf_dept[0] != '\0' && !mpk_str_eq(mpk_get(rec, "dept"), f->jf_dept))
+		return false;
+	if (f->jf_item[0] != '\0' && !mpk_str_eq(mpk_get(rec, "item"), f->jf_item))
+		return false;
+	if (mpk_get_u64(rec, "t_ms", &t_ms) != 0 || t_ms < f->jf_since_ms ||
+	    (f->jf_until_ms != 0 && t_ms >= f->jf_until_ms))
+		return false;
+	return true;
+}
+
+int
+journal_query(struct journal *j, const struct journal_filter *f, journal_leaf_cb fn, void *arg,
+    bool *more, uint64_t *next)
+{
+	MDB_txn *txn = NULL;
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	MDB_cursor_op op = MDB_SET_RANGE;
+	msgpack_zone z;
+	msgpack_object rec;
+	uint8_t kb[JIX_KEY_MAX], tb[8], prefix[JIX_KEY_MAX];
+	size_t plen = 0, limit, found = 0, scanned = 0;
+	uint64_t start, seq, last = 0;
+	bool have_last = false;
+	int rc, ret = -1;
+
+	*more = false;
+	*next = 0;
+	limit = f->jf_limit == 0 || f->jf_limit > JOURNAL_QUERY_LIMIT ? JOURNAL_QUERY_LIMIT :
+	    f->jf_limit;
+	if (f->jf_has_after && f->jf_after == UINT64_MAX)
+		return 0;
+	start = f->jf_has_after ? f->jf_after + 1 : 0;
+	if (!msgpack_zone_init(&z, 4096))
+		return -1;
+	if (journal_rtxn_begin(j, &txn) == -1)
+		goto done;
+	if (mdb_cursor_open(txn, j->j_ix, &cur) != 0)
+		goto done;
+	/* No record before the first whose running maximum reaches since_ms. */
+	if (f->jf_since_ms > 0) {
+		be64_put(tb, f->jf_since_ms);
+		k.mv_data = kb;
+		k.mv_size = journal_ix_key(kb, 't', tb, sizeof(tb), 0);
+		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+		if (rc == MDB_NOTFOUND || (rc == 0 && (k.mv_size != 2 + 8 + 8 ||
+		    ((uint8_t *)k.mv_data)[0] != 't'))) {
+			ret = 0;
+			goto done;
+		}
+		if (rc != 0)
+			goto done;
+		seq = be64_get((uint8_t *)k.mv_data + 10);
+		if (seq > start)
+			start = seq;
+	}
+	/* Drive by the most selective index asked for, else by the records. */
+	if (f->jf_has_subject)
+		plen = journal_ix_key(prefix, 's', f->jf_subject, 32, 0) - 8;
+	else if (f->jf_item[0] != '\0')
+		plen = journal_ix_key(prefix, 'i', f->jf_item, strlen(f->jf_item), 0) - 8;
+	else if (f->jf_consumer[0] != '\0')
+		plen = journal_ix_key(prefix, 'c', f->jf_consumer, strlen(f->jf_consumer), 0) - 8;
+	else if (f->jf_dept[0] != '\0')
+		plen = journal_ix_key(prefix, 'd', f->jf_dept, strlen(f->jf_dept), 0) - 8;
+	if (plen == 0) {
+		mdb_cursor_close(cur);
+		cur = NULL;
+		if (mdb_cursor_open(txn, j->j_rec, &cur) != 0)
+			goto done;
+		be64_put(kb, start);
+		k.mv_data = kb;
+		k.mv_size = 8;
+	} else {
+		memcpy(kb, prefix, plen);
+		be64_put(kb + plen, start);
+		k.mv_data = kb;
+		k.mv_size = plen + 8;
+	}
+	for (;; op = MDB_NEXT) {
+		if ((rc = mdb_cursor_get(cur, &k, &v, op)) == MDB_NOTFOUND)
+			break;
+		if (rc != 0)
+			goto done;
+		if (plen == 0) {
+			if (k.mv_size != 8)
+				goto done;
+			seq = be64_get(k.mv_data);
+		} else {
+			if (k.mv_size != plen + 8 || memcmp(k.mv_data, prefix, plen) != 0)
+				break;
+			seq = be64_get((uint8_t *)k.mv_data + plen);
+		}
+		if (found == limit || scanned == JOURNAL_QUERY_SCAN) {
+			/* There is more to look at: the next page resumes after last. */
+			*more = have_last;
+			break;
+		}
+		scanned++;
+		if (plen != 0) {
+			be64_put(tb, seq);
+			k.mv_data = tb;
+			k.mv_size = sizeof(tb);
+			if (mdb_get(txn, j->j_rec, &k, &v) != 0)
+				goto done;
+		}
+		msgpack_zone_clear(&z);
+		if (mpk_unpack(v.mv_data, v.mv_size, &z, &rec) != 0)
+			goto done;
+		if (journal_match(f, &rec)) {
+			if (fn(arg, seq, v.mv_data, v.mv_size) != 0)
+				goto done;
+			found++;
+		}
+		last = seq;
+		have_last = true;
+	}
+	*next = last;
+	ret = 0;
+done:
+	if (cur != NULL)
+		mdb_cursor_close(cur);
+	journal_rtxn_end(j, txn);
+	msgpack_zone_destroy(&z);
+	return ret;
+}
+
 /* Queueing, from any thread. */
 
 static int
@@ -583,8 +835,9 @@ journal_put_claim(struct journal *j, MDB_txn *txn, struct jop *op)
 
 static int
 journal_put_recs(struct journal *j, MDB_txn *txn, struct jop *op, struct merkle_cr *cr,
-    msgpack_sbuffer *sb)
+    uint64_t *tmax, msgpack_sbuffer *sb)
 {
+	const struct jrec *r;
 	uint8_t kb[8], leaf[32];
 	MDB_val k = { sizeof(kb), kb }, v;
 	size_t i;
@@ -592,8 +845,9 @@ journal_put_recs(struct journal *j, MDB_txn *txn, struct jop *op, struct merkle_
 
 	op->jo_first_seq = cr->cr_size;
 	for (i = 0; i < op->jo_n; i++) {
+		r = &op->jo_recs[i];
 		msgpack_sbuffer_clear(sb);
-		if (journal_record_pack(&op->jo_recs[i], cr->cr_size, sb) == -1)
+		if (journal_record_pack(r, cr->cr_size, sb) == -1)
 			return EINVAL;
 		be64_put(kb, cr->cr_size);
 		v.mv_data = sb->data;
@@ -605,6 +859,10 @@ journal_put_recs(struct journal *j, MDB_txn *txn, struct jop *op, struct merkle_
 		v.mv_data = leaf;
 		v.mv_size = sizeof(leaf);
 		if ((rc = mdb_put(txn, j->j_leaf, &k, &v, MDB_APPEND)) != 0)
+			return rc;
+		if ((rc = journal_ix_record(j, txn, cr->cr_size,
+		    r->jr_has_subject ? r->jr_subject : NULL, r->jr_consumer, r->jr_dept,
+		    r->jr_item, r->jr_t_ms, tmax)) != 0)
 			return rc;
 		merkle_cr_append(MK_SHA256, cr, leaf);
 	}
@@ -755,6 +1013,7 @@ journal_txn(struct journal *j, struct jop *batch)
 	msgpack_sbuffer sb;
 	struct merkle_cr cr = j->j_cr;
 	struct jop *op;
+	uint64_t tmax = j->j_tmax;
 	bool ckpt = false;
 	int rc;
 
@@ -766,7 +1025,7 @@ journal_txn(struct journal *j, struct jop *batch)
 		if (op->jo_type == JOP_CLAIM)
 			rc = journal_put_claim(j, txn, op);
 		else
-			rc = journal_put_recs(j, txn, op, &cr, &sb);
+			rc = journal_put_recs(j, txn, op, &cr, &tmax, &sb);
 		if (rc != 0)
 			goto done;
 	}
@@ -786,6 +1045,7 @@ journal_txn(struct journal *j, struct jop *batch)
 	txn = NULL;
 	if (rc != 0)
 		goto done;
+	j->j_tmax = tmax;
 	if (ckpt) {
 		j->j_ckpt_size = cr.cr_size;
 		j->j_ckpt_mono_us = now_us_mono();
@@ -931,14 +1191,15 @@ journal_writer(void *arg)
 static int
 journal_restore(struct journal *j, char *err, size_t errlen)
 {
-	static const char *const names[] = { "rec", "leaf", "ckpt", "meta", "jti" };
-	MDB_dbi *const dbis[] = { &j->j_rec, &j->j_leaf, &j->j_ckpt, &j->j_meta, &j->j_jti };
+	static const char *const names[] = { "rec", "leaf", "ckpt", "meta", "jti", "ix" };
+	MDB_dbi *const dbis[] = { &j->j_rec, &j->j_leaf, &j->j_ckpt, &j->j_meta, &j->j_jti,
+	    &j->j_ix };
 	MDB_txn *txn = NULL;
 	MDB_cursor *cur = NULL;
 	MDB_stat rst, lst;
 	MDB_val k = { 2, "cr" }, v;
-	uint8_t root[32];
-	uint64_t size = 0, csize, t_ms;
+	uint8_t root[32], tk[JIX_KEY_MAX];
+	uint64_t size = 0, csize, t_ms, indexed = 0;
 	char why[128] = "";
 	size_t i;
 	int rc, ret = -1;
@@ -980,6 +1241,38 @@ journal_restore(struct journal *j, char *err, size_t errlen)
 		}
 		mdb_cursor_close(cur);
 		cur = NULL;
+		/*
+		 * The last 't' entry names the last indexed record and the
+		 * running maximum; records after it (none, unless the journal
+		 * predates its indexes) are indexed now.
+		 */
+		if ((rc = mdb_cursor_open(txn, j->j_ix, &cur)) != 0)
+			goto done;
+		memset(tk, 0xff, 2 + 8 + 8);
+		tk[0] = 't';
+		tk[1] = 8;
+		k.mv_data = tk;
+		k.mv_size = 2 + 8 + 8;
+		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+		rc = rc == 0 ? mdb_cursor_get(cur, &k, &v, MDB_PREV) :
+		    mdb_cursor_get(cur, &k, &v, MDB_LAST);
+		if (rc == 0 && k.mv_size == 2 + 8 + 8 && ((uint8_t *)k.mv_data)[0] == 't') {
+			j->j_tmax = be64_get((uint8_t *)k.mv_data + 2);
+			indexed = be64_get((uint8_t *)k.mv_data + 10) + 1;
+		} else if (rc != 0 && rc != MDB_NOTFOUND)
+			goto done;
+		mdb_cursor_close(cur);
+		cur = NULL;
+		if (indexed > size) {
+			snprintf(why, sizeof(why), "the index names records beyond the tree");
+			goto done;
+		}
+		if (indexed < size) {
+			log_info("journal: indexing records %llu to %llu",
+			    (unsigned long long)indexed, (unsigned long long)size - 1);
+			if ((rc = journal_ix_rebuild(j, txn, indexed, size)) != 0)
+				goto done;
+		}
 	}
 	k.mv_data = "latest";
 	k.mv_size = 6;

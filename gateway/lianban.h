@@ -413,6 +413,32 @@ int		 journal_consistency(struct journal *, uint64_t first, uint64_t second,
  * and the current size; otherwise it reads all size leaf hashes.  Any thread.
  */
 int		 journal_root_at(struct journal *, uint64_t size, uint8_t root[32]);
+/*
+ * A records query (GET /v1/journal/records).  Every filter that is set must
+ * match: the subject pseudonym, consumer, department and item ("" = any)
+ * and since_ms <= t_ms < until_ms (until_ms 0 = no bound).  Only records
+ * after seq jf_after (when jf_has_after) are considered.
+ */
+struct journal_filter {
+	bool		jf_has_subject;
+	uint8_t		jf_subject[32];
+	char		jf_consumer[LB_ID_MAX];
+	char		jf_dept[LB_ID_MAX];
+	char		jf_item[LB_ITEM_MAX];
+	uint64_t	jf_since_ms, jf_until_ms;
+	bool		jf_has_after;
+	uint64_t	jf_after;
+	size_t		jf_limit;		/* 0 or above 1000: 1000 */
+};
+/*
+ * Calls fn, in seq order, for the matching records, at most jf_limit of
+ * them, all from one read transaction through the indexes the writer keeps.
+ * A call examines a bounded number of records: when it stops with more to
+ * examine, *more is true and *next is the seq to pass as jf_after to go on.
+ * fn is as for journal_leaves.  Any thread.
+ */
+int		 journal_query(struct journal *, const struct journal_filter *, journal_leaf_cb fn,
+		    void *arg, bool *more, uint64_t *next);
 
 /* translate.c: adapter specs and the mapping to canonical documents (DESIGN §9) */
 enum src_format {
@@ -437,6 +463,13 @@ struct src_record {
 	char		 rs_key[LB_SEL_MAX];
 };
 
+/* An XML namespace prefix the adapter's XPath selectors use ("namespaces"). */
+#define SRC_NS_MAX	16
+struct src_ns {
+	char		 ns_prefix[LB_ID_MAX];
+	char		 ns_uri[LB_SEL_MAX];
+};
+
 struct mapping;		/* opaque: the compiled document templates of an adapter */
 struct adapter {
 	char		 ad_id[LB_ID_MAX];
@@ -449,6 +482,9 @@ struct adapter {
 	char		 ad_encoding[16];		/* utf-8, gbk, gb18030 */
 	char		 ad_seal[LB_ID_MAX];		/* seal id used for its documents */
 	struct src_record ad_record;			/* rs_set false: one record */
+	struct src_ns	 ad_ns[SRC_NS_MAX];		/* xml: declared prefixes */
+	size_t		 ad_nns;
+	char		 ad_delim;			/* csv: field delimiter, default ',' */
 	uint64_t	 ad_version;			/* set by the registry */
 	bool		 ad_disabled;
 	struct mapping	*ad_map;
@@ -532,8 +568,24 @@ struct src_ops {
 			    size_t errlen);
 	void		(*so_close)(void *h);
 };
+/*
+ * Decodes len bytes of text in enc ("utf-8", "gbk", "gb18030") into
+ * malloc'ed, NUL-terminated UTF-8 in *out (the caller frees it).  -1 with a
+ * sentence in err when the text is not valid in enc or holds a NUL.
+ */
+int		 src_decode(const char *enc, const void *in, size_t len, char **out,
+		    size_t *outlen, char *err, size_t errlen);
+
 /* translate_json.c: JSON answers; selectors are JSON pointers (RFC 6901) */
 extern const struct src_ops src_json_ops;
+/* translate_xml.c: XML answers; selectors are XPath 1.0 with declared prefixes */
+extern const struct src_ops src_xml_ops;
+/* translate_csv.c: CSV answers (RFC 4180); selectors are column names */
+extern const struct src_ops src_csv_ops;
+/* translate_fixed.c: fixed-width records; selectors are "offset,length" in bytes */
+extern const struct src_ops src_fixed_ops;
+/* translate_msgpack.c: msgpack answers; selectors are paths like JSON pointers */
+extern const struct src_ops src_msgpack_ops;
 
 /* trust.c: trusted certificates (DESIGN §11, §12) */
 struct trust_authority {

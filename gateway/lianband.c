@@ -41,6 +41,10 @@ usage(FILE *f)
 	    "  --adapters DIR       adapter specs, *.json (default adapters/specs)\n"
 	    "  --id GATEWAY_ID      gateway id, the consent audience (default lianban-demo)\n"
 	    "  --workers N          crypto worker threads (default 2)\n"
+	    "  --seal-window MS     how long seal claims wait for others to share their\n"
+	    "                       batch signature while exchanges are in flight\n"
+	    "                       (default 2; 0 signs every claim alone)\n"
+	    "  --seal-batch N       claims per seal batch at most (1 to 256, default 256)\n"
 	    "  -v, --verbose        log every exchange state transition\n"
 	    "  -h, --help           this text\n"
 	    "\n"
@@ -59,6 +63,8 @@ parse_args(int argc, char **argv, struct gw_config *gc)
 		{ "adapters", required_argument, NULL, 'a' },
 		{ "id", required_argument, NULL, 'i' },
 		{ "workers", required_argument, NULL, 'w' },
+		{ "seal-window", required_argument, NULL, 'W' },
+		{ "seal-batch", required_argument, NULL, 'B' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
@@ -74,6 +80,8 @@ parse_args(int argc, char **argv, struct gw_config *gc)
 	snprintf(gc->gc_adapters, sizeof(gc->gc_adapters), "adapters/specs");
 	snprintf(gc->gc_id, sizeof(gc->gc_id), "lianban-demo");
 	gc->gc_workers = 2;
+	gc->gc_seal_window_us = SEALER_WINDOW_US;
+	gc->gc_seal_batch = SEALER_MAX_BATCH;
 	while ((ch = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
 		dst = NULL;
 		switch (ch) {
@@ -89,6 +97,21 @@ parse_args(int argc, char **argv, struct gw_config *gc)
 				fprintf(stderr, "lianband: --workers must be 1 to 64\n");
 				return -1;
 			}
+			break;
+		case 'W':
+			if (atoi(optarg) < 0 || atoi(optarg) > 1000) {
+				fprintf(stderr, "lianband: --seal-window must be 0 to 1000 ms\n");
+				return -1;
+			}
+			gc->gc_seal_window_us = (unsigned)atoi(optarg) * 1000;
+			break;
+		case 'B':
+			if (atoi(optarg) < 1 || atoi(optarg) > SEALER_MAX_BATCH) {
+				fprintf(stderr, "lianband: --seal-batch must be 1 to %d\n",
+				    SEALER_MAX_BATCH);
+				return -1;
+			}
+			gc->gc_seal_batch = (unsigned)atoi(optarg);
 			break;
 		case 'v':
 			gc->gc_verbose = 1;
@@ -254,7 +277,9 @@ main(int argc, char **argv)
 		goto done;
 	}
 	if ((gw.gw_workers = workers_new(gw.gw_conf.gc_workers)) == NULL ||
-	    (gw.gw_fanout = fanout_new(gw.gw_base)) == NULL) {
+	    (gw.gw_fanout = fanout_new(gw.gw_base)) == NULL ||
+	    (gw.gw_sealer = sealer_new(gw.gw_base, gw.gw_workers, gw.gw_conf.gc_seal_window_us,
+	    gw.gw_conf.gc_seal_batch)) == NULL) {
 		log_warnx("cannot start worker threads");
 		goto done;
 	}
@@ -283,6 +308,7 @@ main(int argc, char **argv)
 done:
 	http_stop(&gw);
 	fanout_free(gw.gw_fanout);
+	sealer_free(gw.gw_sealer);
 	workers_free(gw.gw_workers);
 	if (gw.gw_journal != NULL)
 		journal_close(gw.gw_journal);

@@ -108,6 +108,7 @@ static const char usage_main[] =
 "  fetch                  fetch certificates for citizens in one exchange\n"
 "  seal verify FILE       verify the seals of a saved fetch answer, offline\n"
 "  journal checkpoint     fetch and verify the journal's signed checkpoint\n"
+"  journal pull           download the journal records that match filters\n"
 "  journal verify         recompute the whole journal and check it against the checkpoint\n"
 "\n"
 "Global options (also accepted after the command):\n"
@@ -211,9 +212,32 @@ static const char usage_journal_checkpoint[] =
 "  --json                 print the checkpoint as JSON\n"
 "  --quiet                print nothing (verify, and save with --save)\n";
 
+static const char usage_journal_pull[] =
+"usage: lianctl [global options] journal pull [--subject ID] [--consumer ID]\n"
+"           [--dept ID] [--item ITEM] [--since-ms MS] [--until-ms MS]\n"
+"           [--format jsonl|msgpack] [--out FILE]\n"
+"\n"
+"Downloads the journal records that match every filter given (GET\n"
+"/v1/journal/records, following its cursor; auditor role), in seq order.\n"
+"Each record is written as {\"seq\", \"leaf\", \"record\"}: leaf is the record's\n"
+"stored bytes (the Merkle leaf), record the same decoded.  Each one is checked\n"
+"to be canonical msgpack carrying its own seq.\n"
+"\n"
+"  --subject ID           a citizen's resident ID number (the gateway hashes it)\n"
+"  --consumer ID          consumer (bundle service) id\n"
+"  --dept ID              department id\n"
+"  --item ITEM            item type, or for audit-read records the endpoint\n"
+"  --since-ms MS          records with t_ms >= MS (unix milliseconds)\n"
+"  --until-ms MS          records with t_ms < MS\n"
+"  --format F             jsonl (default): one JSON object per line, binary\n"
+"                         values base64url; msgpack: a stream of msgpack maps\n"
+"  --out FILE             write to FILE instead of standard output\n"
+"\n"
+"\"journal verify --records FILE\" proves that pulled records are in the journal.\n";
+
 static const char usage_journal_verify[] =
 "usage: lianctl [global options] journal verify [--checkpoint FILE]\n"
-"           [--checkpoint-cert PEM]\n"
+"           [--records FILE] [--checkpoint-cert PEM]\n"
 "\n"
 "Downloads every journal record (GET /v1/journal/leaves, 1000 per call;\n"
 "auditor role), checks that each is canonical msgpack whose \"seq\" is its\n"
@@ -223,7 +247,12 @@ static const char usage_journal_verify[] =
 "  --checkpoint FILE      also check an earlier checkpoint saved with\n"
 "                         \"journal checkpoint --save\": its signature, and that\n"
 "                         its root is the root of the journal's first records,\n"
-"                         so the journal only grew since it was saved\n"
+"                         so the journal only grew since it was saved; the\n"
+"                         gateway's consistency proof from it to the current\n"
+"                         checkpoint (RFC 9162) must verify as well\n"
+"  --records FILE         also prove that every record of FILE (written by\n"
+"                         \"journal pull\") is in the current tree, with the\n"
+"                         gateway's inclusion proofs (RFC 9162)\n"
 "  --checkpoint-cert PEM  the checkpoint signer's certificate\n"
 "                         (default DIR/journal/checkpoint.pem)\n"
 "  --json                 print the result as JSON\n"
@@ -271,7 +300,14 @@ enum opt {
 	O_SEAL_ROOT,
 	O_SAVE,
 	O_CHECKPOINT,
-	O_CHECKPOINT_CERT
+	O_CHECKPOINT_CERT,
+	O_CONSUMER,
+	O_DEPT,
+	O_ITEM,
+	O_SINCE_MS,
+	O_UNTIL_MS,
+	O_FORMAT,
+	O_RECORDS
 };
 
 struct optdef {
@@ -2328,6 +2364,427 @@ done:
 	return ret;
 }
 
+/* Appends "&name=value" to a query, percent-encoding all but unreserved bytes. */
+static int
+query_add(char *q, size_t qsz, const char *name, const char *val)
+{
+	static const char hexd[] = "0123456789ABCDEF";
+	size_t n = strlen(q);
+	const unsigned char *p;
+	int w;
+
+	w = snprintf(q + n, qsz - n, "%s%s=", n > 0 ? "&" : "", name);
+	if (w < 0 || (size_t)w >= qsz - n)
+		return -1;
+	n += (size_t)w;
+	for (p = (const unsigned char *)val; *p != '\0'; p++) {
+		if (n + 4 > qsz)
+			return -1;
+		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+		    (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '_' || *p == '~')
+			q[n++] = (char)*p;
+		else {
+			q[n++] = '%';
+			q[n++] = hexd[*p >> 4];
+			q[n++] = hexd[*p & 15];
+		}
+	}
+	q[n] = '\0';
+	return 0;
+}
+
+/*
+ * Checks one leaf as a journal record: canonical msgpack, a map whose "seq"
+ * is seq.  The decoded record goes to *rec (in z).
+ */
+static int
+leaf_check(const uint8_t *leaf, size_t len, uint64_t seq, msgpack_zone *z, msgpack_object *rec)
+{
+	uint64_t	got;
+
+	if (!mpk_is_canonical(leaf, len) || mpk_unpack(leaf, len, z, rec) != 0 ||
+	    rec->type != MSGPACK_OBJECT_MAP) {
+		ctl_err("record %llu is not a canonical msgpack map", (unsigned long long)seq);
+		return -1;
+	}
+	if (mpk_get_u64(rec, "seq", &got) != 0 || got != seq) {
+		ctl_err("record %llu carries another seq than its position in the journal",
+		    (unsigned long long)seq);
+		return -1;
+	}
+	return 0;
+}
+
+/* Writes one pulled record {"seq","leaf","record"} in the chosen format. */
+static int
+pull_write(FILE *fp, bool as_msgpack, uint64_t seq, const uint8_t *leaf, size_t len,
+    const msgpack_object *rec, msgpack_zone *z)
+{
+	struct mpk_map	 m;
+	msgpack_sbuffer	 sb;
+	char		*json;
+	int		 ret = -1;
+
+	mpk_map_init(&m, z, 3);
+	mpk_map_put(&m, "seq", mpk_uint(seq));
+	mpk_map_put(&m, "leaf", mpk_bin(leaf, len));
+	mpk_map_put(&m, "record", *rec);
+	if (as_msgpack) {
+		msgpack_sbuffer_init(&sb);
+		if (mpk_pack(&m.mm_obj, &sb, false) == 0 &&
+		    fwrite(sb.data, 1, sb.size, fp) == sb.size)
+			ret = 0;
+		msgpack_sbuffer_destroy(&sb);
+	} else if ((json = mpk_to_json(&m.mm_obj, false)) != NULL) {
+		if (fprintf(fp, "%s\n", json) >= 0)
+			ret = 0;
+		free(json);
+	}
+	if (ret != 0)
+		ctl_err("cannot write record %llu: %s", (unsigned long long)seq, strerror(errno));
+	return ret;
+}
+
+/* Writes one page of a records answer; *last and *n follow what was written. */
+static int
+pull_page(FILE *fp, bool as_msgpack, const msgpack_object *o, bool *have_last,
+    uint64_t *last, uint64_t *n)
+{
+	msgpack_zone		 z;
+	msgpack_object		 rec;
+	const msgpack_object	*list, *e;
+	const uint8_t		*leaf;
+	size_t			 len;
+	uint64_t		 seq;
+	uint32_t		 i;
+	int			 ret = -1;
+
+	msgpack_zone_init(&z, 8192);
+	if ((list = mpk_get(o, "records")) == NULL || list->type != MSGPACK_OBJECT_ARRAY) {
+		ctl_err("the gateway's records answer has no \"records\" list");
+		goto done;
+	}
+	for (i = 0; i < list->via.array.size; i++) {
+		e = &list->via.array.ptr[i];
+		if (mpk_get_u64(e, "seq", &seq) != 0 ||
+		    mpk_get_bytes(e, "leaf", &z, &leaf, &len) != 0) {
+			ctl_err("a record of the answer lacks seq or leaf");
+			goto done;
+		}
+		if (*have_last && seq <= *last) {
+			ctl_err("the gateway's records are not in seq order");
+			goto done;
+		}
+		if (leaf_check(leaf, len, seq, &z, &rec) != 0 ||
+		    pull_write(fp, as_msgpack, seq, leaf, len, &rec, &z) != 0)
+			goto done;
+		*have_last = true;
+		*last = seq;
+		(*n)++;
+	}
+	ret = 0;
+done:
+	msgpack_zone_destroy(&z);
+	return ret;
+}
+
+static int
+cmd_journal_pull(struct ctl *ctl, struct args *ar)
+{
+	static const struct optdef defs[] = {
+		{ "subject",	true,	O_SUBJECT },
+		{ "consumer",	true,	O_CONSUMER },
+		{ "dept",	true,	O_DEPT },
+		{ "item",	true,	O_ITEM },
+		{ "since-ms",	true,	O_SINCE_MS },
+		{ "until-ms",	true,	O_UNTIL_MS },
+		{ "format",	true,	O_FORMAT },
+		{ "out",	true,	O_OUT },
+		{ NULL,		false,	O_NONE }
+	};
+	const char		*out = NULL, *val;
+	enum arg_kind		 k;
+	enum opt		 id;
+	struct http_resp	 r;
+	msgpack_zone		 z;
+	msgpack_object		 o;
+	const msgpack_object	*next;
+	FILE			*fp = stdout;
+	char			 filt[1024] = "", path[1200];
+	bool			 as_msgpack = false, have_last = false, more, paging = false;
+	uint64_t		 last = 0, n = 0, after = 0;
+	int64_t			 v;
+	int			 ret = CTL_FAIL;
+
+	while ((k = arg_next(ar, defs, &id, &val)) != ARG_END) {
+		if (k == ARG_BAD)
+			return CTL_USAGE;
+		if (k == ARG_OPERAND) {
+			ctl_err("journal pull takes no operand (\"%s\")", val);
+			return CTL_USAGE;
+		}
+		switch (id) {
+		case O_HELP:
+			fputs(usage_journal_pull, stdout);
+			return CTL_OK;
+		case O_SUBJECT:
+		case O_CONSUMER:
+		case O_DEPT:
+		case O_ITEM:
+			if (val[0] == '\0' || query_add(filt, sizeof(filt), id == O_SUBJECT ?
+			    "subject" : id == O_CONSUMER ? "consumer" : id == O_DEPT ? "dept" :
+			    "item", val) != 0) {
+				ctl_err("filter values must be non-empty and short");
+				return CTL_USAGE;
+			}
+			break;
+		case O_SINCE_MS:
+		case O_UNTIL_MS:
+			if (parse_i64(id == O_SINCE_MS ? "since-ms" : "until-ms", val, 0, INT64_MAX,
+			    &v) != 0)
+				return CTL_USAGE;
+			snprintf(filt + strlen(filt), sizeof(filt) - strlen(filt), "%s%s=%lld",
+			    filt[0] != '\0' ? "&" : "", id == O_SINCE_MS ? "since_ms" : "until_ms",
+			    (long long)v);
+			break;
+		case O_FORMAT:
+			if (strcmp(val, "msgpack") == 0)
+				as_msgpack = true;
+			else if (strcmp(val, "jsonl") != 0) {
+				ctl_err("--format is jsonl or msgpack, not \"%s\"", val);
+				return CTL_USAGE;
+			}
+			break;
+		case O_OUT:
+			out = val;
+			break;
+		default:
+			if (ctl_global(ctl, id, val) != 0)
+				return CTL_USAGE;
+			break;
+		}
+	}
+	if (ctl_need_identity(ctl, "journal pull") != 0)
+		return CTL_USAGE;
+	if (out != NULL && (fp = fopen(out, "w")) == NULL) {
+		ctl_err("cannot write %s: %s", out, strerror(errno));
+		return CTL_FAIL;
+	}
+	memset(&r, 0, sizeof(r));
+	msgpack_zone_init(&z, 8192);
+	for (more = true; more; ) {
+		snprintf(path, sizeof(path), "/v1/journal/records?limit=1000%s%s", filt[0] != '\0' ?
+		    "&" : "", filt);
+		if (paging)
+			snprintf(path + strlen(path), sizeof(path) - strlen(path), "&after=%llu",
+			    (unsigned long long)after);
+		msgpack_zone_clear(&z);
+		if (http_get_object(ctl, path, &z, &o, &r) != CTL_OK ||
+		    pull_page(fp, as_msgpack, &o, &have_last, &last, &n) != 0)
+			goto done;
+		http_resp_clear(&r);
+		next = mpk_get(&o, "next");
+		more = next != NULL && next->type != MSGPACK_OBJECT_NIL;
+		if (more && (mpk_obj_u64(next, &after) != 0 || (have_last && after < last))) {
+			ctl_err("the gateway's cursor is malformed");
+			goto done;
+		}
+		paging = true;
+	}
+	if (fflush(fp) != 0 || ferror(fp)) {
+		ctl_err("cannot write %s: %s", out != NULL ? out : "standard output",
+		    strerror(errno));
+		goto done;
+	}
+	if (out != NULL && !ctl->c_quiet)
+		fprintf(stderr, "%llu records written to %s\n", (unsigned long long)n, out);
+	ret = CTL_OK;
+done:
+	if (out != NULL && fclose(fp) != 0 && ret == CTL_OK) {
+		ctl_err("cannot write %s: %s", out, strerror(errno));
+		ret = CTL_FAIL;
+	}
+	http_resp_clear(&r);
+	msgpack_zone_destroy(&z);
+	return ret;
+}
+
+/* A proof's "path" list as hashes; -1 when it is not a list of 32-byte values. */
+static int
+proof_path(const msgpack_object *o, msgpack_zone *z, uint8_t path[][32], size_t *npath)
+{
+	const msgpack_object	*list;
+	const uint8_t		*p;
+	size_t			 len;
+	uint32_t		 i;
+
+	if ((list = mpk_get(o, "path")) == NULL || list->type != MSGPACK_OBJECT_ARRAY ||
+	    list->via.array.size > MK_MAX_PATH)
+		return -1;
+	for (i = 0; i < list->via.array.size; i++) {
+		if (mpk_obj_bytes(&list->via.array.ptr[i], z, &p, &len) != 0 || len != 32)
+			return -1;
+		memcpy(path[i], p, 32);
+	}
+	*npath = list->via.array.size;
+	return 0;
+}
+
+/* Checks the gateway's consistency proof from the saved checkpoint to cur. */
+static int
+verify_consistency(struct ctl *ctl, const struct ckpt *saved, const struct ckpt *cur)
+{
+	struct http_resp	 r;
+	msgpack_zone		 z;
+	msgpack_object		 o;
+	uint8_t			 path[MK_MAX_PATH][32];
+	size_t			 npath;
+	char			 q[128];
+	int			 ret = -1;
+
+	if (saved->ck_size == 0)
+		return 0;	/* the empty tree is a prefix of every tree */
+	memset(&r, 0, sizeof(r));
+	msgpack_zone_init(&z, 4096);
+	snprintf(q, sizeof(q), "/v1/journal/proof/consistency?first=%llu&second=%llu",
+	    (unsigned long long)saved->ck_size, (unsigned long long)cur->ck_size);
+	if (http_get_object(ctl, q, &z, &o, &r) != CTL_OK)
+		goto done;
+	if (proof_path(&o, &z, path, &npath) != 0) {
+		ctl_err("the gateway's consistency proof is malformed");
+		goto done;
+	}
+	if (merkle_verify_consistency(MK_SHA256, saved->ck_size, cur->ck_size, saved->ck_root,
+	    cur->ck_root, path, npath) != 0) {
+		ctl_err("the consistency proof from the saved checkpoint (%llu records) to the "
+		    "current one (%llu records) does not verify: the journal was rewritten",
+		    (unsigned long long)saved->ck_size, (unsigned long long)cur->ck_size);
+		goto done;
+	}
+	ret = 0;
+done:
+	http_resp_clear(&r);
+	msgpack_zone_destroy(&z);
+	return ret;
+}
+
+/* Proves one pulled record (a map {"seq","leaf","record"}) is in cur's tree. */
+static int
+verify_one_record(struct ctl *ctl, const msgpack_object *e, const struct ckpt *cur,
+    const char *file)
+{
+	struct http_resp	 r;
+	msgpack_zone		 z;
+	msgpack_object		 o, rec;
+	const msgpack_object	*given;
+	const uint8_t		*leaf;
+	uint8_t			 lh[32], path[MK_MAX_PATH][32];
+	size_t			 len, npath;
+	uint64_t		 seq;
+	char			 q[128], *j1 = NULL, *j2 = NULL;
+	int			 ret = -1;
+
+	memset(&r, 0, sizeof(r));
+	msgpack_zone_init(&z, 4096);
+	if (e->type != MSGPACK_OBJECT_MAP || mpk_get_u64(e, "seq", &seq) != 0 ||
+	    mpk_get_bytes(e, "leaf", &z, &leaf, &len) != 0) {
+		ctl_err("%s: an entry lacks seq or leaf", file);
+		goto done;
+	}
+	if (leaf_check(leaf, len, seq, &z, &rec) != 0)
+		goto done;
+	/* The decoded copy must say what the leaf says. */
+	if ((given = mpk_get(e, "record")) != NULL &&
+	    ((j1 = mpk_to_json(given, false)) == NULL ||
+	    (j2 = mpk_to_json(&rec, false)) == NULL || strcmp(j1, j2) != 0)) {
+		ctl_err("%s: the decoded record %llu differs from its leaf", file,
+		    (unsigned long long)seq);
+		goto done;
+	}
+	if (seq >= cur->ck_size) {
+		ctl_err("%s: record %llu is beyond the current checkpoint (%llu records)", file,
+		    (unsigned long long)seq, (unsigned long long)cur->ck_size);
+		goto done;
+	}
+	snprintf(q, sizeof(q), "/v1/journal/proof/inclusion?seq=%llu&size=%llu",
+	    (unsigned long long)seq, (unsigned long long)cur->ck_size);
+	if (http_get_object(ctl, q, &z, &o, &r) != CTL_OK)
+		goto done;
+	if (proof_path(&o, &z, path, &npath) != 0) {
+		ctl_err("the gateway's inclusion proof of record %llu is malformed",
+		    (unsigned long long)seq);
+		goto done;
+	}
+	merkle_leaf_hash(MK_SHA256, leaf, len, lh);
+	if (merkle_verify_inclusion(MK_SHA256, lh, seq, cur->ck_size, path, npath,
+	    cur->ck_root) != 0) {
+		ctl_err("%s: record %llu is not in the journal as signed by the checkpoint "
+		    "(its inclusion proof does not verify)", file, (unsigned long long)seq);
+		goto done;
+	}
+	ret = 0;
+done:
+	free(j1);
+	free(j2);
+	http_resp_clear(&r);
+	msgpack_zone_destroy(&z);
+	return ret;
+}
+
+/* Every record of a "journal pull" file, JSON Lines or a msgpack stream. */
+static int
+verify_records(struct ctl *ctl, const char *file, const struct ckpt *cur, uint64_t *count)
+{
+	msgpack_unpacked	 up;
+	msgpack_zone		 z;
+	msgpack_object		 o;
+	uint8_t			*buf = NULL;
+	size_t			 len, off = 0, eol;
+	char			 err[256];
+	int			 ret = -1;
+
+	*count = 0;
+	if (read_input(file, CTL_BODY_MAX, &buf, &len) != 0)
+		return -1;
+	msgpack_unpacked_init(&up);
+	msgpack_zone_init(&z, 4096);
+	if (len > 0 && is_msgpack_map_byte(buf[0])) {
+		while (off < len) {
+			if (msgpack_unpack_next(&up, (const char *)buf, len, &off) !=
+			    MSGPACK_UNPACK_SUCCESS) {
+				ctl_err("%s: not a stream of msgpack maps", file);
+				goto done;
+			}
+			if (verify_one_record(ctl, &up.data, cur, file) != 0)
+				goto done;
+			(*count)++;
+		}
+	} else {
+		for (; off < len; off = eol + 1) {
+			for (eol = off; eol < len && buf[eol] != '\n'; eol++)
+				;
+			if (eol == off)
+				continue;
+			msgpack_zone_clear(&z);
+			if (mpk_from_json((const char *)buf + off, eol - off, &z, &o, err,
+			    sizeof(err)) != 0) {
+				ctl_err("%s: line %llu: %s", file, (unsigned long long)*count + 1,
+				    err);
+				goto done;
+			}
+			if (verify_one_record(ctl, &o, cur, file) != 0)
+				goto done;
+			(*count)++;
+		}
+	}
+	ret = 0;
+done:
+	msgpack_unpacked_destroy(&up);
+	msgpack_zone_destroy(&z);
+	free(buf);
+	return ret;
+}
+
 /* What journal verify recomputes, page by page. */
 struct jwalk {
 	struct merkle_cr	 jw_cr;
@@ -2408,9 +2865,10 @@ cmd_journal_verify(struct ctl *ctl, struct args *ar)
 	static const struct optdef defs[] = {
 		{ "checkpoint",		true,	O_CHECKPOINT },
 		{ "checkpoint-cert",	true,	O_CHECKPOINT_CERT },
+		{ "records",		true,	O_RECORDS },
 		{ NULL,			false,	O_NONE }
 	};
-	const char		*savedpath = NULL, *certopt = NULL, *val;
+	const char		*savedpath = NULL, *certopt = NULL, *recpath = NULL, *val;
 	enum arg_kind		 k;
 	enum opt		 id;
 	struct http_resp	 r;
@@ -2419,7 +2877,7 @@ cmd_journal_verify(struct ctl *ctl, struct args *ar)
 	msgpack_zone		 z;
 	msgpack_object		 o;
 	X509			*cert = NULL;
-	uint64_t		 start, want, got;
+	uint64_t		 start, want, got, nrec = 0;
 	uint8_t			 root[32];
 	char			 path[128], hex[65], hex2[65], when[64], swhen[64], what[PATH_MAX + 32];
 	json_t			*j;
@@ -2441,6 +2899,9 @@ cmd_journal_verify(struct ctl *ctl, struct args *ar)
 			break;
 		case O_CHECKPOINT_CERT:
 			certopt = val;
+			break;
+		case O_RECORDS:
+			recpath = val;
 			break;
 		default:
 			if (ctl_global(ctl, id, val) != 0)
@@ -2516,10 +2977,19 @@ cmd_journal_verify(struct ctl *ctl, struct args *ar)
 		ctl_err("the saved checkpoint was never reached while reading the journal");
 		goto done;
 	}
+	if (savedpath != NULL && verify_consistency(ctl, &saved, &cur) != 0)
+		goto done;
+	if (recpath != NULL && verify_records(ctl, recpath, &cur, &nrec) != 0)
+		goto done;
 	if (ctl->c_json) {
 		j = json_pack("{s:b, s:o}", "verified", 1, "checkpoint", ckpt_json(&cur));
 		if (j != NULL && savedpath != NULL &&
 		    json_object_set_new(j, "saved_checkpoint", ckpt_json(&saved)) != 0) {
+			json_decref(j);
+			j = NULL;
+		}
+		if (j != NULL && recpath != NULL &&
+		    json_object_set_new(j, "records_included", json_integer((json_int_t)nrec)) != 0) {
 			json_decref(j);
 			j = NULL;
 		}
@@ -2532,10 +3002,13 @@ cmd_journal_verify(struct ctl *ctl, struct args *ar)
 			hex_encode(saved.ck_root, 32, hex2);
 			fmt_time_ms(saved.ck_t_ms, swhen, sizeof(swhen));
 			printf("saved checkpoint verified: its %llu records (root %s, signed at "
-			    "%s) are the first %llu of the journal\n",
-			    (unsigned long long)saved.ck_size, hex2, swhen,
+			    "%s) are the first %llu of the journal, and the consistency proof "
+			    "verifies\n", (unsigned long long)saved.ck_size, hex2, swhen,
 			    (unsigned long long)saved.ck_size);
 		}
+		if (recpath != NULL)
+			printf("records verified: all %llu records of %s are in the journal "
+			    "(inclusion proofs)\n", (unsigned long long)nrec, recpath);
 	}
 	ret = CTL_OK;
 done:
@@ -2562,6 +3035,7 @@ static const struct command commands[] = {
 	{ "fetch",	NULL,		usage_fetch,		 cmd_fetch },
 	{ "seal",	"verify",	usage_seal_verify,	 cmd_seal_verify },
 	{ "journal",	"checkpoint",	usage_journal_checkpoint, cmd_journal_checkpoint },
+	{ "journal",	"pull",		usage_journal_pull,	 cmd_journal_pull },
 	{ "journal",	"verify",	usage_journal_verify,	 cmd_journal_verify },
 };
 #define NCOMMANDS	(sizeof(commands) / sizeof(commands[0]))

@@ -173,18 +173,24 @@ done:
 	return ret;
 }
 
-/* Chains cert to one of roots, as of the unix time at. */
+/*
+ * Chains cert to one of roots, as of the unix time at; *why names what
+ * failed ("certificate has expired", ...), from OpenSSL's static strings.
+ */
 static int
-seal_chain_ok(X509 *cert, X509_STORE *roots, uint64_t at)
+seal_chain_ok(X509 *cert, X509_STORE *roots, uint64_t at, const char **why)
 {
 	X509_STORE_CTX	*ctx;
 	int		 ok = 0;
 
+	*why = "out of memory";
 	if ((ctx = X509_STORE_CTX_new()) == NULL)
 		return 0;
 	if (X509_STORE_CTX_init(ctx, roots, cert, NULL) == 1) {
 		X509_VERIFY_PARAM_set_time(X509_STORE_CTX_get0_param(ctx), (time_t)at);
 		ok = X509_verify_cert(ctx) == 1;
+		if (!ok)
+			*why = X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx));
 	}
 	X509_STORE_CTX_free(ctx);
 	return ok;
@@ -272,8 +278,8 @@ seal_verify(const uint8_t *receipt, size_t len, const uint8_t *doc, size_t docle
 	if (envelope_verify(&env, X509_get0_pubkey(cert)) != 0)
 		FAIL("batch signature does not verify with the seal certificate");
 	X509_NAME_oneline(X509_get_subject_name(cert), v->sv_signer, sizeof(v->sv_signer));
-	if (!seal_chain_ok(cert, roots, v->sv_iat))
-		FAIL("seal certificate does not chain to a trusted seal root at iat");
+	if (!seal_chain_ok(cert, roots, v->sv_iat, &why))
+		FAIL("seal certificate does not chain to a trusted seal root at iat (%s)", why);
 	{
 		char	cn[LB_ID_MAX] = "";
 

@@ -14,6 +14,8 @@
  * both the answer and the adapter (the registry may reload adapters while
  * documents are still being sealed).
  */
+#include <errno.h>
+#include <iconv.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -93,8 +95,8 @@ struct mapping {
 };
 
 /*
- * The source formats.  A format without ops is known to the spec syntax
- * (DESIGN §9) but has no translator in this build.
+ * The source formats.  A format without ops would be known to the spec
+ * syntax (DESIGN §9) but have no translator in this build.
  */
 static const struct {
 	const char		*name;
@@ -102,15 +104,15 @@ static const struct {
 	const struct src_ops	*ops;
 } src_formats[] = {
 	{ "json",	SRC_JSON,	&src_json_ops },
-	{ "xml",	SRC_XML,	NULL },
-	{ "csv",	SRC_CSV,	NULL },
-	{ "fixed",	SRC_FIXED,	NULL },
-	{ "msgpack",	SRC_MSGPACK,	NULL },
+	{ "xml",	SRC_XML,	&src_xml_ops },
+	{ "csv",	SRC_CSV,	&src_csv_ops },
+	{ "fixed",	SRC_FIXED,	&src_fixed_ops },
+	{ "msgpack",	SRC_MSGPACK,	&src_msgpack_ops },
 };
 
 static const char *const spec_keys[] = {
 	"id", "dept", "items", "endpoint", "timeout_ms", "format", "encoding",
-	"seal", "record", "mapping", "description", NULL
+	"seal", "record", "mapping", "description", "namespaces", "delimiter", NULL
 };
 static const char *const rule_keys[] = {
 	"src", "const", "required", "trim", "date", "codes", "default", "as", NULL
@@ -1198,6 +1200,124 @@ spec_record(struct adapter *ad, const msgpack_object *spec, const struct src_ops
 	return 0;
 }
 
+/* XPath prefixes: "namespaces": {"m": "urn:..."}, for the xml format only. */
+static int
+spec_namespaces(struct adapter *ad, const msgpack_object *spec, char *err, size_t errlen)
+{
+	const msgpack_object	*o, *k, *v;
+	char			 b[64];
+	uint32_t		 i, j;
+
+	if ((o = mpk_get(spec, "namespaces")) == NULL)
+		return 0;
+	if (ad->ad_format != SRC_XML)
+		return spec_err(err, errlen, "\"namespaces\" is only for the xml format");
+	if (o->type != MSGPACK_OBJECT_MAP || o->via.map.size > SRC_NS_MAX)
+		return spec_err(err, errlen, "\"namespaces\" must be a map of at most %d "
+		    "prefixes to namespace URIs", SRC_NS_MAX);
+	for (i = 0; i < o->via.map.size; i++) {
+		k = &o->via.map.ptr[i].key;
+		v = &o->via.map.ptr[i].val;
+		if (!id_ok(k) || memchr(k->via.str.ptr, '.', k->via.str.size) != NULL ||
+		    (k->via.str.ptr[0] >= '0' && k->via.str.ptr[0] <= '9'))
+			return spec_err(err, errlen, "\"namespaces\": \"%s\" is not a usable "
+			    "prefix (a-z, 0-9, _ and -, starting with a letter)",
+			    show(k, b, sizeof(b)));
+		if (v->type != MSGPACK_OBJECT_STR || v->via.str.size == 0 ||
+		    !text_ok(v->via.str.ptr, v->via.str.size) ||
+		    mpk_obj_str(v, ad->ad_ns[i].ns_uri, sizeof(ad->ad_ns[i].ns_uri)) != 0)
+			return spec_err(err, errlen, "\"namespaces\": the URI of \"%s\" must be "
+			    "printable text of 1 to %d bytes", show(k, b, sizeof(b)),
+			    LB_SEL_MAX - 1);
+		for (j = 0; j < i; j++)
+			if (str_eqn(&o->via.map.ptr[j].key, k->via.str.ptr, k->via.str.size))
+				return spec_err(err, errlen, "\"namespaces\" has the prefix "
+				    "\"%s\" twice", show(k, b, sizeof(b)));
+		mpk_obj_str(k, ad->ad_ns[i].ns_prefix, sizeof(ad->ad_ns[i].ns_prefix));
+	}
+	ad->ad_nns = o->via.map.size;
+	return 0;
+}
+
+/* "delimiter": one printable ASCII character other than '"', for csv only. */
+static int
+spec_delimiter(struct adapter *ad, const msgpack_object *spec, char *err, size_t errlen)
+{
+	const msgpack_object	*o;
+	char			 c;
+
+	ad->ad_delim = ',';
+	if ((o = mpk_get(spec, "delimiter")) == NULL)
+		return 0;
+	if (ad->ad_format != SRC_CSV)
+		return spec_err(err, errlen, "\"delimiter\" is only for the csv format");
+	if (o->type != MSGPACK_OBJECT_STR || o->via.str.size != 1 ||
+	    (c = o->via.str.ptr[0]) == '"' || c == '\r' || c == '\n' ||
+	    (c != '\t' && (c < 0x20 || c > 0x7e)))
+		return spec_err(err, errlen, "\"delimiter\" must be one ASCII character "
+		    "(a tab or a printable one other than '\"')");
+	ad->ad_delim = c;
+	return 0;
+}
+
+int
+src_decode(const char *enc, const void *in, size_t len, char **out, size_t *outlen,
+    char *err, size_t errlen)
+{
+	iconv_t	 cd = (iconv_t)-1;
+	char	*buf = NULL, *ip = (char *)(uintptr_t)in, *op;
+	size_t	 il = len, ol, cap;
+	int	 ret = -1;
+
+	*out = NULL;
+	*outlen = 0;
+	/* GBK and GB18030 characters take at most 4 bytes; in UTF-8 at most 4 too. */
+	if (len > LB_DEPT_BODY_MAX) {
+		snprintf(err, errlen, "the answer is larger than %d bytes", LB_DEPT_BODY_MAX);
+		return -1;
+	}
+	cap = len * 2 + 1;
+	if ((buf = malloc(cap)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (strcmp(enc, "utf-8") == 0) {
+		if (!utf8_valid(in, len)) {
+			snprintf(err, errlen, "the answer is not valid UTF-8 (or holds a NUL)");
+			goto done;
+		}
+		memcpy(buf, in, len);
+		op = buf + len;
+	} else {
+		if ((cd = iconv_open("UTF-8", strcmp(enc, "gbk") == 0 ? "GBK" : "GB18030")) ==
+		    (iconv_t)-1) {
+			snprintf(err, errlen, "this system cannot decode %s", enc);
+			goto done;
+		}
+		op = buf;
+		ol = cap - 1;
+		if (iconv(cd, &ip, &il, &op, &ol) == (size_t)-1) {
+			snprintf(err, errlen, "the answer is not valid %s text%s", enc,
+			    errno == EINVAL ? " (it ends inside a character)" : "");
+			goto done;
+		}
+		if (memchr(buf, '\0', (size_t)(op - buf)) != NULL) {
+			snprintf(err, errlen, "the answer holds a NUL character");
+			goto done;
+		}
+	}
+	*op = '\0';
+	*outlen = (size_t)(op - buf);
+	*out = buf;
+	buf = NULL;
+	ret = 0;
+done:
+	if (cd != (iconv_t)-1)
+		iconv_close(cd);
+	free(buf);
+	return ret;
+}
+
 int
 adapter_parse(const msgpack_object *spec, struct adapter **out, char *err, size_t errlen)
 {
@@ -1221,7 +1341,9 @@ adapter_parse(const msgpack_object *spec, struct adapter **out, char *err, size_
 	    spec_items(ad, spec, err, errlen) != 0 ||
 	    spec_endpoint(ad, spec, err, errlen) != 0 ||
 	    spec_format(ad, spec, &ops, err, errlen) != 0 ||
-	    spec_record(ad, spec, ops, err, errlen) != 0)
+	    spec_record(ad, spec, ops, err, errlen) != 0 ||
+	    spec_namespaces(ad, spec, err, errlen) != 0 ||
+	    spec_delimiter(ad, spec, err, errlen) != 0)
 		goto done;
 
 	ad->ad_timeout_ms = TIMEOUT_DEFAULT;

@@ -863,7 +863,8 @@ static const struct {
 } spec_cases[] = {
 	{ "format",		"\"yaml\"",	"\"format\" must be json, xml, csv, fixed or msgpack, "
 						"not \"yaml\"" },
-	{ "format",		"\"xml\"",	"format \"xml\" has no translator" },
+	{ "format",		"\"fixed\"",	"selector \"/n\": a fixed-width selector is "
+						"\"offset,length\"" },
 	{ "format",		NULL,		"\"format\" is missing" },
 	{ "encoding",		"\"gbk\"",	"format json cannot be read as gbk" },
 	{ "encoding",		"\"latin1\"",	"\"encoding\" must be utf-8, gbk or gb18030" },

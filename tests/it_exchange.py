@@ -36,6 +36,11 @@ def records():
     return [msgpack.unpackb(x, raw=False) for x in leaves]
 
 
+def not_audit(recs):
+    """The records other than the audit-read ones every auditor call adds."""
+    return [r for r in recs if r["kind"] != "audit-read"]
+
+
 class Exchange(unittest.TestCase):
 
     def test_01_health_without_certificate(self):
@@ -111,7 +116,7 @@ class Exchange(unittest.TestCase):
         self.assertTrue(body["error"]["message"])
         self.assertEqual(dept_calls(), before, "a refused exchange reached the department")
         recs = records()
-        new = recs[size:]
+        new = not_audit(recs[size:])
         self.assertTrue(any(r["kind"] == "deny" and r["code"] == code for r in new), new)
         self.assertFalse(any(r.get("decision") == "allow" for r in new), new)
         return body
@@ -137,10 +142,11 @@ class Exchange(unittest.TestCase):
             "bundle": "newborn", "requests": [{"subject": NEWBORN, "items": [ITEM]}]})
         self.assertEqual(st, 401, body)
         self.assertEqual(body["error"]["code"], "consent_missing")
-        self.assertFalse(any(r.get("decision") == "allow" for r in records()[size:]))
+        self.assertFalse(any(r.get("decision") == "allow" for r in not_audit(records()[size:])))
 
     def test_08_bad_input_changes_nothing(self):
-        size = P.journal()[0]["size"]
+        # Auditor reads journal themselves, so count the other records.
+        before = len(not_audit(records()))
         cases = [
             (dict(body=b"{not json", ctype="application/json"), 400, "bad_request"),
             (dict(body=b"\xc1\x00", ctype="application/msgpack"), 400, "bad_request"),
@@ -162,7 +168,7 @@ class Exchange(unittest.TestCase):
         st, body = P.request("POST", "/v1/exchanges", {"bundle": "newborn", "requests": []},
                              client=None)
         self.assertEqual((st, body["error"]["code"]), (401, "unauthenticated"))
-        self.assertEqual(P.journal()[0]["size"], size, "bad input was journaled")
+        self.assertEqual(len(not_audit(records())), before, "bad input was journaled")
         st, body = P.request("GET", "/v1/health", client=None)
         self.assertEqual(st, 200)
 

@@ -244,6 +244,44 @@ def root_from_inclusion(leaf, index, size, path):
     return r
 
 
+def verify_consistency(first, second, root1, root2, path):
+    """RFC 9162 section 2.1.4.2; raises ValueError unless path proves that the
+    tree of size first with root1 is a prefix of the tree of size second."""
+    if not 0 < first <= second:
+        raise ValueError("need 0 < first <= second")
+    if first == second:
+        if path or root1 != root2:
+            raise ValueError("equal sizes need an empty path and equal roots")
+        return
+    if not path:
+        raise ValueError("empty path")
+    if first & (first - 1) == 0:
+        path = [root1] + list(path)
+    fn, sn = first - 1, second - 1
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    fr = sr = path[0]
+    for c in path[1:]:
+        if sn == 0:
+            raise ValueError("path too long")
+        if fn & 1 or fn == sn:
+            fr = node_hash(c, fr)
+            sr = node_hash(c, sr)
+            if not fn & 1:
+                while fn != 0 and not fn & 1:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            sr = node_hash(sr, c)
+        fn >>= 1
+        sn >>= 1
+    if sn != 0:
+        raise ValueError("path too short")
+    if fr != root1 or sr != root2:
+        raise ValueError("path does not lead to both roots")
+
+
 def canonical(obj):
     """Canonical msgpack per DESIGN section 3 (maps sorted by key bytes)."""
     def norm(o):

@@ -1,0 +1,247 @@
+/*
+ * translate_msgpack.c - msgpack answers: selectors are paths written like
+ * JSON pointers (RFC 6901: "/a/0/b", "~1" for "/", "~0" for "~") over maps
+ * with string keys and arrays.
+ *
+ * The answer is decoded with mpk_unpack, which checks every container count
+ * against the remaining input and bounds the nesting before allocating, so
+ * a short answer cannot claim a billion elements.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lianban.h"
+
+struct mp_src {
+	msgpack_zone		*ms_zone;
+	msgpack_object		 ms_root;
+	const msgpack_object	*ms_base;	/* the subject's record, or the root */
+};
+
+static const char *const msgpack_encodings[] = { "utf-8", NULL };
+
+static int
+mp_src_check(enum src_role role, const char *sel, char *err, size_t errlen)
+{
+	const char	*p;
+
+	if (sel[0] == '\0') {
+		if (role == SRC_SEL_LIST)
+			return 0;
+		snprintf(err, errlen, "the empty path names the whole answer");
+		return -1;
+	}
+	if (sel[0] != '/') {
+		snprintf(err, errlen, "a msgpack path starts with \"/\"");
+		return -1;
+	}
+	for (p = sel; *p != '\0'; p++)
+		if (*p == '~' && p[1] != '0' && p[1] != '1') {
+			snprintf(err, errlen, "in a msgpack path \"~\" is followed by 0 or 1");
+			return -1;
+		}
+	return 0;
+}
+
+/* Resolves a path from o; NULL when nothing is there. */
+static const msgpack_object *
+mp_path(const msgpack_object *o, const char *p)
+{
+	char		 tok[LB_SEL_MAX];
+	size_t		 n, i, idx;
+	bool		 num;
+
+	while (*p == '/' && o != NULL) {
+		p++;
+		n = 0;
+		while (*p != '\0' && *p != '/') {
+			if (n + 1 >= sizeof(tok))
+				return NULL;
+			if (*p == '~') {
+				tok[n++] = p[1] == '0' ? '~' : '/';
+				p += 2;
+			} else
+				tok[n++] = *p++;
+		}
+		tok[n] = '\0';
+		if (o->type == MSGPACK_OBJECT_MAP)
+			o = mpk_get(o, tok);
+		else if (o->type == MSGPACK_OBJECT_ARRAY) {
+			num = n > 0 && n <= 9 && !(n > 1 && tok[0] == '0');
+			for (i = 0, idx = 0; num && i < n; i++) {
+				if (tok[i] < '0' || tok[i] > '9')
+					num = false;
+				else
+					idx = idx * 10 + (size_t)(tok[i] - '0');
+			}
+			o = num && idx < o->via.array.size ? &o->via.array.ptr[idx] : NULL;
+		} else
+			return NULL;
+	}
+	return *p == '\0' ? o : NULL;
+}
+
+static const char *
+mp_kind(const msgpack_object *o)
+{
+	switch (o->type) {
+	case MSGPACK_OBJECT_MAP:
+		return "a map";
+	case MSGPACK_OBJECT_ARRAY:
+		return "an array";
+	case MSGPACK_OBJECT_BIN:
+		return "binary data";
+	case MSGPACK_OBJECT_BOOLEAN:
+		return "a boolean";
+	case MSGPACK_OBJECT_FLOAT32:
+	case MSGPACK_OBJECT_FLOAT64:
+		return "a fractional number";
+	case MSGPACK_OBJECT_EXT:
+		return "an extension value";
+	case MSGPACK_OBJECT_POSITIVE_INTEGER:
+		return o->via.u64 > INT64_MAX ? "an integer beyond 64 signed bits" : "an integer";
+	default:
+		return "a value of another kind";
+	}
+}
+
+static bool
+mp_key_is(const msgpack_object *k, const char *subject)
+{
+	char	num[24];
+
+	if (k == NULL)
+		return false;
+	if (k->type == MSGPACK_OBJECT_STR)
+		return mpk_str_eq(k, subject);
+	if (k->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+		snprintf(num, sizeof(num), "%" PRIu64, k->via.u64);
+		return strcmp(num, subject) == 0;
+	}
+	return false;
+}
+
+static void
+mp_src_close(void *h)
+{
+	struct mp_src	*ms = h;
+
+	if (ms == NULL)
+		return;
+	if (ms->ms_zone != NULL)
+		msgpack_zone_free(ms->ms_zone);
+	free(ms);
+}
+
+static enum lb_err
+mp_src_open(const void *body, size_t len, const struct adapter *ad, const char *item,
+    const char *subject, void **hp, char *err, size_t errlen)
+{
+	struct mp_src		*ms = NULL;
+	const msgpack_object	*list, *found = NULL;
+	const struct src_record	*rs = &ad->ad_record;
+	size_t			 nfound = 0;
+	uint32_t		 i;
+	enum lb_err		 e = LB_E_DEPARTMENT_BAD_RESPONSE;
+
+	(void)item;
+	*hp = NULL;
+	if (len > LB_DEPT_BODY_MAX) {
+		snprintf(err, errlen, "the answer is larger than %d bytes", LB_DEPT_BODY_MAX);
+		return e;
+	}
+	if (len == 0) {
+		snprintf(err, errlen, "the answer is empty");
+		return e;
+	}
+	if ((ms = calloc(1, sizeof(*ms))) == NULL ||
+	    (ms->ms_zone = msgpack_zone_new(8192)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		e = LB_E_INTERNAL;
+		goto done;
+	}
+	if (mpk_unpack(body, len, ms->ms_zone, &ms->ms_root) != 0) {
+		snprintf(err, errlen, "the answer is not one well-formed msgpack value");
+		goto done;
+	}
+	ms->ms_base = &ms->ms_root;
+	if (rs->rs_set) {
+		if ((list = mp_path(&ms->ms_root, rs->rs_list)) == NULL ||
+		    list->type != MSGPACK_OBJECT_ARRAY) {
+			snprintf(err, errlen, "the record list \"%s\" is not an array in the "
+			    "answer", rs->rs_list);
+			goto done;
+		}
+		for (i = 0; i < list->via.array.size; i++)
+			if (mp_key_is(mp_path(&list->via.array.ptr[i], rs->rs_key), subject)) {
+				found = &list->via.array.ptr[i];
+				nfound++;
+			}
+		if (nfound == 0) {
+			snprintf(err, errlen, "no record in the answer belongs to the requested "
+			    "subject");
+			e = LB_E_SUBJECT_MISMATCH;
+			goto done;
+		}
+		if (nfound > 1) {
+			snprintf(err, errlen, "%zu records in the answer belong to the requested "
+			    "subject", nfound);
+			goto done;
+		}
+		ms->ms_base = found;
+	}
+	if (ms->ms_base->type != MSGPACK_OBJECT_MAP) {
+		snprintf(err, errlen, "the %s is %s, not a map", rs->rs_set ? "subject's record" :
+		    "answer", mp_kind(ms->ms_base));
+		goto done;
+	}
+	*hp = ms;
+	ms = NULL;
+	e = LB_OK;
+done:
+	mp_src_close(ms);
+	return e;
+}
+
+static int
+mp_src_get(void *h, const char *sel, struct src_value *v, char *err, size_t errlen)
+{
+	struct mp_src		*ms = h;
+	const msgpack_object	*o;
+
+	if ((o = mp_path(ms->ms_base, sel)) == NULL || o->type == MSGPACK_OBJECT_NIL)
+		return 0;
+	switch (o->type) {
+	case MSGPACK_OBJECT_STR:
+		v->sv_type = SV_STR;
+		v->sv_str = o->via.str.ptr;
+		v->sv_len = o->via.str.size;
+		return 1;
+	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+		v->sv_type = SV_INT;
+		v->sv_int = o->via.i64;
+		return 1;
+	case MSGPACK_OBJECT_POSITIVE_INTEGER:
+		if (o->via.u64 <= INT64_MAX) {
+			v->sv_type = SV_INT;
+			v->sv_int = (int64_t)o->via.u64;
+			return 1;
+		}
+		break;
+	default:
+		break;
+	}
+	snprintf(err, errlen, "the value is %s, not a string or an integer", mp_kind(o));
+	return -1;
+}
+
+const struct src_ops src_msgpack_ops = {
+	.so_name = "msgpack",
+	.so_encodings = msgpack_encodings,
+	.so_check = mp_src_check,
+	.so_open = mp_src_open,
+	.so_get = mp_src_get,
+	.so_close = mp_src_close,
+};
