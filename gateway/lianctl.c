@@ -44,44 +44,11 @@
 #include <openssl/x509_vfy.h>
 
 #include "lianban.h"
+#include "lianctl.h"
 
-#define CTL_PROG		"lianctl"
-#define CTL_DEFAULT_GATEWAY	"127.0.0.1:8443"
-#define CTL_DEFAULT_PORT	"8443"
-#define CTL_DEFAULT_CERTS	"certs/demo"
-#define CTL_DEFAULT_AUD		"lianban-demo"
-#define CTL_BODY_MAX		((size_t)64 * 1024 * 1024)	/* largest answer or saved file */
-#define CTL_TOKEN_MAX		((size_t)1024 * 1024)		/* largest consent token file */
-#define CTL_RBUF		(64 * 1024)	/* receive buffer; also the longest header line */
-#define CTL_HEADERS_MAX		200		/* header lines in one answer */
-#define CTL_LEAVES_PAGE		1000		/* the gateway's per-call limit on leaves */
-#define CTL_TIMEOUT_S		30
-#define CTL_FETCH_GROUPS	64		/* more than the gateway takes, so it can say no */
-#define CTL_ERR_MAX		1024		/* one error sentence */
 
-enum ctl_exit {
-	CTL_OK = 0,		/* the operation succeeded */
-	CTL_FAIL = 1,		/* refused, failed, or did not verify */
-	CTL_USAGE = 2		/* the command line is wrong */
-};
 
-/* Settings shared by every command (the global options). */
-struct ctl {
-	char		 c_host[256];
-	char		 c_port[8];
-	const char	*c_cert;	/* client identity, PEM */
-	const char	*c_key;
-	const char	*c_certs;	/* demo PKI directory: default file locations */
-	const char	*c_ca;		/* CA of the gateway's TLS certificate */
-	int		 c_timeout;	/* seconds, per connect / read / write */
-	bool		 c_json;
-	bool		 c_quiet;
-	SSL_CTX		*c_tls;		/* made on first use, then shared by every request */
-};
-
-static void	ctl_err(const char *, ...) __attribute__((format(printf, 1, 2)));
-
-static void
+void
 ctl_err(const char *fmt, ...)
 {
 	va_list	ap;
@@ -264,57 +231,7 @@ static const char usage_journal_verify[] =
  * the options.  A command's own table is searched first, then the global
  * one, so global options work after the command too.
  */
-enum opt {
-	O_NONE = 0,
-	O_HELP,
-	O_GATEWAY,
-	O_CERT,
-	O_KEY,
-	O_CERTS,
-	O_CA,
-	O_TIMEOUT,
-	O_JSON,
-	O_QUIET,
-	O_AUTHORITY,
-	O_AUTHORITY_CERT,
-	O_SUB,
-	O_AZP,
-	O_BUNDLE,
-	O_ITEMS,
-	O_AUD,
-	O_ACT,
-	O_REL,
-	O_AMR,
-	O_LIVENESS,
-	O_MATCH,
-	O_TTL,
-	O_IAT,
-	O_EXP,
-	O_JTI,
-	O_ISS,
-	O_SUBJECT,
-	O_CONSENT,
-	O_OUT,
-	O_SAVE_RAW,
-	O_MSGPACK,
-	O_SEAL_ROOT,
-	O_SAVE,
-	O_CHECKPOINT,
-	O_CHECKPOINT_CERT,
-	O_CONSUMER,
-	O_DEPT,
-	O_ITEM,
-	O_SINCE_MS,
-	O_UNTIL_MS,
-	O_FORMAT,
-	O_RECORDS
-};
 
-struct optdef {
-	const char	*od_name;	/* without the leading "--" */
-	bool		 od_arg;
-	enum opt	 od_id;
-};
 
 static const struct optdef global_opts[] = {
 	{ "help",	false,	O_HELP },
@@ -329,20 +246,6 @@ static const struct optdef global_opts[] = {
 	{ NULL,		false,	O_NONE }
 };
 
-struct args {
-	int		  ar_argc;
-	char		**ar_argv;
-	int		  ar_i;
-	bool		  ar_operands;	/* "--" was seen */
-	const char	 *ar_cmd;	/* "fetch", ...; NULL before the command */
-};
-
-enum arg_kind {
-	ARG_END,
-	ARG_OPT,
-	ARG_OPERAND,
-	ARG_BAD		/* a usage error, already reported */
-};
 
 static const struct optdef *
 opt_find(const struct optdef *defs, const char *name, size_t len)
@@ -353,7 +256,7 @@ opt_find(const struct optdef *defs, const char *name, size_t len)
 	return NULL;
 }
 
-static void
+void
 usage_hint(const struct args *ar)
 {
 	if (ar->ar_cmd != NULL)
@@ -362,7 +265,7 @@ usage_hint(const struct args *ar)
 		fputs("see \"" CTL_PROG " --help\"\n", stderr);
 }
 
-static enum arg_kind
+enum arg_kind
 arg_next(struct args *ar, const struct optdef *defs, enum opt *id, const char **val)
 {
 	const struct optdef	*od;
@@ -419,7 +322,7 @@ arg_next(struct args *ar, const struct optdef *defs, enum opt *id, const char **
 	return ARG_OPT;
 }
 
-static int
+int
 parse_i64(const char *opt, const char *s, int64_t lo, int64_t hi, int64_t *out)
 {
 	char		*end;
@@ -512,7 +415,7 @@ ctl_global(struct ctl *ctl, enum opt id, const char *val)
 }
 
 /* An explicit path, or DIR/rel under the --certs directory. */
-static const char *
+const char *
 ctl_path(const struct ctl *ctl, const char *explicit, const char *rel, char *buf, size_t bufsz)
 {
 	if (explicit != NULL)
@@ -525,7 +428,7 @@ ctl_path(const struct ctl *ctl, const char *explicit, const char *rel, char *buf
 }
 
 /* The network commands other than health act as a client identity. */
-static int
+int
 ctl_need_identity(const struct ctl *ctl, const char *cmd)
 {
 	if (ctl->c_cert == NULL || ctl->c_key == NULL) {
@@ -536,7 +439,7 @@ ctl_need_identity(const struct ctl *ctl, const char *cmd)
 }
 
 /* Reads a whole file, or standard input for "-"; *buf is malloc'ed and NUL-terminated. */
-static int
+int
 read_input(const char *path, size_t max, uint8_t **buf, size_t *len)
 {
 	uint8_t	*b = NULL, *nb;
@@ -592,7 +495,7 @@ fail:
 	return -1;
 }
 
-static int
+int
 write_output(const char *path, const void *data, size_t len)
 {
 	if (file_write(path, data, len, 0644) != 0) {
@@ -612,7 +515,7 @@ is_msgpack_map_byte(uint8_t c)
  * A saved answer: msgpack when it starts with a map header (JSON text never
  * does), JSON otherwise.  The object lives in z.
  */
-static int
+int
 load_object(const char *path, msgpack_zone *z, msgpack_object *o)
 {
 	uint8_t	*buf = NULL;
@@ -641,7 +544,7 @@ done:
 	return ret;
 }
 
-static void
+void
 fmt_time(uint64_t secs, char *buf, size_t bufsz)
 {
 	struct tm	tm;
@@ -652,7 +555,7 @@ fmt_time(uint64_t secs, char *buf, size_t bufsz)
 		snprintf(buf, bufsz, "%llu (unix seconds)", (unsigned long long)secs);
 }
 
-static void
+void
 fmt_time_ms(uint64_t ms, char *buf, size_t bufsz)
 {
 	struct tm	tm;
@@ -667,7 +570,7 @@ fmt_time_ms(uint64_t ms, char *buf, size_t bufsz)
 }
 
 /* Prints j (pretty, in its own key order) and releases it. */
-static int
+int
 json_print(json_t *j)
 {
 	char	*s;
@@ -689,12 +592,6 @@ json_print(json_t *j)
  * with a Content-Length, chunked, or up to the close of the connection,
  * and never beyond CTL_BODY_MAX.
  */
-struct http_resp {
-	int		 hr_status;
-	char		 hr_ctype[128];
-	uint8_t		*hr_body;	/* malloc'ed; NUL-terminated for JSON parsers */
-	size_t		 hr_len;
-};
 
 struct conn {
 	int		 cn_fd;
@@ -709,7 +606,7 @@ struct gbuf {
 	size_t		 gb_len, gb_cap;
 };
 
-static void
+void
 http_resp_clear(struct http_resp *r)
 {
 	free(r->hr_body);
@@ -1187,7 +1084,7 @@ conn_read_head(struct conn *c, struct http_resp *r, bool *chunked, bool *has_len
  * status).  body may be NULL.  -1 with a sentence in err when no answer
  * could be had.
  */
-static int
+int
 http_request(struct ctl *ctl, const char *method, const char *path,
     const char *accept, const char *ctype, const void *body, size_t bodylen,
     struct http_resp *resp, char *err, size_t errlen)
@@ -1267,7 +1164,7 @@ done:
 	return ret;
 }
 
-static bool
+bool
 ctype_is_msgpack(const char *ctype)
 {
 	return strncasecmp(ctype, "application/msgpack", 19) == 0 ||
@@ -1275,7 +1172,7 @@ ctype_is_msgpack(const char *ctype)
 }
 
 /* The answer's body as an object in z, from JSON or msgpack. */
-static int
+int
 resp_object(const struct http_resp *r, msgpack_zone *z, msgpack_object *o, char *err,
     size_t errlen)
 {
@@ -1303,7 +1200,7 @@ resp_object(const struct http_resp *r, msgpack_zone *z, msgpack_object *o, char 
 }
 
 /* Reports an answer with status >= 400 by its {"error": {code, message}}. */
-static int
+int
 resp_refused(const struct http_resp *r)
 {
 	msgpack_zone		 z;
@@ -1328,7 +1225,7 @@ resp_refused(const struct http_resp *r)
 }
 
 /* One GET whose 2xx JSON answer becomes an object in z; CTL_* on failure. */
-static int
+int
 http_get_object(struct ctl *ctl, const char *path, msgpack_zone *z,
     msgpack_object *o, struct http_resp *resp)
 {
@@ -1352,7 +1249,7 @@ http_get_object(struct ctl *ctl, const char *path, msgpack_zone *z,
  * The answer as pretty JSON text (malloc'ed): JSON answers keep their key
  * order, msgpack answers are converted (bin values become base64url).
  */
-static char *
+char *
 resp_pretty(const struct http_resp *r, char *err, size_t errlen)
 {
 	msgpack_zone	 z;
