@@ -1,0 +1,100 @@
+/*
+ * fuzz_common.h - what the libFuzzer targets share: deterministic keys and
+ * certificates made in memory (so a target needs no demo PKI and its seeds
+ * stay valid from run to run), and the writing of seed files.
+ *
+ * Ed25519 signatures are deterministic, so a certificate or envelope made
+ * here from a fixed seed is the same bytes on every run: the seeds a target
+ * writes with LB_FUZZ_SEEDS=DIR keep verifying when they are fuzzed later.
+ */
+#ifndef FUZZ_COMMON_H
+#define FUZZ_COMMON_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "lianban.h"
+
+/* 2026-01-01T00:00:00Z: the fixed "now" of the targets. */
+#define FUZZ_NOW	1767225600
+
+int	LLVMFuzzerInitialize(int *argc, char ***argv);
+int	LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* An Ed25519 key from a one-byte seed pattern; aborts on failure. */
+static inline EVP_PKEY *
+fuzz_key(uint8_t pattern)
+{
+	uint8_t		 seed[32];
+	EVP_PKEY	*k;
+
+	memset(seed, pattern, sizeof(seed));
+	if ((k = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, seed, sizeof(seed))) ==
+	    NULL)
+		abort();
+	return k;
+}
+
+/*
+ * A certificate for key with subject CN=cn, signed by issuer_key under
+ * issuer (NULL: self-signed), valid 2025-01-01 to 2036-01-01; ca adds
+ * basicConstraints CA:TRUE.  Aborts on failure.
+ */
+static inline X509 *
+fuzz_cert(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY *issuer_key, bool ca,
+    long serial)
+{
+	X509		*c;
+	X509_NAME	*n;
+	X509_EXTENSION	*ext;
+
+	if ((c = X509_new()) == NULL || X509_set_version(c, 2) != 1 ||
+	    ASN1_INTEGER_set(X509_get_serialNumber(c), serial) != 1 ||
+	    ASN1_TIME_set_string(X509_getm_notBefore(c), "20250101000000Z") != 1 ||
+	    ASN1_TIME_set_string(X509_getm_notAfter(c), "20360101000000Z") != 1)
+		abort();
+	n = X509_get_subject_name(c);
+	if (X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1,
+	    -1, 0) != 1 ||
+	    X509_set_issuer_name(c, issuer != NULL ? X509_get_subject_name(issuer) : n) != 1 ||
+	    X509_set_pubkey(c, key) != 1)
+		abort();
+	if (ca) {
+		if ((ext = X509V3_EXT_conf_nid(NULL, NULL, NID_basic_constraints,
+		    "critical,CA:TRUE")) == NULL || X509_add_ext(c, ext, -1) != 1)
+			abort();
+		X509_EXTENSION_free(ext);
+		if ((ext = X509V3_EXT_conf_nid(NULL, NULL, NID_key_usage,
+		    "critical,keyCertSign,cRLSign")) == NULL || X509_add_ext(c, ext, -1) != 1)
+			abort();
+		X509_EXTENSION_free(ext);
+	}
+	if (X509_sign(c, issuer_key != NULL ? issuer_key : key, NULL) == 0)
+		abort();
+	return c;
+}
+
+/* Writes one seed file DIR/name when LB_FUZZ_SEEDS=DIR is set. */
+static inline void
+fuzz_seed(const char *name, const void *buf, size_t len)
+{
+	const char	*dir = getenv("LB_FUZZ_SEEDS");
+	char		 path[1024];
+	FILE		*fp;
+
+	if (dir == NULL)
+		return;
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if ((fp = fopen(path, "wb")) == NULL || fwrite(buf, 1, len, fp) != len ||
+	    fclose(fp) != 0) {
+		fprintf(stderr, "cannot write %s\n", path);
+		abort();
+	}
+}
+
+#endif /* FUZZ_COMMON_H */
