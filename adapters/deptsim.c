@@ -2,11 +2,14 @@
  * deptsim.c - the department simulator.
  *
  * Serves synthetic, deterministic records of the demo families (one JSON data
- * file) over plain HTTP on loopback, each department in its own native shape,
- * so that the gateway's adapters, the demo and the integration tests have real
- * sources to talk to.  Departments can be slowed down (--delay) or taken down
- * (--down), and /_stats counts what reached each department, which lets a test
- * prove that a refused exchange never left the gateway.
+ * file) over plain HTTP on loopback, each department in its own native format
+ * (fixed-width GBK, XML with and without namespaces, quoted CSV, GBK CSV,
+ * msgpack, JSON), so that the gateway's adapters, the demo and the
+ * integration tests have real sources to talk to.  Departments can be slowed
+ * down (--delay), taken down (--down), made to answer garbage (--garbage) or
+ * someone else's record (--wrong-holder), and /_stats counts what reached
+ * each department, which lets a test prove that a refused exchange never left
+ * the gateway.
  *
  * Departments are a table: each has an id (the first path segment) and a
  * table of routes, one handler per route.  A new department or data set is
@@ -18,8 +21,10 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <iconv.h>
 #include <netdb.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +36,7 @@
 #include <event2/util.h>
 
 #include <jansson.h>
+#include <msgpack.h>
 
 #ifdef LB_SRCDIR
 #define SIM_DEFAULT_DATA	LB_SRCDIR "/adapters/data/families.json"
@@ -38,6 +44,7 @@
 #define SIM_DEFAULT_DATA	"adapters/data/families.json"
 #endif
 #define SIM_DEFAULT_LISTEN	"127.0.0.1:8701"
+#define SIM_LISTEN_MAX		16		/* --listen addresses */
 
 #define SIM_URI_MAX		2048		/* request target, bytes */
 #define SIM_HEADERS_MAX		8192
@@ -91,6 +98,8 @@ struct dept {
 	size_t			 dp_nroutes;
 	unsigned		 dp_delay_ms;
 	int			 dp_down;
+	int			 dp_garbage;	/* --garbage: 200 with bytes no format reads */
+	int			 dp_wrong_holder; /* --wrong-holder: another person's record */
 	unsigned long long	 dp_served;
 };
 
@@ -117,28 +126,65 @@ struct sim {
 	unsigned long long	 sm_total;
 };
 
-static void	nhc_birth_medical_certificates(struct sim *, const struct evkeyvalq *,
-		    struct reply *);
+#define HANDLER(name) \
+static void	name(struct sim *, const struct evkeyvalq *, struct reply *)
+HANDLER(psb_household_registers);
+HANDLER(psb_id_cards);
+HANDLER(nhc_birth_medical_certificates);
+HANDLER(mca_marriage_registrations);
+HANDLER(cdc_vaccination_records);
+HANDLER(nhsa_insured_persons);
+HANDLER(hrss_social_security_cards);
+HANDLER(mnr_property_certificates);
+HANDLER(mohurd_rental_registrations);
+HANDLER(edu_school_places);
 
+static const struct route psb_routes[] = {
+	{ "/household-registers", EVHTTP_REQ_GET, psb_household_registers },
+	{ "/id-cards", EVHTTP_REQ_GET, psb_id_cards },
+};
 static const struct route nhc_routes[] = {
 	{ "/birth-medical-certificates", EVHTTP_REQ_GET, nhc_birth_medical_certificates },
 };
+static const struct route mca_routes[] = {
+	{ "/marriage-registrations", EVHTTP_REQ_GET, mca_marriage_registrations },
+};
+static const struct route cdc_routes[] = {
+	{ "/vaccination-records", EVHTTP_REQ_GET, cdc_vaccination_records },
+};
+static const struct route nhsa_routes[] = {
+	{ "/insured-persons", EVHTTP_REQ_GET, nhsa_insured_persons },
+};
+static const struct route hrss_routes[] = {
+	{ "/social-security-cards", EVHTTP_REQ_GET, hrss_social_security_cards },
+};
+static const struct route mnr_routes[] = {
+	{ "/property-certificates", EVHTTP_REQ_GET, mnr_property_certificates },
+};
+static const struct route mohurd_routes[] = {
+	{ "/rental-registrations", EVHTTP_REQ_GET, mohurd_rental_registrations },
+};
+static const struct route edu_routes[] = {
+	{ "/school-places", EVHTTP_REQ_GET, edu_school_places },
+};
+
+#define DEPT(id, routes)	{ id, routes, nitems(routes), 0, 0, 0, 0, 0 }
 
 /*
- * Every department of the demo.  Those without routes answer 404 for now but
- * are counted, delayed and taken down like the others.
+ * Every department of the demo.  samr has no data set yet: it answers 404
+ * but is counted, delayed and taken down like the others.
  */
 static struct dept depts[] = {
-	{ "psb", NULL, 0, 0, 0, 0 },
-	{ "nhc", nhc_routes, nitems(nhc_routes), 0, 0, 0 },
-	{ "mca", NULL, 0, 0, 0, 0 },
-	{ "cdc", NULL, 0, 0, 0, 0 },
-	{ "nhsa", NULL, 0, 0, 0, 0 },
-	{ "hrss", NULL, 0, 0, 0, 0 },
-	{ "mnr", NULL, 0, 0, 0, 0 },
-	{ "mohurd", NULL, 0, 0, 0, 0 },
-	{ "samr", NULL, 0, 0, 0, 0 },
-	{ "edu", NULL, 0, 0, 0, 0 },
+	DEPT("psb", psb_routes),
+	DEPT("nhc", nhc_routes),
+	DEPT("mca", mca_routes),
+	DEPT("cdc", cdc_routes),
+	DEPT("nhsa", nhsa_routes),
+	DEPT("hrss", hrss_routes),
+	DEPT("mnr", mnr_routes),
+	DEPT("mohurd", mohurd_routes),
+	{ "samr", NULL, 0, 0, 0, 0, 0, 0 },
+	DEPT("edu", edu_routes),
 };
 
 static void	usage(FILE *);
@@ -152,10 +198,13 @@ static int	data_check_member(json_t *, char *, size_t);
 static int	data_load(struct sim *, const char *, char *, size_t);
 static void	data_free(struct sim *);
 static struct person *person_find(struct sim *, const char *);
+static struct person *person_other(struct sim *, const char *);
+static int	data_selftest(struct sim *, char *, size_t);
 static int	reply_init(struct reply *);
 static void	reply_free(struct reply *);
 static void	reply_json(struct reply *, int, json_t *);
 static void	reply_error(struct reply *, int, const char *);
+static void	reply_ok(struct reply *, const char *);
 static const char *status_reason(int);
 static void	reply_send(struct evhttp_request *, struct reply *);
 static void	pending_fire(evutil_socket_t, short, void *);
@@ -175,15 +224,19 @@ static void
 usage(FILE *fp)
 {
 	fprintf(fp,
-	    "usage: deptsim [--listen HOST:PORT] [--data FILE] [--delay DEPT=MS]...\n"
-	    "               [--down DEPT]... [--help]\n"
+	    "usage: deptsim [--listen HOST:PORT]... [--data FILE] [--delay DEPT=MS]...\n"
+	    "               [--down DEPT]... [--garbage DEPT]... [--wrong-holder DEPT]...\n"
+	    "               [--help]\n"
 	    "\n"
 	    "Serves synthetic department data of the demo families over HTTP.\n"
 	    "\n"
-	    "  --listen HOST:PORT  address to listen on (default %s; port 0 picks one)\n"
+	    "  --listen HOST:PORT  address to listen on (default %s; port 0 picks one);\n"
+	    "                      repeatable, every address serves every department\n"
 	    "  --data FILE         families data file (default %s)\n"
 	    "  --delay DEPT=MS     delay every answer of DEPT by MS milliseconds\n"
 	    "  --down DEPT         DEPT answers 503 service unavailable\n"
+	    "  --garbage DEPT      DEPT answers 200 with bytes no format can read\n"
+	    "  --wrong-holder DEPT DEPT answers with another person's record\n"
 	    "  --help              print this text\n"
 	    "\n"
 	    "Departments:", SIM_DEFAULT_LISTEN, SIM_DEFAULT_DATA);
@@ -472,6 +525,31 @@ person_find(struct sim *sim, const char *id)
 	return NULL;
 }
 
+/*
+ * Someone else for --wrong-holder: the member with the same role in the
+ * next family that has one, so that the department has a record for them.
+ */
+static struct person *
+person_other(struct sim *sim, const char *id)
+{
+	struct person	*pe = person_find(sim, id);
+	const char	*role;
+	size_t		 i, at;
+
+	if (pe == NULL)
+		return NULL;
+	role = json_string_value(json_object_get(pe->pe_json, "role"));
+	at = (size_t)(pe - sim->sm_people);
+	for (i = 1; i < sim->sm_npeople; i++) {
+		struct person	*o = &sim->sm_people[(at + i) % sim->sm_npeople];
+
+		if (o->pe_family != pe->pe_family &&
+		    strcmp(json_string_value(json_object_get(o->pe_json, "role")), role) == 0)
+			return o;
+	}
+	return NULL;
+}
+
 static int
 reply_init(struct reply *rp)
 {
@@ -616,18 +694,30 @@ stats_reset(struct sim *sim)
 	sim->sm_total = 0;
 }
 
-/* Routes a request below /DEPT; rest is the path after the department id. */
+/*
+ * Routes a request below /DEPT; rest is the path after the department id.
+ * req is NULL when data_selftest calls it, which skips the method check.
+ */
 static void
 dept_dispatch(struct sim *sim, struct dept *dp, struct evhttp_request *req,
     const char *rest, const char *query, struct reply *rp)
 {
 	struct evkeyvalq	 q;
 	const struct route	*ro = NULL;
+	const char		*id;
+	struct person		*other;
 
 	dp->dp_served++;
 	sim->sm_total++;
 	if (dp->dp_down) {
 		reply_error(rp, 503, "service unavailable");
+		return;
+	}
+	if (dp->dp_garbage) {
+		/* Bytes that are no JSON, XML, msgpack, UTF-8 or GBK text. */
+		evbuffer_drain(rp->rp_body, evbuffer_get_length(rp->rp_body));
+		evbuffer_add(rp->rp_body, "\xc1\xff\xfe<<garbled\x00>>", 15);
+		reply_ok(rp, "application/octet-stream");
 		return;
 	}
 	for (size_t i = 0; i < dp->dp_nroutes; i++)
@@ -637,7 +727,7 @@ dept_dispatch(struct sim *sim, struct dept *dp, struct evhttp_request *req,
 		reply_error(rp, 404, "no such endpoint");
 		return;
 	}
-	if (evhttp_request_get_command(req) != ro->ro_method) {
+	if (req != NULL && evhttp_request_get_command(req) != ro->ro_method) {
 		reply_error(rp, 405, "method not allowed");
 		return;
 	}
@@ -646,8 +736,65 @@ dept_dispatch(struct sim *sim, struct dept *dp, struct evhttp_request *req,
 		reply_error(rp, 400, "malformed query");
 		return;
 	}
+	/* --wrong-holder: answer with the record of someone else in the same role. */
+	if (dp->dp_wrong_holder && (id = evhttp_find_header(&q, "id")) != NULL &&
+	    (other = person_other(sim, id)) != NULL) {
+		evhttp_remove_header(&q, "id");
+		evhttp_add_header(&q, "id", other->pe_id);
+	}
 	ro->ro_handler(sim, &q, rp);
 	evhttp_clear_headers(&q);
+}
+
+/*
+ * Answers every route of every department for every person of the data
+ * file, as a client would ask, and fails on any 500: each handler reads
+ * the fields it needs and reports a missing or malformed one that way.
+ */
+static int
+data_selftest(struct sim *sim, char *err, size_t errlen)
+{
+	struct reply	 rp;
+	char		 query[64];
+	const char	*msg;
+	size_t		 i, j, k;
+	int		 ret = 0, saved[nitems(depts)][2];
+
+	/* Test the data, not the switches that make departments misbehave. */
+	for (j = 0; j < nitems(depts); j++) {
+		saved[j][0] = depts[j].dp_down;
+		saved[j][1] = depts[j].dp_garbage + 2 * depts[j].dp_wrong_holder;
+		depts[j].dp_down = depts[j].dp_garbage = depts[j].dp_wrong_holder = 0;
+	}
+	for (i = 0; i < sim->sm_npeople && ret == 0; i++) {
+		snprintf(query, sizeof(query), "id=%s", sim->sm_people[i].pe_id);
+		for (j = 0; j < nitems(depts) && ret == 0; j++) {
+			for (k = 0; k < depts[j].dp_nroutes && ret == 0; k++) {
+				if (reply_init(&rp) != 0) {
+					snprintf(err, errlen, "out of memory");
+					return -1;
+				}
+				dept_dispatch(sim, &depts[j], NULL, depts[j].dp_routes[k].ro_path,
+				    query, &rp);
+				if (rp.rp_status != 200 && rp.rp_status != 404) {
+					msg = (const char *)evbuffer_pullup(rp.rp_body, -1);
+					snprintf(err, errlen, "%s: /%s%s answers %d: %.*s",
+					    sim->sm_people[i].pe_id, depts[j].dp_id,
+					    depts[j].dp_routes[k].ro_path, rp.rp_status,
+					    (int)evbuffer_get_length(rp.rp_body), msg ? msg : "");
+					ret = -1;
+				}
+				reply_free(&rp);
+			}
+		}
+	}
+	for (j = 0; j < nitems(depts); j++) {
+		depts[j].dp_down = saved[j][0];
+		depts[j].dp_garbage = saved[j][1] & 1;
+		depts[j].dp_wrong_holder = saved[j][1] >> 1;
+	}
+	stats_reset(sim);
+	return ret;
 }
 
 static void
@@ -700,6 +847,316 @@ send:
 }
 
 /*
+ * Helpers for handlers.  A record field that is missing, not a string,
+ * empty or overlong marks the record bad; the handler then answers 500.
+ * data_selftest runs every handler over every person at start, so a bad
+ * data file stops the simulator instead of serving half a record.
+ */
+static const char *
+need(json_t *o, const char *key, int *bad)
+{
+	const char	*s = json_string_value(json_object_get(o, key));
+
+	if (s == NULL || !text_ok(s)) {
+		*bad = 1;
+		return "";
+	}
+	return s;
+}
+
+/* A YYYY-MM-DD field rewritten as YYYY<sep>MM<sep>DD into out. */
+static const char *
+need_date(json_t *o, const char *key, const char *sep, char *out, size_t outsz, int *bad)
+{
+	const char	*s = need(o, key, bad);
+
+	if (!date_valid(s) || date_format(s, out, outsz, sep) != 0) {
+		*bad = 1;
+		out[0] = '\0';
+	}
+	return out;
+}
+
+/* A YYYY-MM-DD field as YYYY年MM月DD日. */
+static const char *
+need_date_cn(json_t *o, const char *key, char *out, size_t outsz, int *bad)
+{
+	const char	*s = need(o, key, bad);
+	int		 n = -1;
+
+	if (date_valid(s))
+		n = snprintf(out, outsz, "%.4s年%.2s月%.2s日", s, s + 5, s + 8);
+	if (n < 0 || (size_t)n >= outsz) {
+		*bad = 1;
+		out[0] = '\0';
+	}
+	return out;
+}
+
+/*
+ * The person named by the "id" parameter of a query; NULL with the error
+ * set in rp (400 for a missing or malformed id, 404 when nobody has it).
+ */
+static struct person *
+query_person(struct sim *sim, const struct evkeyvalq *q, struct reply *rp, const char *what)
+{
+	const char	*id = evhttp_find_header(q, "id");
+	struct person	*pe;
+	char		 msg[128];
+
+	if (id == NULL || id[0] == '\0') {
+		reply_error(rp, 400, "missing id");
+		return NULL;
+	}
+	if (!resident_id_valid(id)) {
+		reply_error(rp, 400, "id is not a resident id number");
+		return NULL;
+	}
+	if ((pe = person_find(sim, id)) == NULL) {
+		snprintf(msg, sizeof(msg), "no %s for this id", what);
+		reply_error(rp, 404, msg);
+	}
+	return pe;
+}
+
+static void
+reply_none(struct reply *rp, const char *what)
+{
+	char	 msg[128];
+
+	snprintf(msg, sizeof(msg), "no %s for this id", what);
+	reply_error(rp, 404, msg);
+}
+
+static void
+reply_bad_data(struct reply *rp)
+{
+	reply_error(rp, 500, "incomplete record in the data file");
+}
+
+/* Takes the body built so far as a 200 answer of the given type. */
+static void
+reply_ok(struct reply *rp, const char *type)
+{
+	rp->rp_status = 200;
+	rp->rp_type = type;
+}
+
+static int
+is_parent(json_t *m)
+{
+	const char	*role = json_string_value(json_object_get(m, "role"));
+
+	return strcmp(role, "father") == 0 || strcmp(role, "mother") == 0;
+}
+
+/*
+ * Converts len bytes of UTF-8 to enc; *out is malloc'ed.  Every text of the
+ * data file is bounded (SIM_TEXT_MAX), so the output bound is small.
+ */
+static int
+enc_convert(const char *enc, const char *in, size_t len, char **out, size_t *outlen)
+{
+	iconv_t		 cd;
+	char		*buf, *ip = (char *)(uintptr_t)in, *op;
+	size_t		 il = len, ol, cap = len * 2 + 16;
+	int		 ret = -1;
+
+	*out = NULL;
+	if (len > SIM_DATA_MAX || (cd = iconv_open(enc, "UTF-8")) == (iconv_t)-1)
+		return -1;
+	if ((buf = malloc(cap)) != NULL) {
+		op = buf;
+		ol = cap;
+		if (iconv(cd, &ip, &il, &op, &ol) != (size_t)-1 &&
+		    iconv(cd, NULL, NULL, &op, &ol) != (size_t)-1) {
+			*out = buf;
+			*outlen = cap - ol;
+			buf = NULL;
+			ret = 0;
+		}
+	}
+	free(buf);
+	iconv_close(cd);
+	return ret;
+}
+
+/* Appends s in GBK, padded with spaces to width bytes; -1 when it does not fit. */
+static int
+fixed_put(struct evbuffer *b, const char *s, size_t width)
+{
+	char	*g = NULL;
+	size_t	 glen = 0;
+	int	 ret = -1;
+
+	if (enc_convert("GBK", s, strlen(s), &g, &glen) != 0 || glen > width)
+		goto done;
+	if (evbuffer_add(b, g, glen) != 0)
+		goto done;
+	for (; glen < width; glen++)
+		if (evbuffer_add(b, " ", 1) != 0)
+			goto done;
+	ret = 0;
+done:
+	free(g);
+	return ret;
+}
+
+/* Appends s as XML character data. */
+static void
+xml_text(struct evbuffer *b, const char *s)
+{
+	for (; *s != '\0'; s++) {
+		switch (*s) {
+		case '&':
+			evbuffer_add_printf(b, "&amp;");
+			break;
+		case '<':
+			evbuffer_add_printf(b, "&lt;");
+			break;
+		case '>':
+			evbuffer_add_printf(b, "&gt;");
+			break;
+		case '"':
+			evbuffer_add_printf(b, "&quot;");
+			break;
+		default:
+			evbuffer_add(b, s, 1);
+		}
+	}
+}
+
+/* <tag>text</tag> */
+static void
+xml_elem(struct evbuffer *b, const char *tag, const char *text)
+{
+	evbuffer_add_printf(b, "<%s>", tag);
+	xml_text(b, text);
+	evbuffer_add_printf(b, "</%s>", tag);
+}
+
+/* Appends s as one quoted CSV field (RFC 4180), then sep ("," or "\r\n"). */
+static void
+csv_field(struct evbuffer *b, const char *s, const char *sep)
+{
+	evbuffer_add(b, "\"", 1);
+	for (; *s != '\0'; s++) {
+		if (*s == '"')
+			evbuffer_add(b, "\"\"", 2);
+		else
+			evbuffer_add(b, s, 1);
+	}
+	evbuffer_add(b, "\"", 1);
+	evbuffer_add(b, sep, strlen(sep));
+}
+
+/*
+ * psb: the household register (户口簿) as the public security bureau's
+ * register exports it: one fixed-width GBK record per member of the
+ * subject's household, each ended by CRLF.  Byte layout:
+ *
+ *     0 12 household number        12 18 resident id        30 30 name
+ *    60  1 sex (1, 2)              61  8 birth, YYYYMMDD    69 10 ethnicity
+ *    79  2 relation to the head of household (GB/T 4761: 02 head, 10 spouse,
+ *          20 son, 30 daughter)
+ *    81 18 father's id            99 18 mother's id        117  8 registered, YYYYMMDD
+ *   125 100 address               225 60 registering police station
+ *
+ * Parents' records leave the father's and mother's ids blank.
+ */
+static void
+psb_household_registers(struct sim *sim, const struct evkeyvalq *q, struct reply *rp)
+{
+	struct person	*pe;
+	struct family	*fa;
+	json_t		*hh, *m;
+	const char	*role, *rel, *fid, *mid;
+	char		 birth[16], reg[16];
+	size_t		 i;
+	int		 bad = 0, parent;
+
+	if ((pe = query_person(sim, q, rp, "household register")) == NULL)
+		return;
+	fa = pe->pe_family;
+	hh = json_object_get(fa->fa_json, "household");
+	json_array_foreach(json_object_get(fa->fa_json, "members"), i, m) {
+		role = json_string_value(json_object_get(m, "role"));
+		parent = is_parent(m);
+		if (strcmp(role, "father") == 0)
+			rel = "02";
+		else if (strcmp(role, "mother") == 0)
+			rel = "10";
+		else
+			rel = strcmp(need(m, "sex", &bad), "1") == 0 ? "20" : "30";
+		fid = parent ? "" : need(fa->fa_father, "id", &bad);
+		mid = parent ? "" : need(fa->fa_mother, "id", &bad);
+		need_date(m, "birth_date", "", birth, sizeof(birth), &bad);
+		need_date(json_object_get(m, "registered") != NULL ? m : hh, "registered", "",
+		    reg, sizeof(reg), &bad);
+		if (fixed_put(rp->rp_body, need(hh, "number", &bad), 12) != 0 ||
+		    fixed_put(rp->rp_body, need(m, "id", &bad), 18) != 0 ||
+		    fixed_put(rp->rp_body, need(m, "name", &bad), 30) != 0 ||
+		    fixed_put(rp->rp_body, need(m, "sex", &bad), 1) != 0 ||
+		    fixed_put(rp->rp_body, birth, 8) != 0 ||
+		    fixed_put(rp->rp_body, need(m, "ethnicity", &bad), 10) != 0 ||
+		    fixed_put(rp->rp_body, rel, 2) != 0 ||
+		    fixed_put(rp->rp_body, fid, 18) != 0 ||
+		    fixed_put(rp->rp_body, mid, 18) != 0 ||
+		    fixed_put(rp->rp_body, reg, 8) != 0 ||
+		    fixed_put(rp->rp_body, need(hh, "address", &bad), 100) != 0 ||
+		    fixed_put(rp->rp_body, need(hh, "authority", &bad), 60) != 0 ||
+		    evbuffer_add(rp->rp_body, "\r\n", 2) != 0)
+			bad = 1;
+	}
+	if (bad) {
+		reply_bad_data(rp);
+		return;
+	}
+	reply_ok(rp, "text/plain; charset=GBK");
+}
+
+/*
+ * psb: the resident identity card (居民身份证) record, XML without
+ * namespaces; dates YYYYMMDD, Gender 1 or 2.  Only adults have a card in
+ * the data file.
+ */
+static void
+psb_id_cards(struct sim *sim, const struct evkeyvalq *q, struct reply *rp)
+{
+	struct person	*pe;
+	json_t		*m, *card, *hh;
+	struct evbuffer	*b = rp->rp_body;
+	char		 birth[16], from[16], to[16];
+	int		 bad = 0;
+
+	if ((pe = query_person(sim, q, rp, "identity card")) == NULL)
+		return;
+	m = pe->pe_json;
+	hh = json_object_get(pe->pe_family->fa_json, "household");
+	if ((card = json_object_get(m, "id_card")) == NULL) {
+		reply_none(rp, "identity card");
+		return;
+	}
+	evbuffer_add_printf(b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+	    "<IdCardInfo version=\"2.0\">");
+	xml_elem(b, "Name", need(m, "name", &bad));
+	xml_elem(b, "Gender", need(m, "sex", &bad));
+	xml_elem(b, "Nation", need(m, "ethnicity", &bad));
+	xml_elem(b, "BirthDate", need_date(m, "birth_date", "", birth, sizeof(birth), &bad));
+	xml_elem(b, "Address", need(hh, "address", &bad));
+	xml_elem(b, "IdNumber", need(m, "id", &bad));
+	xml_elem(b, "IssuingAuthority", need(card, "authority", &bad));
+	xml_elem(b, "ValidFrom", need_date(card, "issued", "", from, sizeof(from), &bad));
+	xml_elem(b, "ValidTo", need_date(card, "valid_until", "", to, sizeof(to), &bad));
+	evbuffer_add_printf(b, "</IdCardInfo>\n");
+	if (bad) {
+		reply_bad_data(rp);
+		return;
+	}
+	reply_ok(rp, "application/xml; charset=utf-8");
+}
+
+/*
  * nhc: the birth medical certificate (出生医学证明) of a child, looked up by
  * the child's resident id number.  Dates are native: birth_date YYYYMMDD,
  * issue_date YYYY/MM/DD; sex "1" male, "2" female.
@@ -707,22 +1164,14 @@ send:
 static void
 nhc_birth_medical_certificates(struct sim *sim, const struct evkeyvalq *q, struct reply *rp)
 {
-	const char	*id = evhttp_find_header(q, "id");
 	struct person	*pe;
 	json_t		*child, *bmc, *father, *mother;
 	char		 birth[16], issued[16];
 
-	if (id == NULL || id[0] == '\0') {
-		reply_error(rp, 400, "missing id");
+	if ((pe = query_person(sim, q, rp, "birth medical certificate")) == NULL)
 		return;
-	}
-	if (!resident_id_valid(id)) {
-		reply_error(rp, 400, "id is not a resident id number");
-		return;
-	}
-	if ((pe = person_find(sim, id)) == NULL ||
-	    (bmc = json_object_get(pe->pe_json, "birth_medical_certificate")) == NULL) {
-		reply_error(rp, 404, "no birth medical certificate for this id");
+	if ((bmc = json_object_get(pe->pe_json, "birth_medical_certificate")) == NULL) {
+		reply_none(rp, "birth medical certificate");
 		return;
 	}
 	child = pe->pe_json;
@@ -733,7 +1182,7 @@ nhc_birth_medical_certificates(struct sim *sim, const struct evkeyvalq *q, struc
 	    sizeof(birth), "") != 0 ||
 	    date_format(json_string_value(json_object_get(bmc, "issue_date")), issued,
 	    sizeof(issued), "/") != 0) {
-		reply_error(rp, 500, "bad date in the data file");
+		reply_bad_data(rp);
 		return;
 	}
 	reply_json(rp, 200, json_pack(
@@ -757,6 +1206,421 @@ nhc_birth_medical_certificates(struct sim *sim, const struct evkeyvalq *q, struc
 	    "hospital", json_object_get(bmc, "hospital"),
 	    "birthplace", json_object_get(bmc, "birthplace"),
 	    "issue_date", issued));
+}
+
+#define MCA_NS		"urn:cn:gov:mca:marriage:2"
+#define MCA_PERSON_NS	"urn:cn:gov:mca:person:1"
+
+static void
+mca_party(struct evbuffer *b, const char *tag, json_t *m, int *bad)
+{
+	evbuffer_add_printf(b, "<m:%s>", tag);
+	xml_elem(b, "p:Name", need(m, "name", bad));
+	xml_elem(b, "p:Gender", need(m, "sex", bad));
+	xml_elem(b, "p:IdNo", need(m, "id", bad));
+	evbuffer_add_printf(b, "</m:%s>", tag);
+}
+
+/*
+ * mca: the marriage registration (结婚证), XML in two namespaces.  Each
+ * spouse holds their own copy, so the answer is the copy of the person
+ * asked about: Holder is that person, Spouse the other.  Dates are
+ * YYYY年MM月DD日, Kind "J" is a marriage (结婚) registration.
+ */
+static void
+mca_marriage_registrations(struct sim *sim, const struct evkeyvalq *q, struct reply *rp)
+{
+	struct person	*pe;
+	json_t		*mar, *spouse;
+	struct evbuffer	*b = rp->rp_body;
+	char		 date[32];
+	int		 bad = 0;
+
+	if ((pe = query_person(sim, q, rp, "marriage registration")) == NULL)
+		return;
+	mar = json_object_get(pe->pe_family->fa_json, "marriage");
+	if (mar == NULL || !is_parent(pe->pe_json)) {
+		reply_none(rp, "marriage registration");
+		return;
+	}
+	spouse = pe->pe_json == pe->pe_family->fa_father ? pe->pe_family->fa_mother :
+	    pe->pe_family->fa_father;
+	evbuffer_add_printf(b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+	    "<m:MarriageRegistration xmlns:m=\"" MCA_NS "\" xmlns:p=\"" MCA_PERSON_NS "\">"
+	    "<m:Certificate>");
+	xml_elem(b, "m:CertNo", need(mar, "cert_no", &bad));
+	xml_elem(b, "m:Kind", "J");
+	xml_elem(b, "m:RegDate", need_date_cn(mar, "date", date, sizeof(date), &bad));
+	xml_elem(b, "m:Registry", need(mar, "registry", &bad));
+	mca_party(b, "Holder", pe->pe_json, &bad);
+	mca_party(b, "Spouse", spouse, &bad);
+	evbuffer_add_printf(b, "</m:Certificate></m:MarriageRegistration>\n");
+	if (bad) {
+		reply_bad_data(rp);
+		return;
+	}
+	reply_ok(rp, "application/xml; charset=utf-8");
+}
+
+/*
+ * cdc: vaccination records (预防接种证) of the children of the subject's
+ * family, a UTF-8 CSV file with a header row, every field quoted, CRLF.
+ * The dose list is one field that holds commas; the remark holds quotes.
+ */
+static void
+cdc_vaccination_records(struct sim *sim, const struct evkeyvalq *q, struct reply *rp)
+{
+	struct person	*pe;
+	json_t		*m, *card, *v;
+	struct evbuffer	*b = rp->rp_body, *doses = NULL;
+	char		 birth[16], issued[16], last[16], n[16], *list = NULL;
+	const char	*vname;
+	size_t		 i, j, len;
+	json_int_t	 dose;
+	int		 bad = 0;
+
+	if ((pe = query_person(sim, q, rp, "vaccination record")) == NULL)
+		return;
+	if (json_object_get(pe->pe_json, "vaccination_card") == NULL) {
+		reply_none(rp, "vaccination record");
+		return;
+	}
+	if ((doses = evbuffer_new()) == NULL) {
+		reply_error(rp, 500, "out of memory");
+		return;
+	}
+	evbuffer_add_printf(b, "\"受种者身份证号\",\"受种者姓名\",\"性别\",\"出生日期\","
+	    "\"接种证编号\",\"建证单位\",\"建证日期\",\"接种记录\",\"剂次数\","
+	    "\"末次接种日期\",\"备注\"\r\n");
+	json_array_foreach(json_object_get(pe->pe_family->fa_json, "members"), i, m) {
+		if ((card = json_object_get(m, "vaccination_card")) == NULL)
+			continue;
+		evbuffer_drain(doses, evbuffer_get_length(doses));
+		last[0] = '\0';
+		json_array_foreach(json_object_get(m, "vaccinations"), j, v) {
+			vname = need(v, "vaccine", &bad);
+			dose = json_integer_value(json_object_get(v, "dose"));
+			need_date(v, "date", "-", last, sizeof(last), &bad);
+			if (dose < 1 || dose > 9)
+				bad = 1;
+			evbuffer_add_printf(doses, "%s%s 第%d剂 %s", j > 0 ? ", " : "", vname,
+			    (int)dose, last);
+		}
+		if (json_array_size(json_object_get(m, "vaccinations")) == 0)
+			bad = 1;
+		len = evbuffer_get_length(doses);
+		free(list);
+		if ((list = malloc(len + 1)) == NULL) {
+			bad = 1;
+			break;
+		}
+		evbuffer_copyout(doses, list, len);
+		list[len] = '\0';
+		snprintf(n, sizeof(n), "%zu", json_array_size(json_object_get(m, "vaccinations")));
+		csv_field(b, need(m, "id", &bad), ",");
+		csv_field(b, need(m, "name", &bad), ",");
+		csv_field(b, need(m, "sex", &bad), ",");
+		csv_field(b, need_date(m, "birth_date", "-", birth, sizeof(birth), &bad), ",");
+		csv_field(b, need(card, "cert_no", &bad), ",");
+		csv_field(b, need(card, "clinic", &bad), ",");
+		csv_field(b, need_date(card, "issued", "/", issued, sizeof(issued), &bad), ",");
+		csv_field(b, list, ",");
+		csv_field(b, n, ",");
+		csv_field(b, last, ",");
+		csv_field(b, "按\"国家免疫规划\"程序接种", "\r\n");
+	}
+	free(list);
+	evbuffer_free(doses);
+	if (bad) {
+		reply_bad_data(rp);
+		return;
+	}
+	reply_ok(rp, "text/csv; charset=utf-8");
+}
+
+static void
+mp_str(msgpack_packer *pk, const char *s)
+{
+	msgpack_pack_str(pk, strlen(s));
+	msgpack_pack_str_body(pk, s, strlen(s));
+}
+
+/*
+ * nhsa: the insured person query of the medical security information
+ * platform (人员信息获取), answered in msgpack with the platform's field
+ * names: baseinfo (gend 1/2, brdy YYYY-MM-DD) and one insuinfo entry
+ * (insutype 310 employees' basic, 390 residents' basic; psn_insu_stas 1
+ * insured; psn_insu_date an integer YYYYMMDD).
+ */
+static void
+nhsa_insured_persons(struct sim *sim, const struct evkeyvalq *q, struct reply *rp)
+{
+	struct person	*pe;
+	json_t		*m, *offices;
+	msgpack_sbuffer	 sb;
+	msgpack_packer	 pk;
+	char		 since[16];
+	int		 bad = 0, parent;
+
+	if ((pe = query_person(sim, q, rp, "insured person")) == NULL)
+		return;
+	m = pe->pe_json;
+	offices = json_object_get(pe->pe_family->fa_json, "offices");
+	parent = is_parent(m);
+	need_date(m, "insured_since", "", since, sizeof(since), &bad);
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 3);
+	mp_str(&pk, "infcode");
+	msgpack_pack_int(&pk, 0);
+	mp_str(&pk, "err_msg");
+	mp_str(&pk, "");
+	mp_str(&pk, "output");
+	msgpack_pack_map(&pk, 2);
+	mp_str(&pk, "baseinfo");
+	msgpack_pack_map(&pk, 7);
+	mp_str(&pk, "psn_no");
+	mp_str(&pk, need(m, "medical_insurance_no", &bad));
+	mp_str(&pk, "psn_cert_type");
+	mp_str(&pk, "01");
+	mp_str(&pk, "certno");
+	mp_str(&pk, need(m, "id", &bad));
+	mp_str(&pk, "psn_name");
+	mp_str(&pk, need(m, "name", &bad));
+	mp_str(&pk, "gend");
+	mp_str(&pk, need(m, "sex", &bad));
+	mp_str(&pk, "naty");
+	mp_str(&pk, need(m, "ethnicity", &bad));
+	mp_str(&pk, "brdy");
+	mp_str(&pk, need(m, "birth_date", &bad));
+	mp_str(&pk, "insuinfo");
+	msgpack_pack_array(&pk, 1);
+	msgpack_pack_map(&pk, parent ? 6 : 5);
+	mp_str(&pk, "insutype");
+	mp_str(&pk, parent ? "310" : "390");
+	mp_str(&pk, "psn_insu_stas");
+	mp_str(&pk, "1");
+	mp_str(&pk, "psn_insu_date");
+	msgpack_pack_int64(&pk, strtoll(since, NULL, 10));
+	mp_str(&pk, "insuplc_admdvs");
+	mp_str(&pk, need(pe->pe_family->fa_json, "region", &bad));
+	mp_str(&pk, "insu_org");
+	mp_str(&pk, need(offices, "nhsa", &bad));
+	if (parent) {
+		mp_str(&pk, "emp_name");
+		mp_str(&pk, need(m, "employer", &bad));
+	}
+	if (bad || evbuffer_add(rp->rp_body, sb.data, sb.size) != 0)
+		reply_bad_data(rp);
+	else
+		reply_ok(rp, "application/msgpack");
+	msgpack_sbuffer_destroy(&sb);
+}
+
+/*
+ * hrss: the social security card (社会保障卡) service, JSON with the
+ * ministry's data element codes: aac002 id, aac003 name, aac004 sex (1/2),
+ * aac006 birth (YYYYMMDD); issueDate YYYY年MM月DD日, validDate YYYYMMDD,
+ * cardStatus 1 in use.
+ */
+static void
+hrss_social_security_cards(struct sim *sim, const struct evkeyvalq *q, struct reply *rp)
+{
+	struct person	*pe;
+	json_t		*m, *card, *offices;
+	char		 birth[16], issued[32], valid[16];
+	int		 bad = 0;
+
+	if ((pe = query_person(sim, q, rp, "social security card")) == NULL)
+		return;
+	m = pe->pe_json;
+	if ((card = json_object_get(m, "ss_card")) == NULL) {
+		reply_none(rp, "social security card");
+		return;
+	}
+	offices = json_object_get(pe->pe_family->fa_json, "offices");
+	need_date(m, "birth_date", "", birth, sizeof(birth), &bad);
+	need_date_cn(card, "issued", issued, sizeof(issued), &bad);
+	need_date(card, "valid_until", "", valid, sizeof(valid), &bad);
+	if (bad) {
+		reply_bad_data(rp);
+		return;
+	}
+	reply_json(rp, 200, json_pack("{s:s, s:s, s:{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s,"
+	    " s:s, s:s, s:s}}",
+	    "resultCode", "0000", "resultMsg", "成功", "body",
+	    "aac002", need(m, "id", &bad),
+	    "aac003", need(m, "name", &bad),
+	    "aac004", need(m, "sex", &bad),
+	    "aac006", birth,
+	    "aaz500", need(card, "card_no", &bad),
+	    "cardVersion", "3",
+	    "cardStatus", "1",
+	    "bankName", need(card, "bank", &bad),
+	    "issueDate", issued,
+	    "validDate", valid,
+	    "orgName", need(offices, "hrss", &bad)));
+	if (bad)
+		reply_bad_data(rp);
+}
+
+/*
+ * mnr: the real estate title certificate (不动产权证书), XML with the
+ * register's pinyin-initial element names (ZSH certificate number, DJJG
+ * registry, DJSJ registered YYYY年MM月DD日, ZL location, MJ area in m², YT
+ * use, GYFS form of co-ownership, QLR right holders with QLRMC name and
+ * ZJH id).  Both parents hold the title jointly.
+ */
+static void
+mnr_property_certificates(struct sim *sim, const struct evkeyvalq *q, struct reply *rp)
+{
+	struct person	*pe;
+	json_t		*pr, *owners[2];
+	struct evbuffer	*b = rp->rp_body;
+	char		 date[32];
+	int		 bad = 0;
+
+	if ((pe = query_person(sim, q, rp, "property certificate")) == NULL)
+		return;
+	pr = json_object_get(pe->pe_family->fa_json, "property");
+	if (pr == NULL || !is_parent(pe->pe_json)) {
+		reply_none(rp, "property certificate");
+		return;
+	}
+	owners[0] = pe->pe_family->fa_father;
+	owners[1] = pe->pe_family->fa_mother;
+	evbuffer_add_printf(b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<BDCQZ>");
+	xml_elem(b, "ZSH", need(pr, "cert_no", &bad));
+	xml_elem(b, "DJJG", need(pr, "registry", &bad));
+	xml_elem(b, "DJSJ", need_date_cn(pr, "registered", date, sizeof(date), &bad));
+	xml_elem(b, "ZL", need(pr, "address", &bad));
+	xml_elem(b, "MJ", need(pr, "area_m2", &bad));
+	xml_elem(b, "YT", need(pr, "use", &bad));
+	xml_elem(b, "GYFS", "共同共有");
+	evbuffer_add_printf(b, "<QLRLIST>");
+	for (size_t i = 0; i < nitems(owners); i++) {
+		evbuffer_add_printf(b, "<QLR>");
+		xml_elem(b, "QLRMC", need(owners[i], "name", &bad));
+		xml_elem(b, "ZJZL", "1");
+		xml_elem(b, "ZJH", need(owners[i], "id", &bad));
+		evbuffer_add_printf(b, "</QLR>");
+	}
+	evbuffer_add_printf(b, "</QLRLIST></BDCQZ>\n");
+	if (bad) {
+		reply_bad_data(rp);
+		return;
+	}
+	reply_ok(rp, "application/xml; charset=utf-8");
+}
+
+/*
+ * mohurd: housing rental registrations (房屋租赁登记备案), a GBK CSV file,
+ * one row per registered tenant (both parents), quoting only where needed.
+ * Lease dates are YYYYMMDD, the registration date YYYY/MM/DD.
+ */
+static void
+mohurd_rental_registrations(struct sim *sim, const struct evkeyvalq *q, struct reply *rp)
+{
+	struct person	*pe;
+	json_t		*rt, *tenants[2];
+	struct evbuffer	*b = NULL;
+	char		 start[16], end[16], reg[16], *text = NULL, *gbk = NULL;
+	size_t		 len, glen;
+	int		 bad = 0;
+
+	if ((pe = query_person(sim, q, rp, "rental registration")) == NULL)
+		return;
+	rt = json_object_get(pe->pe_family->fa_json, "rental");
+	if (rt == NULL || !is_parent(pe->pe_json)) {
+		reply_none(rp, "rental registration");
+		return;
+	}
+	if ((b = evbuffer_new()) == NULL) {
+		reply_error(rp, 500, "out of memory");
+		return;
+	}
+	tenants[0] = pe->pe_family->fa_father;
+	tenants[1] = pe->pe_family->fa_mother;
+	need_date(rt, "start", "", start, sizeof(start), &bad);
+	need_date(rt, "end", "", end, sizeof(end), &bad);
+	need_date(rt, "registered", "/", reg, sizeof(reg), &bad);
+	evbuffer_add_printf(b, "备案证明编号,承租人姓名,承租人证件号码,出租人,房屋坐落,"
+	    "租赁起始日期,租赁截止日期,备案日期,备案机关\r\n");
+	for (size_t i = 0; i < nitems(tenants); i++) {
+		const char	*row[] = { need(rt, "reg_no", &bad), need(tenants[i], "name", &bad),
+		    need(tenants[i], "id", &bad), need(rt, "landlord", &bad),
+		    need(rt, "address", &bad), start, end, reg, need(rt, "office", &bad) };
+
+		for (size_t j = 0; j < nitems(row); j++) {
+			/* Unquoted: a text with a delimiter or quote would break the row. */
+			if (strpbrk(row[j], ",\"\r\n") != NULL)
+				bad = 1;
+			evbuffer_add_printf(b, "%s%s", row[j], j + 1 < nitems(row) ? "," : "\r\n");
+		}
+	}
+	len = evbuffer_get_length(b);
+	if (!bad && (text = malloc(len + 1)) != NULL) {
+		evbuffer_copyout(b, text, len);
+		text[len] = '\0';
+		if (enc_convert("GBK", text, len, &gbk, &glen) != 0 ||
+		    evbuffer_add(rp->rp_body, gbk, glen) != 0)
+			bad = 1;
+	} else
+		bad = 1;
+	free(text);
+	free(gbk);
+	evbuffer_free(b);
+	if (bad) {
+		reply_bad_data(rp);
+		return;
+	}
+	reply_ok(rp, "text/csv; charset=GBK");
+}
+
+/*
+ * edu: the school place notice (入学通知) of a school-age child, JSON;
+ * gender is written out (男, 女), the notice date is YYYY-MM-DD.
+ */
+static void
+edu_school_places(struct sim *sim, const struct evkeyvalq *q, struct reply *rp)
+{
+	struct person	*pe;
+	json_t		*m, *sc, *fam, *offices;
+	json_int_t	 year;
+	char		 no[64], date[16];
+	int		 bad = 0;
+
+	if ((pe = query_person(sim, q, rp, "school place")) == NULL)
+		return;
+	m = pe->pe_json;
+	fam = pe->pe_family->fa_json;
+	offices = json_object_get(fam, "offices");
+	if ((sc = json_object_get(m, "school")) == NULL) {
+		reply_none(rp, "school place");
+		return;
+	}
+	year = json_integer_value(json_object_get(sc, "enroll_year"));
+	if (year < 2000 || year > 2100)
+		bad = 1;
+	/* Every id of the data file is a checked 18-character resident id. */
+	snprintf(no, sizeof(no), "RX%s%04d%.3s", need(fam, "region", &bad), (int)year,
+	    pe->pe_id + 14);
+	snprintf(date, sizeof(date), "%04d-06-30", (int)year);
+	reply_json(rp, 200, json_pack("{s:s, s:{s:s, s:s, s:s, s:s, s:s, s:O, s:O, s:O,"
+	    " s:I, s:s}}",
+	    "status", "success", "data",
+	    "notice_no", no,
+	    "student_id_no", need(m, "id", &bad),
+	    "student_name", need(m, "name", &bad),
+	    "gender", strcmp(need(m, "sex", &bad), "1") == 0 ? "男" : "女",
+	    "bureau", need(offices, "edu", &bad),
+	    "stage", json_object_get(sc, "stage"),
+	    "district", json_object_get(sc, "district"),
+	    "assigned_school", json_object_get(sc, "assigned"),
+	    "enroll_year", year,
+	    "notice_date", date));
+	if (bad)
+		reply_bad_data(rp);
 }
 
 /*
@@ -852,6 +1716,8 @@ main(int argc, char *argv[])
 		{ "data", required_argument, NULL, 'd' },
 		{ "delay", required_argument, NULL, 'w' },
 		{ "down", required_argument, NULL, 'x' },
+		{ "garbage", required_argument, NULL, 'g' },
+		{ "wrong-holder", required_argument, NULL, 'o' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -860,10 +1726,11 @@ main(int argc, char *argv[])
 	struct event			*sigterm = NULL, *sigint = NULL;
 	struct pending			*pd;
 	struct dept			*dp;
-	const char			*listen_arg = SIM_DEFAULT_LISTEN;
+	const char			*listen_args[SIM_LISTEN_MAX];
 	const char			*data_path = SIM_DEFAULT_DATA;
 	char				 host[256], err[512];
 	unsigned short			 port;
+	size_t				 nlisten = 0, i;
 	int				 ch, ret = 1;
 
 	memset(&sim, 0, sizeof(sim));
@@ -871,7 +1738,12 @@ main(int argc, char *argv[])
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'l':
-			listen_arg = optarg;
+			if (nlisten == SIM_LISTEN_MAX) {
+				fprintf(stderr, "deptsim: at most %d --listen addresses\n",
+				    SIM_LISTEN_MAX);
+				return 2;
+			}
+			listen_args[nlisten++] = optarg;
 			break;
 		case 'd':
 			data_path = optarg;
@@ -890,6 +1762,18 @@ main(int argc, char *argv[])
 			}
 			dp->dp_down = 1;
 			break;
+		case 'g':
+		case 'o':
+			if ((dp = dept_find(optarg, strlen(optarg))) == NULL) {
+				fprintf(stderr, "deptsim: --%s %s: unknown department\n",
+				    ch == 'g' ? "garbage" : "wrong-holder", optarg);
+				return 2;
+			}
+			if (ch == 'g')
+				dp->dp_garbage = 1;
+			else
+				dp->dp_wrong_holder = 1;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -902,12 +1786,20 @@ main(int argc, char *argv[])
 		usage(stderr);
 		return 2;
 	}
-	if (parse_listen(listen_arg, host, sizeof(host), &port) != 0) {
-		fprintf(stderr, "deptsim: --listen %s: want HOST:PORT\n", listen_arg);
-		return 2;
-	}
+	if (nlisten == 0)
+		listen_args[nlisten++] = SIM_DEFAULT_LISTEN;
+	for (i = 0; i < nlisten; i++)
+		if (parse_listen(listen_args[i], host, sizeof(host), &port) != 0) {
+			fprintf(stderr, "deptsim: --listen %s: want HOST:PORT\n", listen_args[i]);
+			return 2;
+		}
 	if (data_load(&sim, data_path, err, sizeof(err)) != 0) {
 		fprintf(stderr, "deptsim: %s\n", err);
+		return 1;
+	}
+	if (data_selftest(&sim, err, sizeof(err)) != 0) {
+		fprintf(stderr, "deptsim: %s: %s\n", data_path, err);
+		data_free(&sim);
 		return 1;
 	}
 	/* A client that goes away must not kill the simulator. */
@@ -926,14 +1818,18 @@ main(int argc, char *argv[])
 	evhttp_set_timeout(sim.sm_http, SIM_TIMEOUT_S);
 	evhttp_set_allowed_methods(sim.sm_http, EVHTTP_REQ_GET | EVHTTP_REQ_POST);
 	evhttp_set_gencb(sim.sm_http, sim_request, &sim);
-	if ((bound = evhttp_bind_socket_with_handle(sim.sm_http, host, port)) == NULL) {
-		fprintf(stderr, "deptsim: cannot listen on %s: %s\n", listen_arg,
-		    strerror(errno));
-		goto done;
-	}
-	if (announce(bound) != 0) {
-		fprintf(stderr, "deptsim: cannot read the bound address\n");
-		goto done;
+	/* Every address serves every department, in the order given. */
+	for (i = 0; i < nlisten; i++) {
+		parse_listen(listen_args[i], host, sizeof(host), &port);
+		if ((bound = evhttp_bind_socket_with_handle(sim.sm_http, host, port)) == NULL) {
+			fprintf(stderr, "deptsim: cannot listen on %s: %s\n", listen_args[i],
+			    strerror(errno));
+			goto done;
+		}
+		if (announce(bound) != 0) {
+			fprintf(stderr, "deptsim: cannot read the bound address\n");
+			goto done;
+		}
 	}
 	if (event_base_dispatch(sim.sm_base) == -1) {
 		fprintf(stderr, "deptsim: event loop failed\n");

@@ -1,6 +1,7 @@
 /*
  * config.c - loading the configuration snapshot (trust, policies, adapters,
- * seal keys) from the directories named on the command line.
+ * seal keys) from the directories named on the command line, then the
+ * adapters and policies registered through the API (registry.c).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -92,6 +93,7 @@ config_add_policy(void *arg, const char *path, const msgpack_object *o, char *er
 	(void)path;
 	if (policy_parse(o, &po, err, errlen) != 0)
 		return -1;
+	po->po_version = 1;
 	for (i = 0; i < sn->sn_npolicies; i++)
 		if (strcmp(sn->sn_policies[i]->po_bundle, po->po_bundle) == 0) {
 			snprintf(err, errlen, "bundle \"%s\" is defined twice", po->po_bundle);
@@ -129,6 +131,21 @@ config_add_seal(struct snapshot *sn, const struct gw_config *gc, const char *id,
 	return 0;
 }
 
+/* Loads the seal an adapter names and checks that it is its department's. */
+static int
+config_adapter_seal(struct snapshot *sn, const struct gw_config *gc,
+    const struct adapter *ad, char *err, size_t errlen)
+{
+	if (config_add_seal(sn, gc, ad->ad_seal, err, errlen) != 0)
+		return -1;
+	if (strcmp(snapshot_seal(sn, ad->ad_seal)->sk_dept, ad->ad_dept) != 0) {
+		snprintf(err, errlen, "adapter \"%s\" of %s names seal \"%s\" of another "
+		    "department", ad->ad_id, ad->ad_dept, ad->ad_seal);
+		return -1;
+	}
+	return 0;
+}
+
 static int
 config_add_adapter(void *arg, const char *path, const msgpack_object *o, char *err,
     size_t errlen)
@@ -147,13 +164,8 @@ config_add_adapter(void *arg, const char *path, const msgpack_object *o, char *e
 			snprintf(err, errlen, "adapter \"%s\" is defined twice", ad->ad_id);
 			goto fail;
 		}
-	if (config_add_seal(sn, al->al_conf, ad->ad_seal, err, errlen) != 0)
+	if (config_adapter_seal(sn, al->al_conf, ad, err, errlen) != 0)
 		goto fail;
-	if (strcmp(snapshot_seal(sn, ad->ad_seal)->sk_dept, ad->ad_dept) != 0) {
-		snprintf(err, errlen, "adapter \"%s\" of %s names seal \"%s\" of another "
-		    "department", ad->ad_id, ad->ad_dept, ad->ad_seal);
-		goto fail;
-	}
 	if ((na = reallocarray(sn->sn_adapters, sn->sn_nadapters + 1, sizeof(*na))) == NULL)
 		goto fail;
 	sn->sn_adapters = na;
@@ -182,11 +194,176 @@ snapshot_free(struct snapshot *sn)
 	free(sn);
 }
 
+/*
+ * Registry entries (registry.c) override the files: a stored version
+ * replaces the file's spec of the same id, and a disabled adapter stays
+ * disabled whatever the files say.
+ */
+static int
+config_reg_policy(struct snapshot *sn, const char *id, const struct reg_head *h,
+    const uint8_t *spec, size_t len, char *err, size_t errlen)
+{
+	msgpack_zone	 z;
+	msgpack_object	 o;
+	struct policy	*po = NULL;
+	size_t		 i;
+	int		 ret = -1;
+
+	if (spec == NULL)
+		return 0;
+	msgpack_zone_init(&z, 8192);
+	if (mpk_unpack(spec, len, &z, &o) != 0) {
+		snprintf(err, errlen, "the stored spec is not msgpack");
+		goto done;
+	}
+	if (policy_parse(&o, &po, err, errlen) != 0)
+		goto done;
+	if (strcmp(po->po_bundle, id) != 0) {
+		snprintf(err, errlen, "the spec is for bundle \"%s\"", po->po_bundle);
+		goto done;
+	}
+	po->po_version = h->rh_version;
+	for (i = 0; i < sn->sn_npolicies; i++)
+		if (strcmp(sn->sn_policies[i]->po_bundle, id) == 0)
+			break;
+	if (i == sn->sn_npolicies) {
+		struct policy **np;
+
+		if ((np = reallocarray(sn->sn_policies, i + 1, sizeof(*np))) == NULL) {
+			snprintf(err, errlen, "out of memory");
+			goto done;
+		}
+		sn->sn_policies = np;
+		sn->sn_npolicies++;
+	} else
+		policy_free(sn->sn_policies[i]);
+	sn->sn_policies[i] = po;
+	po = NULL;
+	ret = 0;
+done:
+	policy_free(po);
+	msgpack_zone_destroy(&z);
+	return ret;
+}
+
+static int
+config_reg_adapter(struct snapshot *sn, const struct gw_config *gc, const char *id,
+    const struct reg_head *h, const uint8_t *spec, size_t len, char *err, size_t errlen)
+{
+	msgpack_zone	 z;
+	msgpack_object	 o;
+	struct adapter	*ad = NULL;
+	size_t		 i;
+	int		 ret = -1;
+
+	for (i = 0; i < sn->sn_nadapters; i++)
+		if (strcmp(sn->sn_adapters[i]->ad_id, id) == 0)
+			break;
+	if (spec == NULL) {
+		/* A file adapter disabled through the API. */
+		if (i < sn->sn_nadapters) {
+			if (strcmp(sn->sn_adapters[i]->ad_dept, h->rh_dept) != 0) {
+				snprintf(err, errlen, "the file's adapter belongs to %s, the "
+				    "registry's to %s", sn->sn_adapters[i]->ad_dept, h->rh_dept);
+				return -1;
+			}
+			sn->sn_adapters[i]->ad_disabled = h->rh_disabled;
+			sn->sn_adapters[i]->ad_version = h->rh_version;
+		}
+		return 0;
+	}
+	msgpack_zone_init(&z, 8192);
+	if (mpk_unpack(spec, len, &z, &o) != 0) {
+		snprintf(err, errlen, "the stored spec is not msgpack");
+		goto done;
+	}
+	if (adapter_parse(&o, &ad, err, errlen) != 0)
+		goto done;
+	if (strcmp(ad->ad_id, id) != 0 || strcmp(ad->ad_dept, h->rh_dept) != 0) {
+		snprintf(err, errlen, "the spec is adapter \"%s\" of %s", ad->ad_id,
+		    ad->ad_dept);
+		goto done;
+	}
+	if (config_adapter_seal(sn, gc, ad, err, errlen) != 0)
+		goto done;
+	ad->ad_version = h->rh_version;
+	ad->ad_disabled = h->rh_disabled;
+	if (i == sn->sn_nadapters) {
+		struct adapter **na;
+
+		if ((na = reallocarray(sn->sn_adapters, i + 1, sizeof(*na))) == NULL) {
+			snprintf(err, errlen, "out of memory");
+			goto done;
+		}
+		sn->sn_adapters = na;
+		sn->sn_nadapters++;
+	} else
+		adapter_free(sn->sn_adapters[i]);
+	sn->sn_adapters[i] = ad;
+	ad = NULL;
+	ret = 0;
+done:
+	if (ad != NULL)
+		adapter_free(ad);
+	msgpack_zone_destroy(&z);
+	return ret;
+}
+
+struct reg_load {
+	struct snapshot		*rl_sn;
+	const struct gw_config	*rl_conf;
+	enum reg_kind		 rl_kind;
+};
+
+/*
+ * A stored entry that no longer loads (a seal certificate was removed, a
+ * parser grew stricter) must not keep the daemon from starting; its id is
+ * left out, and a file adapter of the same id is disabled rather than
+ * brought back.
+ */
+static int
+config_reg_one(void *arg, const char *id, const struct reg_head *h, const uint8_t *spec,
+    size_t len)
+{
+	struct reg_load	*rl = arg;
+	char		 why[384];
+	size_t		 i;
+	int		 rc;
+
+	why[0] = '\0';
+	if (rl->rl_kind == REG_POLICY)
+		rc = config_reg_policy(rl->rl_sn, id, h, spec, len, why, sizeof(why));
+	else
+		rc = config_reg_adapter(rl->rl_sn, rl->rl_conf, id, h, spec, len, why,
+		    sizeof(why));
+	if (rc == 0)
+		return 0;
+	log_warnx("registry: %s \"%s\" version %llu is left out: %s",
+	    rl->rl_kind == REG_POLICY ? "policy" : "adapter", id,
+	    (unsigned long long)h->rh_version, why);
+	if (rl->rl_kind == REG_ADAPTER)
+		for (i = 0; i < rl->rl_sn->sn_nadapters; i++)
+			if (strcmp(rl->rl_sn->sn_adapters[i]->ad_id, id) == 0)
+				rl->rl_sn->sn_adapters[i]->ad_disabled = true;
+	return 0;
+}
+
 struct snapshot *
 snapshot_load(const struct gw_config *gc, char *err, size_t errlen)
 {
+	return snapshot_load_with(gc, NULL, err, errlen);
+}
+
+struct snapshot *
+snapshot_load_with(const struct gw_config *gc, const struct reg_change *chg, char *err,
+    size_t errlen)
+{
 	struct snapshot		*sn;
 	struct adapter_load	 al;
+	struct reg_load		 rl;
+	struct registry		*rg;
+	char			 why[384];
+	int			 rc;
 
 	err[0] = '\0';
 	if ((sn = calloc(1, sizeof(*sn))) == NULL) {
@@ -202,6 +379,29 @@ snapshot_load(const struct gw_config *gc, char *err, size_t errlen)
 	al.al_conf = gc;
 	if (config_each_json(gc->gc_adapters, config_add_adapter, &al, err, errlen) != 0)
 		goto fail;
+	if ((rg = registry_get(gc->gc_data, err, errlen)) == NULL)
+		goto fail;
+	rl.rl_sn = sn;
+	rl.rl_conf = gc;
+	rl.rl_kind = REG_POLICY;
+	if (registry_each(rg, REG_POLICY, config_reg_one, &rl, err, errlen) != 0)
+		goto fail;
+	rl.rl_kind = REG_ADAPTER;
+	if (registry_each(rg, REG_ADAPTER, config_reg_one, &rl, err, errlen) != 0)
+		goto fail;
+	if (chg != NULL) {
+		why[0] = '\0';
+		if (chg->rc_kind == REG_POLICY)
+			rc = config_reg_policy(sn, chg->rc_id, chg->rc_head, chg->rc_spec,
+			    chg->rc_spec_len, why, sizeof(why));
+		else
+			rc = config_reg_adapter(sn, gc, chg->rc_id, chg->rc_head, chg->rc_spec,
+			    chg->rc_spec_len, why, sizeof(why));
+		if (rc != 0) {
+			snprintf(err, errlen, "%s", why[0] != '\0' ? why : "out of memory");
+			goto fail;
+		}
+	}
 	return sn;
 fail:
 	snapshot_free(sn);
@@ -241,6 +441,17 @@ snapshot_adapter_for(const struct snapshot *sn, const char *dept, const char *it
 		if (!sn->sn_adapters[i]->ad_disabled &&
 		    strcmp(sn->sn_adapters[i]->ad_dept, dept) == 0 &&
 		    adapter_serves(sn->sn_adapters[i], item))
+			return sn->sn_adapters[i];
+	return NULL;
+}
+
+const struct adapter *
+snapshot_adapter(const struct snapshot *sn, const char *id)
+{
+	size_t	i;
+
+	for (i = 0; i < sn->sn_nadapters; i++)
+		if (strcmp(sn->sn_adapters[i]->ad_id, id) == 0)
 			return sn->sn_adapters[i];
 	return NULL;
 }

@@ -4,8 +4,11 @@
  * An exchange moves through these states, each finished by a callback on
  * the event loop:
  *
- *	CONSENT	verify every subject's consent token	(worker thread)
+ *	CONSENT	verify every subject's consent token,	(worker thread)
+ *		and that it was not revoked
  *	CLAIM	record each token's jti, once		(journal writer)
+ *	GUARDIAN fetch and check the record that proves	(HTTP client, worker)
+ *		a guardian's relation to the child
  *	FETCH	query the departments in parallel	(libevent HTTP client)
  *	SEAL	translate, minimize			(worker thread)
  *		then seal, in batches shared with	(sealer.c, workers)
@@ -16,6 +19,7 @@
  * The answer leaves only after the commit that holds the exchange's
  * records, so an acknowledged exchange is never missing from the journal.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,10 +32,13 @@
 #include "gateway.h"
 
 #define EX_TOKEN_MAX	(16 * 1024)
+/* Rate-limit buckets kept, one per (bundle, consumer) seen recently. */
+#define EX_BUCKETS	256
 
 enum ex_state {
 	EX_CONSENT,
 	EX_CLAIM,
+	EX_GUARDIAN,
 	EX_FETCH,
 	EX_SEAL,
 	EX_JOURNAL,
@@ -39,7 +46,7 @@ enum ex_state {
 };
 
 static const char *const ex_state_names[] = {
-	"consent", "claim", "fetch", "seal", "journal", "reply"
+	"consent", "claim", "guardian", "fetch", "seal", "journal", "reply"
 };
 
 struct exchange;
@@ -56,6 +63,7 @@ struct ex_item {
 	char				 it_msg[256];
 	uint8_t				*it_body;
 	size_t				 it_body_len;
+	bool				 it_fetched;	/* body came with the guardian proof */
 	msgpack_object			 it_doc;
 	uint8_t				*it_doc_bytes;
 	size_t				 it_doc_len;
@@ -82,6 +90,16 @@ struct ex_subject {
 	struct ex_item		*su_items;
 	size_t			 su_nitems;
 	uint64_t		 su_seq;	/* its deny record, when denied */
+	/* rel "guardian": the record that proves the relation */
+	bool			 su_guardian_ok;
+	size_t			 su_proof_next;	/* next policy proof to try */
+	const struct policy_proof *su_proof;	/* the one fetched this round */
+	const struct adapter	*su_proof_ad;
+	uint8_t			*su_proof_body;
+	size_t			 su_proof_len;
+	const struct policy_proof *su_proof_last;	/* last one asked for */
+	const char		*su_proof_dept;
+	char			 su_proof_why[200];
 };
 
 struct exchange {
@@ -104,9 +122,13 @@ struct exchange {
 	int64_t			 ex_now;
 	uint64_t		 ex_exch_seq;
 	bool			 ex_expected;	/* announced to the sealer */
+	size_t			 ex_proofs;	/* guardian proofs fetched this round */
 };
 
+static void	su_why(struct ex_subject *, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
 static void	ex_claim(struct exchange *);
+static void	ex_guardian(struct exchange *);
 static void	ex_fetch(struct exchange *);
 static void	ex_seal(struct exchange *);
 static void	ex_journal(struct exchange *);
@@ -136,6 +158,7 @@ ex_free(struct exchange *ex)
 		}
 		free(su->su_items);
 		free(su->su_token);
+		free(su->su_proof_body);
 	}
 	if (ex->ex_expected)
 		sealer_unexpect(ex->ex_gw->gw_sealer);
@@ -158,6 +181,17 @@ su_deny(struct ex_subject *su, enum lb_err e, const char *msg)
 		su->su_items[i].it_status = e;
 		snprintf(su->su_items[i].it_msg, sizeof(su->su_items[i].it_msg), "%s", msg);
 	}
+}
+
+/* Notes why a guardian proof failed; the last reason is the one reported. */
+static void
+su_why(struct ex_subject *su, const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	vsnprintf(su->su_proof_why, sizeof(su->su_proof_why), fmt, ap);
+	va_end(ap);
 }
 
 static void
@@ -276,6 +310,9 @@ ex_consent_work(void *arg)
 		ask.ca_now = ex->ex_now;
 		e = consent_verify(ex->ex_snap->sn_trust, su->su_token, su->su_token_len, &ask,
 		    &su->su_cs, msg, sizeof(msg));
+		/* Last before the jti claim, so a revoked token's jti stays unused. */
+		if (e == LB_OK)
+			e = revocation_check(ex->ex_gw->gw_journal, &su->su_cs, msg, sizeof(msg));
 		/* The claims are usable for the journal once the signature held. */
 		su->su_cs_valid = e == LB_OK || (e != LB_E_CONSENT_MALFORMED &&
 		    e != LB_E_CONSENT_UNTRUSTED_ISSUER && e != LB_E_CONSENT_BAD_SIGNATURE);
@@ -303,7 +340,7 @@ ex_claim_done(void *arg, int status)
 		su_deny(su, LB_E_JOURNAL_UNAVAILABLE, "the journal could not record the "
 		    "consent token");
 	if (--ex->ex_pending == 0)
-		ex_fetch(ex);
+		ex_guardian(ex);
 }
 
 /*
@@ -332,7 +369,211 @@ ex_claim(struct exchange *ex)
 		}
 	}
 	if (--ex->ex_pending == 0)
+		ex_guardian(ex);
+}
+
+/*
+ * Guardian consent (DESIGN §5, last step).  The token says act is sub's
+ * guardian; the gateway believes it only when a record the policy names,
+ * fetched for the child through the normal adapter path, lists act in one
+ * of the policy's fields.  Proofs are tried in policy order, one round
+ * each, until one proves the relation; until then no other item of the
+ * subject is fetched.
+ */
+static const struct adapter *
+ex_proof_adapter(const struct exchange *ex, const struct policy_proof *pp)
+{
+	const struct policy_item	*pi;
+	const struct snapshot		*sn = ex->ex_snap;
+	size_t				 i;
+
+	if (pp->pp_dept[0] != '\0')
+		return snapshot_adapter_for(sn, pp->pp_dept, pp->pp_item);
+	if ((pi = policy_item(ex->ex_policy, pp->pp_item)) != NULL)
+		return snapshot_adapter_for(sn, pi->pi_dept, pp->pp_item);
+	for (i = 0; i < sn->sn_nadapters; i++)
+		if (!sn->sn_adapters[i]->ad_disabled &&
+		    adapter_serves(sn->sn_adapters[i], pp->pp_item))
+			return sn->sn_adapters[i];
+	return NULL;
+}
+
+static void
+ex_guardian_work(void *arg)
+{
+	struct exchange		*ex = arg;
+	const msgpack_object	*fields;
+	msgpack_object		 doc;
+	char			 err[256], v[LB_SUBJECT_MAX];
+	size_t			 i, j;
+
+	for (i = 0; i < ex->ex_nsubj; i++) {
+		struct ex_subject *su = &ex->ex_subj[i];
+		const struct policy_proof *pp = su->su_proof;
+
+		if (pp == NULL || su->su_proof_body == NULL || su->su_status != LB_OK)
+			continue;
+		if (translate(su->su_proof_ad, pp->pp_item, su->su_id, su->su_proof_body,
+		    su->su_proof_len, &ex->ex_zone, &doc, err, sizeof(err)) != LB_OK) {
+			su_why(su, "the %s record "
+			    "could not be read: %s", pp->pp_item, err);
+			continue;
+		}
+		fields = mpk_get(&doc, "fields");
+		for (j = 0; j < pp->pp_nfields && !su->su_guardian_ok; j++)
+			if (fields != NULL && mpk_get_str(fields, pp->pp_fields[j], v,
+			    sizeof(v)) == 0 && strcmp(v, su->su_cs.cs_act) == 0)
+				su->su_guardian_ok = true;
+		if (!su->su_guardian_ok)
+			su_why(su, "the child's %s "
+			    "does not name the applicant as guardian", pp->pp_item);
+	}
+}
+
+/* Hands a proven proof's body to the requested item it also is, if any. */
+static void
+ex_proof_reuse(struct ex_subject *su)
+{
+	size_t	j;
+
+	for (j = 0; j < su->su_nitems; j++) {
+		struct ex_item *it = &su->su_items[j];
+
+		if (strcmp(it->it_item, su->su_proof->pp_item) != 0)
+			continue;
+		if (strcmp(policy_item(it->it_ex->ex_policy, it->it_item)->pi_dept,
+		    su->su_proof_ad->ad_dept) != 0)
+			return;
+		it->it_body = su->su_proof_body;
+		it->it_body_len = su->su_proof_len;
+		it->it_fetched = true;
+		su->su_proof_body = NULL;
+		return;
+	}
+}
+
+static void
+ex_guardian_done(void *arg)
+{
+	struct exchange	*ex = arg;
+	size_t		 i;
+
+	for (i = 0; i < ex->ex_nsubj; i++) {
+		struct ex_subject *su = &ex->ex_subj[i];
+
+		if (su->su_proof == NULL)
+			continue;
+		if (su->su_guardian_ok && su->su_status == LB_OK)
+			ex_proof_reuse(su);
+		free(su->su_proof_body);
+		su->su_proof_body = NULL;
+		su->su_proof = NULL;
+	}
+	/* The next round tries the next proof of the subjects still unproven. */
+	ex_guardian(ex);
+}
+
+static void
+ex_guardian_round(struct exchange *ex)
+{
+	if (ex->ex_proofs == 0) {
 		ex_fetch(ex);
+		return;
+	}
+	if (workers_submit(ex->ex_gw->gw_workers, ex->ex_gw->gw_base, ex_guardian_work,
+	    ex_guardian_done, ex) != 0) {
+		ex->ex_status = LB_E_INTERNAL;
+		snprintf(ex->ex_msg, sizeof(ex->ex_msg), "the gateway is shutting down");
+		ex_reply(ex);
+	}
+}
+
+static void
+ex_proof_fetched(void *arg, enum lb_err e, const uint8_t *body, size_t len, const char *msg)
+{
+	struct ex_subject	*su = arg;
+	struct exchange		*ex = su->su_items[0].it_ex;
+
+	if (e != LB_OK)
+		su_why(su, "the %s record could "
+		    "not be fetched: %s", su->su_proof->pp_item, msg);
+	else if ((su->su_proof_body = malloc(len + 1)) == NULL)
+		su_why(su, "out of memory");
+	else {
+		memcpy(su->su_proof_body, body, len);
+		su->su_proof_body[len] = '\0';
+		su->su_proof_len = len;
+	}
+	if (--ex->ex_pending == 0)
+		ex_guardian_round(ex);
+}
+
+/* Starts the fetch of su's next proof, or denies su when none is left. */
+static void
+ex_guardian_next(struct exchange *ex, struct ex_subject *su)
+{
+	const struct policy		*po = ex->ex_policy;
+	const struct policy_proof	*pp;
+	const struct adapter		*ad;
+	char				 msg[256];
+
+	if (!po->po_guardian) {
+		snprintf(msg, sizeof(msg), "bundle \"%s\" does not accept a guardian's "
+		    "consent", po->po_bundle);
+		su_deny(su, LB_E_GUARDIAN_UNVERIFIED, msg);
+		return;
+	}
+	if (po->po_nproofs == 0) {
+		snprintf(msg, sizeof(msg), "bundle \"%s\" names no record that proves a "
+		    "guardian relation, so none can be accepted", po->po_bundle);
+		su_deny(su, LB_E_GUARDIAN_UNVERIFIED, msg);
+		return;
+	}
+	while (su->su_proof_next < po->po_nproofs) {
+		pp = &po->po_proofs[su->su_proof_next++];
+		if ((ad = ex_proof_adapter(ex, pp)) == NULL) {
+			if (su->su_proof_why[0] == '\0')
+				su_why(su, "no "
+				    "department adapter serves the %s record", pp->pp_item);
+			continue;
+		}
+		su->su_proof = su->su_proof_last = pp;
+		su->su_proof_ad = ad;
+		su->su_proof_dept = ad->ad_dept;
+		ex->ex_pending++;
+		if (fanout_fetch(ex->ex_gw->gw_fanout, ad, pp->pp_item, su->su_id,
+		    ex_proof_fetched, su) == 0) {
+			ex->ex_proofs++;
+			return;
+		}
+		ex->ex_pending--;
+		su->su_proof = NULL;
+		su_why(su, "the %s record could not "
+		    "be requested", pp->pp_item);
+	}
+	snprintf(msg, sizeof(msg), "the guardian relation is not proven: %s",
+	    su->su_proof_why[0] != '\0' ? su->su_proof_why : "no proof record");
+	su_deny(su, LB_E_GUARDIAN_UNVERIFIED, msg);
+}
+
+static void
+ex_guardian(struct exchange *ex)
+{
+	size_t	i;
+
+	if (ex->ex_state != EX_GUARDIAN)
+		ex_enter(ex, EX_GUARDIAN);
+	ex->ex_proofs = 0;
+	ex->ex_pending = 1;	/* held until every proof fetch is started */
+	for (i = 0; i < ex->ex_nsubj; i++) {
+		struct ex_subject *su = &ex->ex_subj[i];
+
+		if (su->su_status == LB_OK && !su->su_guardian_ok &&
+		    strcmp(su->su_cs.cs_rel, "guardian") == 0)
+			ex_guardian_next(ex, su);
+	}
+	if (--ex->ex_pending == 0)
+		ex_guardian_round(ex);
 }
 
 static void
@@ -369,9 +610,6 @@ ex_fetch(struct exchange *ex)
 	for (i = 0; i < ex->ex_nsubj; i++) {
 		struct ex_subject *su = &ex->ex_subj[i];
 
-		if (su->su_status == LB_OK && strcmp(su->su_cs.cs_rel, "guardian") == 0)
-			su_deny(su, LB_E_GUARDIAN_UNVERIFIED, "this gateway cannot prove the "
-			    "guardian relation for this bundle");
 		if (su->su_status != LB_OK)
 			continue;
 		for (j = 0; j < su->su_nitems; j++) {
@@ -387,6 +625,8 @@ ex_fetch(struct exchange *ex)
 				continue;
 			}
 			it->it_seal = snapshot_seal(ex->ex_snap, it->it_ad->ad_seal);
+			if (it->it_fetched)
+				continue;	/* fetched once, as the guardian proof */
 			it->it_t0_us = now_us_mono();
 			ex->ex_pending++;
 			if (fanout_fetch(ex->ex_gw->gw_fanout, it->it_ad, it->it_item, su->su_id,
@@ -603,6 +843,12 @@ ex_journal(struct exchange *ex)
 			ex_record_common(ex, su, r);
 			r->jr_kind = JK_DENY;
 			snprintf(r->jr_decision, sizeof(r->jr_decision), "deny");
+			/* A refused guardian still caused one query: name its record. */
+			if (su->su_proof_last != NULL) {
+				snprintf(r->jr_item, sizeof(r->jr_item), "%s",
+				    su->su_proof_last->pp_item);
+				snprintf(r->jr_dept, sizeof(r->jr_dept), "%s", su->su_proof_dept);
+			}
 			snprintf(r->jr_code, sizeof(r->jr_code), "%s", lb_err_code(su->su_status));
 			if (first == LB_OK)
 				first = su->su_status;
@@ -727,6 +973,64 @@ ex_reply(struct exchange *ex)
 	ex_free(ex);
 }
 
+/*
+ * Per-consumer rate limits (DESIGN §10): one token bucket per (bundle,
+ * consumer), refilled at the policy's per_second up to its burst, one
+ * token per exchange request.  Loop thread only, checked before any
+ * consent work is spent on the request.  Amounts are in millionths of a
+ * token so the arithmetic stays in integers.  When every slot is taken the
+ * least recently used bucket is given to the newcomer.
+ */
+struct ex_bucket {
+	char		b_bundle[LB_ID_MAX];
+	char		b_consumer[LB_ID_MAX];
+	uint64_t	b_micro;	/* tokens x 1e6 */
+	uint64_t	b_t_us;		/* last refill, monotonic */
+	bool		b_used;
+};
+static struct ex_bucket ex_buckets[EX_BUCKETS];
+
+static bool
+ex_rate_ok(const struct policy *po, const char *consumer)
+{
+	struct ex_bucket	*b = NULL, *lru = &ex_buckets[0];
+	uint64_t		 now = now_us_mono(), cap, dt;
+	size_t			 i;
+
+	if (po->po_rate_per_s == 0)
+		return true;
+	for (i = 0; i < EX_BUCKETS && b == NULL; i++) {
+		struct ex_bucket *c = &ex_buckets[i];
+
+		if (c->b_used && strcmp(c->b_bundle, po->po_bundle) == 0 &&
+		    strcmp(c->b_consumer, consumer) == 0)
+			b = c;
+		else if (!c->b_used || (lru->b_used && c->b_t_us < lru->b_t_us))
+			lru = c;
+	}
+	cap = (uint64_t)po->po_rate_burst * 1000000;
+	if (b == NULL) {
+		b = lru;
+		snprintf(b->b_bundle, sizeof(b->b_bundle), "%s", po->po_bundle);
+		snprintf(b->b_consumer, sizeof(b->b_consumer), "%s", consumer);
+		b->b_micro = cap;
+		b->b_t_us = now;
+		b->b_used = true;
+	}
+	/* A bucket refills completely in cap / rate microseconds; cap dt there. */
+	dt = now - b->b_t_us;
+	if (dt > cap / po->po_rate_per_s + 1)
+		dt = cap / po->po_rate_per_s + 1;
+	b->b_micro += dt * po->po_rate_per_s;
+	if (b->b_micro > cap)
+		b->b_micro = cap;
+	b->b_t_us = now;
+	if (b->b_micro < 1000000)
+		return false;
+	b->b_micro -= 1000000;
+	return true;
+}
+
 void
 exchange_start(struct gw *gw, struct evhttp_request *req, const struct principal *pr,
     msgpack_zone *z, const msgpack_object *body)
@@ -769,6 +1073,17 @@ exchange_start(struct gw *gw, struct evhttp_request *req, const struct principal
 		    ex->ex_bundle);
 		for (i = 0; i < ex->ex_nsubj; i++)
 			su_deny(&ex->ex_subj[i], LB_E_FORBIDDEN_ROLE, msg);
+	} else if (!ex_rate_ok(ex->ex_policy, pr->pr_id)) {
+		snprintf(msg, sizeof(msg), "consumer %s exceeds the rate limit of bundle "
+		    "\"%s\" (%u per second, burst %u)", pr->pr_id, ex->ex_bundle,
+		    ex->ex_policy->po_rate_per_s, ex->ex_policy->po_rate_burst);
+		for (i = 0; i < ex->ex_nsubj; i++) {
+			ex->ex_subj[i].su_status = LB_OK;	/* the limit is the reason */
+			su_deny(&ex->ex_subj[i], LB_E_RATE_LIMITED, msg);
+		}
+		ex_enter(ex, EX_CONSENT);
+		ex_journal(ex);
+		return;
 	}
 	ex_enter(ex, EX_CONSENT);
 	if (ex->ex_policy == NULL || !policy_allows_consumer(ex->ex_policy, pr->pr_id)) {

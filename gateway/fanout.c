@@ -18,13 +18,14 @@
 
 #include "gateway.h"
 
-#define POOL_CONNS	8	/* connections per department endpoint */
+#define POOL_CONNS	32	/* connections per department endpoint, at most */
 
 struct pool {
 	char			  pl_host[256];
 	int			  pl_port;
 	struct evhttp_connection *pl_conns[POOL_CONNS];
-	unsigned		  pl_next;
+	unsigned		  pl_busy[POOL_CONNS];	/* requests sent on each, unanswered */
+	size_t			  pl_nconns;
 	TAILQ_ENTRY(pool)	  pl_entry;
 };
 
@@ -42,6 +43,8 @@ struct fetch {
 	enum evhttp_request_error fe_error;
 	bool			 fe_errored;
 	char			 fe_dept[LB_ID_MAX];
+	struct pool		*fe_pool;	/* the connection's pool and slot */
+	size_t			 fe_slot;
 };
 
 struct fanout *
@@ -66,24 +69,26 @@ fanout_free(struct fanout *fo)
 		return;
 	while ((pl = TAILQ_FIRST(&fo->fo_pools)) != NULL) {
 		TAILQ_REMOVE(&fo->fo_pools, pl, pl_entry);
-		for (i = 0; i < POOL_CONNS; i++)
-			if (pl->pl_conns[i] != NULL)
-				evhttp_connection_free(pl->pl_conns[i]);
+		for (i = 0; i < (int)pl->pl_nconns; i++)
+			evhttp_connection_free(pl->pl_conns[i]);
 		free(pl);
 	}
 	free(fo);
 }
 
 /*
- * A connection to host:port, round robin over the pool.  libevent queues
- * requests on a busy connection, so the pool bounds the parallelism per
- * department as well as reusing connections.
+ * A connection to host:port for one more request: an idle one of the pool,
+ * else a new one while the pool has room, else the least busy (libevent
+ * queues requests on a busy connection).  The pool bounds the parallelism
+ * per department endpoint as well as reusing connections.
  */
 static struct evhttp_connection *
-fanout_conn(struct fanout *fo, const char *host, int port)
+fanout_conn(struct fanout *fo, const char *host, int port, struct pool **plp,
+    size_t *slot)
 {
-	struct pool	*pl;
-	unsigned	 i;
+	struct evhttp_connection *conn;
+	struct pool		 *pl;
+	size_t			  i, best = 0;
 
 	TAILQ_FOREACH(pl, &fo->fo_pools, pl_entry)
 		if (pl->pl_port == port && strcmp(pl->pl_host, host) == 0)
@@ -97,17 +102,24 @@ fanout_conn(struct fanout *fo, const char *host, int port)
 		pl->pl_port = port;
 		TAILQ_INSERT_TAIL(&fo->fo_pools, pl, pl_entry);
 	}
-	i = pl->pl_next++ % POOL_CONNS;
-	if (pl->pl_conns[i] == NULL) {
-		pl->pl_conns[i] = evhttp_connection_base_new(fo->fo_base, NULL, host,
-		    (unsigned short)port);
-		if (pl->pl_conns[i] == NULL)
-			return NULL;
-		evhttp_connection_set_retries(pl->pl_conns[i], 0);
-		evhttp_connection_set_max_body_size(pl->pl_conns[i], LB_DEPT_BODY_MAX);
-		evhttp_connection_set_max_headers_size(pl->pl_conns[i], 64 * 1024);
+	for (i = 0; i < pl->pl_nconns; i++)
+		if (pl->pl_busy[i] < pl->pl_busy[best])
+			best = i;
+	if (pl->pl_nconns > 0 && (pl->pl_busy[best] == 0 || pl->pl_nconns == POOL_CONNS)) {
+		*plp = pl;
+		*slot = best;
+		return pl->pl_conns[best];
 	}
-	return pl->pl_conns[i];
+	conn = evhttp_connection_base_new(fo->fo_base, NULL, host, (unsigned short)port);
+	if (conn == NULL)
+		return NULL;
+	evhttp_connection_set_retries(conn, 0);
+	evhttp_connection_set_max_body_size(conn, LB_DEPT_BODY_MAX);
+	evhttp_connection_set_max_headers_size(conn, 64 * 1024);
+	*plp = pl;
+	*slot = pl->pl_nconns;
+	pl->pl_conns[pl->pl_nconns++] = conn;
+	return conn;
 }
 
 static void
@@ -115,6 +127,7 @@ fetch_finish(struct fetch *fe, enum lb_err e, const uint8_t *body, size_t len,
     const char *msg)
 {
 	event_free(fe->fe_timer);
+	fe->fe_pool->pl_busy[fe->fe_slot]--;
 	fe->fe_cb(fe->fe_arg, e, body, len, msg);
 	free(fe);
 }
@@ -226,7 +239,7 @@ fanout_fetch(struct fanout *fo, const struct adapter *ad, const char *item,
 	fe->fe_cb = cb;
 	fe->fe_arg = arg;
 	snprintf(fe->fe_dept, sizeof(fe->fe_dept), "%s", ad->ad_dept);
-	if ((conn = fanout_conn(fo, host, port)) == NULL ||
+	if ((conn = fanout_conn(fo, host, port, &fe->fe_pool, &fe->fe_slot)) == NULL ||
 	    (fe->fe_timer = evtimer_new(fo->fo_base, fetch_timeout_cb, fe)) == NULL ||
 	    (fe->fe_req = evhttp_request_new(fetch_done_cb, fe)) == NULL)
 		goto done;
@@ -235,8 +248,10 @@ fanout_fetch(struct fanout *fo, const struct adapter *ad, const char *item,
 	evhttp_add_header(evhttp_request_get_output_headers(fe->fe_req), "Accept", "*/*");
 	evhttp_add_header(evhttp_request_get_output_headers(fe->fe_req), "User-Agent",
 	    "lianban/" PACKAGE_VERSION);
+	fe->fe_pool->pl_busy[fe->fe_slot]++;
 	if (evhttp_make_request(conn, fe->fe_req, EVHTTP_REQ_GET, target) != 0) {
 		/* libevent frees the request when make_request fails. */
+		fe->fe_pool->pl_busy[fe->fe_slot]--;
 		fe->fe_req = NULL;
 		goto done;
 	}

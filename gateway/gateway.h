@@ -76,6 +76,64 @@ const struct seal_key *snapshot_seal(const struct snapshot *, const char *id);
 int		 config_json_file(const char *path, msgpack_zone *z, msgpack_object *out,
 		    char *err, size_t errlen);
 
+/* registry.c: adapters and policies registered through the API */
+enum reg_kind {
+	REG_ADAPTER = 0,
+	REG_POLICY
+};
+/* The current state of one registered id. */
+struct reg_head {
+	uint64_t	rh_version;
+	bool		rh_disabled;
+	char		rh_dept[LB_ID_MAX];		/* adapters: the owner; policies: "" */
+	char		rh_principal[16 + LB_ID_MAX];	/* "role:id" of the last change */
+	uint64_t	rh_t_ms;
+};
+struct registry;
+/*
+ * The registry of the data directory (DATA/registry, created if missing),
+ * opened on first use and closed at exit.  Any thread after the first call.
+ */
+struct registry	*registry_get(const char *datadir, char *err, size_t errlen);
+/* *found false when the id was never registered. */
+int		 registry_head(struct registry *, enum reg_kind, const char *id,
+		    struct reg_head *, bool *found);
+/*
+ * Calls fn for every id of kind, in id byte order, with its head and the
+ * spec of its current version (NULL when none is stored: a file adapter
+ * that was disabled).  spec is valid only during the call.
+ */
+typedef int	(*registry_each_fn)(void *arg, const char *id, const struct reg_head *,
+		    const uint8_t *spec, size_t speclen);
+int		 registry_each(struct registry *, enum reg_kind, registry_each_fn, void *arg,
+		    char *err, size_t errlen);
+/*
+ * Stores spec (canonical msgpack) as version rh_version of id, when spec is
+ * not NULL, and makes h the id's head, in one durable transaction.  Writes
+ * to disk: call it from a worker, never the loop.
+ */
+int		 registry_put(struct registry *, enum reg_kind, const char *id,
+		    const struct reg_head *h, const uint8_t *spec, size_t speclen,
+		    char *err, size_t errlen);
+/* False when storing a spec of speclen bytes could fill the registry's map. */
+bool		 registry_has_room(struct registry *, size_t speclen);
+
+/*
+ * A change about to be made (config.c): snapshot_load_with loads it on top
+ * of the files and the registry, which checks that it would load.
+ */
+struct reg_change {
+	enum reg_kind		 rc_kind;
+	const char		*rc_id;
+	const struct reg_head	*rc_head;
+	const uint8_t		*rc_spec;	/* NULL: keep the current spec (disable) */
+	size_t			 rc_spec_len;
+};
+struct snapshot	*snapshot_load_with(const struct gw_config *, const struct reg_change *,
+		    char *err, size_t errlen);
+/* Any adapter of the snapshot by id, disabled ones included. */
+const struct adapter *snapshot_adapter(const struct snapshot *, const char *id);
+
 /* http.c */
 struct principal {
 	char	pr_role[16];		/* department, consumer, auditor, admin */
@@ -87,6 +145,19 @@ void		 http_stop(struct gw *);
 void		 http_reply(struct evhttp_request *, int status, const msgpack_object *body);
 void		 http_error(struct evhttp_request *, enum lb_err, const char *fmt, ...)
 		    __attribute__((format(printf, 3, 4)));
+/* Decodes a JSON or msgpack request body into z; err gets a sentence. */
+int		 http_body(struct evhttp_request *, msgpack_zone *z, msgpack_object *out,
+		    char *err, size_t errlen);
+
+/* http_admin.c */
+/*
+ * Answers /v1/adapters[/{id}] and /v1/policies[/{bundle}]: the registry of
+ * department adapters and bundle policies (DESIGN §8).  A change is
+ * journaled, stored, and then applied to the next exchanges by a new
+ * snapshot.
+ */
+void		 http_admin(struct gw *, struct evhttp_request *, const struct principal *,
+		    const char *path);
 
 /* http_journal.c */
 /*
@@ -94,6 +165,14 @@ void		 http_error(struct evhttp_request *, enum lb_err, const char *fmt, ...)
  * proof/inclusion, proof/consistency) once the read is journaled.
  */
 void		 http_journal(struct gw *, struct evhttp_request *, const struct principal *,
+		    const char *path);
+
+/* http_subject.c */
+/*
+ * Answers a consumer's GET /v1/subjects/me/accesses: the access report of
+ * the citizen named by the self consent token in the Lianban-Consent header.
+ */
+void		 http_subject(struct gw *, struct evhttp_request *, const struct principal *,
 		    const char *path);
 
 /* fanout.c: asynchronous HTTP requests to departments */
@@ -155,5 +234,20 @@ void		 sealer_stats(const struct sealer *, uint64_t *batches, uint64_t *claims);
 /* Handles POST /v1/exchanges for a consumer; body already decoded into z. */
 void		 exchange_start(struct gw *, struct evhttp_request *, const struct principal *,
 		    msgpack_zone *z, const msgpack_object *body);
+
+/* revocation.c */
+/* Handles POST /v1/revocations (admin fields, or an authority's signed envelope). */
+void		 revocation_start(struct gw *, struct evhttp_request *, const struct principal *,
+		    msgpack_zone *z, const msgpack_object *body);
+/* The revocation key of a jti (when not NULL) or of (subject, bundle). */
+int		 revocation_key(const struct journal *, const uint8_t *jti, const char *subject,
+		    const char *bundle, uint8_t key[JOURNAL_REVOKE_KEY_MAX], size_t *keylen);
+/*
+ * LB_OK, or consent_revoked when the token or the citizen's consent to its
+ * bundle (up to its iat) was revoked; journal_unavailable when the list
+ * cannot be read.  Reads LMDB: workers, not the loop.
+ */
+enum lb_err	 revocation_check(struct journal *, const struct consent *, char *msg,
+		    size_t msglen);
 
 #endif /* GATEWAY_H */

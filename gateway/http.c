@@ -4,6 +4,7 @@
  */
 #include <sys/socket.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <arpa/inet.h>
 
 #include <limits.h>
@@ -128,7 +129,7 @@ http_principal(struct evhttp_request *req, struct principal *pr)
 }
 
 /* Decodes a JSON or msgpack request body into z. */
-static int
+int
 http_body(struct evhttp_request *req, msgpack_zone *z, msgpack_object *out, char *err,
     size_t errlen)
 {
@@ -190,6 +191,22 @@ http_exchanges(struct gw *gw, struct evhttp_request *req, const struct principal
 	msgpack_zone_destroy(&z);
 }
 
+/* The role is checked by revocation_start: authorities sign through any client. */
+static void
+http_revocations(struct gw *gw, struct evhttp_request *req, const struct principal *pr)
+{
+	msgpack_zone	z;
+	msgpack_object	body;
+	char		err[256];
+
+	msgpack_zone_init(&z, 4096);
+	if (http_body(req, &z, &body, err, sizeof(err)) != 0)
+		http_error(req, LB_E_BAD_REQUEST, "%s", err);
+	else
+		revocation_start(gw, req, pr, &z, &body);
+	msgpack_zone_destroy(&z);
+}
+
 static bool
 http_role(struct evhttp_request *req, const struct principal *pr, const char *role)
 {
@@ -200,6 +217,22 @@ http_role(struct evhttp_request *req, const struct principal *pr, const char *ro
 	return false;
 }
 
+/*
+ * Answers leave in more than one write (TLS records, headers and body);
+ * without TCP_NODELAY the last one can wait for the client's delayed ACK.
+ */
+static void
+http_nodelay(struct evhttp_request *req)
+{
+	struct evhttp_connection	*conn;
+	evutil_socket_t			 fd;
+	int				 on = 1;
+
+	if ((conn = evhttp_request_get_connection(req)) != NULL &&
+	    (fd = bufferevent_getfd(evhttp_connection_get_bufferevent(conn))) >= 0)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+}
+
 static void
 http_route(struct evhttp_request *req, void *arg)
 {
@@ -208,6 +241,7 @@ http_route(struct evhttp_request *req, void *arg)
 	const char		*path;
 	enum evhttp_cmd_type	 method = evhttp_request_get_command(req);
 
+	http_nodelay(req);
 	path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
 	if (path == NULL)
 		path = "/";
@@ -234,11 +268,29 @@ http_route(struct evhttp_request *req, void *arg)
 			http_exchanges(gw, req, &pr);
 		return;
 	}
+	if (strcmp(path, "/v1/revocations") == 0) {
+		if (method != EVHTTP_REQ_POST)
+			http_error(req, LB_E_METHOD_NOT_ALLOWED, "use POST %s", path);
+		else
+			http_revocations(gw, req, &pr);
+		return;
+	}
 	if (strncmp(path, "/v1/journal/", 12) == 0) {
 		if (method != EVHTTP_REQ_GET)
 			http_error(req, LB_E_METHOD_NOT_ALLOWED, "use GET %s", path);
 		else if (http_role(req, &pr, "auditor"))
 			http_journal(gw, req, &pr, path);
+		return;
+	}
+	if (strncmp(path, "/v1/subjects/", 13) == 0) {
+		if (method != EVHTTP_REQ_GET)
+			http_error(req, LB_E_METHOD_NOT_ALLOWED, "use GET %s", path);
+		else if (http_role(req, &pr, "consumer"))
+			http_subject(gw, req, &pr, path);
+		return;
+	}
+	if (strncmp(path, "/v1/adapters", 12) == 0 || strncmp(path, "/v1/policies", 12) == 0) {
+		http_admin(gw, req, &pr, path);
 		return;
 	}
 	http_error(req, LB_E_NOT_FOUND, "no such API route: %s", path);

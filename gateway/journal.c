@@ -4,11 +4,12 @@
  * Every record is a leaf of one RFC 6962 Merkle tree kept in LMDB.  A single
  * writer thread owns all writes: callers on event loops queue operations and
  * return at once; the writer takes everything queued, puts it in one write
- * transaction (group commit), signs a checkpoint for the new tree, commits,
- * and only then reports completion back to each caller's loop.  One
- * transaction per batch means one fsync per batch instead of one per
- * exchange, which is what lets the journal keep up with the gateway while
- * still acknowledging nothing that is not on disk.
+ * transaction (group commit), signs a checkpoint for the new tree (while
+ * more work waits, at most one a second; the tree a burst ends with is always
+ * signed, see journal_wait), commits, and only then reports completion back
+ * to each caller's loop.  One transaction per batch means one fsync per
+ * batch instead of one per exchange, which is what lets the journal keep up
+ * with the gateway while still acknowledging nothing that is not on disk.
  *
  * Named databases:
  *   rec   seq (8 bytes BE)       -> canonical record bytes
@@ -18,6 +19,8 @@
  *         "latest"               -> the newest checkpoint envelope
  *   jti   jti (16 bytes)         -> keep_until, unix seconds (8 bytes BE)
  *   ix    tag || len || value || seq (8 bytes BE) -> empty
+ *   rev   'j' || jti, or 's' || subject pseudonym || bundle
+ *                                -> revoked_at || keep_until (8 bytes BE each)
  *
  * The "ix" database indexes records for auditors' queries.  Its tags are
  * 's' (subject pseudonym), 'c' (consumer), 'd' (department), 'i' (item) and
@@ -37,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <lmdb.h>
 #include <openssl/crypto.h>
@@ -83,6 +87,7 @@ struct jop {
 struct journal {
 	MDB_env			*j_env;
 	MDB_dbi			 j_rec, j_leaf, j_ckpt, j_meta, j_jti, j_ix;
+	MDB_dbi			 j_rev;		/* consent revocations */
 	char			 j_origin[LB_ID_MAX];
 	EVP_PKEY		*j_key;
 	X509			*j_cert;
@@ -114,7 +119,7 @@ struct journal {
 	pthread_t		 j_writer;
 	uint64_t		 j_ckpt_size;	/* size of the newest checkpoint */
 	uint64_t		 j_tmax;	/* largest t_ms committed (the 't' index) */
-	uint64_t		 j_ckpt_mono_us;
+	uint64_t		 j_ckpt_mono_us;	/* last attempt at signing one */
 	uint64_t		 j_expire_ms;	/* last expiry pass */
 	uint8_t			 j_expire_key[16]; /* where the next pass resumes */
 	bool			 j_expire_resume;
@@ -127,6 +132,7 @@ static const char *const jkind_names[] = {
 	[JK_ADAPTER] = "adapter",
 	[JK_POLICY] = "policy",
 	[JK_AUDIT_READ] = "audit-read",
+	[JK_REVOKE] = "revoke",
 };
 
 static void
@@ -198,8 +204,8 @@ journal_record_pack(const struct jrec *r, uint64_t seq, msgpack_sbuffer *out)
 		return -1;
 	if (!msgpack_zone_init(&z, 1024))
 		return -1;
-	/* Every field of DESIGN §7; mpk_pack sorts the keys. */
-	mpk_map_init(&m, &z, 17);
+	/* Every field of DESIGN §7 and of registry changes; mpk_pack sorts the keys. */
+	mpk_map_init(&m, &z, 22);
 	mpk_map_put(&m, "seq", mpk_uint(seq));
 	mpk_map_put(&m, "t_ms", mpk_uint(r->jr_t_ms));
 	mpk_map_put(&m, "kind", mpk_str(kind));
@@ -218,6 +224,12 @@ journal_record_pack(const struct jrec *r, uint64_t seq, msgpack_sbuffer *out)
 	jrec_put_bin(&m, "claim", r->jr_has_claim, r->jr_claim, sizeof(r->jr_claim));
 	if (r->jr_has_latency)
 		mpk_map_put(&m, "latency_us", mpk_int(r->jr_latency_us));
+	jrec_put_str(&m, "id", r->jr_id, sizeof(r->jr_id));
+	jrec_put_str(&m, "op", r->jr_op, sizeof(r->jr_op));
+	jrec_put_str(&m, "principal", r->jr_principal, sizeof(r->jr_principal));
+	if (r->jr_has_version)
+		mpk_map_put(&m, "version", mpk_uint(r->jr_version));
+	jrec_put_bin(&m, "spec", r->jr_has_spec, r->jr_spec, sizeof(r->jr_spec));
 	if (mpk_pack(&m.mm_obj, out, false) == -1)
 		goto done;
 	ret = 0;
@@ -1033,9 +1045,15 @@ journal_txn(struct journal *j, struct jop *batch)
 		goto done;
 	if (cr.cr_size != j->j_cr.cr_size && (rc = journal_put_cr(j, txn, &cr)) != 0)
 		goto done;
-	if (cr.cr_size > j->j_ckpt_size && journal_ckpt_wanted(j) &&
-	    (rc = journal_put_ckpt(j, txn, &cr, &ckpt)) != 0)
-		goto done;
+	if (cr.cr_size > j->j_ckpt_size && journal_ckpt_wanted(j)) {
+		/*
+		 * The attempt counts even if signing or the commit fails: the
+		 * writer then retries a second later rather than at once.
+		 */
+		j->j_ckpt_mono_us = now_us_mono();
+		if ((rc = journal_put_ckpt(j, txn, &cr, &ckpt)) != 0)
+			goto done;
+	}
 	/*
 	 * LMDB syncs data and meta pages before this returns (no MDB_NOSYNC):
 	 * the records are durable once it succeeds, which is what every
@@ -1046,10 +1064,8 @@ journal_txn(struct journal *j, struct jop *batch)
 	if (rc != 0)
 		goto done;
 	j->j_tmax = tmax;
-	if (ckpt) {
+	if (ckpt)
 		j->j_ckpt_size = cr.cr_size;
-		j->j_ckpt_mono_us = now_us_mono();
-	}
 	pthread_mutex_lock(&j->j_mtx);
 	j->j_cr = cr;
 	pthread_mutex_unlock(&j->j_mtx);
@@ -1156,16 +1172,61 @@ journal_take(struct journal *j)
 	return batch;
 }
 
+/*
+ * Waits, with j_mtx held, until there is work: queued operations, or a
+ * committed tree that has gone unsigned for a second.  A commit under load
+ * skips its checkpoint when more work is queued, and the next commit signs;
+ * but if that next commit fails (or signing did), nothing would follow, so
+ * the writer wakes by itself to sign the tree it has.  On closing it tries
+ * once more, so the journal a restart finds is signed.
+ */
+static void
+journal_wait(struct journal *j, bool *final)
+{
+	struct timespec ts;
+	uint64_t now, due;
+	int rc = 0;
+
+	while (j->j_head == NULL && !j->j_ckpt_due) {
+		if (j->j_cr.cr_size <= j->j_ckpt_size) {
+			if (j->j_closing)
+				return;
+			pthread_cond_wait(&j->j_cond, &j->j_mtx);
+			continue;
+		}
+		if (j->j_closing) {
+			j->j_ckpt_due = !*final;
+			*final = true;
+			return;
+		}
+		now = now_us_mono();
+		due = j->j_ckpt_mono_us + JOURNAL_CKPT_EVERY_US;
+		if (now >= due || rc == ETIMEDOUT) {
+			j->j_ckpt_due = true;
+			return;
+		}
+		/* The condition variable runs on CLOCK_MONOTONIC (journal_open). */
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += (time_t)((due - now) / 1000000);
+		ts.tv_nsec += (long)((due - now) % 1000000) * 1000;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		rc = pthread_cond_timedwait(&j->j_cond, &j->j_mtx, &ts);
+	}
+}
+
 static void *
 journal_writer(void *arg)
 {
 	struct journal *j = arg;
 	struct jop *batch;
+	bool final = false;
 
 	for (;;) {
 		pthread_mutex_lock(&j->j_mtx);
-		while (j->j_head == NULL && !j->j_ckpt_due && !j->j_closing)
-			pthread_cond_wait(&j->j_cond, &j->j_mtx);
+		journal_wait(j, &final);
 		if (j->j_head == NULL && !j->j_ckpt_due) {
 			/* Closing, and everything accepted is committed. */
 			pthread_mutex_unlock(&j->j_mtx);
@@ -1191,9 +1252,10 @@ journal_writer(void *arg)
 static int
 journal_restore(struct journal *j, char *err, size_t errlen)
 {
-	static const char *const names[] = { "rec", "leaf", "ckpt", "meta", "jti", "ix" };
+	static const char *const names[] = { "rec", "leaf", "ckpt", "meta", "jti", "ix",
+	    "rev" };
 	MDB_dbi *const dbis[] = { &j->j_rec, &j->j_leaf, &j->j_ckpt, &j->j_meta, &j->j_jti,
-	    &j->j_ix };
+	    &j->j_ix, &j->j_rev };
 	MDB_txn *txn = NULL;
 	MDB_cursor *cur = NULL;
 	MDB_stat rst, lst;
@@ -1360,6 +1422,7 @@ journal_open(const struct journal_config *cfg, char *err, size_t errlen)
 {
 	struct journal *j = NULL, *ret = NULL;
 	pthread_rwlockattr_t ra;
+	pthread_condattr_t ca;
 	sigset_t all, old;
 	int rc;
 
@@ -1377,7 +1440,11 @@ journal_open(const struct journal_config *cfg, char *err, size_t errlen)
 	if ((j = calloc(1, sizeof(*j))) == NULL)
 		return NULL;
 	pthread_mutex_init(&j->j_mtx, NULL);
-	pthread_cond_init(&j->j_cond, NULL);
+	/* The writer's timed waits must not jump with the wall clock. */
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&j->j_cond, &ca);
+	pthread_condattr_destroy(&ca);
 	/*
 	 * glibc prefers readers by default; with a steady stream of auditor
 	 * reads the writer could then wait forever to grow the map.
@@ -1448,4 +1515,86 @@ journal_close(struct journal *j)
 	pthread_mutex_unlock(&j->j_mtx);
 	pthread_join(j->j_writer, NULL);
 	journal_free(j);
+}
+
+/* Consent revocations. */
+
+/* Removes up to JOURNAL_EXPIRE_SCAN revocations whose keep_until has passed. */
+static int
+journal_revoke_expire(struct journal *j, MDB_txn *txn, uint64_t now_s)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int n, rc;
+
+	if ((rc = mdb_cursor_open(txn, j->j_rev, &cur)) != 0)
+		return rc;
+	for (n = 0; n < JOURNAL_EXPIRE_SCAN; n++) {
+		if ((rc = mdb_cursor_get(cur, &k, &v, n == 0 ? MDB_FIRST : MDB_NEXT)) != 0)
+			break;
+		if (v.mv_size == 16 && be64_get((const uint8_t *)v.mv_data + 8) < now_s &&
+		    (rc = mdb_cursor_del(cur, 0)) != 0)
+			break;
+	}
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+int
+journal_revoke_put(struct journal *j, const uint8_t *key, size_t keylen, uint64_t revoked_at,
+    uint64_t keep_until)
+{
+	MDB_txn *txn = NULL;
+	MDB_val k = { keylen, (void *)(uintptr_t)key }, v;
+	uint8_t vb[16];
+	int rc;
+
+	if (keylen == 0 || keylen > JOURNAL_REVOKE_KEY_MAX)
+		return -1;
+	be64_put(vb, revoked_at);
+	be64_put(vb + 8, keep_until);
+	v.mv_size = sizeof(vb);
+	v.mv_data = vb;
+	/*
+	 * A write transaction of its own: LMDB serializes it with the writer
+	 * thread's.  The shared lock keeps the map from being resized under it.
+	 */
+	pthread_rwlock_rdlock(&j->j_resize);
+	if ((rc = mdb_txn_begin(j->j_env, NULL, 0, &txn)) != 0)
+		goto done;
+	if ((rc = journal_revoke_expire(j, txn, now_ms() / 1000)) != 0)
+		goto done;
+	/* A later revocation of the same key covers more tokens: keep the latest. */
+	if ((rc = mdb_put(txn, j->j_rev, &k, &v, 0)) != 0)
+		goto done;
+	rc = mdb_txn_commit(txn);
+	txn = NULL;
+done:
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	pthread_rwlock_unlock(&j->j_resize);
+	if (rc != 0)
+		log_warnx("journal: revocation not stored: %s", mdb_strerror(rc));
+	return rc == 0 ? 0 : -1;
+}
+
+int
+journal_revoked(struct journal *j, const uint8_t *key, size_t keylen, uint64_t *revoked_at)
+{
+	MDB_txn *txn;
+	MDB_val k = { keylen, (void *)(uintptr_t)key }, v;
+	int rc, ret = -1;
+
+	if (keylen == 0 || keylen > JOURNAL_REVOKE_KEY_MAX)
+		return -1;
+	if (journal_rtxn_begin(j, &txn) == -1)
+		return -1;
+	if ((rc = mdb_get(txn, j->j_rev, &k, &v)) == MDB_NOTFOUND)
+		ret = 0;
+	else if (rc == 0 && v.mv_size == 16) {
+		*revoked_at = be64_get(v.mv_data);
+		ret = 1;
+	}
+	journal_rtxn_end(j, txn);
+	return ret;
 }

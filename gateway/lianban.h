@@ -104,6 +104,13 @@ int		 strlcpy_chk(char *dst, const char *src, size_t dstsize);
  */
 int		 key_load(const char *path, EVP_PKEY **key, char *err, size_t errlen);
 int		 cert_load(const char *path, X509 **cert, char *err, size_t errlen);
+/*
+ * Loads a handle to a private key that stays in a PKCS#11 token, named by
+ * an RFC 7512 URI (with "module-path" naming the token's PKCS#11 module and
+ * "pin-value" or "pin-source" its PIN); signing with *key runs in the
+ * token.  The key material is never read into this process.
+ */
+int		 key_load_pkcs11(const char *uri, EVP_PKEY **key, char *err, size_t errlen);
 /* kid = SHA-256 of the DER SubjectPublicKeyInfo (DESIGN §4). */
 int		 key_id_cert(X509 *, uint8_t kid[32]);
 int		 key_id_pkey(EVP_PKEY *, uint8_t kid[32]);
@@ -304,7 +311,8 @@ enum jkind {
 	JK_DENY,
 	JK_ADAPTER,
 	JK_POLICY,
-	JK_AUDIT_READ
+	JK_AUDIT_READ,
+	JK_REVOKE
 };
 const char	*journal_kind_name(enum jkind);
 
@@ -328,6 +336,13 @@ struct jrec {
 	char		jr_rel[16];
 	char		jr_decision[8];		/* "allow" / "deny" */
 	char		jr_code[40];		/* error code or "ok" */
+	/* Adapter and policy changes: what changed, to which version, by whom. */
+	char		jr_id[LB_ID_MAX];	/* "id": adapter id */
+	char		jr_op[16];		/* "op": "put" / "disable" */
+	char		jr_principal[16 + LB_ID_MAX];	/* "principal": "role:id" */
+	bool		jr_has_version, jr_has_spec;
+	uint64_t	jr_version;		/* "version" */
+	uint8_t		jr_spec[32];		/* "spec": SHA-256 of the canonical spec */
 };
 /* Canonical record bytes for seq (appended to out). */
 int		 journal_record_pack(const struct jrec *, uint64_t seq, msgpack_sbuffer *out);
@@ -384,6 +399,21 @@ int		 journal_jti_claim(struct journal *, struct event_base *, const uint8_t jti
 		    uint64_t keep_until, journal_claim_fn, void *arg);
 /* Number of records committed. */
 uint64_t	 journal_size(struct journal *);
+/*
+ * Consent revocations (POST /v1/revocations), kept in the journal's LMDB
+ * environment.  key is 'j' || jti (17 bytes) or 's' || subject pseudonym ||
+ * bundle; a token matches a subject revocation when its iat is at or
+ * before revoked_at.  journal_revoke_put commits in a write transaction of
+ * its own (disk: call it from a worker, never the loop) and removes a few
+ * expired revocations.  journal_revoked returns 1 when a matching
+ * revocation exists (*revoked_at set), 0 when none, -1 on failure.  Any
+ * thread.
+ */
+#define JOURNAL_REVOKE_KEY_MAX	(1 + 32 + LB_ID_MAX)
+int		 journal_revoke_put(struct journal *, const uint8_t *key, size_t keylen,
+		    uint64_t revoked_at, uint64_t keep_until);
+int		 journal_revoked(struct journal *, const uint8_t *key, size_t keylen,
+		    uint64_t *revoked_at);
 /*
  * The latest signed checkpoint: *env is malloc'ed envelope bytes.  Returns
  * -1 while the journal is empty and has none.  Any thread.
@@ -607,6 +637,14 @@ const struct trust_authority *trust_authority(const struct trust *, const uint8_
 /* policy.c: bundle policies (DESIGN §10) */
 #define POLICY_MAX_FIELDS	48
 #define POLICY_MAX_CONSUMERS	16
+#define POLICY_MAX_PROOFS	4
+/* A record that proves a guardian relation: one of fields names the guardian. */
+struct policy_proof {
+	char	pp_item[LB_ITEM_MAX];
+	char	pp_dept[LB_ID_MAX];	/* "" = the policy item's, or any adapter's */
+	char	pp_fields[4][LB_ITEM_MAX];
+	size_t	pp_nfields;
+};
 struct policy_item {
 	char	pi_item[LB_ITEM_MAX];
 	char	pi_dept[LB_ID_MAX];
@@ -625,6 +663,12 @@ struct policy {
 	size_t			po_namr;
 	int64_t			po_min_liveness, po_min_match;
 	bool			po_guardian;
+	uint64_t		po_version;	/* set by the registry; files are 1 */
+	struct policy_proof	po_proofs[POLICY_MAX_PROOFS];
+	size_t			po_nproofs;
+	/* Token bucket per consumer; 0 = no limit. */
+	uint32_t		po_rate_per_s;
+	uint32_t		po_rate_burst;
 	uint8_t			*po_spec;	/* canonical msgpack of the policy */
 	size_t			 po_spec_len;
 };
@@ -686,8 +730,13 @@ struct seal_key {
 	uint8_t		 sk_kid[32];
 	enum lb_alg	 sk_alg;
 	enum mk_hash	 sk_hash;		/* SM3 for SM2 seals, else SHA-256 */
+	bool		 sk_token;		/* the key stays in a PKCS#11 token */
 };
-/* Loads DIR/seals/ID.pem and ID.key. */
+/*
+ * Loads DIR/seals/ID.pem and the private key: from the PKCS#11 token named
+ * by the URI in DIR/seals/ID.pkcs11 when that file exists, else from
+ * DIR/seals/ID.key.
+ */
 int		 seal_key_load(const char *certsdir, const char *id, struct seal_key *,
 		    char *err, size_t errlen);
 void		 seal_key_clear(struct seal_key *);
@@ -709,6 +758,8 @@ struct seal_verdict {
 	char		sv_item[LB_ITEM_MAX];
 	char		sv_alg[16];
 	char		sv_signer[256];		/* seal certificate subject */
+	char		sv_root[256];		/* the seal root it chains to */
+	char		sv_hash[8];		/* "SHA-256", or "SM3" for SM2 seals */
 	uint64_t	sv_iat;
 	uint64_t	sv_index, sv_size;
 	uint8_t		sv_exch[16];

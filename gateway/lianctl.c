@@ -72,11 +72,20 @@ static const char usage_main[] =
 "Commands:\n"
 "  health                 show the gateway's health\n"
 "  consent issue          sign a consent token as a face-auth authority (demos, tests)\n"
+"  consent revoke         revoke a consent token, or a citizen's consent to a bundle\n"
 "  fetch                  fetch certificates for citizens in one exchange\n"
 "  seal verify FILE       verify the seals of a saved fetch answer, offline\n"
 "  journal checkpoint     fetch and verify the journal's signed checkpoint\n"
 "  journal pull           download the journal records that match filters\n"
 "  journal verify         recompute the whole journal and check it against the checkpoint\n"
+"  access report          a citizen's own access report: who accessed their data\n"
+"  adapter register FILE  register a department adapter spec (a new version)\n"
+"  adapter list           list adapters (a department its own, the admin all)\n"
+"  adapter show ID        show an adapter and its spec\n"
+"  adapter disable ID     disable an adapter of the caller's department\n"
+"  policy load FILE       load a bundle policy (admin; a new version)\n"
+"  policy list            list the bundle policies in force\n"
+"  policy show BUNDLE     show a bundle policy\n"
 "\n"
 "Global options (also accepted after the command):\n"
 "  --gateway HOST:PORT    gateway address (default 127.0.0.1:8443)\n"
@@ -157,7 +166,7 @@ static const char usage_seal_verify[] =
 "A document passes when it equals its sealed bytes, the seal claim holds its\n"
 "digest and names its item and exchange, the Merkle path leads to the signed\n"
 "batch root, the batch signature verifies, and the seal certificate chains to\n"
-"the seal root.\n"
+"the seal root and was valid at the sealing time (iat); each check is listed.\n"
 "\n"
 "  --seal-root PEM    trusted seal root certificates (default DIR/seal-root.pem)\n"
 "  --json             print the verdicts as JSON\n"
@@ -209,7 +218,9 @@ static const char usage_journal_verify[] =
 "Downloads every journal record (GET /v1/journal/leaves, 1000 per call;\n"
 "auditor role), checks that each is canonical msgpack whose \"seq\" is its\n"
 "position, recomputes the RFC 6962 root and compares it with the current\n"
-"signed checkpoint.\n"
+"signed checkpoint.  When they differ, it names the first record that is\n"
+"not the one the checkpoint signed (a binary search with the gateway's\n"
+"consistency proofs).\n"
 "\n"
 "  --checkpoint FILE      also check an earlier checkpoint saved with\n"
 "                         \"journal checkpoint --save\": its signature, and that\n"
@@ -377,7 +388,7 @@ bad:
 }
 
 /* Applies a global option; -1 (reported) when its value is wrong. */
-static int
+int
 ctl_global(struct ctl *ctl, enum opt id, const char *val)
 {
 	int64_t	v;
@@ -1102,15 +1113,21 @@ http_request(struct ctl *ctl, const char *method, const char *path,
 		snprintf(hostport, sizeof(hostport), "[%s]:%s", ctl->c_host, ctl->c_port);
 	else
 		snprintf(hostport, sizeof(hostport), "%s:%s", ctl->c_host, ctl->c_port);
+	if (ctl->c_header != NULL && strpbrk(ctl->c_header, "\r\n") != NULL) {
+		snprintf(err, errlen, "a request header may not contain a line break");
+		return -1;
+	}
 	if (body != NULL)
 		n = snprintf(head, sizeof(head), "%s %s HTTP/1.1\r\nHost: %s\r\n"
-		    "User-Agent: lianctl\r\nAccept: %s\r\nConnection: close\r\n"
+		    "User-Agent: lianctl\r\nAccept: %s\r\nConnection: close\r\n%s%s"
 		    "Content-Type: %s\r\nContent-Length: %zu\r\n\r\n",
-		    method, path, hostport, accept, ctype, bodylen);
+		    method, path, hostport, accept, ctl->c_header ? ctl->c_header : "",
+		    ctl->c_header ? "\r\n" : "", ctype, bodylen);
 	else
 		n = snprintf(head, sizeof(head), "%s %s HTTP/1.1\r\nHost: %s\r\n"
-		    "User-Agent: lianctl\r\nAccept: %s\r\nConnection: close\r\n\r\n",
-		    method, path, hostport, accept);
+		    "User-Agent: lianctl\r\nAccept: %s\r\nConnection: close\r\n%s%s\r\n",
+		    method, path, hostport, accept, ctl->c_header ? ctl->c_header : "",
+		    ctl->c_header ? "\r\n" : "");
 	if (n < 0 || (size_t)n >= sizeof(head)) {
 		snprintf(err, errlen, "request line too long");
 		return -1;
@@ -2037,20 +2054,35 @@ cmd_seal_verify(struct ctl *ctl, struct args *ar)
 			nok++;
 			fmt_time(v.sv_iat, when, sizeof(when));
 			if (jout != NULL)
-				jv = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, "
-				    "s:s, s:s}", "subject", subj, "item", item, "verdict", "ok",
-				    "issuer", v.sv_iss, "seal", v.sv_seal, "alg", v.sv_alg,
+				jv = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, "
+				    "s:I, s:s, s:s, s:s}", "subject", subj, "item", item,
+				    "verdict", "ok", "issuer", v.sv_iss, "seal", v.sv_seal,
+				    "alg", v.sv_alg, "hash", v.sv_hash,
 				    "index", (json_int_t)v.sv_index, "size",
 				    (json_int_t)v.sv_size, "iat", (json_int_t)v.sv_iat,
-				    "sealed", when, "signer", v.sv_signer);
+				    "sealed", when, "signer", v.sv_signer, "seal_root",
+				    v.sv_root);
 			else {
 				jv = NULL;
-				if (!ctl->c_quiet)
+				if (!ctl->c_quiet) {
 					printf("%s: seal ok — issuer %s, seal %s, %s, batch leaf "
 					    "%llu of %llu, sealed %s, signer %s\n", label,
 					    v.sv_iss, v.sv_seal, v.sv_alg,
 					    (unsigned long long)v.sv_index,
 					    (unsigned long long)v.sv_size, when, v.sv_signer);
+					/* Each check that passed, in the order of DESIGN §6. */
+					printf("  document digest  %s of document_bytes equals the "
+					    "claim's doc\n", v.sv_hash);
+					printf("  Merkle path      leaf %llu of %llu (%s) leads to "
+					    "the batch root\n", (unsigned long long)v.sv_index,
+					    (unsigned long long)v.sv_size, v.sv_hash);
+					printf("  batch signature  %s, verified with the seal "
+					    "certificate named by kid\n", v.sv_alg);
+					printf("  certificate      chains to the seal root %s\n",
+					    v.sv_root);
+					printf("  validity         certificate valid at iat %llu "
+					    "(%s)\n", (unsigned long long)v.sv_iat, when);
+				}
 			}
 		}
 		if (jout != NULL && (jv == NULL || json_array_append_new(jout, jv) != 0)) {
@@ -2687,7 +2719,167 @@ struct jwalk {
 	struct merkle_cr	 jw_cr;
 	const struct ckpt	*jw_saved;	/* NULL without --checkpoint */
 	bool			 jw_saved_ok;	/* its root was met and matched */
+	bool			 jw_saved_bad;	/* its root was met and differed */
+	/*
+	 * jw_cr as it was before each page: enough to recompute the root of
+	 * any prefix, so that a mismatch can be narrowed down to one record.
+	 * Without memory for them, verification still works, less helpfully.
+	 */
+	struct merkle_cr	*jw_marks;
+	size_t			 jw_nmarks, jw_capmarks;
+	bool			 jw_nomarks;
 };
+
+/* Remembers the compact range before the page about to be read. */
+static void
+jwalk_mark(struct jwalk *w)
+{
+	struct merkle_cr	*m;
+	size_t			 cap;
+
+	if (w->jw_nomarks)
+		return;
+	if (w->jw_nmarks == w->jw_capmarks) {
+		cap = w->jw_capmarks == 0 ? 64 : w->jw_capmarks * 2;
+		if (cap > SIZE_MAX / sizeof(*m) ||
+		    (m = realloc(w->jw_marks, cap * sizeof(*m))) == NULL) {
+			w->jw_nomarks = true;
+			return;
+		}
+		w->jw_marks = m;
+		w->jw_capmarks = cap;
+	}
+	w->jw_marks[w->jw_nmarks++] = w->jw_cr;
+}
+
+/*
+ * Whether the first m records, whose root we computed as root_m, are a
+ * prefix of the signed tree (size, root): the gateway's consistency proof
+ * from m to size must verify.  -1 when the proof cannot be fetched.
+ */
+static int
+jwalk_prefix_ok(struct ctl *ctl, uint64_t m, const uint8_t root_m[32], uint64_t size,
+    const uint8_t root[32], bool *ok)
+{
+	struct http_resp	 r;
+	msgpack_zone		 z;
+	msgpack_object		 o;
+	uint8_t			 path[MK_MAX_PATH][32];
+	size_t			 npath;
+	char			 q[128];
+	int			 ret = -1;
+
+	*ok = m == 0;
+	if (m == 0)
+		return 0;
+	memset(&r, 0, sizeof(r));
+	msgpack_zone_init(&z, 4096);
+	snprintf(q, sizeof(q), "/v1/journal/proof/consistency?first=%llu&second=%llu",
+	    (unsigned long long)m, (unsigned long long)size);
+	if (http_get_object(ctl, q, &z, &o, &r) != CTL_OK)
+		goto done;
+	/* A malformed proof proves nothing: the prefix does not count as verified. */
+	*ok = proof_path(&o, &z, path, &npath) == 0 &&
+	    merkle_verify_consistency(MK_SHA256, m, size, root_m, root, path, npath) == 0;
+	ret = 0;
+done:
+	http_resp_clear(&r);
+	msgpack_zone_destroy(&z);
+	return ret;
+}
+
+/*
+ * After the records read did not recompute to the signed root of a tree of
+ * size records, finds the first record that is not the one signed: the
+ * longest prefix the gateway can prove consistent with the signed tree ends
+ * just before it.  Binary search, first over the pages read, then inside one
+ * page, so it costs about log2(size) proofs.  Names the record on stderr;
+ * -1 when it cannot tell.
+ */
+static int
+jwalk_locate(struct ctl *ctl, const struct jwalk *w, uint64_t size, const uint8_t root[32])
+{
+	struct http_resp	 r;
+	struct merkle_cr	 cr;
+	msgpack_zone		 z;
+	msgpack_object		 o;
+	const msgpack_object	*leaves;
+	const uint8_t		*b;
+	uint8_t			 rm[32], (*hashes)[32] = NULL;
+	uint64_t		 start, end, lo, hi, mid, m;
+	size_t			 nmarks = 0, page, i, len;
+	char			 path[128];
+	bool			 ok;
+	int			 ret = -1;
+
+	memset(&r, 0, sizeof(r));
+	msgpack_zone_init(&z, 8192);
+	if (w->jw_nomarks || w->jw_nmarks == 0 || size == 0)
+		goto done;
+	/* The pages that start inside the tree; the first starts at 0. */
+	while (nmarks < w->jw_nmarks && w->jw_marks[nmarks].cr_size < size)
+		nmarks++;
+	if (nmarks == 0 || w->jw_marks[0].cr_size != 0)
+		goto done;
+	/* Page boundaries: the first (lo) is a good prefix, the last (hi) is not. */
+	lo = 0;
+	hi = nmarks;
+	while (hi - lo > 1) {
+		mid = lo + (hi - lo) / 2;
+		merkle_cr_root(MK_SHA256, &w->jw_marks[mid], rm);
+		if (jwalk_prefix_ok(ctl, w->jw_marks[mid].cr_size, rm, size, root, &ok) != 0)
+			goto done;
+		if (ok)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	/* The first bad record is in the page starting at mark lo. */
+	page = lo;
+	start = w->jw_marks[page].cr_size;
+	end = hi < nmarks ? w->jw_marks[hi].cr_size : size;
+	if (end <= start || end - start > CTL_LEAVES_PAGE ||
+	    (hashes = calloc(end - start, sizeof(*hashes))) == NULL)
+		goto done;
+	snprintf(path, sizeof(path), "/v1/journal/leaves?start=%llu&end=%llu",
+	    (unsigned long long)start, (unsigned long long)end);
+	if (http_get_object(ctl, path, &z, &o, &r) != CTL_OK)
+		goto done;
+	if ((leaves = mpk_get(&o, "leaves")) == NULL || leaves->type != MSGPACK_OBJECT_ARRAY ||
+	    leaves->via.array.size != end - start)
+		goto done;
+	for (i = 0; i < leaves->via.array.size; i++) {
+		if (mpk_obj_bytes(&leaves->via.array.ptr[i], &z, &b, &len) != 0)
+			goto done;
+		merkle_leaf_hash(MK_SHA256, b, len, hashes[i]);
+	}
+	/* Prefix lengths: start is good, end is not. */
+	lo = start;
+	hi = end;
+	while (hi - lo > 1) {
+		mid = lo + (hi - lo) / 2;
+		cr = w->jw_marks[page];
+		for (m = start; m < mid; m++)
+			merkle_cr_append(MK_SHA256, &cr, hashes[m - start]);
+		merkle_cr_root(MK_SHA256, &cr, rm);
+		if (jwalk_prefix_ok(ctl, mid, rm, size, root, &ok) != 0)
+			goto done;
+		if (ok)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	ctl_err("record %llu does not match the journal the checkpoint of %llu records signed: "
+	    "the first %llu records are consistent with it, record %llu is not",
+	    (unsigned long long)lo, (unsigned long long)size, (unsigned long long)lo,
+	    (unsigned long long)lo);
+	ret = 0;
+done:
+	free(hashes);
+	http_resp_clear(&r);
+	msgpack_zone_destroy(&z);
+	return ret;
+}
 
 /* Adds one page of leaves [start, start + n) to the walk; n is returned in *got. */
 static int
@@ -2744,6 +2936,7 @@ jwalk_page(struct jwalk *w, const msgpack_object *o, uint64_t start, uint64_t wa
 				    "checkpoint signed root %s: the journal was rewritten after "
 				    "that checkpoint", (unsigned long long)w->jw_saved->ck_size,
 				    hex1, hex2);
+				w->jw_saved_bad = true;
 				goto done;
 			}
 			w->jw_saved_ok = true;
@@ -2855,9 +3048,14 @@ cmd_journal_verify(struct ctl *ctl, struct args *ar)
 		    (unsigned long long)start, (unsigned long long)(start + want));
 		msgpack_zone_destroy(&z);
 		msgpack_zone_init(&z, 8192);
-		if (http_get_object(ctl, path, &z, &o, &r) != CTL_OK ||
-		    jwalk_page(&w, &o, start, want, &got) != 0)
+		jwalk_mark(&w);
+		if (http_get_object(ctl, path, &z, &o, &r) != CTL_OK)
 			goto done;
+		if (jwalk_page(&w, &o, start, want, &got) != 0) {
+			if (w.jw_saved_bad)
+				(void)jwalk_locate(ctl, &w, saved.ck_size, saved.ck_root);
+			goto done;
+		}
 		http_resp_clear(&r);
 	}
 	merkle_cr_root(MK_SHA256, &w.jw_cr, root);
@@ -2868,6 +3066,8 @@ cmd_journal_verify(struct ctl *ctl, struct args *ar)
 		ctl_err("the %llu records recompute to root %s, but the checkpoint signed by "
 		    "%s at %s says %s: the journal does not match its checkpoint",
 		    (unsigned long long)cur.ck_size, hex, cur.ck_origin, when, hex2);
+		http_resp_clear(&r);
+		(void)jwalk_locate(ctl, &w, cur.ck_size, cur.ck_root);
 		goto done;
 	}
 	if (savedpath != NULL && !w.jw_saved_ok) {
@@ -2909,6 +3109,7 @@ cmd_journal_verify(struct ctl *ctl, struct args *ar)
 	}
 	ret = CTL_OK;
 done:
+	free(w.jw_marks);
 	http_resp_clear(&r);
 	msgpack_zone_destroy(&z);
 	X509_free(cert);
@@ -2929,11 +3130,20 @@ struct command {
 static const struct command commands[] = {
 	{ "health",	NULL,		usage_health,		 cmd_health },
 	{ "consent",	"issue",	usage_consent_issue,	 cmd_consent_issue },
+	{ "consent",	"revoke",	usage_consent_revoke,	 cmd_consent_revoke },
 	{ "fetch",	NULL,		usage_fetch,		 cmd_fetch },
 	{ "seal",	"verify",	usage_seal_verify,	 cmd_seal_verify },
 	{ "journal",	"checkpoint",	usage_journal_checkpoint, cmd_journal_checkpoint },
 	{ "journal",	"pull",		usage_journal_pull,	 cmd_journal_pull },
 	{ "journal",	"verify",	usage_journal_verify,	 cmd_journal_verify },
+	{ "access",	"report",	usage_access_report,	 cmd_access_report },
+	{ "adapter",	"register",	usage_adapter_register,	 cmd_adapter_register },
+	{ "adapter",	"list",		usage_adapter_list,	 cmd_adapter_list },
+	{ "adapter",	"show",		usage_adapter_show,	 cmd_adapter_show },
+	{ "adapter",	"disable",	usage_adapter_disable,	 cmd_adapter_disable },
+	{ "policy",	"load",		usage_policy_load,	 cmd_policy_load },
+	{ "policy",	"list",		usage_policy_list,	 cmd_policy_list },
+	{ "policy",	"show",		usage_policy_show,	 cmd_policy_show },
 };
 #define NCOMMANDS	(sizeof(commands) / sizeof(commands[0]))
 

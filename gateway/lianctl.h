@@ -50,6 +50,7 @@ struct ctl {
 	bool		 c_json;
 	bool		 c_quiet;
 	SSL_CTX		*c_tls;		/* made on first use, then shared by every request */
+	const char	*c_header;	/* one more request header line "Name: value", or NULL */
 };
 
 enum opt {
@@ -95,7 +96,10 @@ enum opt {
 	O_SINCE_MS,
 	O_UNTIL_MS,
 	O_FORMAT,
-	O_RECORDS
+	O_RECORDS,
+	O_CONSENT_FILE,
+	O_LIMIT,
+	O_BEFORE
 };
 
 struct optdef {
@@ -135,6 +139,8 @@ int	parse_i64(const char *opt, const char *s, int64_t lo, int64_t hi, int64_t *o
 const char	*ctl_path(const struct ctl *ctl, const char *explicit, const char *rel,
 		    char *buf, size_t bufsz);
 int	ctl_need_identity(const struct ctl *ctl, const char *cmd);
+/* Applies a global option (--gateway, ...); -1 (reported) when its value is wrong. */
+int	ctl_global(struct ctl *ctl, enum opt id, const char *val);
 int	read_input(const char *path, size_t max, uint8_t **buf, size_t *len);
 int	write_output(const char *path, const void *data, size_t len);
 int	load_object(const char *path, msgpack_zone *z, msgpack_object *o);
@@ -154,5 +160,24 @@ int	resp_refused(const struct http_resp *r);
 int	http_get_object(struct ctl *ctl, const char *path, msgpack_zone *z,
 	    msgpack_object *o, struct http_resp *resp);
 char	*resp_pretty(const struct http_resp *r, char *err, size_t errlen);
+
+/* lianctl_consent.c */
+extern const char usage_consent_revoke[];
+int	cmd_consent_revoke(struct ctl *ctl, struct args *ar);
+
+/* lianctl_access.c: the citizen's access report */
+extern const char usage_access_report[];
+int	cmd_access_report(struct ctl *ctl, struct args *ar);
+
+/* lianctl_admin.c: the adapter and policy registry */
+extern const char usage_adapter_register[], usage_adapter_list[], usage_adapter_show[],
+	usage_adapter_disable[], usage_policy_load[], usage_policy_list[], usage_policy_show[];
+int	cmd_adapter_register(struct ctl *ctl, struct args *ar);
+int	cmd_adapter_list(struct ctl *ctl, struct args *ar);
+int	cmd_adapter_show(struct ctl *ctl, struct args *ar);
+int	cmd_adapter_disable(struct ctl *ctl, struct args *ar);
+int	cmd_policy_load(struct ctl *ctl, struct args *ar);
+int	cmd_policy_list(struct ctl *ctl, struct args *ar);
+int	cmd_policy_show(struct ctl *ctl, struct args *ar);
 
 #endif /* LIANCTL_H */

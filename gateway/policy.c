@@ -114,11 +114,112 @@ policy_parse_assurance(const msgpack_object *o, struct policy *po, char *err, si
 	return 0;
 }
 
+/*
+ * "guardian": {"allowed": bool, "proofs": [{"item", "fields", "dept"?}]}.
+ * A guardian-allowed policy without proofs parses, but no guardian token
+ * can pass it: a relation is never taken on the token's word.
+ */
+static int
+policy_parse_guardian(const msgpack_object *g, struct policy *po, char *err, size_t errlen)
+{
+	const msgpack_object	*o, *p;
+	struct policy_proof	*pp;
+	char			 what[LB_ITEM_MAX + 32];
+	uint32_t		 i, k;
+
+	if (g->type != MSGPACK_OBJECT_MAP ||
+	    (o = mpk_get(g, "allowed")) == NULL || o->type != MSGPACK_OBJECT_BOOLEAN) {
+		snprintf(err, errlen, "\"guardian\" must be {\"allowed\": true|false, "
+		    "\"proofs\": [...]}");
+		return -1;
+	}
+	for (i = 0; i < g->via.map.size; i++)
+		if (!mpk_str_eq(&g->via.map.ptr[i].key, "allowed") &&
+		    !mpk_str_eq(&g->via.map.ptr[i].key, "proofs")) {
+			snprintf(err, errlen, "guardian takes only allowed and proofs");
+			return -1;
+		}
+	po->po_guardian = o->via.boolean;
+	if ((o = mpk_get(g, "proofs")) == NULL)
+		return 0;
+	if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size > POLICY_MAX_PROOFS) {
+		snprintf(err, errlen, "guardian.proofs must be an array of at most %d records",
+		    POLICY_MAX_PROOFS);
+		return -1;
+	}
+	for (i = 0; i < o->via.array.size; i++) {
+		p = &o->via.array.ptr[i];
+		pp = &po->po_proofs[i];
+		if (p->type != MSGPACK_OBJECT_MAP) {
+			snprintf(err, errlen, "guardian.proofs entries must be objects");
+			return -1;
+		}
+		for (k = 0; k < p->via.map.size; k++)
+			if (!mpk_str_eq(&p->via.map.ptr[k].key, "item") &&
+			    !mpk_str_eq(&p->via.map.ptr[k].key, "fields") &&
+			    !mpk_str_eq(&p->via.map.ptr[k].key, "dept")) {
+				snprintf(err, errlen, "guardian.proofs entries take only item, "
+				    "fields and dept");
+				return -1;
+			}
+		if (mpk_get_str(p, "item", pp->pp_item, sizeof(pp->pp_item)) != 0 ||
+		    !policy_id_ok(pp->pp_item)) {
+			snprintf(err, errlen, "guardian.proofs[%u] needs a valid \"item\"", i);
+			return -1;
+		}
+		if (mpk_get(p, "dept") != NULL &&
+		    (mpk_get_str(p, "dept", pp->pp_dept, sizeof(pp->pp_dept)) != 0 ||
+		    !policy_id_ok(pp->pp_dept))) {
+			snprintf(err, errlen, "guardian.proofs[%u].dept must be a department id", i);
+			return -1;
+		}
+		snprintf(what, sizeof(what), "guardian proof \"%s\" fields", pp->pp_item);
+		if (policy_strings(mpk_get(p, "fields"), what, &pp->pp_fields[0][0],
+		    LB_ITEM_MAX, sizeof(pp->pp_fields) / sizeof(pp->pp_fields[0]),
+		    &pp->pp_nfields, err, errlen) != 0)
+			return -1;
+		if (pp->pp_nfields == 0) {
+			snprintf(err, errlen, "guardian proof \"%s\" names no field", pp->pp_item);
+			return -1;
+		}
+		po->po_nproofs++;
+	}
+	return 0;
+}
+
+/* "rate_limit": {"per_second": n, "burst": m}, 1 <= n <= m <= 1000000. */
+static int
+policy_parse_rate(const msgpack_object *o, struct policy *po, char *err, size_t errlen)
+{
+	uint64_t	rate, burst;
+	uint32_t	i;
+
+	if (o->type != MSGPACK_OBJECT_MAP)
+		goto bad;
+	for (i = 0; i < o->via.map.size; i++)
+		if (!mpk_str_eq(&o->via.map.ptr[i].key, "per_second") &&
+		    !mpk_str_eq(&o->via.map.ptr[i].key, "burst"))
+			goto bad;
+	if (mpk_get_u64(o, "per_second", &rate) != 0 || rate == 0 || rate > 1000000)
+		goto bad;
+	if (mpk_get(o, "burst") == NULL)
+		burst = rate;
+	else if (mpk_get_u64(o, "burst", &burst) != 0 || burst < 1 || burst > 1000000)
+		goto bad;
+	po->po_rate_per_s = (uint32_t)rate;
+	po->po_rate_burst = (uint32_t)burst;
+	return 0;
+bad:
+	snprintf(err, errlen, "\"rate_limit\" must be {\"per_second\": 1..1000000, "
+	    "\"burst\": 1..1000000}");
+	return -1;
+}
+
 int
 policy_parse(const msgpack_object *spec, struct policy **out, char *err, size_t errlen)
 {
 	static const char *const known[] = { "bundle", "name", "purpose", "consumers",
-	    "assurance", "guardian", "items" };
+	    "assurance", "guardian", "items", "rate_limit" };
 	struct policy		*po;
 	const msgpack_object	*o, *g;
 	uint32_t		 i;
@@ -135,7 +236,7 @@ policy_parse(const msgpack_object *spec, struct policy **out, char *err, size_t 
 				break;
 		if (j == sizeof(known) / sizeof(known[0])) {
 			snprintf(err, errlen, "unknown policy field (known: bundle, name, "
-			    "purpose, consumers, assurance, guardian, items)");
+			    "purpose, consumers, assurance, guardian, items, rate_limit)");
 			return -1;
 		}
 	}
@@ -160,13 +261,12 @@ policy_parse(const msgpack_object *spec, struct policy **out, char *err, size_t 
 		goto fail;
 	if (policy_parse_assurance(mpk_get(spec, "assurance"), po, err, errlen) != 0)
 		goto fail;
-	if ((g = mpk_get(spec, "guardian")) != NULL) {
-		if ((o = mpk_get(g, "allowed")) == NULL || o->type != MSGPACK_OBJECT_BOOLEAN) {
-			snprintf(err, errlen, "\"guardian\" must be {\"allowed\": true|false}");
-			goto fail;
-		}
-		po->po_guardian = o->via.boolean;
-	}
+	if ((g = mpk_get(spec, "guardian")) != NULL &&
+	    policy_parse_guardian(g, po, err, errlen) != 0)
+		goto fail;
+	if ((g = mpk_get(spec, "rate_limit")) != NULL &&
+	    policy_parse_rate(g, po, err, errlen) != 0)
+		goto fail;
 	if ((o = mpk_get(spec, "items")) == NULL || o->type != MSGPACK_OBJECT_ARRAY ||
 	    o->via.array.size == 0 || o->via.array.size > LB_MAX_ITEMS) {
 		snprintf(err, errlen, "\"items\" must list 1 to %d items", LB_MAX_ITEMS);

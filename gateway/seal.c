@@ -7,10 +7,14 @@
  * claim, its inclusion path and the envelope, so anyone can check a document
  * offline with the seal root certificate alone.
  */
+#include <sys/stat.h>
+
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <openssl/x509_vfy.h>
@@ -19,11 +23,54 @@
 
 #define SEAL_BATCH_MAX	4096
 
+#define SEAL_URI_MAX	2048
+
+/*
+ * Reads the PKCS#11 URI of a seal kept in a token: one line, which may hold
+ * the token PIN, so the file must not be readable by group or others.
+ */
+static int
+seal_uri_load(const char *path, char *uri, size_t urilen, char *err, size_t errlen)
+{
+	struct stat	 st;
+	uint8_t		*text = NULL;
+	size_t		 len = 0;
+	int		 ret = -1;
+
+	if (stat(path, &st) == -1 || file_read(path, SEAL_URI_MAX, &text, &len) == -1) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		goto done;
+	}
+	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+		snprintf(err, errlen, "%s: may hold a PIN but is readable by group or others "
+		    "(mode %03o); chmod 600 it", path, (unsigned)(st.st_mode & 0777));
+		goto done;
+	}
+	while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r' ||
+	    text[len - 1] == ' ' || text[len - 1] == '\t'))
+		len--;
+	if (len == 0 || len >= urilen || memchr(text, '\0', len) != NULL ||
+	    memchr(text, '\n', len) != NULL || strncmp((char *)text, "pkcs11:", 7) != 0) {
+		snprintf(err, errlen, "%s: not one line holding a pkcs11: URI", path);
+		goto done;
+	}
+	memcpy(uri, text, len);
+	uri[len] = '\0';
+	ret = 0;
+done:
+	if (text != NULL) {
+		OPENSSL_cleanse(text, len);
+		free(text);
+	}
+	return ret;
+}
+
 int
 seal_key_load(const char *certsdir, const char *id, struct seal_key *sk, char *err,
     size_t errlen)
 {
-	char	path[PATH_MAX];
+	char	path[PATH_MAX], uri[SEAL_URI_MAX], why[256];
+	int	ret = -1;
 
 	memset(sk, 0, sizeof(*sk));
 	if (strlcpy_chk(sk->sk_id, id, sizeof(sk->sk_id)) != 0 || strchr(id, '/') != NULL) {
@@ -33,9 +80,20 @@ seal_key_load(const char *certsdir, const char *id, struct seal_key *sk, char *e
 	snprintf(path, sizeof(path), "%s/seals/%s.pem", certsdir, id);
 	if (cert_load(path, &sk->sk_cert, err, errlen) != 0)
 		goto fail;
-	snprintf(path, sizeof(path), "%s/seals/%s.key", certsdir, id);
-	if (key_load(path, &sk->sk_key, err, errlen) != 0)
-		goto fail;
+	snprintf(path, sizeof(path), "%s/seals/%s.pkcs11", certsdir, id);
+	if (access(path, F_OK) == 0) {
+		if (seal_uri_load(path, uri, sizeof(uri), err, errlen) != 0)
+			goto fail;
+		if (key_load_pkcs11(uri, &sk->sk_key, why, sizeof(why)) != 0) {
+			snprintf(err, errlen, "seal %s (%s): %s", id, path, why);
+			goto fail;
+		}
+		sk->sk_token = true;
+	} else {
+		snprintf(path, sizeof(path), "%s/seals/%s.key", certsdir, id);
+		if (key_load(path, &sk->sk_key, err, errlen) != 0)
+			goto fail;
+	}
 	if (X509_check_private_key(sk->sk_cert, sk->sk_key) != 1) {
 		snprintf(err, errlen, "seal %s: key does not match its certificate", id);
 		goto fail;
@@ -50,10 +108,12 @@ seal_key_load(const char *certsdir, const char *id, struct seal_key *sk, char *e
 		snprintf(err, errlen, "seal %s: certificate has no usable CN", id);
 		goto fail;
 	}
-	return 0;
+	ret = 0;
 fail:
-	seal_key_clear(sk);
-	return -1;
+	OPENSSL_cleanse(uri, sizeof(uri));
+	if (ret != 0)
+		seal_key_clear(sk);
+	return ret;
 }
 
 void
@@ -87,27 +147,70 @@ seal_claim_pack(const struct seal_key *sk, const char *item, const void *doc, si
 	return ret;
 }
 
-struct leaves {
-	uint8_t	(*lv_hash)[32];
-	uint64_t  lv_n;
+/*
+ * The whole tree of a batch, level by level: level 0 holds the leaves, and
+ * each level above pairs the nodes of the one below, an unpaired last node
+ * moving up unchanged.  This builds the RFC 6962 tree (whose left subtree
+ * is always the largest complete one) with n - 1 node hashes, and every
+ * inclusion path is read off the levels instead of being recomputed from
+ * the leaves, so a batch of n costs O(n log n), not O(n^2).
+ */
+struct seal_tree {
+	uint8_t		(*st_node)[32];		/* all levels, bottom first */
+	size_t		  st_off[MK_MAX_PATH + 1];	/* first node of each level */
+	size_t		  st_cnt[MK_MAX_PATH + 1];	/* nodes in each level */
+	size_t		  st_levels;
 };
 
 static int
-seal_leaf_at(void *arg, uint64_t idx, uint8_t out[32])
+seal_tree_build(enum mk_hash h, struct seal_tree *t, const uint8_t *const *claims,
+    const size_t *claim_lens, size_t n)
 {
-	struct leaves	*lv = arg;
+	size_t	total = 0, c, l, i;
+	uint8_t	(*lo)[32], (*up)[32];
 
-	if (idx >= lv->lv_n)
+	memset(t, 0, sizeof(*t));
+	for (c = n; ; c = (c + 1) / 2) {
+		if (t->st_levels > MK_MAX_PATH)
+			return -1;
+		t->st_off[t->st_levels] = total;
+		t->st_cnt[t->st_levels++] = c;
+		total += c;
+		if (c == 1)
+			break;
+	}
+	if ((t->st_node = calloc(total, 32)) == NULL)
 		return -1;
-	memcpy(out, lv->lv_hash[idx], 32);
+	for (i = 0; i < n; i++)
+		merkle_leaf_hash(h, claims[i], claim_lens[i], t->st_node[i]);
+	for (l = 1; l < t->st_levels; l++) {
+		lo = t->st_node + t->st_off[l - 1];
+		up = t->st_node + t->st_off[l];
+		for (i = 0; i + 1 < t->st_cnt[l - 1]; i += 2)
+			merkle_node_hash(h, lo[i], lo[i + 1], up[i / 2]);
+		if (t->st_cnt[l - 1] % 2)
+			memcpy(up[i / 2], lo[i], 32);
+	}
 	return 0;
+}
+
+/* The inclusion path of leaf idx, bottom up (RFC 9162 §2.1.3.1 order). */
+static size_t
+seal_tree_path(const struct seal_tree *t, size_t idx, uint8_t path[][32])
+{
+	size_t	l, n = 0;
+
+	for (l = 0; l + 1 < t->st_levels; l++, idx /= 2)
+		if ((idx ^ 1) < t->st_cnt[l])
+			memcpy(path[n++], t->st_node[t->st_off[l] + (idx ^ 1)], 32);
+	return n;
 }
 
 int
 seal_batch(const struct seal_key *sk, const uint8_t *const *claims, const size_t *claim_lens,
     size_t n, uint64_t iat, uint8_t **receipts, size_t *receipt_lens)
 {
-	struct leaves	 lv = { NULL, n };
+	struct seal_tree st = { 0 };
 	msgpack_zone	 z;
 	msgpack_sbuffer	 payload, env, rc;
 	struct mpk_map	 m, r;
@@ -122,11 +225,10 @@ seal_batch(const struct seal_key *sk, const uint8_t *const *claims, const size_t
 	msgpack_sbuffer_init(&rc);
 	for (i = 0; i < n; i++)
 		receipts[i] = NULL;
-	if (n == 0 || n > SEAL_BATCH_MAX || (lv.lv_hash = calloc(n, 32)) == NULL)
+	if (n == 0 || n > SEAL_BATCH_MAX ||
+	    seal_tree_build(sk->sk_hash, &st, claims, claim_lens, n) != 0)
 		goto done;
-	for (i = 0; i < n; i++)
-		merkle_leaf_hash(sk->sk_hash, claims[i], claim_lens[i], lv.lv_hash[i]);
-	merkle_root(sk->sk_hash, (const uint8_t (*)[32])lv.lv_hash, n, root);
+	memcpy(root, st.st_node[st.st_off[st.st_levels - 1]], 32);
 
 	mpk_map_init(&m, &z, 5);
 	mpk_map_put(&m, "root", mpk_bin(root, 32));
@@ -140,9 +242,7 @@ seal_batch(const struct seal_key *sk, const uint8_t *const *claims, const size_t
 		goto done;
 
 	for (i = 0; i < n; i++) {
-		if (merkle_inclusion_proof(sk->sk_hash, seal_leaf_at, &lv, i, n, proof,
-		    &npath) != 0)
-			goto done;
+		npath = seal_tree_path(&st, i, proof);
 		path = mpk_array(&z, (uint32_t)npath);
 		for (j = 0; j < npath; j++)
 			path.via.array.ptr[j] = mpk_bin(proof[j], 32);
@@ -165,7 +265,7 @@ done:
 			free(receipts[i]);
 			receipts[i] = NULL;
 		}
-	free(lv.lv_hash);
+	free(st.st_node);
 	msgpack_sbuffer_destroy(&payload);
 	msgpack_sbuffer_destroy(&env);
 	msgpack_sbuffer_destroy(&rc);
@@ -178,9 +278,11 @@ done:
  * failed ("certificate has expired", ...), from OpenSSL's static strings.
  */
 static int
-seal_chain_ok(X509 *cert, X509_STORE *roots, uint64_t at, const char **why)
+seal_chain_ok(X509 *cert, X509_STORE *roots, uint64_t at, const char **why, char *root,
+    size_t rootlen)
 {
 	X509_STORE_CTX	*ctx;
+	STACK_OF(X509)	*chain;
 	int		 ok = 0;
 
 	*why = "out of memory";
@@ -189,6 +291,11 @@ seal_chain_ok(X509 *cert, X509_STORE *roots, uint64_t at, const char **why)
 	if (X509_STORE_CTX_init(ctx, roots, cert, NULL) == 1) {
 		X509_VERIFY_PARAM_set_time(X509_STORE_CTX_get0_param(ctx), (time_t)at);
 		ok = X509_verify_cert(ctx) == 1;
+		/* The chain is owned by ctx; its last certificate is the root. */
+		if (ok && (chain = X509_STORE_CTX_get0_chain(ctx)) != NULL &&
+		    sk_X509_num(chain) > 0)
+			X509_NAME_oneline(X509_get_subject_name(sk_X509_value(chain,
+			    sk_X509_num(chain) - 1)), root, (int)rootlen);
 		if (!ok)
 			*why = X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx));
 	}
@@ -237,6 +344,7 @@ seal_verify(const uint8_t *receipt, size_t len, const uint8_t *doc, size_t docle
 	if (envelope_parse(ebytes, elen, &z, "seal-batch", &env, &why) != 0)
 		FAIL("batch envelope: %s", why);
 	h = env.env_alg == LB_ALG_SM2 ? MK_SM3 : MK_SHA256;
+	snprintf(v->sv_hash, sizeof(v->sv_hash), "%s", h == MK_SM3 ? "SM3" : "SHA-256");
 	snprintf(v->sv_alg, sizeof(v->sv_alg), "%s", envelope_alg_name(env.env_alg));
 
 	if (!mpk_is_canonical(cbytes, clen) || mpk_unpack(cbytes, clen, &z, &claim) != 0 ||
@@ -278,7 +386,7 @@ seal_verify(const uint8_t *receipt, size_t len, const uint8_t *doc, size_t docle
 	if (envelope_verify(&env, X509_get0_pubkey(cert)) != 0)
 		FAIL("batch signature does not verify with the seal certificate");
 	X509_NAME_oneline(X509_get_subject_name(cert), v->sv_signer, sizeof(v->sv_signer));
-	if (!seal_chain_ok(cert, roots, v->sv_iat, &why))
+	if (!seal_chain_ok(cert, roots, v->sv_iat, &why, v->sv_root, sizeof(v->sv_root)))
 		FAIL("seal certificate does not chain to a trusted seal root at iat (%s)", why);
 	{
 		char	cn[LB_ID_MAX] = "";

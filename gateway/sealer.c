@@ -56,14 +56,14 @@ struct sealer {
 	bool			 s_closed;	/* freed by the last running batch */
 };
 
-static void	sealer_flush(struct sealq *);
+static void	sealer_flush(struct sealq *, const char *why);
 
 static void
 sealer_window_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
-	sealer_flush(arg);
+	sealer_flush(arg, "the window closed");
 }
 
 struct sealer *
@@ -89,7 +89,7 @@ sealer_free(struct sealer *s)
 	if (s == NULL)
 		return;
 	while (s->s_queues != NULL)
-		sealer_flush(s->s_queues);
+		sealer_flush(s->s_queues, "the sealer stops");
 	/*
 	 * Batches still in a worker post their completion to the loop, which
 	 * needs the sealer: the last of them frees it.
@@ -165,7 +165,7 @@ sealer_run_done(void *arg)
 
 /* Hands a queue to the worker pool as one batch and forgets the queue. */
 static void
-sealer_flush(struct sealq *q)
+sealer_flush(struct sealq *q, const char *why)
 {
 	struct sealer	 *s = q->q_sealer;
 	struct sealq	**pp;
@@ -185,7 +185,7 @@ sealer_flush(struct sealq *q)
 	s->s_batches++;
 	s->s_claims += q->q_n;
 	s->s_running++;
-	log_debug("sealer: batch of %zu claims for seal %s", q->q_n, q->q_key->sk_id);
+	log_debug("sealer: batch of %zu claims for seal %s (%s)", q->q_n, q->q_key->sk_id, why);
 	if (workers_submit(s->s_workers, s->s_base, sealer_run_work, sealer_run_done,
 	    sb) != 0) {
 		s->s_running--;
@@ -241,7 +241,7 @@ sealer_idle_flush(struct sealer *s)
 	if (s->s_expect > 0)
 		return;
 	while (s->s_queues != NULL)
-		sealer_flush(s->s_queues);
+		sealer_flush(s->s_queues, "no exchange is on its way");
 }
 
 void
@@ -278,7 +278,7 @@ sealer_submit(struct sealer *s, struct seal_req *const *reqs, size_t n)
 		*q->q_tail = r;
 		q->q_tail = &r->sr_next;
 		if (++q->q_n >= s->s_max)
-			sealer_flush(q);
+			sealer_flush(q, "the batch is full");
 	}
 	sealer_idle_flush(s);
 	return 0;

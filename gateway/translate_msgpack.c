@@ -123,6 +123,66 @@ mp_key_is(const msgpack_object *k, const char *subject)
 	return false;
 }
 
+static int
+mp_key_cmp(const void *a, const void *b)
+{
+	const msgpack_object	*x = *(const msgpack_object *const *)a;
+	const msgpack_object	*y = *(const msgpack_object *const *)b;
+	int			 c;
+
+	if (x->type != y->type)
+		return x->type < y->type ? -1 : 1;
+	if (x->type == MSGPACK_OBJECT_STR) {
+		if (x->via.str.size != y->via.str.size)
+			return x->via.str.size < y->via.str.size ? -1 : 1;
+		c = memcmp(x->via.str.ptr, y->via.str.ptr, x->via.str.size);
+		return c < 0 ? -1 : c > 0;
+	}
+	if (x->type == MSGPACK_OBJECT_POSITIVE_INTEGER ||
+	    x->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+		return x->via.u64 == y->via.u64 ? 0 : x->via.u64 < y->via.u64 ? -1 : 1;
+	return (x > y) - (x < y);	/* other keys never select anything: keep them apart */
+}
+
+/*
+ * A map that names a key twice is ambiguous (which value is meant?), so the
+ * answer is refused, as a JSON answer with a duplicate key is.  Keys are
+ * sorted, so a large map costs n log n; the depth is bounded by mpk_unpack.
+ */
+static int
+mp_dup_keys(const msgpack_object *o, char *err, size_t errlen)
+{
+	const msgpack_object	**keys;
+	uint32_t		  i, n;
+	int			  ret = 0;
+
+	if (o->type == MSGPACK_OBJECT_ARRAY) {
+		for (i = 0; i < o->via.array.size; i++)
+			if (mp_dup_keys(&o->via.array.ptr[i], err, errlen) != 0)
+				return -1;
+		return 0;
+	}
+	if (o->type != MSGPACK_OBJECT_MAP || (n = o->via.map.size) == 0)
+		return 0;
+	if ((keys = calloc(n, sizeof(*keys))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (i = 0; i < n; i++)
+		keys[i] = &o->via.map.ptr[i].key;
+	qsort(keys, n, sizeof(*keys), mp_key_cmp);
+	for (i = 1; i < n && ret == 0; i++)
+		if (mp_key_cmp(&keys[i - 1], &keys[i]) == 0) {
+			snprintf(err, errlen, "a map in the answer names one key twice");
+			ret = -1;
+		}
+	free(keys);
+	for (i = 0; i < n && ret == 0; i++)
+		if (mp_dup_keys(&o->via.map.ptr[i].val, err, errlen) != 0)
+			ret = -1;
+	return ret;
+}
+
 static void
 mp_src_close(void *h)
 {
@@ -166,6 +226,8 @@ mp_src_open(const void *body, size_t len, const struct adapter *ad, const char *
 		snprintf(err, errlen, "the answer is not one well-formed msgpack value");
 		goto done;
 	}
+	if (mp_dup_keys(&ms->ms_root, err, errlen) != 0)
+		goto done;
 	ms->ms_base = &ms->ms_root;
 	if (rs->rs_set) {
 		if ((list = mp_path(&ms->ms_root, rs->rs_list)) == NULL ||

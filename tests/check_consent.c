@@ -14,12 +14,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <check.h>
 #include <openssl/sha.h>
 #include <openssl/x509.h>
 
 #include "lianban.h"
+#include "gateway.h"	/* revocation_key, revocation_check */
 
 #define NELEM(a)	(sizeof(a) / sizeof((a)[0]))
 
@@ -1077,8 +1079,191 @@ static const struct {
 	    " \"assurance\": {\"amr\": [], \"min_liveness\": 0, \"min_match\": 0},"
 	    " \"guardian\": true,"
 	    " \"items\": [{\"item\": \"i\", \"dept\": \"d\", \"fields\": []}]}" },
+	{ "rate_limit of zero", "{\"bundle\": \"b\", \"name\": \"n\", \"consumers\": [],"
+	    " \"assurance\": {\"amr\": [], \"min_liveness\": 0, \"min_match\": 0},"
+	    " \"items\": [{\"item\": \"i\", \"dept\": \"d\", \"fields\": []}],"
+	    " \"rate_limit\": {\"per_second\": 0, \"burst\": 1}}" },
+	{ "rate_limit unknown key", "{\"bundle\": \"b\", \"name\": \"n\", \"consumers\": [],"
+	    " \"assurance\": {\"amr\": [], \"min_liveness\": 0, \"min_match\": 0},"
+	    " \"items\": [{\"item\": \"i\", \"dept\": \"d\", \"fields\": []}],"
+	    " \"rate_limit\": {\"per_second\": 1, \"per_minute\": 1}}" },
+	{ "rate_limit not an object", "{\"bundle\": \"b\", \"name\": \"n\", \"consumers\": [],"
+	    " \"assurance\": {\"amr\": [], \"min_liveness\": 0, \"min_match\": 0},"
+	    " \"items\": [{\"item\": \"i\", \"dept\": \"d\", \"fields\": []}],"
+	    " \"rate_limit\": 20}" },
+	{ "rate_limit negative burst", "{\"bundle\": \"b\", \"name\": \"n\", \"consumers\": [],"
+	    " \"assurance\": {\"amr\": [], \"min_liveness\": 0, \"min_match\": 0},"
+	    " \"items\": [{\"item\": \"i\", \"dept\": \"d\", \"fields\": []}],"
+	    " \"rate_limit\": {\"per_second\": 1, \"burst\": -1}}" },
+	{ "guardian unknown key", "{\"bundle\": \"b\", \"name\": \"n\", \"consumers\": [],"
+	    " \"assurance\": {\"amr\": [], \"min_liveness\": 0, \"min_match\": 0},"
+	    " \"items\": [{\"item\": \"i\", \"dept\": \"d\", \"fields\": []}],"
+	    " \"guardian\": {\"allowed\": true, \"proof\": []}}" },
+	{ "guardian proofs not a list", "{\"bundle\": \"b\", \"name\": \"n\", \"consumers\": [],"
+	    " \"assurance\": {\"amr\": [], \"min_liveness\": 0, \"min_match\": 0},"
+	    " \"items\": [{\"item\": \"i\", \"dept\": \"d\", \"fields\": []}],"
+	    " \"guardian\": {\"allowed\": true, \"proofs\": {}}}" },
+	{ "guardian proof without fields", "{\"bundle\": \"b\", \"name\": \"n\", \"consumers\": [],"
+	    " \"assurance\": {\"amr\": [], \"min_liveness\": 0, \"min_match\": 0},"
+	    " \"items\": [{\"item\": \"i\", \"dept\": \"d\", \"fields\": []}],"
+	    " \"guardian\": {\"allowed\": true, \"proofs\": [{\"item\": \"i\", \"fields\": []}]}}" },
+	{ "guardian proof without item", "{\"bundle\": \"b\", \"name\": \"n\", \"consumers\": [],"
+	    " \"assurance\": {\"amr\": [], \"min_liveness\": 0, \"min_match\": 0},"
+	    " \"items\": [{\"item\": \"i\", \"dept\": \"d\", \"fields\": []}],"
+	    " \"guardian\": {\"allowed\": true, \"proofs\": [{\"fields\": [\"f\"]}]}}" },
+	{ "guardian proof unknown key", "{\"bundle\": \"b\", \"name\": \"n\", \"consumers\": [],"
+	    " \"assurance\": {\"amr\": [], \"min_liveness\": 0, \"min_match\": 0},"
+	    " \"items\": [{\"item\": \"i\", \"dept\": \"d\", \"fields\": []}],"
+	    " \"guardian\": {\"allowed\": true, \"proofs\": [{\"item\": \"i\", \"fields\": [\"f\"], \"x\": 1}]}}" },
+	{ "too many guardian proofs", "{\"bundle\": \"b\", \"name\": \"n\", \"consumers\": [],"
+	    " \"assurance\": {\"amr\": [], \"min_liveness\": 0, \"min_match\": 0},"
+	    " \"items\": [{\"item\": \"i\", \"dept\": \"d\", \"fields\": []}],"
+	    " \"guardian\": {\"allowed\": true, \"proofs\": [{\"item\": \"i\", \"fields\": [\"f\"]}, {\"item\": \"i\", \"fields\": [\"f\"]}, {\"item\": \"i\", \"fields\": [\"f\"]}, {\"item\": \"i\", \"fields\": [\"f\"]}, {\"item\": \"i\", \"fields\": [\"f\"]}]}}" },
 	{ "not an object", "[1, 2]" },
 };
+
+/* The guardian proofs and rate limit of docs/consent.md. */
+START_TEST(test_policy_guardian_rate)
+{
+	static const char txt[] =
+	    "{\"bundle\": \"b\", \"name\": \"n\", \"consumers\": [\"c\"],"
+	    " \"assurance\": {\"amr\": [\"face\"], \"min_liveness\": 0, \"min_match\": 0},"
+	    " \"guardian\": {\"allowed\": true, \"proofs\": ["
+	    "  {\"item\": \"birth_medical_certificate\", \"fields\": [\"mother_id\", \"father_id\"]},"
+	    "  {\"item\": \"household_register\", \"dept\": \"psb\", \"fields\": [\"father_id\"]}]},"
+	    " \"rate_limit\": {\"per_second\": 20, \"burst\": 40},"
+	    " \"items\": [{\"item\": \"i\", \"dept\": \"d\", \"fields\": []}]}";
+	static const char noproofs[] =
+	    "{\"bundle\": \"b\", \"name\": \"n\", \"consumers\": [],"
+	    " \"assurance\": {\"amr\": [], \"min_liveness\": 0, \"min_match\": 0},"
+	    " \"guardian\": {\"allowed\": true}, \"rate_limit\": {\"per_second\": 5},"
+	    " \"items\": [{\"item\": \"i\", \"dept\": \"d\", \"fields\": []}]}";
+	char		 err[256];
+	struct policy	*po;
+
+	ck_assert_ptr_nonnull(po = parse_policy_text(txt, err, sizeof(err)));
+	ck_assert(po->po_guardian);
+	ck_assert_uint_eq(po->po_nproofs, 2);
+	ck_assert_str_eq(po->po_proofs[0].pp_item, "birth_medical_certificate");
+	ck_assert_str_eq(po->po_proofs[0].pp_dept, "");
+	ck_assert_uint_eq(po->po_proofs[0].pp_nfields, 2);
+	ck_assert_str_eq(po->po_proofs[0].pp_fields[0], "mother_id");
+	ck_assert_str_eq(po->po_proofs[0].pp_fields[1], "father_id");
+	ck_assert_str_eq(po->po_proofs[1].pp_dept, "psb");
+	ck_assert_uint_eq(po->po_proofs[1].pp_nfields, 1);
+	ck_assert_uint_eq(po->po_rate_per_s, 20);
+	ck_assert_uint_eq(po->po_rate_burst, 40);
+	policy_free(po);
+
+	/* Allowed without proofs parses; the exchange refuses every guardian. */
+	ck_assert_ptr_nonnull(po = parse_policy_text(noproofs, err, sizeof(err)));
+	ck_assert(po->po_guardian);
+	ck_assert_uint_eq(po->po_nproofs, 0);
+	ck_assert_uint_eq(po->po_rate_per_s, 5);
+	ck_assert_uint_eq(po->po_rate_burst, 5);	/* burst defaults to the rate */
+	policy_free(po);
+
+	/* The shared fixture has no rate limit: 0 means none. */
+	ck_assert_uint_eq(policy->po_rate_per_s, 0);
+}
+END_TEST
+
+/*
+ * The revocation list (revocation.c over journal.c): a jti revocation
+ * matches that token only, a subject revocation the citizen's tokens for
+ * that bundle issued up to it, entries survive a reopen, and expired ones
+ * are dropped.
+ */
+static struct journal *
+open_journal(const char *dir)
+{
+	static const uint8_t	 hmac[32] = { 1, 2, 3 };
+	struct journal_config	 cfg;
+	struct journal		*j;
+	char			 err[256];
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.jc_dir = dir;
+	cfg.jc_origin = GATEWAY;
+	cfg.jc_ckpt_key = auth_key;
+	cfg.jc_ckpt_cert = auth_cert;
+	cfg.jc_hmac_key = hmac;
+	cfg.jc_hmac_key_len = sizeof(hmac);
+	cfg.jc_map_size = 1 << 20;
+	j = journal_open(&cfg, err, sizeof(err));
+	ck_assert_msg(j != NULL, "journal_open: %s", err);
+	return j;
+}
+
+START_TEST(test_revocation_store)
+{
+	char		 tdir[] = "/tmp/check_consent.XXXXXX", dir[64], msg[256], cmd[128];
+	struct journal	*j;
+	struct consent	 cs;
+	uint8_t		 key[JOURNAL_REVOKE_KEY_MAX], other[16] = { 9 };
+	size_t		 keylen;
+	uint64_t	 at, now = (uint64_t)time(NULL);
+
+	ck_assert_ptr_nonnull(mkdtemp(tdir));
+	snprintf(dir, sizeof(dir), "%s/j", tdir);
+	j = open_journal(dir);
+	memset(&cs, 0, sizeof(cs));
+	memset(cs.cs_jti, 7, sizeof(cs.cs_jti));
+	strcpy(cs.cs_sub, SUBJECT);
+	strcpy(cs.cs_bundle, "newborn");
+	cs.cs_iat = (int64_t)now - 10;
+	ck_assert_int_eq(revocation_check(j, &cs, msg, sizeof(msg)), LB_OK);
+
+	/* One token by its jti; another jti is not touched. */
+	ck_assert_int_eq(revocation_key(j, cs.cs_jti, NULL, NULL, key, &keylen), 0);
+	ck_assert_uint_eq(keylen, 17);
+	ck_assert_int_eq(journal_revoke_put(j, key, keylen, now, now + 720), 0);
+	ck_assert_int_eq(revocation_check(j, &cs, msg, sizeof(msg)), LB_E_CONSENT_REVOKED);
+	memcpy(cs.cs_jti, other, sizeof(other));
+	ck_assert_int_eq(revocation_check(j, &cs, msg, sizeof(msg)), LB_OK);
+
+	/* The citizen's consent to the bundle, up to now; later consent stands. */
+	ck_assert_int_eq(revocation_key(j, NULL, SUBJECT, "newborn", key, &keylen), 0);
+	ck_assert_int_eq(journal_revoke_put(j, key, keylen, now, now + 720), 0);
+	ck_assert_int_eq(revocation_check(j, &cs, msg, sizeof(msg)), LB_E_CONSENT_REVOKED);
+	ck_assert(strstr(msg, "newborn") != NULL);
+	cs.cs_iat = (int64_t)now;
+	ck_assert_int_eq(revocation_check(j, &cs, msg, sizeof(msg)), LB_E_CONSENT_REVOKED);
+	cs.cs_iat = (int64_t)now + 1;
+	ck_assert_int_eq(revocation_check(j, &cs, msg, sizeof(msg)), LB_OK);
+	cs.cs_iat = (int64_t)now - 10;
+	strcpy(cs.cs_bundle, "school_enrollment");
+	ck_assert_int_eq(revocation_check(j, &cs, msg, sizeof(msg)), LB_OK);
+	strcpy(cs.cs_bundle, "newborn");
+	strcpy(cs.cs_sub, MOTHER);
+	ck_assert_int_eq(revocation_check(j, &cs, msg, sizeof(msg)), LB_OK);
+	strcpy(cs.cs_sub, SUBJECT);
+
+	/* Bounds. */
+	ck_assert_int_eq(journal_revoke_put(j, key, 0, now, now), -1);
+	ck_assert_int_eq(journal_revoke_put(j, key, JOURNAL_REVOKE_KEY_MAX + 1, now, now), -1);
+	ck_assert_int_eq(revocation_key(j, NULL, SUBJECT, "", key, &keylen), -1);
+
+	/* Durable across a reopen. */
+	journal_close(j);
+	j = open_journal(dir);
+	ck_assert_int_eq(revocation_check(j, &cs, msg, sizeof(msg)), LB_E_CONSENT_REVOKED);
+	ck_assert_int_eq(revocation_key(j, NULL, SUBJECT, "newborn", key, &keylen), 0);
+	ck_assert_int_eq(journal_revoked(j, key, keylen, &at), 1);
+	ck_assert_uint_eq(at, now);
+
+	/* An entry past keep_until goes with the next revocation stored. */
+	ck_assert_int_eq(journal_revoke_put(j, key, keylen, now - 1000, now - 1), 0);
+	ck_assert_int_eq(revocation_key(j, other, NULL, NULL, key, &keylen), 0);
+	ck_assert_int_eq(journal_revoke_put(j, key, keylen, now, now + 720), 0);
+	ck_assert_int_eq(revocation_key(j, NULL, SUBJECT, "newborn", key, &keylen), 0);
+	ck_assert_int_eq(journal_revoked(j, key, keylen, &at), 0);
+	journal_close(j);
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", tdir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
 
 START_TEST(test_policy_errors)
 {
@@ -1205,6 +1390,8 @@ consent_suite(void)
 	tc = tcase_create("policy");
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_policy_parse);
+	tcase_add_test(tc, test_policy_guardian_rate);
+	tcase_add_test(tc, test_revocation_store);
 	tcase_add_loop_test(tc, test_policy_errors, 0, NELEM(bad_policies));
 	tcase_add_test(tc, test_policy_minimize);
 	suite_add_tcase(s, tc);

@@ -501,6 +501,55 @@ START_TEST(msgpack_paths)
 }
 END_TEST
 
+static void
+mp_str(msgpack_packer *pk, const char *s)
+{
+	msgpack_pack_str(pk, strlen(s));
+	msgpack_pack_str_body(pk, s, strlen(s));
+}
+
+/* A map naming a key twice is ambiguous: refused, wherever it is. */
+START_TEST(msgpack_duplicate_keys)
+{
+	struct adapter	*ad = mp_adapter("", "/data");
+	msgpack_sbuffer	 sb;
+	msgpack_packer	 pk;
+	int		 where;
+
+	for (where = 0; where < 3; where++) {
+		msgpack_sbuffer_init(&sb);
+		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+		msgpack_pack_map(&pk, where == 0 ? 2 : 1);
+		mp_str(&pk, "data");
+		msgpack_pack_map(&pk, where == 1 ? 4 : 3);
+		mp_str(&pk, "no");
+		mp_str(&pk, "Y1");
+		if (where == 1) {
+			mp_str(&pk, "no");	/* which number is meant? */
+			mp_str(&pk, "Y2");
+		}
+		mp_str(&pk, "date");
+		msgpack_pack_int(&pk, 20250101);
+		mp_str(&pk, "person");
+		msgpack_pack_map(&pk, where == 2 ? 2 : 1);
+		mp_str(&pk, "id");
+		mp_str(&pk, SUBJ);
+		if (where == 2) {
+			mp_str(&pk, "id");
+			mp_str(&pk, "110105199003151239");
+		}
+		if (where == 0) {
+			mp_str(&pk, "data");
+			msgpack_pack_nil(&pk);
+		}
+		BAD(ad, SUBJ, sb.data, sb.size, LB_E_DEPARTMENT_BAD_RESPONSE,
+		    "names one key twice");
+		msgpack_sbuffer_destroy(&sb);
+	}
+	adapter_free(ad);
+}
+END_TEST
+
 static Suite *
 formats_suite(void)
 {
@@ -526,6 +575,7 @@ formats_suite(void)
 
 	tc = tcase_create("msgpack");
 	tcase_add_test(tc, msgpack_paths);
+	tcase_add_test(tc, msgpack_duplicate_keys);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -914,6 +914,152 @@ START_TEST(test_commit_failure)
 }
 END_TEST
 
+/*
+ * Under load the writer signs at most one checkpoint a second, and the tree
+ * it ends with is signed by the time the last append completes.  Counts the
+ * signatures stored rather than timing anything.
+ */
+START_TEST(test_ckpt_cadence)
+{
+	enum { NOPS = 16, QUEUED = 6 };
+	static struct appctx ops[NOPS];
+	struct jrec *recs;
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi ckpt;
+	MDB_cursor *cur;
+	MDB_stat st;
+	MDB_val k, v;
+	struct timespec t0, t1;
+	uint8_t *buf = NULL, root[32];
+	size_t len;
+	uint64_t size, t_ms, total = (uint64_t)NOPS * JOURNAL_BATCH_MAX, secs;
+	int i, base;
+
+	tj = open_journal(0);
+	recs = calloc(JOURNAL_BATCH_MAX, sizeof(*recs));
+	ck_assert_ptr_nonnull(recs);
+	for (i = 0; i < JOURNAL_BATCH_MAX; i++)
+		fill_rec(&recs[i], (uint64_t)i, 5);
+	/*
+	 * Full batches, several always queued: every commit but the last
+	 * finds more work waiting, which is when checkpoints are rationed.
+	 */
+	base = ndone;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (i = 0; i < NOPS; i++) {
+		while (i - (ndone - base) >= QUEUED)
+			event_base_loop(tbase, EVLOOP_ONCE);
+		ck_assert_int_eq(journal_append(tj, tbase, recs, JOURNAL_BATCH_MAX, on_append,
+		    &ops[i]), 0);
+	}
+	run_until(base + NOPS);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	for (i = 0; i < NOPS; i++) {
+		ck_assert_int_eq(ops[i].ap_status, 0);
+		ck_assert_uint_eq(ops[i].ap_first, (uint64_t)i * JOURNAL_BATCH_MAX);
+	}
+	/* No waiting: the commit that emptied the queue signed its tree. */
+	ck_assert_int_eq(journal_checkpoint(tj, &buf, &len, &size, root, &t_ms), 0);
+	free(buf);
+	ck_assert_uint_eq(size, total);
+	check_checkpoint(total, NULL);
+	journal_close(tj);
+	tj = NULL;
+	free(recs);
+
+	/* The first commit signs, then at most one a second, then the last. */
+	secs = (uint64_t)(t1.tv_sec - t0.tv_sec) + 1;
+	ck_assert_int_eq(mdb_env_create(&env), 0);
+	ck_assert_int_eq(mdb_env_set_maxdbs(env, 8), 0);
+	ck_assert_int_eq(mdb_env_open(env, tdir, MDB_RDONLY, 0600), 0);
+	ck_assert_int_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+	ck_assert_int_eq(mdb_dbi_open(txn, "ckpt", 0, &ckpt), 0);
+	ck_assert_int_eq(mdb_stat(txn, ckpt, &st), 0);
+	ck_assert_msg(st.ms_entries >= 2 && st.ms_entries <= 2 + secs,
+	    "%zu checkpoints for %d commits in %llu s", st.ms_entries, NOPS,
+	    (unsigned long long)secs);
+	ck_assert_msg(st.ms_entries < NOPS, "every commit was signed");
+	/* The newest stored checkpoint is the one of the whole tree. */
+	ck_assert_int_eq(mdb_cursor_open(txn, ckpt, &cur), 0);
+	ck_assert_int_eq(mdb_cursor_get(cur, &k, &v, MDB_LAST), 0);
+	ck_assert_uint_eq(k.mv_size, 8);
+	for (size = 0, i = 0; i < 8; i++)
+		size = (size << 8) | ((uint8_t *)k.mv_data)[i];
+	ck_assert_uint_eq(size, total);
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
+}
+END_TEST
+
+/*
+ * A commit may skip its checkpoint because more work is queued; when that
+ * work then fails to commit, nothing follows it, and the writer must sign
+ * the committed tree by itself within about a second.  The data file's size
+ * limit lets the queued records (X, then a small A) commit and makes the big
+ * batch behind them (B) fail.
+ */
+START_TEST(test_ckpt_after_failed_commit)
+{
+	static struct appctx x, a, b;
+	struct jrec *recs;
+	struct rlimit old, lim;
+	struct stat st;
+	char path[256];
+	void (*oldsig)(int);
+	uint8_t *buf = NULL, root[32];
+	size_t len;
+	off_t before, grown;
+	uint64_t size = 0, t_ms, want;
+	int i;
+
+	tj = open_journal(0);
+	recs = calloc(JOURNAL_BATCH_MAX, sizeof(*recs));
+	ck_assert_ptr_nonnull(recs);
+	for (i = 0; i < JOURNAL_BATCH_MAX; i++)
+		fill_rec(&recs[i], (uint64_t)i, 6);
+	snprintf(path, sizeof(path), "%s/data.mdb", tdir);
+	append_wait(0, 10);
+	/* How much one full batch grows the file. */
+	ck_assert_int_eq(stat(path, &st), 0);
+	before = st.st_size;
+	ck_assert_int_eq(journal_append(tj, tbase, recs, JOURNAL_BATCH_MAX, on_append, &x), 0);
+	run_until(ndone + 1);
+	ck_assert_int_eq(stat(path, &st), 0);
+	grown = st.st_size - before;
+	ck_assert_int_gt(grown, 0);
+
+	/* Room for one more full batch and a small one, not for two full ones. */
+	ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = old;
+	lim.rlim_cur = (rlim_t)(st.st_size + grown + grown / 2);
+	oldsig = signal(SIGXFSZ, SIG_IGN);
+	ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	ck_assert_int_eq(journal_append(tj, tbase, recs, JOURNAL_BATCH_MAX, on_append, &x), 0);
+	ck_assert_int_eq(journal_append(tj, tbase, recs, 10, on_append, &a), 0);
+	ck_assert_int_eq(journal_append(tj, tbase, recs, JOURNAL_BATCH_MAX, on_append, &b), 0);
+	run_until(ndone + 3);
+	ck_assert_int_eq(x.ap_status, 0);
+	ck_assert_int_eq(a.ap_status, 0);
+	ck_assert_int_eq(b.ap_status, -1);
+	want = 10 + 2 * JOURNAL_BATCH_MAX + 10;
+	ck_assert_uint_eq(journal_size(tj), want);
+
+	/* No more appends: the writer signs what it has (give it 10 s). */
+	for (i = 0; i < 1000 && size != want; i++) {
+		ck_assert_int_eq(journal_checkpoint(tj, &buf, &len, &size, root, &t_ms), 0);
+		free(buf);
+		if (size != want)
+			usleep(10000);
+	}
+	ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, oldsig);
+	check_checkpoint(want, NULL);
+	free(recs);
+}
+END_TEST
+
 /* journal_close commits what was queued; the loop still hears about it. */
 START_TEST(test_close_drains)
 {
@@ -1033,6 +1179,8 @@ journal_suite(void)
 	tcase_add_test(tc, test_jti_expiry);
 	tcase_add_test(tc, test_map_growth);
 	tcase_add_test(tc, test_commit_failure);
+	tcase_add_test(tc, test_ckpt_cadence);
+	tcase_add_test(tc, test_ckpt_after_failed_commit);
 	tcase_add_test(tc, test_close_drains);
 	tcase_add_test(tc, test_append_rejects);
 	tcase_add_test(tc, test_pseudonym);

@@ -12,6 +12,7 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "gateway.h"
 
@@ -338,6 +339,162 @@ START_TEST(test_free_signs_waiting_claims)
 }
 END_TEST
 
+/*
+ * seal_batch and seal_verify for one algorithm, outside the sealer: a seal
+ * of that algorithm under a P-256 CA, batches of many sizes.
+ */
+static const struct {
+	const char	*ka_type, *ka_param, *ka_hash;
+	enum lb_alg	 ka_alg;
+} kinds[] = {
+	{ "EC",		"P-256",	"SHA-256",	LB_ALG_ES256 },
+	{ "SM2",	NULL,		"SM3",		LB_ALG_SM2 },
+	{ "ED25519",	NULL,		"SHA-256",	LB_ALG_EDDSA },
+};
+
+static X509 *
+make_cert(EVP_PKEY *key, EVP_PKEY *ca, X509 *cacert, const char *cn, bool is_ca)
+{
+	X509		*c;
+	X509_EXTENSION	*ext;
+
+	ck_assert_ptr_nonnull(c = X509_new());
+	X509_set_version(c, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(c), is_ca ? 1 : 2);
+	X509_gmtime_adj(X509_getm_notBefore(c), -86400);
+	X509_gmtime_adj(X509_getm_notAfter(c), 86400);
+	X509_NAME_add_entry_by_txt(X509_get_subject_name(c), "CN", MBSTRING_ASC,
+	    (const unsigned char *)cn, -1, -1, 0);
+	X509_set_issuer_name(c, X509_get_subject_name(cacert != NULL ? cacert : c));
+	X509_set_pubkey(c, key);
+	if (is_ca) {
+		ck_assert_ptr_nonnull(ext = X509V3_EXT_conf_nid(NULL, NULL,
+		    NID_basic_constraints, "critical,CA:TRUE"));
+		X509_add_ext(c, ext, -1);
+		X509_EXTENSION_free(ext);
+	}
+	ck_assert_int_gt(X509_sign(c, ca, EVP_sha256()), 0);
+	return c;
+}
+
+START_TEST(test_batch_sizes_verify)
+{
+	static const size_t	 sizes[] = { 1, 2, 3, 5, 7, 8, 13, 64, 100, 255, 256 };
+	EVP_PKEY		*ca;
+	X509			*cacert;
+	X509_STORE		*store;
+	struct seal_key		 sk;
+	struct seal_verdict	 v;
+	msgpack_sbuffer		 sb[256];
+	const uint8_t		*cl[256];
+	size_t			 cll[256], rl[256], z, i, n;
+	uint8_t			*rc[256], docs[256][40], exch[16] = { 7 };
+	char			 err[512];
+
+	ck_assert_ptr_nonnull(ca = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256"));
+	cacert = make_cert(ca, ca, NULL, "check seal root", true);
+	ck_assert_ptr_nonnull(store = X509_STORE_new());
+	X509_STORE_add_cert(store, cacert);
+
+	memset(&sk, 0, sizeof(sk));
+	snprintf(sk.sk_id, sizeof(sk.sk_id), "nhc-x");
+	snprintf(sk.sk_dept, sizeof(sk.sk_dept), "nhc");
+	if (kinds[_i].ka_param != NULL)
+		sk.sk_key = EVP_PKEY_Q_keygen(NULL, NULL, kinds[_i].ka_type, kinds[_i].ka_param);
+	else
+		sk.sk_key = EVP_PKEY_Q_keygen(NULL, NULL, kinds[_i].ka_type);
+	ck_assert_ptr_nonnull(sk.sk_key);
+	sk.sk_cert = make_cert(sk.sk_key, ca, cacert, "nhc", false);
+	sk.sk_alg = envelope_alg_of_key(sk.sk_key);
+	ck_assert_int_eq(sk.sk_alg, kinds[_i].ka_alg);
+	sk.sk_hash = sk.sk_alg == LB_ALG_SM2 ? MK_SM3 : MK_SHA256;
+	ck_assert_int_eq(key_id_cert(sk.sk_cert, sk.sk_kid), 0);
+
+	for (i = 0; i < 256; i++) {
+		memset(docs[i], (int)i, sizeof(docs[i]));
+		msgpack_sbuffer_init(&sb[i]);
+		ck_assert_int_eq(seal_claim_pack(&sk, "birth_medical_certificate", docs[i],
+		    sizeof(docs[i]), exch, now_ms() / 1000, &sb[i]), 0);
+		cl[i] = (const uint8_t *)sb[i].data;
+		cll[i] = sb[i].size;
+	}
+	for (z = 0; z < sizeof(sizes) / sizeof(sizes[0]); z++) {
+		n = sizes[z];
+		ck_assert_int_eq(seal_batch(&sk, cl, cll, n, now_ms() / 1000, rc, rl), 0);
+		for (i = 0; i < n; i++) {
+			ck_assert_msg(seal_verify(rc[i], rl[i], docs[i], sizeof(docs[i]), store,
+			    &v, err, sizeof(err)) == 0, "size %zu leaf %zu: %s", n, i, err);
+			ck_assert_uint_eq(v.sv_index, i);
+			ck_assert_uint_eq(v.sv_size, n);
+			ck_assert_str_eq(v.sv_hash, kinds[_i].ka_hash);
+			ck_assert_str_eq(v.sv_alg, envelope_alg_name(kinds[_i].ka_alg));
+			ck_assert_str_eq(v.sv_root, "/CN=check seal root");
+			/* Another document's bytes fail on the digest. */
+			ck_assert_int_ne(seal_verify(rc[i], rl[i], docs[(i + 1) % 256],
+			    sizeof(docs[0]), store, &v, err, sizeof(err)), 0);
+			ck_assert_ptr_nonnull(strstr(err, "document digest does not match"));
+			free(rc[i]);
+		}
+	}
+	for (i = 0; i < 256; i++)
+		msgpack_sbuffer_destroy(&sb[i]);
+	seal_key_clear(&sk);
+	X509_STORE_free(store);
+	X509_free(cacert);
+	EVP_PKEY_free(ca);
+}
+END_TEST
+
+/* Receipt paths equal the RFC 6962 inclusion proofs of the Merkle module. */
+static int
+leaf_at(void *arg, uint64_t idx, uint8_t out[32])
+{
+	memcpy(out, ((uint8_t (*)[32])arg)[idx], 32);
+	return 0;
+}
+
+START_TEST(test_batch_paths_are_rfc6962_proofs)
+{
+	msgpack_sbuffer		 sb[37];
+	const uint8_t		*cl[37];
+	size_t			 cll[37], rl[37], i, j, n = 37, np;
+	uint8_t			*rc[37], exch[16] = { 1 }, doc[8] = { 0 };
+	uint8_t			 leaves[37][32], proof[MK_MAX_PATH][32];
+	msgpack_zone		 z;
+	msgpack_object		 o;
+	const msgpack_object	*path;
+	const uint8_t		*p;
+	size_t			 pl;
+
+	for (i = 0; i < n; i++) {
+		doc[0] = (uint8_t)i;
+		msgpack_sbuffer_init(&sb[i]);
+		ck_assert_int_eq(seal_claim_pack(&key_a, "item", doc, sizeof(doc), exch, 1, &sb[i]),
+		    0);
+		cl[i] = (const uint8_t *)sb[i].data;
+		cll[i] = sb[i].size;
+		merkle_leaf_hash(MK_SHA256, cl[i], cll[i], leaves[i]);
+	}
+	ck_assert_int_eq(seal_batch(&key_a, cl, cll, n, 1, rc, rl), 0);
+	for (i = 0; i < n; i++) {
+		msgpack_zone_init(&z, 4096);
+		ck_assert_int_eq(mpk_unpack(rc[i], rl[i], &z, &o), 0);
+		ck_assert_ptr_nonnull(path = mpk_get(&o, "path"));
+		ck_assert_int_eq(merkle_inclusion_proof(MK_SHA256, leaf_at, leaves, i, n, proof,
+		    &np), 0);
+		ck_assert_uint_eq(path->via.array.size, np);
+		for (j = 0; j < np; j++) {
+			ck_assert_int_eq(mpk_obj_bytes(&path->via.array.ptr[j], &z, &p, &pl), 0);
+			ck_assert_uint_eq(pl, 32);
+			ck_assert_mem_eq(p, proof[j], 32);
+		}
+		msgpack_zone_destroy(&z);
+		free(rc[i]);
+		msgpack_sbuffer_destroy(&sb[i]);
+	}
+}
+END_TEST
+
 static Suite *
 sealer_suite(void)
 {
@@ -352,6 +509,12 @@ sealer_suite(void)
 	tcase_add_test(tc, test_size_limit_cuts_the_batch);
 	tcase_add_test(tc, test_one_batch_per_key);
 	tcase_add_test(tc, test_free_signs_waiting_claims);
+	tcase_add_test(tc, test_batch_paths_are_rfc6962_proofs);
+	suite_add_tcase(su, tc);
+
+	tc = tcase_create("algorithms");
+	tcase_set_timeout(tc, 60);
+	tcase_add_loop_test(tc, test_batch_sizes_verify, 0, sizeof(kinds) / sizeof(kinds[0]));
 	suite_add_tcase(su, tc);
 	return su;
 }

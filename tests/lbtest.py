@@ -28,6 +28,12 @@ BUILDDIR = os.environ.get("LB_BUILDDIR") or SRCDIR
 LIANBAND = os.path.join(BUILDDIR, "gateway", "lianband")
 LIANCTL = os.path.join(BUILDDIR, "gateway", "lianctl")
 DEPTSIM = os.path.join(BUILDDIR, "adapters", "deptsim")
+# A command line prefixed to the daemons, e.g. LB_WRAP="valgrind --leak-check=full
+# --errors-for-leak-kinds=definite --error-exitcode=99"; with it (or under ASan)
+# Platform.close() fails the test when a daemon reports a memory error.
+WRAP = os.environ.get("LB_WRAP", "").split()
+MEMCHECK = re.compile(r"ERROR: (Address|Leak)Sanitizer|runtime error:|definitely lost: [1-9]"
+                      r"|Invalid (read|write|free)|uninitialised value|Mismatched free")
 
 # Family 1 of adapters/data/families.json
 NEWBORN = "110105202601010115"
@@ -49,10 +55,23 @@ def demo_pki():
     os.makedirs(os.path.dirname(pki), exist_ok=True)
     with open(pki + ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not os.path.exists(os.path.join(pki, "journal", "hmac.key")):
+        # mkdemo also adds the seals that a PKI made by an older mkdemo lacks.
+        if not os.path.exists(os.path.join(pki, "journal", "hmac.key")) or \
+                not os.path.exists(os.path.join(pki, "seals", "nhc-ed.key")):
             subprocess.run([os.path.join(SRCDIR, "certs", "mkdemo"), pki], check=True,
                            stdout=subprocess.DEVNULL)
     return pki
+
+
+def memcheck_problems(tmp):
+    """What ASan/UBSan or valgrind said in the daemons' logs, or ''."""
+    out = []
+    for log in sorted(glob.glob(os.path.join(tmp, "*.log"))):
+        with open(log, errors="replace") as f:
+            text = f.read()
+        if MEMCHECK.search(text):
+            out.append("==== %s\n%s" % (os.path.basename(log), text[-6000:]))
+    return "\n".join(out)
 
 
 def _wait_listening(proc, logpath, what, timeout=15):
@@ -79,14 +98,23 @@ class Platform:
         self.procs = []
         self.sim_args = list(sim_args)
         self.gw_args = list(gw_args)
-        self.sim_port = self.start_sim()
-        self.specs = os.path.join(self.tmp, "specs")
-        self.write_specs()
-        self.port = self.start_gateway()
+        try:
+            self.sim_port = self.start_sim()
+            self.specs = os.path.join(self.tmp, "specs")
+            self.write_specs()
+            self.port = self.start_gateway()
+        except BaseException:
+            # Whatever did start must not outlive a platform that failed to start.
+            for p in self.procs:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            raise
 
     def start_sim(self):
         log = os.path.join(self.tmp, "deptsim.log")
-        p = subprocess.Popen([DEPTSIM, "--listen", "127.0.0.1:0",
+        p = subprocess.Popen(WRAP + [DEPTSIM, "--listen", "127.0.0.1:0",
                               "--data", os.path.join(SRCDIR, "adapters", "data", "families.json")]
                              + self.sim_args, stdout=open(log, "w"), stderr=subprocess.STDOUT)
         self.sim = p
@@ -105,7 +133,7 @@ class Platform:
     def start_gateway(self, extra=()):
         self.starts = getattr(self, "starts", 0) + 1
         self.gw_log = os.path.join(self.tmp, "lianband.%d.log" % self.starts)
-        p = subprocess.Popen([LIANBAND, "--listen", "127.0.0.1:0", "--data", self.data,
+        p = subprocess.Popen(WRAP + [LIANBAND, "--listen", "127.0.0.1:0", "--data", self.data,
                               "--certs", self.pki, "--policies", os.path.join(SRCDIR, "policies"),
                               "--adapters", self.specs] + self.gw_args + list(extra),
                              stdout=open(self.gw_log, "w"), stderr=subprocess.STDOUT)
@@ -126,7 +154,10 @@ class Platform:
                 except subprocess.TimeoutExpired:
                     p.kill()
                     p.wait()
+        problems = memcheck_problems(self.tmp)
         shutil.rmtree(self.tmp, ignore_errors=True)
+        if problems:
+            raise AssertionError("memory errors reported by the daemons:\n" + problems)
 
     # clients ---------------------------------------------------------------
 
@@ -135,13 +166,13 @@ class Platform:
                 os.path.join(self.pki, "clients", name + ".key"))
 
     def request(self, method, path, body=None, client="consumer-newborn", ctype=None,
-                accept="application/json", certfile=None, keyfile=None):
+                accept="application/json", certfile=None, keyfile=None, headers=None):
         ctx = ssl.create_default_context(cafile=os.path.join(self.pki, "client-ca.pem"))
         if client is not None or certfile is not None:
             cf, kf = (certfile, keyfile) if certfile else self.client_files(client)
             ctx.load_cert_chain(cf, kf)
         conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=ctx, timeout=30)
-        headers = {"Accept": accept}
+        headers = dict(headers or {}, Accept=accept)
         if body is not None:
             if isinstance(body, (dict, list)):
                 body = json.dumps(body).encode()

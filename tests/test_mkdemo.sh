@@ -41,7 +41,8 @@ for a in "${AUTHORITIES[@]}"; do
 	files+=("trust/consent/$a.pem" "authorities/$a.key")
 done
 for d in "${DEPTS[@]}"; do
-	files+=("seals/$d.pem" "seals/$d.key" "seals/$d-sm2.pem" "seals/$d-sm2.key")
+	files+=("seals/$d.pem" "seals/$d.key" "seals/$d-sm2.pem" "seals/$d-sm2.key"
+		"seals/$d-ed.pem" "seals/$d-ed.key")
 done
 for f in "${files[@]}"; do
 	[ -s "$pki/$f" ] || fail "$f is missing or empty"
@@ -99,11 +100,13 @@ done
 
 pems=()
 for d in "${DEPTS[@]}"; do
-	pems+=("$pki/seals/$d.pem" "$pki/seals/$d-sm2.pem")
+	pems+=("$pki/seals/$d.pem" "$pki/seals/$d-sm2.pem" "$pki/seals/$d-ed.pem")
 done
 verify "$pki/seal-root.pem" "${pems[@]}"
 for d in "${DEPTS[@]}"; do
 	grep -q 'ASN1 OID: SM2' <<<"$(x509 "$pki/seals/$d-sm2.pem" -text)" || fail "seals/$d-sm2.pem does not hold an SM2 key"
+	grep -q 'Public Key Algorithm: ED25519' <<<"$(x509 "$pki/seals/$d-ed.pem" -text)" ||
+		fail "seals/$d-ed.pem does not hold an Ed25519 key"
 done
 
 # Each certificate must hold the public half of its private key.
@@ -119,6 +122,8 @@ for a in "${AUTHORITIES[@]}"; do
 done
 pubkey_matches "$pki/seals/nhc-sm2.pem" "$pki/seals/nhc-sm2.key" ||
 	fail "seals/nhc-sm2.key does not match its certificate"
+pubkey_matches "$pki/seals/nhc-ed.pem" "$pki/seals/nhc-ed.key" ||
+	fail "seals/nhc-ed.key does not match its certificate"
 pubkey_matches "$pki/journal/checkpoint.pem" "$pki/journal/checkpoint.key" ||
 	fail "journal/checkpoint.key does not match its certificate"
 
@@ -148,6 +153,26 @@ if [ -z "$before" ] || [ "$before" != "$after" ]; then
 fi
 leftovers=$(find "$pki" -name '.mkdemo.*' | wc -l)
 [ "$leftovers" -eq 0 ] || fail "mkdemo left its staging directory behind"
+
+# A PKI made before the EdDSA seals existed gets them from its own seal root;
+# everything else stays.
+rm -f "$pki"/seals/*-ed.pem "$pki"/seals/*-ed.key
+if ! "$mkdemo" "$pki" >"$tmp/out3" 2>&1; then
+	fail "mkdemo did not add the missing seals: $(cat "$tmp/out3")"
+fi
+grep -q "added ${#DEPTS[@]} seals" "$tmp/out3" || fail "mkdemo did not say it added the seals"
+[ "$(x509 "$pki/client-ca.pem" -fingerprint -sha256)" = "$before" ] ||
+	fail "adding seals replaced client-ca.pem"
+verify "$pki/seal-root.pem" "$pki/seals/nhc-ed.pem" "$pki/seals/edu-ed.pem"
+pubkey_matches "$pki/seals/nhc-ed.pem" "$pki/seals/nhc-ed.key" ||
+	fail "the added seals/nhc-ed.key does not match its certificate"
+[ "$(stat -c %a "$pki/seals/nhc-ed.key")" = 600 ] || fail "the added seals/nhc-ed.key is not mode 600"
+# Anything else missing is still an incomplete PKI.
+rm -f "$pki/clients/admin-ops.pem"
+if "$mkdemo" "$pki" >"$tmp/out4" 2>&1; then
+	fail "mkdemo accepted a PKI that lacks a client certificate"
+fi
+grep -q "incomplete PKI" "$tmp/out4" || fail "mkdemo did not call the PKI incomplete"
 
 if [ "$failures" -gt 0 ]; then
 	printf '%d checks failed\n' "$failures"

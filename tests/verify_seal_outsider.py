@@ -4,8 +4,13 @@ with python3-msgpack, hashlib and the openssl command line only, following
 DESIGN sections 4 and 6.  docs/seals.md explains every step.
 
 usage: verify_seal_outsider.py ANSWER.json SEAL-ROOT.pem
+       verify_seal_outsider.py --split ANSWER.json INDEX DIR
 
-Prints one line per sealed document; exits 1 when any seal fails."""
+The first form checks every sealed document, prints one line per document
+and exits 1 when any seal fails.  The second checks the document digest and
+the Merkle path of result INDEX and writes into DIR the files that the
+openssl commands of docs/seals.md verify (tbs, sig, seal.der, alg, kid, iat,
+iss)."""
 
 import base64
 import hashlib
@@ -62,7 +67,8 @@ def root_from_path(H, leaf, index, size, path):
     return r
 
 
-def verify(result, seal_root, tmp):
+def open_receipt(result):
+    """Steps 1 and 2: the document digest and the Merkle path, in Python."""
     doc = b64d(result["document_bytes"])
     seal = result["seal"]
     claim_b = b64d(seal["claim"])
@@ -84,6 +90,26 @@ def verify(result, seal_root, tmp):
         raise ValueError("the Merkle path does not lead to the batch root")
     if (claim["seal"], claim["iss"]) != (payload["seal"], payload["iss"]):
         raise ValueError("the batch is of another seal")
+    return claim, prot, payload, msgpack.packb(["lianban/1", prot_b, pay_b],
+                                               use_bin_type=True), sig
+
+
+def split(result, outdir):
+    """Steps 1 and 2, then the files that the openssl commands of steps 3
+    and 4 (docs/seals.md) read."""
+    claim, prot, payload, tbs, sig = open_receipt(result)
+    os.makedirs(outdir, exist_ok=True)
+    files = {"tbs": tbs, "sig": sig, "seal.der": prot["x5c"][0],
+             "alg": prot["alg"].encode(), "kid": prot["kid"].hex().encode(),
+             "iat": str(claim["iat"]).encode(), "iss": claim["iss"].encode()}
+    for name, data in files.items():
+        with open(os.path.join(outdir, name), "wb") as f:
+            f.write(data)
+    return claim, prot["alg"], payload
+
+
+def verify(result, seal_root, tmp):
+    claim, prot, payload, tbs_bytes, sig = open_receipt(result)
     # 3. The seal certificate signed the batch.
     cert = os.path.join(tmp, "seal.pem")
     with open(cert, "wb") as f:
@@ -96,7 +122,7 @@ def verify(result, seal_root, tmp):
         raise ValueError("kid does not name the certificate in x5c")
     tbs = os.path.join(tmp, "tbs")
     with open(tbs, "wb") as f:
-        f.write(msgpack.packb(["lianban/1", prot_b, pay_b], use_bin_type=True))
+        f.write(tbs_bytes)
     sigf = os.path.join(tmp, "sig")
     with open(sigf, "wb") as f:
         f.write(sig)
@@ -119,7 +145,25 @@ def verify(result, seal_root, tmp):
     return claim, prot["alg"], payload
 
 
+def main_split(argv):
+    with open(argv[2]) as f:
+        answer = json.load(f)
+    try:
+        r = answer["results"][int(argv[3])]
+        if r.get("status") != "ok":
+            raise ValueError("result %s was not fetched: %s" % (argv[3], r.get("status")))
+        claim, alg, payload = split(r, argv[4])
+    except (ValueError, KeyError, TypeError, IndexError, msgpack.ExtraData) as e:
+        print("SEAL INVALID: %s" % e)
+        return 1
+    print("document digest and Merkle path ok: issuer %s, seal %s, %s, leaf %d of %d" % (
+        claim["iss"], claim["seal"], alg, r["seal"]["index"], payload["size"]))
+    return 0
+
+
 def main(argv):
+    if len(argv) == 5 and argv[1] == "--split":
+        return main_split(argv)
     if len(argv) != 3:
         sys.stderr.write(__doc__)
         return 2

@@ -1,0 +1,217 @@
+/*
+ * check_registry.c - unit tests for the registry's LMDB store
+ * (gateway/registry.c): heads and versions, the walk the snapshot loader
+ * makes, and the refusals that keep a version from being overwritten.
+ * The daemon's behaviour on top of it is tested by tests/it_registry.py.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <check.h>
+
+#include "gateway.h"
+
+static char	tdir[64];
+
+static struct registry *
+reg(void)
+{
+	struct registry	*rg;
+	char		 err[256] = "";
+
+	rg = registry_get(tdir, err, sizeof(err));
+	ck_assert_msg(rg != NULL, "registry_get: %s", err);
+	return rg;
+}
+
+static struct reg_head
+head(uint64_t version, bool disabled, const char *dept)
+{
+	struct reg_head	h;
+
+	memset(&h, 0, sizeof(h));
+	h.rh_version = version;
+	h.rh_disabled = disabled;
+	h.rh_t_ms = 1700000000000ULL + version;
+	snprintf(h.rh_dept, sizeof(h.rh_dept), "%s", dept);
+	snprintf(h.rh_principal, sizeof(h.rh_principal), "department:%s", dept);
+	return h;
+}
+
+static void
+put(enum reg_kind k, const char *id, const struct reg_head *h, const char *spec)
+{
+	char	err[256] = "";
+
+	ck_assert_msg(registry_put(reg(), k, id, h, (const uint8_t *)spec,
+	    spec != NULL ? strlen(spec) : 0, err, sizeof(err)) == 0, "registry_put: %s", err);
+}
+
+/* What registry_each saw, in order. */
+struct seen {
+	size_t	n;
+	char	ids[8][LB_ID_MAX];
+	char	specs[8][64];		/* "" for no stored spec */
+	struct reg_head heads[8];
+};
+
+static int
+seen_one(void *arg, const char *id, const struct reg_head *h, const uint8_t *spec,
+    size_t len)
+{
+	struct seen	*s = arg;
+
+	ck_assert_uint_lt(s->n, 8);
+	snprintf(s->ids[s->n], sizeof(s->ids[s->n]), "%s", id);
+	if (spec != NULL)
+		snprintf(s->specs[s->n], sizeof(s->specs[s->n]), "%.*s", (int)len, spec);
+	else
+		s->specs[s->n][0] = '\0';
+	s->heads[s->n] = *h;
+	s->n++;
+	return 0;
+}
+
+START_TEST(test_head_round_trip)
+{
+	struct reg_head	h = head(3, false, "nhc"), got;
+	bool		found = true;
+
+	ck_assert_int_eq(registry_head(reg(), REG_ADAPTER, "rt-a", &got, &found), 0);
+	ck_assert(!found);
+	put(REG_ADAPTER, "rt-a", &h, "spec three");
+	ck_assert_int_eq(registry_head(reg(), REG_ADAPTER, "rt-a", &got, &found), 0);
+	ck_assert(found);
+	ck_assert_uint_eq(got.rh_version, 3);
+	ck_assert(!got.rh_disabled);
+	ck_assert_str_eq(got.rh_dept, "nhc");
+	ck_assert_str_eq(got.rh_principal, "department:nhc");
+	ck_assert_uint_eq(got.rh_t_ms, h.rh_t_ms);
+	/* Kinds are separate name spaces. */
+	ck_assert_int_eq(registry_head(reg(), REG_POLICY, "rt-a", &got, &found), 0);
+	ck_assert(!found);
+}
+END_TEST
+
+START_TEST(test_each_gives_the_current_version)
+{
+	struct reg_head	h1 = head(1, false, "psb"), h2 = head(2, false, "psb");
+	struct reg_head	off = head(2, true, "psb"), filedis = head(1, true, "mca");
+	struct reg_head	ph = head(4, false, "");
+	struct seen	s;
+	char		err[256] = "";
+
+	put(REG_ADAPTER, "ea-b", &h1, "b one");
+	put(REG_ADAPTER, "ea-b", &h2, "b two");
+	put(REG_ADAPTER, "ea-a", &h1, "a one");
+	put(REG_ADAPTER, "ea-a", &h2, "a two");
+	put(REG_ADAPTER, "ea-a", &off, NULL);		/* disabled at version 2 */
+	put(REG_ADAPTER, "ea-c", &filedis, NULL);	/* a file adapter disabled */
+	put(REG_POLICY, "ea-p", &ph, "policy four");
+
+	memset(&s, 0, sizeof(s));
+	ck_assert_msg(registry_each(reg(), REG_ADAPTER, seen_one, &s, err, sizeof(err)) == 0,
+	    "%s", err);
+	/* Other tests' ids may be there too; look at this test's only. */
+	{
+		size_t	i, k = 0;
+		const char *want_ids[] = { "ea-a", "ea-b", "ea-c" };
+		const char *want_specs[] = { "a two", "b two", "" };
+		bool want_dis[] = { true, false, true };
+
+		for (i = 0; i < s.n; i++) {
+			if (strncmp(s.ids[i], "ea-", 3) != 0)
+				continue;
+			ck_assert_uint_lt(k, 3);
+			ck_assert_str_eq(s.ids[i], want_ids[k]);
+			ck_assert_str_eq(s.specs[i], want_specs[k]);
+			ck_assert(s.heads[i].rh_disabled == want_dis[k]);
+			k++;
+		}
+		ck_assert_uint_eq(k, 3);
+	}
+	memset(&s, 0, sizeof(s));
+	ck_assert_int_eq(registry_each(reg(), REG_POLICY, seen_one, &s, err, sizeof(err)), 0);
+	ck_assert_uint_eq(s.n, 1);
+	ck_assert_str_eq(s.ids[0], "ea-p");
+	ck_assert_str_eq(s.specs[0], "policy four");
+	ck_assert_uint_eq(s.heads[0].rh_version, 4);
+}
+END_TEST
+
+START_TEST(test_a_version_is_written_once)
+{
+	struct reg_head	h = head(1, false, "edu"), h2 = head(1, false, "cdc"), got;
+	bool		found;
+	char		err[256] = "";
+
+	put(REG_ADAPTER, "wo-a", &h, "first");
+	ck_assert_int_eq(registry_put(reg(), REG_ADAPTER, "wo-a", &h2,
+	    (const uint8_t *)"second", 6, err, sizeof(err)), -1);
+	ck_assert(err[0] != '\0');
+	/* The failed transaction left the head alone too. */
+	ck_assert_int_eq(registry_head(reg(), REG_ADAPTER, "wo-a", &got, &found), 0);
+	ck_assert(found);
+	ck_assert_str_eq(got.rh_dept, "edu");
+}
+END_TEST
+
+START_TEST(test_bad_ids_and_room)
+{
+	struct reg_head	h = head(1, false, "nhc"), got;
+	char		id[LB_ID_MAX + 8], err[256] = "";
+	bool		found = true;
+
+	memset(id, 'x', sizeof(id) - 1);
+	id[sizeof(id) - 1] = '\0';
+	ck_assert_int_eq(registry_put(reg(), REG_ADAPTER, id, &h, (const uint8_t *)"s", 1,
+	    err, sizeof(err)), -1);
+	ck_assert_int_eq(registry_put(reg(), REG_ADAPTER, "", &h, (const uint8_t *)"s", 1,
+	    err, sizeof(err)), -1);
+	ck_assert_int_eq(registry_head(reg(), REG_ADAPTER, id, &got, &found), 0);
+	ck_assert(!found);
+	ck_assert(registry_has_room(reg(), 4096));
+	ck_assert(!registry_has_room(reg(), (size_t)1 << 30));
+}
+END_TEST
+
+static Suite *
+registry_suite(void)
+{
+	Suite	*su = suite_create("registry");
+	TCase	*tc = tcase_create("store");
+
+	tcase_add_test(tc, test_head_round_trip);
+	tcase_add_test(tc, test_each_gives_the_current_version);
+	tcase_add_test(tc, test_a_version_is_written_once);
+	tcase_add_test(tc, test_bad_ids_and_room);
+	suite_add_tcase(su, tc);
+	return su;
+}
+
+int
+main(void)
+{
+	SRunner	*sr;
+	char	 path[128];
+	int	 failed;
+
+	log_init("check_registry", 0);
+	snprintf(tdir, sizeof(tdir), "/tmp/check_registry.XXXXXX");
+	if (mkdtemp(tdir) == NULL)
+		return 1;
+	sr = srunner_create(registry_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	snprintf(path, sizeof(path), "%s/registry/data.mdb", tdir);
+	(void)unlink(path);
+	snprintf(path, sizeof(path), "%s/registry/lock.mdb", tdir);
+	(void)unlink(path);
+	snprintf(path, sizeof(path), "%s/registry", tdir);
+	(void)rmdir(path);
+	(void)rmdir(tdir);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
