@@ -485,7 +485,8 @@ enum src_format {
  * the record whose key equals the requested subject is the one translated,
  * and field selectors are relative to it.  The syntax of both selectors
  * belongs to the format: for JSON, rs_list points to an array and rs_key
- * into each of its elements; for CSV, rs_key would name a column.
+ * into each of its elements; for XML rs_list is an XPath of the record
+ * elements; for CSV and fixed-width records rs_key names a column or field.
  */
 struct src_record {
 	bool		 rs_set;

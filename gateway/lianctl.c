@@ -2,11 +2,15 @@
  * lianctl.c - the command-line client of lianban.
  *
  * One program for the parties that talk to the gateway from a shell: a
- * consumer fetching certificates (fetch), an auditor checking the journal
- * (journal checkpoint, journal verify), and anyone holding a saved answer
- * who wants to check its seals offline (seal verify).  For demos and tests
- * it also plays the face-auth authority (consent issue), which in
- * production is a separate platform holding its own keys.
+ * consumer fetching certificates (fetch), an auditor pulling and checking
+ * the journal (journal checkpoint, pull, verify), anyone holding a saved
+ * answer who wants to check its seals offline (seal verify), and anyone
+ * asking whether the gateway is up (health).  For demos and tests it also
+ * plays the face-auth authority (consent issue), which in production is a
+ * separate platform holding its own keys.  Departments and admins manage
+ * adapters and policies (lianctl_admin.c), admins and authorities revoke
+ * consent (lianctl_consent.c), and a citizen's app reads the access report
+ * (lianctl_access.c).
  *
  * Every network call is one blocking HTTPS/1.1 request on its own
  * connection.  The client sends "Connection: close", so the end of the
