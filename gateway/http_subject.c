@@ -44,14 +44,6 @@
 #define ACCESS_TOKEN_MAX	(16 * 1024)	/* decoded envelope bytes */
 #define ACCESS_LIMIT_MAX	1000
 #define ACCESS_LIMIT_DEFAULT	100
-/*
- * The subject index is ordered by seq, so a newest-first page is found by
- * walking it forward and keeping the last records below the cursor.  The
- * walk is linear in one citizen's history; a history longer than this is
- * refused (too_large) rather than walked without end.
- */
-#define ACCESS_SCAN_MAX		((uint64_t)1000000)
-
 /* One report being made; lives from the route to the answer. */
 struct access {
 	struct gw		*ac_gw;
@@ -69,13 +61,11 @@ struct access {
 	uint64_t		 ac_before;	/* only records with seq < before */
 	enum lb_err		 ac_err;
 	char			 ac_msg[256];
-	/* The newest ac_limit matching records, a ring in seq order. */
+	/* The page: at most ac_limit records below the cursor, newest first. */
 	uint8_t			**ac_rec;
 	size_t			*ac_rec_len;
 	uint64_t		*ac_seq;
-	size_t			 ac_n, ac_head;
-	uint64_t		 ac_seen;	/* matching records seen in total */
-	uint64_t		 ac_scanned;
+	size_t			 ac_n;
 	msgpack_zone		 ac_zone;
 	msgpack_object		 ac_body;
 };
@@ -223,30 +213,17 @@ access_claim(struct access *ac)
 	}
 }
 
-/* Keeps the newest ac_limit records below the cursor (worker thread). */
+/* Adds one record to the page, newest first (worker thread). */
 static int
 access_collect(void *arg, uint64_t seq, const void *rec, size_t len)
 {
 	struct access	*ac = arg;
-	uint8_t		*copy;
-	size_t		 slot;
 
-	if (ac->ac_has_before && seq >= ac->ac_before)
-		return 0;
-	if ((copy = malloc(len)) == NULL)
+	if (ac->ac_n == ac->ac_limit || (ac->ac_rec[ac->ac_n] = malloc(len)) == NULL)
 		return -1;
-	memcpy(copy, rec, len);
-	if (ac->ac_n < ac->ac_limit)
-		slot = (ac->ac_head + ac->ac_n++) % ac->ac_limit;
-	else {
-		slot = ac->ac_head;
-		ac->ac_head = (ac->ac_head + 1) % ac->ac_limit;
-	}
-	free(ac->ac_rec[slot]);
-	ac->ac_rec[slot] = copy;
-	ac->ac_rec_len[slot] = len;
-	ac->ac_seq[slot] = seq;
-	ac->ac_seen++;
+	memcpy(ac->ac_rec[ac->ac_n], rec, len);
+	ac->ac_rec_len[ac->ac_n] = len;
+	ac->ac_seq[ac->ac_n++] = seq;
 	return 0;
 }
 
@@ -287,7 +264,7 @@ access_read_work(void *arg)
 	msgpack_object		 list;
 	bool			 more;
 	uint64_t		 next;
-	size_t			 i, k;
+	size_t			 i;
 
 	if ((ac->ac_rec = calloc(ac->ac_limit, sizeof(*ac->ac_rec))) == NULL ||
 	    (ac->ac_rec_len = calloc(ac->ac_limit, sizeof(*ac->ac_rec_len))) == NULL ||
@@ -295,42 +272,38 @@ access_read_work(void *arg)
 		access_fail(ac, LB_E_INTERNAL, "out of memory");
 		return;
 	}
+	/*
+	 * The subject index walked from the newest record down: a page costs
+	 * its own records, however long the citizen's history.
+	 */
 	memset(&f, 0, sizeof(f));
 	f.jf_has_subject = true;
 	journal_pseudonym(ac->ac_gw->gw_journal, ac->ac_cs.cs_sub, f.jf_subject);
-	f.jf_limit = ACCESS_LIMIT_MAX;
+	f.jf_newest_first = true;
+	f.jf_has_before = ac->ac_has_before;
+	f.jf_before = ac->ac_before;
 	do {
+		f.jf_limit = ac->ac_limit - ac->ac_n;
 		if (journal_query(ac->ac_gw->gw_journal, &f, access_collect, ac, &more,
 		    &next) != 0) {
 			access_fail(ac, LB_E_JOURNAL_UNAVAILABLE, "the journal could not be read");
 			return;
 		}
-		if (more && ac->ac_has_before && next + 1 >= ac->ac_before)
-			more = false;	/* the rest is newer than the cursor */
-		f.jf_has_after = true;
-		f.jf_after = next;
-		ac->ac_scanned += ACCESS_LIMIT_MAX;
-		if (more && ac->ac_scanned >= ACCESS_SCAN_MAX) {
-			access_fail(ac, LB_E_TOO_LARGE, "this history is too long to be reported "
-			    "in one call");
-			return;
-		}
-	} while (more);
-	/* Newest first. */
+		f.jf_has_before = true;
+		f.jf_before = next;
+	} while (more && ac->ac_n < ac->ac_limit);
 	list = mpk_array(&ac->ac_zone, (uint32_t)ac->ac_n);
-	for (i = 0; i < ac->ac_n; i++) {
-		k = (ac->ac_head + ac->ac_n - 1 - i) % ac->ac_limit;
-		if (access_entry(ac, ac->ac_seq[k], ac->ac_rec[k], ac->ac_rec_len[k],
+	for (i = 0; i < ac->ac_n; i++)
+		if (access_entry(ac, ac->ac_seq[i], ac->ac_rec[i], ac->ac_rec_len[i],
 		    &list.via.array.ptr[i]) != 0) {
 			access_fail(ac, LB_E_JOURNAL_UNAVAILABLE, "a journal record could not "
 			    "be decoded");
 			return;
 		}
-	}
 	mpk_map_init(&m, &ac->ac_zone, 2);
 	mpk_map_put(&m, "accesses", list);
 	/* Older records remain: the next page ends before the oldest one shown. */
-	mpk_map_put(&m, "next", ac->ac_seen > ac->ac_n ? mpk_uint(ac->ac_seq[ac->ac_head]) :
+	mpk_map_put(&m, "next", more && ac->ac_n > 0 ? mpk_uint(ac->ac_seq[ac->ac_n - 1]) :
 	    mpk_nil());
 	ac->ac_body = m.mm_obj;
 }

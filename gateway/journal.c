@@ -635,7 +635,7 @@ journal_query(struct journal *j, const struct journal_filter *f, journal_leaf_cb
 	MDB_txn *txn = NULL;
 	MDB_cursor *cur = NULL;
 	MDB_val k, v;
-	MDB_cursor_op op = MDB_SET_RANGE;
+	MDB_cursor_op op = MDB_SET_RANGE, step;
 	msgpack_zone z;
 	msgpack_object rec;
 	uint8_t kb[JIX_KEY_MAX], tb[8], prefix[JIX_KEY_MAX];
@@ -697,7 +697,16 @@ journal_query(struct journal *j, const struct journal_filter *f, journal_leaf_cb
 		k.mv_data = kb;
 		k.mv_size = plen + 8;
 	}
-	for (;; op = MDB_NEXT) {
+	step = f->jf_newest_first ? MDB_PREV : MDB_NEXT;
+	if (f->jf_newest_first) {
+		/* Start below the first key at or above the bound, or at the end. */
+		be64_put(kb + plen, f->jf_has_before ? f->jf_before : UINT64_MAX);
+		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+		if (rc != 0 && rc != MDB_NOTFOUND)
+			goto done;
+		op = rc == MDB_NOTFOUND ? MDB_LAST : MDB_PREV;
+	}
+	for (;; op = step) {
 		if ((rc = mdb_cursor_get(cur, &k, &v, op)) == MDB_NOTFOUND)
 			break;
 		if (rc != 0)
@@ -711,6 +720,8 @@ journal_query(struct journal *j, const struct journal_filter *f, journal_leaf_cb
 				break;
 			seq = be64_get((uint8_t *)k.mv_data + plen);
 		}
+		if (f->jf_newest_first ? seq < start : f->jf_has_before && seq >= f->jf_before)
+			break;
 		if (found == limit || scanned == JOURNAL_QUERY_SCAN) {
 			/* There is more to look at: the next page resumes after last. */
 			*more = have_last;

@@ -447,7 +447,9 @@ int		 journal_root_at(struct journal *, uint64_t size, uint8_t root[32]);
  * A records query (GET /v1/journal/records).  Every filter that is set must
  * match: the subject pseudonym, consumer, department and item ("" = any)
  * and since_ms <= t_ms < until_ms (until_ms 0 = no bound).  Only records
- * after seq jf_after (when jf_has_after) are considered.
+ * after seq jf_after (when jf_has_after) and before seq jf_before (when
+ * jf_has_before) are considered.  jf_newest_first walks from the newest
+ * record down.
  */
 struct journal_filter {
 	bool		jf_has_subject;
@@ -458,13 +460,17 @@ struct journal_filter {
 	uint64_t	jf_since_ms, jf_until_ms;
 	bool		jf_has_after;
 	uint64_t	jf_after;
+	bool		jf_has_before;
+	uint64_t	jf_before;
+	bool		jf_newest_first;
 	size_t		jf_limit;		/* 0 or above 1000: 1000 */
 };
 /*
- * Calls fn, in seq order, for the matching records, at most jf_limit of
- * them, all from one read transaction through the indexes the writer keeps.
- * A call examines a bounded number of records: when it stops with more to
- * examine, *more is true and *next is the seq to pass as jf_after to go on.
+ * Calls fn, in seq order (descending with jf_newest_first), for the
+ * matching records, at most jf_limit of them, all from one read transaction
+ * through the indexes the writer keeps.  A call examines a bounded number
+ * of records: when it stops with more to examine, *more is true and *next
+ * is the seq to pass as jf_after (jf_before when newest first) to go on.
  * fn is as for journal_leaves.  Any thread.
  */
 int		 journal_query(struct journal *, const struct journal_filter *, journal_leaf_cb fn,

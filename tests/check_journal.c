@@ -1097,6 +1097,95 @@ on_append_writer(void *arg, int status, uint64_t first)
 		atomic_fetch_add(&writer_side, 1);
 }
 
+/* Seqs a query returns, in the order it returns them. */
+struct seqs {
+	uint64_t	sq_v[64];
+	size_t		sq_n;
+};
+
+static int
+seqs_cb(void *arg, uint64_t seq, const void *rec, size_t len)
+{
+	struct seqs *sq = arg;
+
+	(void)rec;
+	(void)len;
+	ck_assert_uint_lt(sq->sq_n, 64);
+	sq->sq_v[sq->sq_n++] = seq;
+	return 0;
+}
+
+static void
+query_expect(const struct journal_filter *f, bool want_more, const uint64_t *want,
+    size_t nwant)
+{
+	struct seqs sq = { .sq_n = 0 };
+	bool more;
+	uint64_t next;
+	size_t i;
+
+	ck_assert_int_eq(journal_query(tj, f, seqs_cb, &sq, &more, &next), 0);
+	ck_assert_uint_eq(sq.sq_n, nwant);
+	for (i = 0; i < nwant; i++)
+		ck_assert_uint_eq(sq.sq_v[i], want[i]);
+	ck_assert(more == want_more);
+	if (want_more)
+		ck_assert_uint_eq(next, want[nwant - 1]);
+}
+
+/* Queries walk an index, or the records, either way, within their bounds. */
+START_TEST(test_query_directions)
+{
+	struct journal_filter f;
+
+	tj = open_journal(0);
+	ck_assert_uint_eq(append_wait(0, 50), 0);	/* even seqs are nhc's */
+
+	memset(&f, 0, sizeof(f));
+	snprintf(f.jf_dept, sizeof(f.jf_dept), "nhc");
+	f.jf_limit = 5;
+	query_expect(&f, true, (const uint64_t[]){ 0, 2, 4, 6, 8 }, 5);
+	f.jf_has_after = true;
+	f.jf_after = 8;
+	query_expect(&f, true, (const uint64_t[]){ 10, 12, 14, 16, 18 }, 5);
+
+	/* Newest first, paged by "before". */
+	memset(&f, 0, sizeof(f));
+	snprintf(f.jf_dept, sizeof(f.jf_dept), "nhc");
+	f.jf_limit = 5;
+	f.jf_newest_first = true;
+	query_expect(&f, true, (const uint64_t[]){ 48, 46, 44, 42, 40 }, 5);
+	f.jf_has_before = true;
+	f.jf_before = 40;
+	query_expect(&f, true, (const uint64_t[]){ 38, 36, 34, 32, 30 }, 5);
+	f.jf_before = 3;
+	query_expect(&f, false, (const uint64_t[]){ 2, 0 }, 2);
+	f.jf_before = 0;
+	query_expect(&f, false, NULL, 0);
+	/* ... and not below "after". */
+	f.jf_before = 49;
+	f.jf_has_after = true;
+	f.jf_after = 44;
+	query_expect(&f, false, (const uint64_t[]){ 48, 46 }, 2);
+
+	/* Forward with an upper bound. */
+	memset(&f, 0, sizeof(f));
+	snprintf(f.jf_dept, sizeof(f.jf_dept), "nhc");
+	f.jf_has_before = true;
+	f.jf_before = 9;
+	query_expect(&f, false, (const uint64_t[]){ 0, 2, 4, 6, 8 }, 5);
+
+	/* No index: the records themselves, newest first. */
+	memset(&f, 0, sizeof(f));
+	f.jf_limit = 3;
+	f.jf_newest_first = true;
+	query_expect(&f, true, (const uint64_t[]){ 49, 48, 47 }, 3);
+	f.jf_has_before = true;
+	f.jf_before = 2;
+	query_expect(&f, false, (const uint64_t[]){ 1, 0 }, 2);
+}
+END_TEST
+
 START_TEST(test_append_rejects)
 {
 	struct jrec r[2];
@@ -1183,6 +1272,7 @@ journal_suite(void)
 	tcase_add_test(tc, test_ckpt_after_failed_commit);
 	tcase_add_test(tc, test_close_drains);
 	tcase_add_test(tc, test_append_rejects);
+	tcase_add_test(tc, test_query_directions);
 	tcase_add_test(tc, test_pseudonym);
 	suite_add_tcase(s, tc);
 	return s;
