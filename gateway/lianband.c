@@ -52,6 +52,21 @@ usage(FILE *f)
 	    "finish the exchanges in flight, commit the journal and exit.\n");
 }
 
+/* A whole decimal number in [lo, hi], nothing before or after it. */
+static int
+parse_int(const char *s, long lo, long hi, int *out)
+{
+	char	*end;
+	long	 v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi)
+		return -1;
+	*out = (int)v;
+	return 0;
+}
+
 static int
 parse_args(int argc, char **argv, struct gw_config *gc)
 {
@@ -71,7 +86,7 @@ parse_args(int argc, char **argv, struct gw_config *gc)
 	};
 	char	*dst;
 	size_t	 dstsize;
-	int	 ch;
+	int	 ch, n;
 
 	snprintf(gc->gc_listen, sizeof(gc->gc_listen), "127.0.0.1:8443");
 	snprintf(gc->gc_data, sizeof(gc->gc_data), "var");
@@ -92,26 +107,26 @@ parse_args(int argc, char **argv, struct gw_config *gc)
 		case 'a': dst = gc->gc_adapters; dstsize = sizeof(gc->gc_adapters); break;
 		case 'i': dst = gc->gc_id; dstsize = sizeof(gc->gc_id); break;
 		case 'w':
-			gc->gc_workers = atoi(optarg);
-			if (gc->gc_workers < 1 || gc->gc_workers > 64) {
+			if (parse_int(optarg, 1, 64, &n) != 0) {
 				fprintf(stderr, "lianband: --workers must be 1 to 64\n");
 				return -1;
 			}
+			gc->gc_workers = n;
 			break;
 		case 'W':
-			if (atoi(optarg) < 0 || atoi(optarg) > 1000) {
+			if (parse_int(optarg, 0, 1000, &n) != 0) {
 				fprintf(stderr, "lianband: --seal-window must be 0 to 1000 ms\n");
 				return -1;
 			}
-			gc->gc_seal_window_us = (unsigned)atoi(optarg) * 1000;
+			gc->gc_seal_window_us = (unsigned)n * 1000;
 			break;
 		case 'B':
-			if (atoi(optarg) < 1 || atoi(optarg) > SEALER_MAX_BATCH) {
+			if (parse_int(optarg, 1, SEALER_MAX_BATCH, &n) != 0) {
 				fprintf(stderr, "lianband: --seal-batch must be 1 to %d\n",
 				    SEALER_MAX_BATCH);
 				return -1;
 			}
-			gc->gc_seal_batch = (unsigned)atoi(optarg);
+			gc->gc_seal_batch = (unsigned)n;
 			break;
 		case 'v':
 			gc->gc_verbose = 1;
