@@ -146,15 +146,16 @@ consent_verify(const struct trust *t, const void *buf, size_t len,
 	if (strcmp(cs->cs_bundle, ask->ca_bundle) != 0)
 		DENY(LB_E_CONSENT_WRONG_BUNDLE, "consent token is for bundle \"%s\", the "
 		    "request is for \"%s\"", cs->cs_bundle, ask->ca_bundle);
-	for (i = 0; i < ask->ca_nitems; i++) {
+	/* Every requested item against the token first, then against the policy. */
+	for (i = 0; i < ask->ca_nitems; i++)
 		if (!consent_has((const char (*)[LB_ITEM_MAX])cs->cs_items, cs->cs_nitems,
 		    ask->ca_items[i]))
 			DENY(LB_E_CONSENT_ITEM_NOT_COVERED, "the citizen did not consent to "
 			    "share item \"%s\"", ask->ca_items[i]);
+	for (i = 0; i < ask->ca_nitems; i++)
 		if (policy_item(po, ask->ca_items[i]) == NULL)
 			DENY(LB_E_ITEM_NOT_IN_POLICY, "item \"%s\" is not part of bundle \"%s\"",
 			    ask->ca_items[i], po->po_bundle);
-	}
 	if (!consent_has_amr(cs, "face"))
 		DENY(LB_E_ASSURANCE_TOO_LOW, "consent was not given by face authentication "
 		    "(amr lacks \"face\")");

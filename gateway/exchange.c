@@ -336,6 +336,9 @@ ex_claim_done(void *arg, int status)
 
 	if (status == 1)
 		su_deny(su, LB_E_CONSENT_REPLAYED, "this consent token was already used");
+	else if (status == 2)
+		su_deny(su, LB_E_CONSENT_EXPIRED, "the consent token expired before it could "
+		    "be recorded");
 	else if (status != 0)
 		su_deny(su, LB_E_JOURNAL_UNAVAILABLE, "the journal could not record the "
 		    "consent token");

@@ -187,6 +187,9 @@ access_claimed(void *arg, int status)
 
 	if (status == 1)
 		access_fail(ac, LB_E_CONSENT_REPLAYED, "this consent token was already used");
+	else if (status == 2)
+		access_fail(ac, LB_E_CONSENT_EXPIRED, "the consent token expired before it could "
+		    "be recorded");
 	else if (status != 0)
 		access_fail(ac, LB_E_JOURNAL_UNAVAILABLE, "the journal could not record the "
 		    "consent token");

@@ -841,6 +841,16 @@ journal_put_claim(struct journal *j, MDB_txn *txn, struct jop *op)
 	MDB_val k = { 16, op->jo_jti }, v = { sizeof(vb), vb };
 	int rc;
 
+	/*
+	 * A claim that arrives after the time its jti would be kept until is
+	 * refused: expiry may already have removed the first claim of the
+	 * same token, and the insert would then let a replay through.  The
+	 * token was valid when checked, but has expired on its way here.
+	 */
+	if (op->jo_keep_until < now_ms() / 1000) {
+		op->jo_status = 2;
+		return 0;
+	}
 	be64_put(vb, op->jo_keep_until);
 	/*
 	 * The insert itself is the replay check: of two claims of one jti,
@@ -1556,7 +1566,7 @@ journal_revoke_put(struct journal *j, const uint8_t *key, size_t keylen, uint64_
     uint64_t keep_until)
 {
 	MDB_txn *txn = NULL;
-	MDB_val k = { keylen, (void *)(uintptr_t)key }, v;
+	MDB_val k = { keylen, (void *)(uintptr_t)key }, v, old;
 	uint8_t vb[16];
 	int rc;
 
@@ -1575,7 +1585,17 @@ journal_revoke_put(struct journal *j, const uint8_t *key, size_t keylen, uint64_
 		goto done;
 	if ((rc = journal_revoke_expire(j, txn, now_ms() / 1000)) != 0)
 		goto done;
-	/* A later revocation of the same key covers more tokens: keep the latest. */
+	/*
+	 * A later revocation of the same key covers more tokens: keep the
+	 * latest, and never let an older one (a replay) shrink it.
+	 */
+	if ((rc = mdb_get(txn, j->j_rev, &k, &old)) == 0 && old.mv_size == 16 &&
+	    be64_get(old.mv_data) >= revoked_at) {
+		rc = 0;
+		goto done;
+	}
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		goto done;
 	if ((rc = mdb_put(txn, j->j_rev, &k, &v, 0)) != 0)
 		goto done;
 	rc = mdb_txn_commit(txn);

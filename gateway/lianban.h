@@ -391,7 +391,8 @@ int		 journal_append(struct journal *, struct event_base *, const struct jrec *r
 		    size_t n, journal_done_fn, void *arg);
 /*
  * Claims a consent jti (atomic insert, kept until keep_until unix seconds).
- * status 0: claimed now; 1: seen before; -1: journal failure.  Queued and
+ * status 0: claimed now; 1: seen before; 2: keep_until has passed (the
+ * token expired on its way: refuse it); -1: journal failure.  Queued and
  * completed like journal_append, in queue order with it.
  */
 typedef void	(*journal_claim_fn)(void *arg, int status);

@@ -47,6 +47,7 @@ struct revocation {
 	char			 rv_bundle[LB_ID_MAX];
 	char			 rv_authority[LB_ID_MAX];	/* who signed it */
 	int64_t			 rv_now;
+	int64_t			 rv_at;		/* in force for tokens issued up to then */
 	enum lb_err		 rv_status;
 	char			 rv_msg[256];
 };
@@ -215,6 +216,11 @@ rv_verify(struct revocation *rv)
 		    "the last %d seconds", RV_KEEP_S);
 		goto done;
 	}
+	/*
+	 * A signed revocation covers what the authority knew when it signed,
+	 * so relaying it again later cannot reach consent given since.
+	 */
+	rv->rv_at = iat < rv->rv_now ? iat : rv->rv_now;
 	if (mpk_get(&env.env_claims, "iss") != NULL &&
 	    (mpk_get_str(&env.env_claims, "iss", s, sizeof(s)) != 0 ||
 	    strcmp(s, ta->ta_name) != 0)) {
@@ -251,8 +257,8 @@ rv_work(void *arg)
 		rv_fail(rv, LB_E_BAD_REQUEST, "the revocation names no token");
 		return;
 	}
-	if (journal_revoke_put(j, key, keylen, (uint64_t)rv->rv_now,
-	    (uint64_t)rv->rv_now + RV_KEEP_S) != 0)
+	if (journal_revoke_put(j, key, keylen, (uint64_t)rv->rv_at,
+	    (uint64_t)rv->rv_at + RV_KEEP_S) != 0)
 		rv_fail(rv, LB_E_JOURNAL_UNAVAILABLE, "the revocation could not be stored");
 }
 
@@ -276,7 +282,7 @@ rv_journaled(void *arg, int status, uint64_t seq)
 		mpk_map_put(&m, "jti", mpk_bin(rv->rv_jti, 16));
 	else
 		mpk_map_put(&m, "bundle", mpk_str(rv->rv_bundle));
-	mpk_map_put(&m, "revoked_at", mpk_uint((uint64_t)rv->rv_now));
+	mpk_map_put(&m, "revoked_at", mpk_uint((uint64_t)rv->rv_at));
 	mpk_map_put(&m, "journal_seq", mpk_uint(seq));
 	http_reply(rv->rv_req, 200, &m.mm_obj);
 	msgpack_zone_destroy(&z);
@@ -346,6 +352,7 @@ revocation_start(struct gw *gw, struct evhttp_request *req, const struct princip
 	rv->rv_snap = gw->gw_snap;
 	snapshot_ref(rv->rv_snap);
 	rv->rv_now = (int64_t)(now_ms() / 1000);
+	rv->rv_at = rv->rv_now;
 	if (body->type == MSGPACK_OBJECT_MAP && (o = mpk_get(body, "revocation")) != NULL) {
 		/* Signed by an authority: any authenticated client may carry it. */
 		if (body->via.map.size != 1 || mpk_obj_bytes(o, z, &p, &n) != 0 || n == 0 ||

@@ -749,6 +749,18 @@ START_TEST(test_item_not_in_policy)
 	strcpy(r.rq_items[2], "marriage_certificate");
 	r.rq_ask.ca_nitems = 3;
 	ck_verify(&c, &r, LB_E_ITEM_NOT_IN_POLICY);
+
+	/*
+	 * An item outside the policy, asked before an item the token does not
+	 * cover: every item is checked against the token before any against
+	 * the policy (DESIGN §5), so the token's gap is the answer.
+	 */
+	claims_default(&c);
+	c.items[0] = "marriage_certificate";
+	c.nitems = 1;
+	request_default(&r);
+	strcpy(r.rq_items[0], "marriage_certificate");
+	ck_verify(&c, &r, LB_E_CONSENT_ITEM_NOT_COVERED);
 }
 END_TEST
 

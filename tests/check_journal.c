@@ -782,11 +782,14 @@ START_TEST(test_jti)
 END_TEST
 
 /* Expired entries go, a bounded number per pass; live ones stay. */
-enum { NOLD = 2500, NLIVE = 20, NPASS = 4 };
+enum { NOLD = 2500, NLIVE = 20, NPASS = 5 };
 
-/* Claims NOLD expired and NLIVE live jtis, the live ones spread among them. */
+/*
+ * Claims NOLD jtis kept until old_keep and NLIVE kept for an hour, the live
+ * ones spread among them.
+ */
 static int
-claim_mix(struct claimctx *old, struct claimctx *live, uint64_t now)
+claim_mix(struct claimctx *old, struct claimctx *live, uint64_t now, uint64_t old_keep)
 {
 	uint8_t jti[16] = { 0 };
 	int i, no = 0, nl = 0;
@@ -798,7 +801,7 @@ claim_mix(struct claimctx *old, struct claimctx *live, uint64_t now)
 			ck_assert_int_eq(journal_jti_claim(tj, tbase, jti, now + 3600, on_claim,
 			    &live[nl++]), 0);
 		else
-			ck_assert_int_eq(journal_jti_claim(tj, tbase, jti, now - 10, on_claim,
+			ck_assert_int_eq(journal_jti_claim(tj, tbase, jti, old_keep, on_claim,
 			    &old[no++]), 0);
 	}
 	ck_assert_int_eq(no, NOLD);
@@ -808,14 +811,20 @@ claim_mix(struct claimctx *old, struct claimctx *live, uint64_t now)
 
 START_TEST(test_jti_expiry)
 {
-	static struct claimctx old[NOLD], live[NLIVE], reold[NOLD], relive[NLIVE];
+	static struct claimctx old[NOLD], live[NLIVE], reold[NOLD], relive[NLIVE], late;
 	uint64_t now = (uint64_t)time(NULL);
+	uint8_t jti[16];
 	int i;
 
 	tj = open_journal(0);
+	/* A claim already past its keep time is refused, not stored. */
+	memset(jti, 0xee, sizeof(jti));
+	ck_assert_int_eq(journal_jti_claim(tj, tbase, jti, now - 10, on_claim, &late), 0);
+	run_until(ndone + 1);
+	ck_assert_int_eq(late.cl_status, 2);
 	/* The first commit runs the first expiry pass; let it happen on nothing. */
 	append_wait(0, 1);
-	run_until(ndone + claim_mix(old, live, now));
+	run_until(ndone + claim_mix(old, live, now, now + 1));
 	for (i = 0; i < NLIVE; i++)
 		ck_assert_int_eq(live[i].cl_status, 0);
 	for (i = 0; i < NOLD; i++)
@@ -826,7 +835,8 @@ START_TEST(test_jti_expiry)
 		usleep(1100 * 1000);
 		append_wait(10 + (uint64_t)i, 1);
 	}
-	run_until(ndone + claim_mix(reold, relive, now));
+	/* Claimed again, the expired ones are new; the live ones are replays. */
+	run_until(ndone + claim_mix(reold, relive, now, now + 3600));
 	for (i = 0; i < NLIVE; i++)
 		ck_assert_int_eq(relive[i].cl_status, 1);
 	for (i = 0; i < NOLD; i++)

@@ -19,6 +19,7 @@ import time
 import unittest
 
 import msgpack
+from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -45,6 +46,8 @@ TEST_POLICIES = {
         "items": [{"item": ITEM, "dept": "nhc", "fields": ["gender"]}]},
     "t_rate": {
         "rate_limit": {"per_second": 1, "burst": 1},
+        "items": [{"item": ITEM, "dept": "nhc", "fields": ["gender"]}]},
+    "t_replay": {
         "items": [{"item": ITEM, "dept": "nhc", "fields": ["gender"]}]},
     "t_noadapter": {
         "items": [{"item": "land_title", "dept": "nodept", "fields": ["area"]}]},
@@ -308,6 +311,33 @@ class Consent(unittest.TestCase):
         self.refused(old, "consent_revoked", 403, bundle=bundle)
         # Consent given again after the revocation is honoured.
         self.served(token(now=int(time.time()) + 5, bundle=bundle), bundle=bundle)
+
+    def test_43_a_replayed_revocation_cannot_reach_newer_consent(self):
+        """A signed revocation covers tokens issued up to its own iat; relaying
+        the same envelope later revokes nothing given since."""
+        bundle = "t_replay"
+        now = int(time.time())
+        with open(os.path.join(P.pki, "authorities", "faceauth.key"), "rb") as f:
+            key = serialization.load_pem_private_key(f.read(), None)
+        with open(os.path.join(P.pki, "trust", "consent", "faceauth.pem"), "rb") as f:
+            kid = lbtest.kid_of(x509.load_pem_x509_certificate(f.read()))
+        prot_b = lbtest.canonical({"alg": "ES256", "kid": kid, "typ": "revocation"})
+        pay_b = lbtest.canonical({"subject": NEWBORN, "bundle": bundle, "iat": now - 20})
+        tbs = msgpack.packb(["lianban/1", prot_b, pay_b], use_bin_type=True)
+        env = b64e(msgpack.packb([prot_b, pay_b, key.sign(tbs, ec.ECDSA(hashes.SHA256()))],
+                                 use_bin_type=True))
+        before = token(bundle=bundle, now=now - 30)
+        st, body = P.request("POST", "/v1/revocations", {"revocation": env})
+        self.assertEqual(st, 200, body)
+        self.assertEqual(body["revoked_at"], now - 20)
+        self.refused(before, "consent_revoked", 403, bundle=bundle)
+        # Consent given after the authority signed is honoured, and stays so
+        # when anyone relays the old envelope again.
+        after = token(bundle=bundle, now=now - 10)
+        st, body = P.request("POST", "/v1/revocations", {"revocation": env},
+                             client="department-psb")
+        self.assertEqual(st, 200, body)
+        self.served(after, bundle=bundle)
 
     def test_42_revocation_needs_admin_or_an_authority_signature(self):
         st, body = P.request("POST", "/v1/revocations", {"jti": b64e(os.urandom(16))})
