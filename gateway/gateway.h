@@ -54,6 +54,7 @@ struct gw {
 	struct journal		*gw_journal;
 	struct fanout		*gw_fanout;
 	struct snapshot		*gw_snap;
+	uint64_t		 gw_snap_gen;	/* counts installs of gw_snap */
 	EVP_PKEY		*gw_ckpt_key;
 	X509			*gw_ckpt_cert;
 	int			 gw_inflight;	/* exchanges not yet answered */
@@ -178,7 +179,12 @@ void		 http_subject(struct gw *, struct evhttp_request *, const struct principal
 /* fanout.c: asynchronous HTTP requests to departments */
 typedef void	(*fanout_cb)(void *arg, enum lb_err, const uint8_t *body, size_t len,
 		    const char *msg);
-struct fanout	*fanout_new(struct event_base *);
+/*
+ * certs is the certificate directory: https endpoints use its
+ * departments/ca.pem, gateway-client.pem and gateway-client.key, read once
+ * here; when they are missing only https endpoints fail.
+ */
+struct fanout	*fanout_new(struct event_base *, const char *certs);
 void		 fanout_free(struct fanout *);
 /*
  * Sends one request for (item, subject) to the adapter's endpoint.  cb runs

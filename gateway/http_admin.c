@@ -51,6 +51,7 @@ struct admin_change {
 	uint8_t			 ac_spec_hash[32];
 	bool			 ac_has_hash;
 	struct snapshot		*ac_snap;	/* the snapshot with the change */
+	uint64_t		 ac_gen;	/* gw_snap_gen when ac_snap was started */
 	enum lb_err		 ac_err;
 	char			 ac_msg[512];
 	struct admin_change	*ac_next;
@@ -144,9 +145,25 @@ admin_stored(void *arg)
 	struct admin_change	*ac = arg;
 	struct gw		*gw = ac->ac_gw;
 
-	if (ac->ac_err == LB_OK) {
+	if (ac->ac_err == LB_OK && gw->gw_snap_gen != ac->ac_gen) {
+		/*
+		 * The running configuration changed (SIGHUP) while ac_snap was
+		 * built from the older one: installing ac_snap would undo that
+		 * reload.  Load again from the files and the registry, which now
+		 * holds the change.
+		 */
+		snapshot_unref(ac->ac_snap);
+		if ((ac->ac_snap = snapshot_load(&gw->gw_conf, ac->ac_msg,
+		    sizeof(ac->ac_msg))) == NULL)
+			log_warnx("registry: %s \"%s\" is stored but the configuration could "
+			    "not be reloaded; it takes effect at the next reload: %s",
+			    admin_kind_name(ac->ac_kind), ac->ac_id, ac->ac_msg);
+		ac->ac_msg[0] = '\0';
+	}
+	if (ac->ac_err == LB_OK && ac->ac_snap != NULL) {
 		snapshot_unref(gw->gw_snap);
 		gw->gw_snap = ac->ac_snap;
+		gw->gw_snap_gen++;
 		ac->ac_snap = NULL;
 		log_info("registry: %s \"%s\" version %llu %s by %s", admin_kind_name(ac->ac_kind),
 		    ac->ac_id, (unsigned long long)ac->ac_head.rh_version,
@@ -381,6 +398,7 @@ admin_next(void)
 		    admin_check_policy(ac, rg);
 		if (rc != 0)
 			continue;	/* answered; admin_fail went on with the queue */
+		ac->ac_gen = ac->ac_gw->gw_snap_gen;
 		if (workers_submit(ac->ac_gw->gw_workers, ac->ac_gw->gw_base, admin_load,
 		    admin_loaded, ac) != 0)
 			admin_fail(ac, LB_E_INTERNAL, "the gateway is shutting down");

@@ -200,6 +200,7 @@ on_reload(evutil_socket_t sig, short what, void *arg)
 	}
 	snapshot_unref(gw->gw_snap);
 	gw->gw_snap = sn;
+	gw->gw_snap_gen++;
 	log_info("reloaded: %zu authorities, %zu policies, %zu adapters, %zu seals",
 	    sn->sn_trust->t_nauth, sn->sn_npolicies, sn->sn_nadapters, sn->sn_nseals);
 }
@@ -292,7 +293,7 @@ main(int argc, char **argv)
 		goto done;
 	}
 	if ((gw.gw_workers = workers_new(gw.gw_conf.gc_workers)) == NULL ||
-	    (gw.gw_fanout = fanout_new(gw.gw_base)) == NULL ||
+	    (gw.gw_fanout = fanout_new(gw.gw_base, gw.gw_conf.gc_certs)) == NULL ||
 	    (gw.gw_sealer = sealer_new(gw.gw_base, gw.gw_workers, gw.gw_conf.gc_seal_window_us,
 	    gw.gw_conf.gc_seal_batch)) == NULL) {
 		log_warnx("cannot start worker threads");

@@ -1264,11 +1264,17 @@ START_TEST(test_revocation_store)
 	ck_assert_int_eq(journal_revoked(j, key, keylen, &at), 1);
 	ck_assert_uint_eq(at, now);
 
+	/* An older revocation of the same key (a replay) does not shrink it. */
+	ck_assert_int_eq(journal_revoke_put(j, key, keylen, now - 100, now + 620), 0);
+	ck_assert_int_eq(journal_revoked(j, key, keylen, &at), 1);
+	ck_assert_uint_eq(at, now);
+
 	/* An entry past keep_until goes with the next revocation stored. */
+	ck_assert_int_eq(revocation_key(j, NULL, MOTHER, "newborn", key, &keylen), 0);
 	ck_assert_int_eq(journal_revoke_put(j, key, keylen, now - 1000, now - 1), 0);
 	ck_assert_int_eq(revocation_key(j, other, NULL, NULL, key, &keylen), 0);
 	ck_assert_int_eq(journal_revoke_put(j, key, keylen, now, now + 720), 0);
-	ck_assert_int_eq(revocation_key(j, NULL, SUBJECT, "newborn", key, &keylen), 0);
+	ck_assert_int_eq(revocation_key(j, NULL, MOTHER, "newborn", key, &keylen), 0);
 	ck_assert_int_eq(journal_revoked(j, key, keylen, &at), 0);
 	journal_close(j);
 
