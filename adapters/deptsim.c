@@ -2,7 +2,7 @@
  * deptsim.c - the department simulator.
  *
  * Serves synthetic, deterministic records of the demo families (one JSON data
- * file) over plain HTTP on loopback, each department in its own native format
+ * file) over HTTP on loopback, each department in its own native format
  * (fixed-width GBK, XML with and without namespaces, quoted CSV, GBK CSV,
  * msgpack, JSON), so that the gateway's adapters, the demo and the
  * integration tests have real sources to talk to.  Departments can be slowed
@@ -11,6 +11,10 @@
  * each department, which lets a test prove that a refused exchange never left
  * the gateway.
  *
+ * With --tls (or --tls-dir) it serves HTTPS instead and, like a real
+ * department system, accepts only clients whose certificate chains to the
+ * given CA; --verbose logs each request with the client's CN.
+ *
  * Departments are a table: each has an id (the first path segment) and a
  * table of routes, one handler per route.  A new department or data set is
  * one handler and one table row.
@@ -18,9 +22,12 @@
 #include <sys/queue.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <iconv.h>
 #include <netdb.h>
 #include <signal.h>
@@ -30,10 +37,16 @@
 #include <string.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/util.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include <jansson.h>
 #include <msgpack.h>
@@ -50,6 +63,7 @@
 #define SIM_HEADERS_MAX		8192
 #define SIM_BODY_MAX		4096		/* nothing we serve takes a body */
 #define SIM_TIMEOUT_S		120		/* idle connections; above SIM_DELAY_MAX_MS */
+#define SIM_TIMEOUT_MAX_S	3600		/* --idle-timeout */
 #define SIM_DELAY_MAX_MS	60000
 #define SIM_PENDING_MAX		1024		/* delayed answers in flight */
 #define SIM_DATA_MAX		(4L * 1024 * 1024)
@@ -124,6 +138,8 @@ struct sim {
 	struct pending_list	 sm_pending;
 	size_t			 sm_npending;
 	unsigned long long	 sm_total;
+	SSL_CTX			*sm_tls;	/* --tls: HTTPS with client certificates */
+	int			 sm_verbose;	/* --verbose: one log line per request */
 };
 
 #define HANDLER(name) \
@@ -215,6 +231,7 @@ static void	stats_reset(struct sim *);
 static void	dept_dispatch(struct sim *, struct dept *, struct evhttp_request *,
 		    const char *, const char *, struct reply *);
 static void	sim_request(struct evhttp_request *, void *);
+static void	sim_log(struct sim *, struct evhttp_request *);
 static void	sim_signal(evutil_socket_t, short, void *);
 static int	parse_listen(const char *, char *, size_t, unsigned short *);
 static int	parse_delay(const char *);
@@ -226,9 +243,10 @@ usage(FILE *fp)
 	fprintf(fp,
 	    "usage: deptsim [--listen HOST:PORT]... [--data FILE] [--delay DEPT=MS]...\n"
 	    "               [--down DEPT]... [--garbage DEPT]... [--wrong-holder DEPT]...\n"
-	    "               [--help]\n"
+	    "               [--tls CERT KEY CA | --tls-dir DIR] [--idle-timeout S]\n"
+	    "               [--verbose] [--help]\n"
 	    "\n"
-	    "Serves synthetic department data of the demo families over HTTP.\n"
+	    "Serves synthetic department data of the demo families over HTTP or HTTPS.\n"
 	    "\n"
 	    "  --listen HOST:PORT  address to listen on (default %s; port 0 picks one);\n"
 	    "                      repeatable, every address serves every department\n"
@@ -237,9 +255,17 @@ usage(FILE *fp)
 	    "  --down DEPT         DEPT answers 503 service unavailable\n"
 	    "  --garbage DEPT      DEPT answers 200 with bytes no format can read\n"
 	    "  --wrong-holder DEPT DEPT answers with another person's record\n"
+	    "  --tls CERT KEY CA   serve HTTPS with server certificate CERT and key KEY,\n"
+	    "                      and accept only clients with a certificate issued\n"
+	    "                      by CA (PEM files)\n"
+	    "  --tls-dir DIR       --tls DIR/departments/server.pem\n"
+	    "                      DIR/departments/server.key DIR/client-ca.pem (a demo\n"
+	    "                      PKI made by certs/mkdemo)\n"
+	    "  --idle-timeout S    close connections idle for S seconds (default %d)\n"
+	    "  --verbose           log every request with the client's address and CN\n"
 	    "  --help              print this text\n"
 	    "\n"
-	    "Departments:", SIM_DEFAULT_LISTEN, SIM_DEFAULT_DATA);
+	    "Departments:", SIM_DEFAULT_LISTEN, SIM_DEFAULT_DATA, SIM_TIMEOUT_S);
 	for (size_t i = 0; i < nitems(depts); i++)
 		fprintf(fp, " %s", depts[i].dp_id);
 	fprintf(fp, "\n");
@@ -807,6 +833,8 @@ sim_request(struct evhttp_request *req, void *arg)
 	struct reply			 rp;
 	enum evhttp_cmd_type		 cmd = evhttp_request_get_command(req);
 
+	if (sim->sm_verbose)
+		sim_log(sim, req);
 	if (reply_init(&rp) != 0) {
 		evhttp_send_error(req, 500, "out of memory");
 		return;
@@ -1637,6 +1665,106 @@ sim_signal(evutil_socket_t sig, short what, void *arg)
 	event_base_loopexit(sim->sm_base, NULL);
 }
 
+/*
+ * An answer leaves in several TLS records (headers, body); without
+ * TCP_NODELAY the last one can wait for the client's delayed ACK.
+ */
+static void
+sim_tls_info_cb(const SSL *ssl, int where, int ret)
+{
+	int	fd, on = 1;
+
+	(void)ret;
+	if ((where & SSL_CB_HANDSHAKE_START) && (fd = SSL_get_fd(ssl)) >= 0)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+}
+
+/*
+ * The server side of department TLS: TLS 1.2 or later, and a client
+ * certificate issued by ca is required; any other client fails the
+ * handshake.
+ */
+static SSL_CTX *
+sim_tls(const char *cert, const char *key, const char *ca, char *err, size_t errlen)
+{
+	static const unsigned char	 sid_ctx[] = "deptsim";
+	SSL_CTX				*ctx;
+	STACK_OF(X509_NAME)		*cas;
+
+	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL ||
+	    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) {
+		snprintf(err, errlen, "cannot create a TLS context");
+		goto fail;
+	}
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
+	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
+		snprintf(err, errlen, "%s: not a PEM certificate", cert);
+		goto fail;
+	}
+	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1) {
+		snprintf(err, errlen, "%s: not the PEM private key of the certificate", key);
+		goto fail;
+	}
+	if (SSL_CTX_load_verify_file(ctx, ca) != 1 ||
+	    (cas = SSL_load_client_CA_file(ca)) == NULL) {
+		snprintf(err, errlen, "%s: not a PEM CA certificate", ca);
+		goto fail;
+	}
+	SSL_CTX_set_client_CA_list(ctx, cas);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+	SSL_CTX_set_info_callback(ctx, sim_tls_info_cb);
+	SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1);
+	ERR_clear_error();
+	return ctx;
+fail:
+	SSL_CTX_free(ctx);
+	ERR_clear_error();
+	return NULL;
+}
+
+static struct bufferevent *
+sim_bevcb(struct event_base *base, void *arg)
+{
+	struct sim		*sim = arg;
+	struct bufferevent	*bev;
+	SSL			*ssl;
+
+	if ((ssl = SSL_new(sim->sm_tls)) == NULL)
+		return NULL;
+	/* The bufferevent owns ssl from here, even when it fails. */
+	bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+	    BEV_OPT_CLOSE_ON_FREE);
+	if (bev != NULL)
+		bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	return bev;
+}
+
+/* --verbose: the client's address and, over TLS, its certificate's CN. */
+static void
+sim_log(struct sim *sim, struct evhttp_request *req)
+{
+	struct evhttp_connection	*conn = evhttp_request_get_connection(req);
+	struct bufferevent		*bev;
+	SSL				*ssl;
+	X509				*peer;
+	char				*addr = NULL, cn[256] = "-";
+	ev_uint16_t			 port = 0;
+
+	if (conn == NULL)
+		return;
+	evhttp_connection_get_peer(conn, &addr, &port);
+	if (sim->sm_tls != NULL && (bev = evhttp_connection_get_bufferevent(conn)) != NULL &&
+	    (ssl = bufferevent_openssl_get_ssl(bev)) != NULL &&
+	    (peer = SSL_get0_peer_certificate(ssl)) != NULL &&
+	    X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName, cn,
+	    sizeof(cn)) < 0)
+		snprintf(cn, sizeof(cn), "?");
+	fprintf(stderr, "deptsim: %s:%u CN=%s %s\n", addr != NULL ? addr : "?",
+	    (unsigned)port, cn, evhttp_request_get_uri(req));
+	fflush(stderr);
+}
+
 /* HOST:PORT or [HOST]:PORT. */
 static int
 parse_listen(const char *arg, char *host, size_t hostsz, unsigned short *port)
@@ -1718,6 +1846,10 @@ main(int argc, char *argv[])
 		{ "down", required_argument, NULL, 'x' },
 		{ "garbage", required_argument, NULL, 'g' },
 		{ "wrong-holder", required_argument, NULL, 'o' },
+		{ "tls", required_argument, NULL, 't' },
+		{ "tls-dir", required_argument, NULL, 'T' },
+		{ "idle-timeout", required_argument, NULL, 'i' },
+		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1728,14 +1860,19 @@ main(int argc, char *argv[])
 	struct dept			*dp;
 	const char			*listen_args[SIM_LISTEN_MAX];
 	const char			*data_path = SIM_DEFAULT_DATA;
-	char				 host[256], err[512];
+	const char			*tls_cert = NULL, *tls_key = NULL, *tls_ca = NULL;
+	char				 host[256], err[PATH_MAX + 128];
+	char				 dcert[PATH_MAX], dkey[PATH_MAX], dca[PATH_MAX];
+	char				*end;
+	long				 idle = SIM_TIMEOUT_S;
 	unsigned short			 port;
 	size_t				 nlisten = 0, i;
 	int				 ch, ret = 1;
 
 	memset(&sim, 0, sizeof(sim));
 	TAILQ_INIT(&sim.sm_pending);
-	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	/* "+": no permutation, so --tls can take the two arguments after its own. */
+	while ((ch = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'l':
 			if (nlisten == SIM_LISTEN_MAX) {
@@ -1774,6 +1911,43 @@ main(int argc, char *argv[])
 			else
 				dp->dp_wrong_holder = 1;
 			break;
+		case 't':
+			if (optind + 1 >= argc) {
+				fprintf(stderr, "deptsim: --tls wants CERT KEY CA\n");
+				return 2;
+			}
+			tls_cert = optarg;
+			tls_key = argv[optind];
+			tls_ca = argv[optind + 1];
+			optind += 2;
+			break;
+		case 'T':
+			if ((size_t)snprintf(dcert, sizeof(dcert), "%s/departments/server.pem",
+			    optarg) >= sizeof(dcert) ||
+			    (size_t)snprintf(dkey, sizeof(dkey), "%s/departments/server.key",
+			    optarg) >= sizeof(dkey) ||
+			    (size_t)snprintf(dca, sizeof(dca), "%s/client-ca.pem",
+			    optarg) >= sizeof(dca)) {
+				fprintf(stderr, "deptsim: --tls-dir: path too long\n");
+				return 2;
+			}
+			tls_cert = dcert;
+			tls_key = dkey;
+			tls_ca = dca;
+			break;
+		case 'i':
+			errno = 0;
+			idle = strtol(optarg, &end, 10);
+			if (optarg[0] == '\0' || *end != '\0' || errno != 0 || idle < 1 ||
+			    idle > SIM_TIMEOUT_MAX_S) {
+				fprintf(stderr, "deptsim: --idle-timeout %s: want 1 to %d seconds\n",
+				    optarg, SIM_TIMEOUT_MAX_S);
+				return 2;
+			}
+			break;
+		case 'v':
+			sim.sm_verbose = 1;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -1804,6 +1978,12 @@ main(int argc, char *argv[])
 	}
 	/* A client that goes away must not kill the simulator. */
 	signal(SIGPIPE, SIG_IGN);
+	if (tls_cert != NULL &&
+	    (sim.sm_tls = sim_tls(tls_cert, tls_key, tls_ca, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "deptsim: %s\n", err);
+		data_free(&sim);
+		return 1;
+	}
 
 	if ((sim.sm_base = event_base_new()) == NULL ||
 	    (sim.sm_http = evhttp_new(sim.sm_base)) == NULL ||
@@ -1815,7 +1995,11 @@ main(int argc, char *argv[])
 	}
 	evhttp_set_max_headers_size(sim.sm_http, SIM_HEADERS_MAX);
 	evhttp_set_max_body_size(sim.sm_http, SIM_BODY_MAX);
-	evhttp_set_timeout(sim.sm_http, SIM_TIMEOUT_S);
+	evhttp_set_timeout(sim.sm_http, (int)idle);
+	if (sim.sm_tls != NULL) {
+		evhttp_set_bevcb(sim.sm_http, sim_bevcb, &sim);
+		fprintf(stderr, "deptsim: HTTPS; clients need a certificate from %s\n", tls_ca);
+	}
 	evhttp_set_allowed_methods(sim.sm_http, EVHTTP_REQ_GET | EVHTTP_REQ_POST);
 	evhttp_set_gencb(sim.sm_http, sim_request, &sim);
 	/* Every address serves every department, in the order given. */
@@ -1852,6 +2036,7 @@ done:
 		event_free(sigint);
 	if (sim.sm_base != NULL)
 		event_base_free(sim.sm_base);
+	SSL_CTX_free(sim.sm_tls);
 	data_free(&sim);
 	return ret;
 }

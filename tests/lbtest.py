@@ -57,7 +57,8 @@ def demo_pki():
         fcntl.flock(lock, fcntl.LOCK_EX)
         # mkdemo also adds the seals that a PKI made by an older mkdemo lacks.
         if not os.path.exists(os.path.join(pki, "journal", "hmac.key")) or \
-                not os.path.exists(os.path.join(pki, "seals", "nhc-ed.key")):
+                not os.path.exists(os.path.join(pki, "seals", "nhc-ed.key")) or \
+                not os.path.exists(os.path.join(pki, "gateway-client.key")):
             subprocess.run([os.path.join(SRCDIR, "certs", "mkdemo"), pki], check=True,
                            stdout=subprocess.DEVNULL)
     return pki

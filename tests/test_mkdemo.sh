@@ -33,7 +33,9 @@ if ! "$mkdemo" "$pki" >"$tmp/out1" 2>&1; then
 fi
 
 files=(client-ca.pem client-ca.key server.pem server.key seal-root.pem seal-root.key
-	journal/checkpoint.pem journal/checkpoint.key journal/hmac.key)
+	journal/checkpoint.pem journal/checkpoint.key journal/hmac.key
+	departments/ca.pem departments/ca.key departments/server.pem departments/server.key
+	gateway-client.pem gateway-client.key)
 for c in "${CLIENTS[@]}"; do
 	files+=("clients/$c.pem" "clients/$c.key")
 done
@@ -84,6 +86,19 @@ verify() {
 verify "$pki/client-ca.pem" -purpose sslserver "$pki/server.pem"
 grep -q -- 'DNS:localhost, IP Address:127.0.0.1' <<<"$(x509 "$pki/server.pem" -ext subjectAltName)" ||
 	fail "server.pem lacks the SAN DNS:localhost, IP:127.0.0.1"
+
+# Department TLS: the department servers' own CA, and the gateway's client
+# identity from the platform CA.
+verify "$pki/departments/ca.pem" -purpose sslserver "$pki/departments/server.pem"
+grep -q -- 'DNS:localhost, IP Address:127.0.0.1' <<<"$(x509 "$pki/departments/server.pem" -ext subjectAltName)" ||
+	fail "departments/server.pem lacks the SAN DNS:localhost, IP:127.0.0.1"
+if openssl verify -CAfile "$pki/client-ca.pem" "$pki/departments/server.pem" >/dev/null 2>&1; then
+	fail "departments/server.pem is issued by the client CA"
+fi
+verify "$pki/client-ca.pem" -purpose sslclient "$pki/gateway-client.pem"
+info=$(x509 "$pki/gateway-client.pem" -subject -nameopt sep_multiline,sname)
+grep -qx "    OU=gateway" <<<"$info" || fail "gateway-client.pem: OU is not gateway"
+grep -qx "    CN=lianban-demo" <<<"$info" || fail "gateway-client.pem: CN is not lianban-demo"
 
 pems=()
 for c in "${CLIENTS[@]}"; do
@@ -167,6 +182,21 @@ verify "$pki/seal-root.pem" "$pki/seals/nhc-ed.pem" "$pki/seals/edu-ed.pem"
 pubkey_matches "$pki/seals/nhc-ed.pem" "$pki/seals/nhc-ed.key" ||
 	fail "the added seals/nhc-ed.key does not match its certificate"
 [ "$(stat -c %a "$pki/seals/nhc-ed.key")" = 600 ] || fail "the added seals/nhc-ed.key is not mode 600"
+# Likewise a PKI made before department TLS existed gets its files.
+rm -rf "$pki/departments" "$pki"/gateway-client.*
+if ! "$mkdemo" "$pki" >"$tmp/out5" 2>&1; then
+	fail "mkdemo did not add the department TLS files: $(cat "$tmp/out5")"
+fi
+grep -q "added the department TLS files" "$tmp/out5" || fail "mkdemo did not say it added the department TLS files"
+[ "$(x509 "$pki/client-ca.pem" -fingerprint -sha256)" = "$before" ] ||
+	fail "adding department TLS files replaced client-ca.pem"
+verify "$pki/departments/ca.pem" -purpose sslserver "$pki/departments/server.pem"
+verify "$pki/client-ca.pem" -purpose sslclient "$pki/gateway-client.pem"
+pubkey_matches "$pki/gateway-client.pem" "$pki/gateway-client.key" ||
+	fail "the added gateway-client.key does not match its certificate"
+for f in departments/ca.key departments/server.key gateway-client.key; do
+	[ "$(stat -c %a "$pki/$f")" = 600 ] || fail "the added $f is not mode 600"
+done
 # Anything else missing is still an incomplete PKI.
 rm -f "$pki/clients/admin-ops.pem"
 if "$mkdemo" "$pki" >"$tmp/out4" 2>&1; then
