@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/event.h>
 #include <event2/http.h>
@@ -100,6 +101,16 @@ struct ex_subject {
 	const struct policy_proof *su_proof_last;	/* last one asked for */
 	const char		*su_proof_dept;
 	char			 su_proof_why[200];
+	/* Every proof record asked of a department, each journaled. */
+	struct ex_proof_try {
+		const struct policy_proof *pt_proof;
+		const char		*pt_dept;
+		enum lb_err		 pt_status;	/* ok: it proved the relation */
+		bool			 pt_reused;	/* served as a requested item too */
+		int64_t			 pt_latency_us;
+		uint64_t		 pt_t0_us;
+	}			 su_tried[POLICY_MAX_PROOFS];
+	size_t			 su_ntried;
 };
 
 struct exchange {
@@ -376,6 +387,51 @@ ex_claim(struct exchange *ex)
 }
 
 /*
+ * A guardian consents for a minor only.  The resident ID number (GB 11643)
+ * holds the date of birth in digits 7 to 14; the age is counted in China's
+ * calendar day (UTC+8) at now.  false with a sentence in msg when the
+ * subject is 18 or older, or its age cannot be read from its id.
+ */
+static bool
+subject_is_minor(const char *id, int64_t now, char *msg, size_t msglen)
+{
+	static const int	 mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	struct tm		 tm;
+	time_t			 t = (time_t)now + 8 * 3600;
+	int			 y, m, d, age, i;
+
+	for (i = 0; i < 17; i++)
+		if (id[i] < '0' || id[i] > '9')
+			break;
+	if (i != 17 || strlen(id) != 18 || gmtime_r(&t, &tm) == NULL) {
+		snprintf(msg, msglen, "a guardian consents only for a minor, and the subject's "
+		    "age cannot be read from its id");
+		return false;
+	}
+	y = (id[6] - '0') * 1000 + (id[7] - '0') * 100 + (id[8] - '0') * 10 + (id[9] - '0');
+	m = (id[10] - '0') * 10 + (id[11] - '0');
+	d = (id[12] - '0') * 10 + (id[13] - '0');
+	if (m < 1 || m > 12 || d < 1 || d > mdays[m - 1] || y < 1900) {
+		snprintf(msg, msglen, "a guardian consents only for a minor, and the subject's "
+		    "id holds no valid date of birth");
+		return false;
+	}
+	age = tm.tm_year + 1900 - y;
+	if (tm.tm_mon + 1 < m || (tm.tm_mon + 1 == m && tm.tm_mday < d))
+		age--;
+	if (age < 0) {
+		snprintf(msg, msglen, "the subject's id gives a date of birth in the future");
+		return false;
+	}
+	if (age >= 18) {
+		snprintf(msg, msglen, "the subject is %d years old; a guardian consents only "
+		    "for a minor", age);
+		return false;
+	}
+	return true;
+}
+
+/*
  * Guardian consent (DESIGN §5, last step).  The token says act is sub's
  * guardian; the gateway believes it only when a record the policy names,
  * fetched for the child through the normal adapter path, lists act in one
@@ -407,6 +463,7 @@ ex_guardian_work(void *arg)
 	struct exchange		*ex = arg;
 	const msgpack_object	*fields;
 	msgpack_object		 doc;
+	enum lb_err		 e;
 	char			 err[256], v[LB_SUBJECT_MAX];
 	size_t			 i, j;
 
@@ -416,8 +473,9 @@ ex_guardian_work(void *arg)
 
 		if (pp == NULL || su->su_proof_body == NULL || su->su_status != LB_OK)
 			continue;
-		if (translate(su->su_proof_ad, pp->pp_item, su->su_id, su->su_proof_body,
-		    su->su_proof_len, &ex->ex_zone, &doc, err, sizeof(err)) != LB_OK) {
+		if ((e = translate(su->su_proof_ad, pp->pp_item, su->su_id, su->su_proof_body,
+		    su->su_proof_len, &ex->ex_zone, &doc, err, sizeof(err))) != LB_OK) {
+			su->su_tried[su->su_ntried - 1].pt_status = e;
 			su_why(su, "the %s record "
 			    "could not be read: %s", pp->pp_item, err);
 			continue;
@@ -427,9 +485,11 @@ ex_guardian_work(void *arg)
 			if (fields != NULL && mpk_get_str(fields, pp->pp_fields[j], v,
 			    sizeof(v)) == 0 && strcmp(v, su->su_cs.cs_act) == 0)
 				su->su_guardian_ok = true;
-		if (!su->su_guardian_ok)
+		if (!su->su_guardian_ok) {
+			su->su_tried[su->su_ntried - 1].pt_status = LB_E_GUARDIAN_UNVERIFIED;
 			su_why(su, "the child's %s "
 			    "does not name the applicant as guardian", pp->pp_item);
+		}
 	}
 }
 
@@ -450,6 +510,9 @@ ex_proof_reuse(struct ex_subject *su)
 		it->it_body = su->su_proof_body;
 		it->it_body_len = su->su_proof_len;
 		it->it_fetched = true;
+		it->it_t0_us = su->su_tried[su->su_ntried - 1].pt_t0_us;
+		it->it_latency_us = su->su_tried[su->su_ntried - 1].pt_latency_us;
+		su->su_tried[su->su_ntried - 1].pt_reused = true;
 		su->su_proof_body = NULL;
 		return;
 	}
@@ -496,7 +559,10 @@ ex_proof_fetched(void *arg, enum lb_err e, const uint8_t *body, size_t len, cons
 {
 	struct ex_subject	*su = arg;
 	struct exchange		*ex = su->su_items[0].it_ex;
+	struct ex_proof_try	*pt = &su->su_tried[su->su_ntried - 1];
 
+	pt->pt_latency_us = (int64_t)(now_us_mono() - pt->pt_t0_us);
+	pt->pt_status = e;
 	if (e != LB_OK)
 		su_why(su, "the %s record could "
 		    "not be fetched: %s", su->su_proof->pp_item, msg);
@@ -532,6 +598,11 @@ ex_guardian_next(struct exchange *ex, struct ex_subject *su)
 		su_deny(su, LB_E_GUARDIAN_UNVERIFIED, msg);
 		return;
 	}
+	if (su->su_proof_next == 0 && !subject_is_minor(su->su_id, ex->ex_now, msg,
+	    sizeof(msg))) {
+		su_deny(su, LB_E_GUARDIAN_UNVERIFIED, msg);
+		return;
+	}
 	while (su->su_proof_next < po->po_nproofs) {
 		pp = &po->po_proofs[su->su_proof_next++];
 		if ((ad = ex_proof_adapter(ex, pp)) == NULL) {
@@ -543,9 +614,12 @@ ex_guardian_next(struct exchange *ex, struct ex_subject *su)
 		su->su_proof = su->su_proof_last = pp;
 		su->su_proof_ad = ad;
 		su->su_proof_dept = ad->ad_dept;
+		su->su_tried[su->su_ntried] = (struct ex_proof_try){ .pt_proof = pp,
+		    .pt_dept = ad->ad_dept, .pt_status = LB_OK, .pt_t0_us = now_us_mono() };
 		ex->ex_pending++;
 		if (fanout_fetch(ex->ex_gw->gw_fanout, ad, pp->pp_item, su->su_id,
 		    ex_proof_fetched, su) == 0) {
+			su->su_ntried++;
 			ex->ex_proofs++;
 			return;
 		}
@@ -806,6 +880,8 @@ ex_journal_done(void *arg, int status, uint64_t first_seq)
 	for (i = 0; i < ex->ex_nsubj; i++) {
 		struct ex_subject *su = &ex->ex_subj[i];
 
+		for (j = 0; j < su->su_ntried; j++)
+			seq += !su->su_tried[j].pt_reused;	/* guardian proofs first */
 		if (su->su_status != LB_OK) {
 			su->su_seq = seq++;
 			continue;
@@ -818,8 +894,9 @@ ex_journal_done(void *arg, int status, uint64_t first_seq)
 }
 
 /*
- * One record per denied subject, one per item of a consented subject, and
- * one for the exchange as a whole.
+ * One record per guardian proof read and not requested as an item, one per
+ * denied subject, one per item of a consented subject, and one for the
+ * exchange as a whole.
  */
 static void
 ex_journal(struct exchange *ex)
@@ -830,8 +907,11 @@ ex_journal(struct exchange *ex)
 	bool		 any_ok = false;
 
 	ex_enter(ex, EX_JOURNAL);
-	for (i = 0; i < ex->ex_nsubj; i++)
+	for (i = 0; i < ex->ex_nsubj; i++) {
 		n += ex->ex_subj[i].su_status != LB_OK ? 1 : ex->ex_subj[i].su_nitems;
+		for (j = 0; j < ex->ex_subj[i].su_ntried; j++)
+			n += !ex->ex_subj[i].su_tried[j].pt_reused;
+	}
 	if ((recs = calloc(n, sizeof(*recs))) == NULL) {
 		ex->ex_status = LB_E_JOURNAL_UNAVAILABLE;
 		snprintf(ex->ex_msg, sizeof(ex->ex_msg), "out of memory");
@@ -842,6 +922,28 @@ ex_journal(struct exchange *ex)
 	for (i = 0; i < ex->ex_nsubj; i++) {
 		struct ex_subject *su = &ex->ex_subj[i];
 
+		/*
+		 * A proof record read from a department is an access to the
+		 * child's data: journaled, unless it also is a requested item
+		 * with its own record below.
+		 */
+		for (j = 0; j < su->su_ntried; j++) {
+			const struct ex_proof_try *pt = &su->su_tried[j];
+
+			if (pt->pt_reused)
+				continue;
+			ex_record_common(ex, su, r);
+			r->jr_kind = JK_ITEM;
+			snprintf(r->jr_op, sizeof(r->jr_op), "guardian_proof");
+			snprintf(r->jr_item, sizeof(r->jr_item), "%s", pt->pt_proof->pp_item);
+			snprintf(r->jr_dept, sizeof(r->jr_dept), "%s", pt->pt_dept);
+			snprintf(r->jr_decision, sizeof(r->jr_decision), "%s",
+			    pt->pt_status == LB_OK ? "allow" : "deny");
+			snprintf(r->jr_code, sizeof(r->jr_code), "%s", lb_err_code(pt->pt_status));
+			r->jr_has_latency = true;
+			r->jr_latency_us = pt->pt_latency_us;
+			r++;
+		}
 		if (su->su_status != LB_OK) {
 			ex_record_common(ex, su, r);
 			r->jr_kind = JK_DENY;

@@ -235,8 +235,8 @@ static int
 access_entry(struct access *ac, uint64_t seq, const uint8_t *rec, size_t len,
     msgpack_object *out)
 {
-	static const char *const fields[] = { "kind", "consumer", "bundle", "item", "dept",
-	    "decision", "code", "rel" };
+	static const char *const fields[] = { "kind", "op", "consumer", "bundle", "item",
+	    "dept", "decision", "code", "rel" };
 	msgpack_zone	*z = &ac->ac_zone;
 	msgpack_object	 dec;
 	const msgpack_object *o;
@@ -245,7 +245,7 @@ access_entry(struct access *ac, uint64_t seq, const uint8_t *rec, size_t len,
 
 	if (mpk_unpack(rec, len, z, &dec) != 0 || dec.type != MSGPACK_OBJECT_MAP)
 		return -1;
-	mpk_map_init(&m, z, 12);
+	mpk_map_init(&m, z, 13);
 	mpk_map_put(&m, "seq", mpk_uint(seq));
 	if ((o = mpk_get(&dec, "t_ms")) != NULL && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
 		mpk_map_put(&m, "t_ms", *o);

@@ -267,6 +267,32 @@ class Consent(unittest.TestCase):
         self.assertEqual((rec["dept"], rec["item"]), ("nhc", ITEM))
         self.assertEqual(rec["rel"], "guardian")
 
+    def test_34_guardian_proof_read_is_journaled(self):
+        """The proof record is a read of the child's data even when it is not
+        a requested item: it gets its own journal record."""
+        vac = "vaccination_record"
+        tok = token(items=(vac,), act=MOTHER, rel="guardian", bundle="newborn")
+        size = P.journal()[0]["size"]
+        st, body = exchange(NEWBORN, [vac], tok, bundle="newborn")
+        self.assertEqual(st, 200, body)
+        self.assertEqual(body["results"][0]["status"], "ok", body)
+        new = [r for r in records()[size:] if r["kind"] == "item"]
+        proofs = [r for r in new if r.get("op") == "guardian_proof"]
+        self.assertEqual([(r["dept"], r["item"], r["decision"], r["code"]) for r in proofs],
+                         [("nhc", ITEM, "allow", "ok")], new)
+        self.assertEqual(proofs[0]["rel"], "guardian")
+        self.assertEqual([(r["dept"], r["item"]) for r in new if "op" not in r],
+                         [("cdc", vac)], new)
+        self.assertEqual(records()[body["results"][0]["journal_seq"]]["item"], vac)
+
+    def test_35_guardian_consent_is_for_minors_only(self):
+        """The mother is an adult: nobody consents for her as guardian, and no
+        department is asked to prove it."""
+        tok = token(sub=MOTHER, act=FATHER, rel="guardian", bundle="t_guardian")
+        body = self.refused(tok, "guardian_unverified", 403, bundle="t_guardian",
+                            sub=MOTHER, dept_calls=0)
+        self.assertIn("minor", body["error"]["message"])
+
     def test_33_guardian_under_the_shipped_newborn_policy(self):
         body = self.served(self.guardian(MOTHER, "newborn"))
         self.assertEqual(body["results"][0]["document"]["fields"]["mother_id"], MOTHER)
