@@ -1032,8 +1032,9 @@ ex_reply(struct exchange *ex)
 	msgpack_object	 results;
 	enum lb_err	 first = LB_OK;
 	size_t		 i, j, n = 0, k = 0;
-	bool		 any_ok = false;
+	bool		 any_ok = false, first_consent = false;
 	const char	*msg = "";
+	int		 status;
 
 	ex_enter(ex, EX_REPLY);
 	if (ex->ex_status != LB_OK) {
@@ -1056,6 +1057,7 @@ ex_reply(struct exchange *ex)
 				any_ok = true;
 			else if (first == LB_OK) {
 				first = e;
+				first_consent = su->su_status != LB_OK;
 				msg = su->su_status != LB_OK ? su->su_msg : it->it_msg;
 			}
 		}
@@ -1070,7 +1072,13 @@ ex_reply(struct exchange *ex)
 		mpk_map_put(&err, "code", mpk_str(lb_err_code(first)));
 		mpk_map_put(&err, "message", mpk_str(msg));
 		mpk_map_put(&m, "error", err.mm_obj);
-		http_reply(ex->ex_req, lb_err_status(first), &m.mm_obj);
+		/*
+		 * A token for another subject than the one requested is the
+		 * consumer's mistake, not a department's: 403, not 502.
+		 */
+		status = first == LB_E_SUBJECT_MISMATCH && first_consent ? 403 :
+		    lb_err_status(first);
+		http_reply(ex->ex_req, status, &m.mm_obj);
 	} else
 		http_reply(ex->ex_req, 200, &m.mm_obj);
 	log_info("exchange %s: consumer %s bundle %s: %s", ex->ex_idhex, ex->ex_pr.pr_id,

@@ -267,6 +267,12 @@ class Consent(unittest.TestCase):
         self.assertEqual((rec["dept"], rec["item"]), ("nhc", ITEM))
         self.assertEqual(rec["rel"], "guardian")
 
+    def test_36_token_of_another_subject(self):
+        """The consumer presented the mother's token for the baby: refused as
+        the consumer's mistake (403), no department asked."""
+        body = self.refused(token(sub=MOTHER), "subject_mismatch", 403)
+        self.assertIn("another subject", body["error"]["message"])
+
     def test_34_guardian_proof_read_is_journaled(self):
         """The proof record is a read of the child's data even when it is not
         a requested item: it gets its own journal record."""
