@@ -444,16 +444,12 @@ ex_proof_adapter(const struct exchange *ex, const struct policy_proof *pp)
 {
 	const struct policy_item	*pi;
 	const struct snapshot		*sn = ex->ex_snap;
-	size_t				 i;
 
 	if (pp->pp_dept[0] != '\0')
 		return snapshot_adapter_for(sn, pp->pp_dept, pp->pp_item);
+	/* policy_parse made sure the policy names the item's department. */
 	if ((pi = policy_item(ex->ex_policy, pp->pp_item)) != NULL)
 		return snapshot_adapter_for(sn, pi->pi_dept, pp->pp_item);
-	for (i = 0; i < sn->sn_nadapters; i++)
-		if (!sn->sn_adapters[i]->ad_disabled &&
-		    adapter_serves(sn->sn_adapters[i], pp->pp_item))
-			return sn->sn_adapters[i];
 	return NULL;
 }
 

@@ -649,7 +649,7 @@ const struct trust_authority *trust_authority(const struct trust *, const uint8_
 /* A record that proves a guardian relation: one of fields names the guardian. */
 struct policy_proof {
 	char	pp_item[LB_ITEM_MAX];
-	char	pp_dept[LB_ID_MAX];	/* "" = the policy item's, or any adapter's */
+	char	pp_dept[LB_ID_MAX];	/* "" = the department the policy names for the item */
 	char	pp_fields[4][LB_ITEM_MAX];
 	size_t	pp_nfields;
 };

@@ -283,6 +283,19 @@ policy_parse(const msgpack_object *spec, struct policy **out, char *err, size_t 
 			}
 		po->po_nitems++;
 	}
+	/*
+	 * A proof comes from a named department: its own "dept", or the one
+	 * the policy names for the item.  Never from whichever department
+	 * happens to serve an item of that name.
+	 */
+	for (i = 0; i < po->po_nproofs; i++)
+		if (po->po_proofs[i].pp_dept[0] == '\0' &&
+		    policy_item(po, po->po_proofs[i].pp_item) == NULL) {
+			snprintf(err, errlen, "guardian.proofs[%u] names item \"%s\", which the "
+			    "policy does not list: give its \"dept\"", (unsigned)i,
+			    po->po_proofs[i].pp_item);
+			goto fail;
+		}
 	if (mpk_pack_alloc(spec, &po->po_spec, &po->po_spec_len) != 0) {
 		snprintf(err, errlen, "policy cannot be encoded canonically");
 		goto fail;

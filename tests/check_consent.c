@@ -1131,6 +1131,10 @@ static const struct {
 	    " \"assurance\": {\"amr\": [], \"min_liveness\": 0, \"min_match\": 0},"
 	    " \"items\": [{\"item\": \"i\", \"dept\": \"d\", \"fields\": []}],"
 	    " \"guardian\": {\"allowed\": true, \"proofs\": [{\"item\": \"i\", \"fields\": [\"f\"]}, {\"item\": \"i\", \"fields\": [\"f\"]}, {\"item\": \"i\", \"fields\": [\"f\"]}, {\"item\": \"i\", \"fields\": [\"f\"]}, {\"item\": \"i\", \"fields\": [\"f\"]}]}}" },
+	{ "guardian proof of an item from no named department", "{\"bundle\": \"b\", \"name\": \"n\", \"consumers\": [],"
+	    " \"assurance\": {\"amr\": [], \"min_liveness\": 0, \"min_match\": 0},"
+	    " \"items\": [{\"item\": \"i\", \"dept\": \"d\", \"fields\": []}],"
+	    " \"guardian\": {\"allowed\": true, \"proofs\": [{\"item\": \"other\", \"fields\": [\"f\"]}]}}" },
 	{ "not an object", "[1, 2]" },
 };
 
@@ -1144,7 +1148,8 @@ START_TEST(test_policy_guardian_rate)
 	    "  {\"item\": \"birth_medical_certificate\", \"fields\": [\"mother_id\", \"father_id\"]},"
 	    "  {\"item\": \"household_register\", \"dept\": \"psb\", \"fields\": [\"father_id\"]}]},"
 	    " \"rate_limit\": {\"per_second\": 20, \"burst\": 40},"
-	    " \"items\": [{\"item\": \"i\", \"dept\": \"d\", \"fields\": []}]}";
+	    " \"items\": [{\"item\": \"i\", \"dept\": \"d\", \"fields\": []},"
+	    "  {\"item\": \"birth_medical_certificate\", \"dept\": \"nhc\", \"fields\": []}]}";
 	static const char noproofs[] =
 	    "{\"bundle\": \"b\", \"name\": \"n\", \"consumers\": [],"
 	    " \"assurance\": {\"amr\": [], \"min_liveness\": 0, \"min_match\": 0},"
