@@ -1099,7 +1099,7 @@ struct ex_bucket {
 };
 static struct ex_bucket ex_buckets[EX_BUCKETS];
 
-static bool
+bool
 ex_rate_ok(const struct policy *po, const char *consumer)
 {
 	struct ex_bucket	*b = NULL, *lru = &ex_buckets[0];

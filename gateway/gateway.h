@@ -237,6 +237,11 @@ int		 sealer_submit(struct sealer *, struct seal_req *const *reqs, size_t n);
 void		 sealer_stats(const struct sealer *, uint64_t *batches, uint64_t *claims);
 
 /* exchange.c */
+/*
+ * Takes one token from the (bundle, consumer) bucket of the policy's rate
+ * limit; false when it is empty (rate_limited).  Loop thread only.
+ */
+bool		 ex_rate_ok(const struct policy *, const char *consumer);
 /* Handles POST /v1/exchanges for a consumer; body already decoded into z. */
 void		 exchange_start(struct gw *, struct evhttp_request *, const struct principal *,
 		    msgpack_zone *z, const msgpack_object *body);

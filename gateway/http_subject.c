@@ -479,6 +479,10 @@ http_subject(struct gw *gw, struct evhttp_request *req, const struct principal *
 	else if (!policy_allows_consumer(ac->ac_policy, pr->pr_id))
 		access_fail(ac, LB_E_FORBIDDEN_ROLE, "consumer %s may not use bundle \"%s\"",
 		    pr->pr_id, ACCESS_BUNDLE);
+	else if (!ex_rate_ok(ac->ac_policy, pr->pr_id))
+		access_fail(ac, LB_E_RATE_LIMITED, "consumer %s exceeds the rate limit of "
+		    "bundle \"%s\" (%u per second, burst %u)", pr->pr_id, ACCESS_BUNDLE,
+		    ac->ac_policy->po_rate_per_s, ac->ac_policy->po_rate_burst);
 	else
 		access_token(ac, req);
 	if (ac->ac_err != LB_OK) {

@@ -6,6 +6,7 @@ codes; the read itself is journaled; lianctl access report prints it."""
 
 import json
 import os
+import shutil
 import sys
 import tempfile
 import unittest
@@ -261,6 +262,35 @@ class AccessReport(unittest.TestCase):
         self.assertEqual(r.returncode, 2)
         r = P.ctl("access", "report", "--consent", "a\r\nX-Evil: 1", client=CITIZEN)
         self.assertEqual(r.returncode, 2)
+
+
+class RateLimit(unittest.TestCase):
+
+    def test_access_reports_obey_the_policy_rate_limit(self):
+        """A report is an exchange with the journal: the access_report policy's
+        rate limit holds, refusals are journaled, the token stays unused."""
+        poldir = tempfile.mkdtemp(prefix="lianban-it-access-")
+        with open(os.path.join(lbtest.SRCDIR, "policies", "access_report.json")) as f:
+            pol = json.load(f)
+        pol["rate_limit"] = {"per_second": 1, "burst": 1}
+        with open(os.path.join(poldir, "access_report.json"), "w") as f:
+            json.dump(pol, f)
+        q = lbtest.Platform(gw_args=["--policies", poldir])
+        try:
+            answers = [q.request("GET", PATH, client=CITIZEN, headers={
+                "Lianban-Consent": q.issue(MOTHER, ["access_report"], azp="citizen",
+                                           bundle="access_report")}) for _ in range(4)]
+            codes = [b["error"]["code"] if st != 200 else "ok" for st, b in answers]
+            self.assertIn("rate_limited", codes)
+            self.assertTrue(all(st == 429 for st, b in answers
+                                if st != 200), answers)
+            leaves = q.journal()[1]
+            recs = [lbtest.msgpack.unpackb(x, raw=False) for x in leaves]
+            self.assertTrue(any(r["kind"] == "deny" and r.get("code") == "rate_limited"
+                                for r in recs), recs)
+        finally:
+            q.close()
+            shutil.rmtree(poldir, ignore_errors=True)
 
 
 if __name__ == "__main__":
