@@ -15,6 +15,11 @@
  * round (under $TMPDIR, default /tmp), with fsync on every commit; a record
  * counts only when its completion reported it durable.  The figures are
  * medians of several rounds.
+ *
+ * With -x N, one group-commit round fills a journal of -n records and then
+ * times N inclusion proofs (random seq, full tree), N consistency proofs
+ * (random first size to the full tree) and N roots of random sizes, as the
+ * auditor API serves them; it prints the median and the 99th percentile.
  */
 #include <errno.h>
 #include <ftw.h>
@@ -44,7 +49,10 @@ struct bench_opts {
 	long		 bo_group_n;	/* records per group-commit round */
 	long		 bo_single_n;	/* records per one-commit-per-record round */
 	const char	*bo_tmp;
+	long		 bo_proofs;	/* -x: proofs of each kind timed, 0 = none */
 };
+
+static void	proofs_report(struct journal *, const char *, const struct bench_opts *);
 
 static EVP_PKEY		*bkey;
 static X509		*bcert;
@@ -212,7 +220,7 @@ producer_main(void *arg)
  * Returns durable records per second, or a negative value on failure.
  */
 static double
-bench_round(const struct bench_opts *o, int nprod, int window, long n)
+bench_round(const struct bench_opts *o, int nprod, int window, long n, bool proofs)
 {
 	struct producer pr[BENCH_PRODUCERS_MAX];
 	struct journal *j = NULL;
@@ -256,6 +264,8 @@ bench_round(const struct bench_opts *o, int nprod, int window, long n)
 		goto done;
 	}
 	rate = (double)n / (t1 - t0);
+	if (proofs)
+		proofs_report(j, dir, o);
 done:
 	journal_close(j);
 	nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
@@ -277,11 +287,74 @@ median(double *v, int n)
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
+/* 64-bit xorshift: the same indices on every run. */
+static uint64_t
+next_rand(uint64_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return *x;
+}
+
+static void
+print_times(const char *what, double *us, long n)
+{
+	double med;
+
+	med = median(us, (int)n);
+	printf("%-22s median %10.1f us   p99 %10.1f us   (%ld calls)\n", what, med,
+	    us[(long)((double)(n - 1) * 0.99)], n);
+}
+
+/* Times proofs and roots over the journal just filled (-x). */
+static void
+proofs_report(struct journal *j, const char *dir, const struct bench_opts *o)
+{
+	uint8_t path[MK_MAX_PATH][32], root[32];
+	char file[600];
+	struct stat sb;
+	uint64_t size = journal_size(j), x = 88172645463325252ULL, a;
+	size_t npath;
+	double *us, t0;
+	long i, bad = 0;
+
+	if ((us = calloc((size_t)o->bo_proofs, sizeof(*us))) == NULL)
+		return;
+	snprintf(file, sizeof(file), "%s/data.mdb", dir);
+	printf("journal of %llu records, data.mdb %lld bytes\n", (unsigned long long)size,
+	    stat(file, &sb) == 0 ? (long long)sb.st_size : -1LL);
+	for (i = 0; i < o->bo_proofs; i++) {
+		a = next_rand(&x) % size;
+		t0 = now_s();
+		bad += journal_inclusion(j, a, size, path, &npath) != 0;
+		us[i] = (now_s() - t0) * 1e6;
+	}
+	print_times("inclusion", us, o->bo_proofs);
+	for (i = 0; i < o->bo_proofs; i++) {
+		a = 1 + next_rand(&x) % size;
+		t0 = now_s();
+		bad += journal_consistency(j, a, size, path, &npath) != 0;
+		us[i] = (now_s() - t0) * 1e6;
+	}
+	print_times("consistency", us, o->bo_proofs);
+	for (i = 0; i < o->bo_proofs; i++) {
+		a = 1 + next_rand(&x) % size;
+		t0 = now_s();
+		bad += journal_root_at(j, a, root) != 0;
+		us[i] = (now_s() - t0) * 1e6;
+	}
+	print_times("root at a random size", us, o->bo_proofs);
+	if (bad != 0)
+		printf("%ld calls failed\n", bad);
+	free(us);
+}
+
 static void
 usage(void)
 {
 	fprintf(stderr, "usage: bench_journal [-r rounds] [-p producers] [-w window] "
-	    "[-n group-records] [-s single-records] [-t tmpdir]\n");
+	    "[-n group-records] [-s single-records] [-t tmpdir] [-x proofs]\n");
 	exit(2);
 }
 
@@ -301,13 +374,13 @@ num_arg(const char *s, long lo, long hi)
 int
 main(int argc, char **argv)
 {
-	struct bench_opts o = { 5, 4, 512, 200000, 400, NULL };
+	struct bench_opts o = { 5, 4, 512, 200000, 400, NULL, 0 };
 	double group[BENCH_ROUNDS_MAX], single[BENCH_ROUNDS_MAX], g, s;
 	int c, i;
 
 	if ((o.bo_tmp = getenv("TMPDIR")) == NULL || o.bo_tmp[0] == '\0')
 		o.bo_tmp = "/tmp";
-	while ((c = getopt(argc, argv, "r:p:w:n:s:t:")) != -1) {
+	while ((c = getopt(argc, argv, "r:p:w:n:s:t:x:")) != -1) {
 		switch (c) {
 		case 'r':
 			o.bo_rounds = (int)num_arg(optarg, 1, BENCH_ROUNDS_MAX);
@@ -327,6 +400,9 @@ main(int argc, char **argv)
 		case 't':
 			o.bo_tmp = optarg;
 			break;
+		case 'x':
+			o.bo_proofs = num_arg(optarg, 1, 1000000);
+			break;
 		default:
 			usage();
 		}
@@ -335,6 +411,15 @@ main(int argc, char **argv)
 		fprintf(stderr, "bench_journal: cannot make the checkpoint key\n");
 		return 1;
 	}
+	if (o.bo_proofs > 0) {
+		printf("journal proofs: %ld records appended by group commit under %s\n",
+		    o.bo_group_n, o.bo_tmp);
+		if (bench_round(&o, o.bo_producers, o.bo_window, o.bo_group_n, true) < 0)
+			return 1;
+		EVP_PKEY_free(bkey);
+		X509_free(bcert);
+		return 0;
+	}
 	printf("journal appends, fsync on every commit, LMDB under %s\n", o.bo_tmp);
 	printf("group commit: %d producers x window %d, %ld records per round\n",
 	    o.bo_producers, o.bo_window, o.bo_group_n);
@@ -342,8 +427,8 @@ main(int argc, char **argv)
 	    o.bo_single_n);
 	printf("%-6s %18s %18s\n", "round", "group rec/s", "per-record rec/s");
 	for (i = 0; i < o.bo_rounds; i++) {
-		group[i] = bench_round(&o, o.bo_producers, o.bo_window, o.bo_group_n);
-		single[i] = bench_round(&o, 1, 1, o.bo_single_n);
+		group[i] = bench_round(&o, o.bo_producers, o.bo_window, o.bo_group_n, false);
+		single[i] = bench_round(&o, 1, 1, o.bo_single_n, false);
 		if (group[i] < 0 || single[i] < 0)
 			return 1;
 		printf("%-6d %18.0f %18.0f\n", i + 1, group[i], single[i]);

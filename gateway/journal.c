@@ -14,6 +14,9 @@
  * Named databases:
  *   rec   seq (8 bytes BE)       -> canonical record bytes
  *   leaf  seq (8 bytes BE)       -> SHA-256(0x00 || record), for proofs
+ *   node  last seq (8 bytes BE) || level (1 byte)
+ *                                -> root of the perfect subtree of 2^level
+ *                                   leaves ending at that seq, for proofs
  *   ckpt  tree size (8 bytes BE) -> checkpoint envelope
  *   meta  "cr"                   -> size (8 bytes BE) || compact range peaks
  *         "latest"               -> the newest checkpoint envelope
@@ -30,6 +33,13 @@
  * and a seek to since_ms finds the first record that can be that recent.
  * Index entries are written in the transaction that writes their record,
  * so an index never names a record that is not there.
+ *
+ * The "node" database holds every completed perfect subtree above the
+ * leaves, so any subtree a proof needs is O(log n) reads instead of one read
+ * per leaf.  A leaf completes the nodes it merges into the compact range, all
+ * ending at its own seq, so keying by last seq then level makes every write
+ * an append (MDB_APPEND: no page splits, full pages).  They are written in
+ * the transaction that writes their leaf and cannot disagree with the tree.
  */
 #include <errno.h>
 #include <limits.h>
@@ -56,6 +66,9 @@
 /* jti entries examined per expiry pass, and the pause between passes. */
 #define JOURNAL_EXPIRE_SCAN	1024
 #define JOURNAL_EXPIRE_EVERY_MS	1000
+/* Leaves per transaction when the node database is built at open. */
+#define JOURNAL_NODE_BATCH	(1u << 17)
+#define JNODE_KEY_LEN		9
 /* Records a query examines at most per call; the cursor resumes from there. */
 #define JOURNAL_QUERY_SCAN	20000
 #define JOURNAL_QUERY_LIMIT	1000
@@ -88,6 +101,7 @@ struct journal {
 	MDB_env			*j_env;
 	MDB_dbi			 j_rec, j_leaf, j_ckpt, j_meta, j_jti, j_ix;
 	MDB_dbi			 j_rev;		/* consent revocations */
+	MDB_dbi			 j_node;	/* perfect subtrees, for proofs */
 	char			 j_origin[LB_ID_MAX];
 	EVP_PKEY		*j_key;
 	X509			*j_cert;
@@ -163,6 +177,17 @@ popcount64(uint64_t v)
 	int n = 0;
 
 	for (; v != 0; v &= v - 1)
+		n++;
+	return n;
+}
+
+/* The nodes a leaf completes: one per trailing one bit of its seq. */
+static unsigned
+trailing_ones64(uint64_t v)
+{
+	unsigned n = 0;
+
+	for (; (v & 1) != 0; v >>= 1)
 		n++;
 	return n;
 }
@@ -394,11 +419,20 @@ done:
 	return ret;
 }
 
-/* Leaf hashes for the merkle_*_proof callbacks, read inside one transaction. */
+/* Leaf and node hashes for the merkle_*_nodes callbacks, read inside one transaction. */
 struct jleafrd {
 	MDB_txn		*lr_txn;
 	MDB_dbi		 lr_dbi;
+	MDB_dbi		 lr_node;
 };
+
+/* Node index of level (>= 1) covers seqs up to ((index + 1) << level) - 1. */
+static void
+journal_node_key(uint8_t kb[JNODE_KEY_LEN], unsigned level, uint64_t index)
+{
+	be64_put(kb, ((index + 1) << level) - 1);
+	kb[8] = (uint8_t)level;
+}
 
 static int
 journal_leaf_read(void *arg, uint64_t idx, uint8_t out[32])
@@ -414,11 +448,30 @@ journal_leaf_read(void *arg, uint64_t idx, uint8_t out[32])
 	return 0;
 }
 
+static int
+journal_node_read(void *arg, unsigned level, uint64_t index, uint8_t out[32])
+{
+	struct jleafrd *lr = arg;
+	uint8_t kb[JNODE_KEY_LEN];
+	MDB_val k = { sizeof(kb), kb }, v;
+	int rc;
+
+	if (level == 0 || level > 63)
+		return -1;
+	journal_node_key(kb, level, index);
+	if ((rc = mdb_get(lr->lr_txn, lr->lr_node, &k, &v)) == MDB_NOTFOUND)
+		return 1;
+	if (rc != 0 || v.mv_size != 32)
+		return -1;
+	memcpy(out, v.mv_data, 32);
+	return 0;
+}
+
 int
 journal_inclusion(struct journal *j, uint64_t seq, uint64_t size, uint8_t path[][32],
     size_t *npath)
 {
-	struct jleafrd lr = { NULL, 0 };
+	struct jleafrd lr = { NULL, 0, 0 };
 	uint64_t have;
 	int ret = -1;
 
@@ -427,10 +480,11 @@ journal_inclusion(struct journal *j, uint64_t seq, uint64_t size, uint8_t path[]
 	if (journal_rtxn_begin(j, &lr.lr_txn) == -1)
 		goto done;
 	lr.lr_dbi = j->j_leaf;
+	lr.lr_node = j->j_node;
 	if (journal_txn_size(j, lr.lr_txn, &have) == -1 || size > have)
 		goto done;
-	if (merkle_inclusion_proof(MK_SHA256, journal_leaf_read, &lr, seq, size, path,
-	    npath) == -1)
+	if (merkle_inclusion_proof_nodes(MK_SHA256, journal_leaf_read, journal_node_read, &lr,
+	    seq, size, path, npath) == -1)
 		goto done;
 	ret = 0;
 done:
@@ -442,7 +496,7 @@ int
 journal_consistency(struct journal *j, uint64_t first, uint64_t second, uint8_t path[][32],
     size_t *npath)
 {
-	struct jleafrd lr = { NULL, 0 };
+	struct jleafrd lr = { NULL, 0, 0 };
 	uint64_t have;
 	int ret = -1;
 
@@ -451,10 +505,11 @@ journal_consistency(struct journal *j, uint64_t first, uint64_t second, uint8_t 
 	if (journal_rtxn_begin(j, &lr.lr_txn) == -1)
 		goto done;
 	lr.lr_dbi = j->j_leaf;
+	lr.lr_node = j->j_node;
 	if (journal_txn_size(j, lr.lr_txn, &have) == -1 || second > have)
 		goto done;
-	if (merkle_consistency_proof(MK_SHA256, journal_leaf_read, &lr, first, second, path,
-	    npath) == -1)
+	if (merkle_consistency_proof_nodes(MK_SHA256, journal_leaf_read, journal_node_read,
+	    &lr, first, second, path, npath) == -1)
 		goto done;
 	ret = 0;
 done:
@@ -465,7 +520,7 @@ done:
 int
 journal_root_at(struct journal *j, uint64_t size, uint8_t root[32])
 {
-	struct jleafrd lr = { NULL, 0 };
+	struct jleafrd lr = { NULL, 0, 0 };
 	struct merkle_cr cr;
 	uint8_t kb[8];
 	MDB_val k = { sizeof(kb), kb }, v;
@@ -475,6 +530,7 @@ journal_root_at(struct journal *j, uint64_t size, uint8_t root[32])
 	if (journal_rtxn_begin(j, &lr.lr_txn) == -1)
 		goto done;
 	lr.lr_dbi = j->j_leaf;
+	lr.lr_node = j->j_node;
 	if (journal_txn_size(j, lr.lr_txn, &have) == -1 || size > have)
 		goto done;
 	if (size == 0) {
@@ -499,7 +555,8 @@ journal_root_at(struct journal *j, uint64_t size, uint8_t root[32])
 		ret = 0;
 		goto done;
 	}
-	if (merkle_subtree(MK_SHA256, journal_leaf_read, &lr, 0, size, root) == -1)
+	if (merkle_subtree_nodes(MK_SHA256, journal_leaf_read, journal_node_read, &lr, 0, size,
+	    root) == -1)
 		goto done;
 	ret = 0;
 done:
@@ -866,15 +923,34 @@ journal_put_claim(struct journal *j, MDB_txn *txn, struct jop *op)
 	return rc;
 }
 
+/* Stores the n perfect subtrees that the leaf just appended to cr completed. */
+static int
+journal_put_nodes(struct journal *j, MDB_txn *txn, const struct merkle_cr *cr,
+    const uint8_t nodes[][32], int n)
+{
+	uint8_t kb[JNODE_KEY_LEN];
+	MDB_val k = { sizeof(kb), kb }, v;
+	int l, rc;
+
+	for (l = 1; l <= n; l++) {
+		journal_node_key(kb, (unsigned)l, (cr->cr_size >> l) - 1);
+		v.mv_data = (void *)(uintptr_t)nodes[l - 1];
+		v.mv_size = 32;
+		if ((rc = mdb_put(txn, j->j_node, &k, &v, MDB_APPEND)) != 0)
+			return rc;
+	}
+	return 0;
+}
+
 static int
 journal_put_recs(struct journal *j, MDB_txn *txn, struct jop *op, struct merkle_cr *cr,
     uint64_t *tmax, msgpack_sbuffer *sb)
 {
 	const struct jrec *r;
-	uint8_t kb[8], leaf[32];
+	uint8_t kb[8], leaf[32], nodes[64][32];
 	MDB_val k = { sizeof(kb), kb }, v;
 	size_t i;
-	int rc;
+	int n, rc;
 
 	op->jo_first_seq = cr->cr_size;
 	for (i = 0; i < op->jo_n; i++) {
@@ -897,7 +973,9 @@ journal_put_recs(struct journal *j, MDB_txn *txn, struct jop *op, struct merkle_
 		    r->jr_has_subject ? r->jr_subject : NULL, r->jr_consumer, r->jr_dept,
 		    r->jr_item, r->jr_t_ms, tmax)) != 0)
 			return rc;
-		merkle_cr_append(MK_SHA256, cr, leaf);
+		n = merkle_cr_append_nodes(MK_SHA256, cr, leaf, nodes);
+		if ((rc = journal_put_nodes(j, txn, cr, (const uint8_t (*)[32])nodes, n)) != 0)
+			return rc;
 	}
 	op->jo_status = 0;
 	return 0;
@@ -1274,9 +1352,9 @@ static int
 journal_restore(struct journal *j, char *err, size_t errlen)
 {
 	static const char *const names[] = { "rec", "leaf", "ckpt", "meta", "jti", "ix",
-	    "rev" };
+	    "rev", "node" };
 	MDB_dbi *const dbis[] = { &j->j_rec, &j->j_leaf, &j->j_ckpt, &j->j_meta, &j->j_jti,
-	    &j->j_ix, &j->j_rev };
+	    &j->j_ix, &j->j_rev, &j->j_node };
 	MDB_txn *txn = NULL;
 	MDB_cursor *cur = NULL;
 	MDB_stat rst, lst;
@@ -1384,6 +1462,179 @@ done:
 		mdb_cursor_close(cur);
 	if (txn != NULL)
 		mdb_txn_abort(txn);
+	return ret;
+}
+
+/*
+ * One transaction of journal_nodes_build.  Nodes are stored in seq order, so
+ * every seq before the last stored node's has all its nodes; the build
+ * resumes after that seq (or at it, when only some of its nodes are there),
+ * rebuilds the compact range at that point from the stored peaks, and adds
+ * the nodes of up to JOURNAL_NODE_BATCH more leaves.  *built counts the
+ * nodes written; *more is false once every leaf up to size is covered.
+ */
+static int
+journal_nodes_batch(struct journal *j, uint64_t size, uint64_t *built, bool *more,
+    char *why, size_t whylen)
+{
+	struct jleafrd lr = { NULL, 0, 0 };
+	struct merkle_cr cr;
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	MDB_cursor_op op = MDB_SET_KEY;
+	uint8_t kb[8], nodes[64][32];
+	uint64_t from = 0, seq, end, pos = 0;
+	uint64_t added = 0;
+	int b, n, rc;
+
+	*more = false;
+	if ((rc = mdb_txn_begin(j->j_env, NULL, 0, &lr.lr_txn)) != 0)
+		goto done;
+	lr.lr_dbi = j->j_leaf;
+	lr.lr_node = j->j_node;
+	if ((rc = mdb_cursor_open(lr.lr_txn, j->j_node, &cur)) != 0)
+		goto done;
+	if ((rc = mdb_cursor_get(cur, &k, &v, MDB_LAST)) == 0) {
+		if (k.mv_size != JNODE_KEY_LEN || be64_get(k.mv_data) >= size) {
+			snprintf(why, whylen,
+			    "the node database names leaves beyond the tree");
+			rc = EINVAL;
+			goto done;
+		}
+		from = be64_get(k.mv_data);
+		/*
+		 * Seq from completes one node per trailing one bit.  If its
+		 * highest one is there, so is the rest; otherwise its nodes
+		 * are removed and it is done again.
+		 */
+		if (((uint8_t *)k.mv_data)[8] == trailing_ones64(from))
+			from++;
+		else {
+			while (rc == 0 && be64_get(k.mv_data) == from) {
+				if ((rc = mdb_cursor_del(cur, 0)) != 0 ||
+				    (rc = mdb_cursor_get(cur, &k, &v, MDB_LAST)) != 0)
+					break;
+				if (k.mv_size != JNODE_KEY_LEN) {
+					rc = EINVAL;
+					goto done;
+				}
+			}
+			if (rc != 0 && rc != MDB_NOTFOUND)
+				goto done;
+		}
+	} else if (rc != MDB_NOTFOUND)
+		goto done;
+	mdb_cursor_close(cur);
+	cur = NULL;
+	rc = 0;
+	if (from >= size)
+		goto done;
+
+	/* The peaks of the first from leaves are stored nodes (or one leaf). */
+	merkle_cr_init(&cr);
+	for (b = 63; b >= 0; b--) {
+		if ((from & ((uint64_t)1 << b)) == 0)
+			continue;
+		if (b == 0)
+			rc = journal_leaf_read(&lr, pos, cr.cr_peak[cr.cr_n]);
+		else
+			rc = journal_node_read(&lr, (unsigned)b, pos >> b,
+			    cr.cr_peak[cr.cr_n]);
+		if (rc != 0) {
+			snprintf(why, whylen, "the node database lacks a node below seq %llu",
+			    (unsigned long long)from);
+			rc = EINVAL;
+			goto done;
+		}
+		cr.cr_n++;
+		pos += (uint64_t)1 << b;
+	}
+	cr.cr_size = from;
+
+	end = size - from > JOURNAL_NODE_BATCH ? from + JOURNAL_NODE_BATCH : size;
+	if ((rc = mdb_cursor_open(lr.lr_txn, j->j_leaf, &cur)) != 0)
+		goto done;
+	be64_put(kb, from);
+	k.mv_data = kb;
+	k.mv_size = sizeof(kb);
+	for (seq = from; seq < end; seq++, op = MDB_NEXT) {
+		if ((rc = mdb_cursor_get(cur, &k, &v, op)) != 0 || k.mv_size != 8 ||
+		    be64_get(k.mv_data) != seq || v.mv_size != 32) {
+			snprintf(why, whylen, "leaf %llu is missing or malformed",
+			    (unsigned long long)seq);
+			rc = rc != 0 ? rc : EINVAL;
+			goto done;
+		}
+		n = merkle_cr_append_nodes(MK_SHA256, &cr, v.mv_data, nodes);
+		if ((rc = journal_put_nodes(j, lr.lr_txn, &cr, (const uint8_t (*)[32])nodes,
+		    n)) != 0)
+			goto done;
+		added += (uint64_t)n;
+	}
+	mdb_cursor_close(cur);
+	cur = NULL;
+	if (added == 0 && end == size)
+		goto done;
+	rc = mdb_txn_commit(lr.lr_txn);
+	lr.lr_txn = NULL;
+	if (rc != 0)
+		goto done;
+	*built += added;
+	*more = end < size;
+done:
+	if (cur != NULL)
+		mdb_cursor_close(cur);
+	if (lr.lr_txn != NULL)
+		mdb_txn_abort(lr.lr_txn);
+	return rc;
+}
+
+/*
+ * Journals written before the node database existed, or whose node database
+ * is behind the tree, get their nodes built here, in batches of one
+ * transaction each so that a large journal never needs one huge transaction
+ * and an interrupted build resumes where it stopped.  Afterwards the stored
+ * nodes must give the root of the committed compact range, or the journal is
+ * refused like any other damage.  Runs before the writer starts.
+ */
+static int
+journal_nodes_build(struct journal *j, char *err, size_t errlen)
+{
+	struct jleafrd lr = { NULL, 0, 0 };
+	uint8_t want[32], got[32];
+	uint64_t size = j->j_cr.cr_size, built = 0;
+	char why[128] = "";
+	bool more = true;
+	int rc = 0, ret = -1;
+
+	while (more) {
+		rc = journal_nodes_batch(j, size, &built, &more, why, sizeof(why));
+		if (rc == MDB_MAP_FULL) {
+			if (journal_grow(j) == -1)
+				goto done;
+			more = true;
+		} else if (rc != 0)
+			goto done;
+	}
+	if (built > 0)
+		log_info("journal: built %llu tree nodes for %llu records",
+		    (unsigned long long)built, (unsigned long long)size);
+	if ((rc = mdb_txn_begin(j->j_env, NULL, MDB_RDONLY, &lr.lr_txn)) != 0)
+		goto done;
+	lr.lr_dbi = j->j_leaf;
+	lr.lr_node = j->j_node;
+	merkle_cr_root(MK_SHA256, &j->j_cr, want);
+	if (merkle_subtree_nodes(MK_SHA256, journal_leaf_read, journal_node_read, &lr, 0,
+	    size, got) == -1 || memcmp(want, got, sizeof(want)) != 0) {
+		snprintf(why, sizeof(why), "the node database disagrees with the tree");
+		goto done;
+	}
+	ret = 0;
+done:
+	if (lr.lr_txn != NULL)
+		mdb_txn_abort(lr.lr_txn);
+	if (ret == -1)
+		snprintf(err, errlen, "journal: %s", why[0] != '\0' ? why : mdb_strerror(rc));
 	return ret;
 }
 
@@ -1501,7 +1752,8 @@ journal_open(const struct journal_config *cfg, char *err, size_t errlen)
 	j->j_hmac_len = cfg->jc_hmac_key_len;
 
 	if (journal_env_open(j, cfg, err, errlen) == -1 ||
-	    journal_restore(j, err, errlen) == -1)
+	    journal_restore(j, err, errlen) == -1 ||
+	    journal_nodes_build(j, err, errlen) == -1)
 		goto done;
 
 	/*

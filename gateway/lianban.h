@@ -266,6 +266,14 @@ struct merkle_cr {
 void		 merkle_cr_init(struct merkle_cr *);
 void		 merkle_cr_append(enum mk_hash, struct merkle_cr *, const uint8_t leaf[32]);
 void		 merkle_cr_root(enum mk_hash, const struct merkle_cr *, uint8_t out[32]);
+/*
+ * merkle_cr_append that also returns the perfect subtrees the leaf completed:
+ * nodes[l - 1] (when nodes is not NULL; it holds 64 hashes) is the root of the
+ * 2^l leaves ending with this one, for l = 1 .. the returned count.  That node
+ * is number (size_after >> l) - 1 of level l.
+ */
+int		 merkle_cr_append_nodes(enum mk_hash, struct merkle_cr *, const uint8_t leaf[32],
+		    uint8_t nodes[][32]);
 
 /* Reads leaf hash idx into out; returns 0 or -1. */
 typedef int	(*merkle_leaf_fn)(void *arg, uint64_t idx, uint8_t out[32]);
@@ -279,6 +287,24 @@ int		 merkle_inclusion_proof(enum mk_hash, merkle_leaf_fn, void *, uint64_t idx,
 		    uint64_t size, uint8_t path[][32], size_t *npath);
 int		 merkle_consistency_proof(enum mk_hash, merkle_leaf_fn, void *, uint64_t first,
 		    uint64_t second, uint8_t path[][32], size_t *npath);
+/*
+ * Reads the stored root of perfect subtree number index of level (>= 1): the
+ * 2^level leaves from index << level on.  Returns 0, 1 when that node is not
+ * stored (it is then computed from the level below, down to leaves), or -1.
+ */
+typedef int	(*merkle_node_fn)(void *arg, unsigned level, uint64_t index, uint8_t out[32]);
+/*
+ * The same results as merkle_subtree and the proofs above, reading stored
+ * perfect subtrees through node_fn (NULL: leaves only).  With every complete
+ * node stored a subtree costs O(log n) reads and a proof O(log^2 n).  Both fn
+ * and node_fn receive arg.
+ */
+int		 merkle_subtree_nodes(enum mk_hash, merkle_leaf_fn, merkle_node_fn, void *,
+		    uint64_t start, uint64_t len, uint8_t out[32]);
+int		 merkle_inclusion_proof_nodes(enum mk_hash, merkle_leaf_fn, merkle_node_fn, void *,
+		    uint64_t idx, uint64_t size, uint8_t path[][32], size_t *npath);
+int		 merkle_consistency_proof_nodes(enum mk_hash, merkle_leaf_fn, merkle_node_fn,
+		    void *, uint64_t first, uint64_t second, uint8_t path[][32], size_t *npath);
 /* RFC 9162 §2.1.3.2: 0 when the path proves leaf idx in a tree of size with root. */
 int		 merkle_verify_inclusion(enum mk_hash, const uint8_t leaf[32], uint64_t idx,
 		    uint64_t size, const uint8_t path[][32], size_t npath, const uint8_t root[32]);
@@ -440,8 +466,9 @@ int		 journal_inclusion(struct journal *, uint64_t seq, uint64_t size,
 int		 journal_consistency(struct journal *, uint64_t first, uint64_t second,
 		    uint8_t path[][32], size_t *npath);
 /*
- * Root of the tree of the first size records.  Cheap for checkpointed sizes
- * and the current size; otherwise it reads all size leaf hashes.  Any thread.
+ * Root of the tree of the first size records: O(log size) stored nodes (a
+ * signed checkpoint or the compact range when size is one of theirs).  Any
+ * thread.
  */
 int		 journal_root_at(struct journal *, uint64_t size, uint8_t root[32]);
 /*

@@ -9,8 +9,9 @@
  * preimage built from interior nodes.
  *
  * Trees are never held in memory.  The writer keeps a compact range (one
- * peak per perfect subtree) and proofs read leaf hashes through a callback,
- * so the journal decides where leaves live.  The only shared state is the
+ * peak per perfect subtree) and proofs read leaf hashes, and the roots of
+ * perfect subtrees when the caller stores them, through callbacks, so the
+ * journal decides where leaves and nodes live.  The only shared state is the
  * pair of digest methods, fetched once and read-only afterwards; every
  * function may therefore run on any number of threads at once.
  */
@@ -41,6 +42,9 @@ static void		 merkle_digest(enum mk_hash, const void *, size_t,
 			    const void *, size_t, const void *, size_t,
 			    uint8_t [MK_LEN]);
 static uint64_t		 merkle_split(uint64_t);
+static int		 merkle_perfect(enum mk_hash, merkle_leaf_fn,
+			    merkle_node_fn, void *, unsigned, uint64_t,
+			    uint8_t [MK_LEN]);
 static int		 merkle_popcount(uint64_t);
 
 /*
@@ -206,12 +210,16 @@ merkle_cr_init(struct merkle_cr *cr)
  * size, largest first.  A new leaf is a perfect subtree of height 0; every
  * trailing one bit of the old size is a peak of the same height as the
  * node being carried, so the two merge, exactly like a binary increment.
+ * Each merge completes one perfect subtree, which is handed back in nodes
+ * (when not NULL) for callers that store them.
  */
-void
-merkle_cr_append(enum mk_hash h, struct merkle_cr *cr, const uint8_t leaf[32])
+int
+merkle_cr_append_nodes(enum mk_hash h, struct merkle_cr *cr,
+    const uint8_t leaf[32], uint8_t nodes[][32])
 {
 	uint8_t		node[MK_LEN];
 	uint64_t	s;
+	int		level = 0;
 
 	/*
 	 * A peak count that disagrees with the size would make the merge
@@ -225,10 +233,20 @@ merkle_cr_append(enum mk_hash h, struct merkle_cr *cr, const uint8_t leaf[32])
 	for (s = cr->cr_size; (s & 1) != 0; s >>= 1) {
 		cr->cr_n--;
 		merkle_node_hash(h, cr->cr_peak[cr->cr_n], node, node);
+		if (nodes != NULL)
+			memcpy(nodes[level], node, MK_LEN);
+		level++;
 	}
 	memcpy(cr->cr_peak[cr->cr_n], node, MK_LEN);
 	cr->cr_n++;
 	cr->cr_size++;
+	return level;
+}
+
+void
+merkle_cr_append(enum mk_hash h, struct merkle_cr *cr, const uint8_t leaf[32])
+{
+	merkle_cr_append_nodes(h, cr, leaf, NULL);
 }
 
 /*
@@ -280,6 +298,82 @@ merkle_subtree(enum mk_hash h, merkle_leaf_fn fn, void *arg, uint64_t start,
 }
 
 /*
+ * Root of the perfect subtree of 2^level leaves starting at leaf start.
+ * A stored node answers at once when the subtree is aligned (start a
+ * multiple of 2^level, the only subtrees a store can hold); otherwise, or
+ * when the node is absent, the two halves are asked in turn, so only the
+ * missing parts are ever rebuilt from leaves.  The recursion is at most
+ * level (< 64) deep.
+ */
+static int
+merkle_perfect(enum mk_hash h, merkle_leaf_fn fn, merkle_node_fn node_fn,
+    void *arg, unsigned level, uint64_t start, uint8_t out[MK_LEN])
+{
+	uint8_t		l[MK_LEN], r[MK_LEN];
+	uint64_t	half;
+	int		rc;
+
+	if (level == 0)
+		return fn(arg, start, out) == -1 ? -1 : 0;
+	if ((start & (((uint64_t)1 << level) - 1)) == 0) {
+		if ((rc = node_fn(arg, level, start >> level, out)) == 0)
+			return 0;
+		if (rc != 1)
+			return -1;
+	}
+	half = (uint64_t)1 << (level - 1);
+	if (merkle_perfect(h, fn, node_fn, arg, level - 1, start, l) == -1 ||
+	    merkle_perfect(h, fn, node_fn, arg, level - 1, start + half,
+	    r) == -1)
+		return -1;
+	merkle_node_hash(h, l, r, out);
+	return 0;
+}
+
+/*
+ * The same MTH as merkle_subtree, from the peaks of the range: one
+ * perfect subtree per set bit of len, largest first.  Walking the bits
+ * from the smallest takes the peaks right to left, which is the order the
+ * root folds them in, so no peak needs to be kept.  In the ranges RFC 6962
+ * proofs ask for every peak is aligned, and with every node stored this
+ * reads at most one node per bit of len.
+ */
+int
+merkle_subtree_nodes(enum mk_hash h, merkle_leaf_fn fn,
+    merkle_node_fn node_fn, void *arg, uint64_t start, uint64_t len,
+    uint8_t out[32])
+{
+	uint8_t		peak[MK_LEN], r[MK_LEN];
+	uint64_t	end;
+	unsigned	b;
+	int		first = 1;
+
+	if (node_fn == NULL)
+		return merkle_subtree(h, fn, arg, start, len, out);
+	if (fn == NULL || out == NULL || len > UINT64_MAX - start)
+		return -1;
+	if (len == 0) {
+		merkle_hash(h, "", 0, out);
+		return 0;
+	}
+	end = start + len;
+	for (b = 0; b < 64; b++) {
+		if ((len & ((uint64_t)1 << b)) == 0)
+			continue;
+		end -= (uint64_t)1 << b;
+		if (merkle_perfect(h, fn, node_fn, arg, b, end, peak) == -1)
+			return -1;
+		if (first)
+			memcpy(r, peak, MK_LEN);
+		else
+			merkle_node_hash(h, peak, r, r);
+		first = 0;
+	}
+	memcpy(out, r, MK_LEN);
+	return 0;
+}
+
+/*
  * RFC 6962 §2.1.1 PATH(m, D[n]).  The recursion there descends towards
  * leaf m and, at each split, appends the root of the half that does not
  * hold m after the path of the half that does.  Walking down iteratively
@@ -289,6 +383,15 @@ merkle_subtree(enum mk_hash h, merkle_leaf_fn fn, void *arg, uint64_t start,
 int
 merkle_inclusion_proof(enum mk_hash h, merkle_leaf_fn fn, void *arg,
     uint64_t idx, uint64_t size, uint8_t path[][32], size_t *npath)
+{
+	return merkle_inclusion_proof_nodes(h, fn, NULL, arg, idx, size, path,
+	    npath);
+}
+
+int
+merkle_inclusion_proof_nodes(enum mk_hash h, merkle_leaf_fn fn,
+    merkle_node_fn node_fn, void *arg, uint64_t idx, uint64_t size,
+    uint8_t path[][32], size_t *npath)
 {
 	uint8_t		sib[MK_MAX_PATH][MK_LEN];
 	uint64_t	lo = 0, n = size, m = idx, k;
@@ -301,12 +404,13 @@ merkle_inclusion_proof(enum mk_hash h, merkle_leaf_fn fn, void *arg,
 			return -1;
 		k = merkle_split(n);
 		if (m < k) {
-			if (merkle_subtree(h, fn, arg, lo + k, n - k,
-			    sib[cnt]) == -1)
+			if (merkle_subtree_nodes(h, fn, node_fn, arg, lo + k,
+			    n - k, sib[cnt]) == -1)
 				return -1;
 			n = k;
 		} else {
-			if (merkle_subtree(h, fn, arg, lo, k, sib[cnt]) == -1)
+			if (merkle_subtree_nodes(h, fn, node_fn, arg, lo, k,
+			    sib[cnt]) == -1)
 				return -1;
 			lo += k;
 			m -= k;
@@ -334,6 +438,15 @@ int
 merkle_consistency_proof(enum mk_hash h, merkle_leaf_fn fn, void *arg,
     uint64_t first, uint64_t second, uint8_t path[][32], size_t *npath)
 {
+	return merkle_consistency_proof_nodes(h, fn, NULL, arg, first, second,
+	    path, npath);
+}
+
+int
+merkle_consistency_proof_nodes(enum mk_hash h, merkle_leaf_fn fn,
+    merkle_node_fn node_fn, void *arg, uint64_t first, uint64_t second,
+    uint8_t path[][32], size_t *npath)
+{
 	uint8_t		sib[MK_MAX_PATH][MK_LEN];
 	uint8_t		head[MK_LEN];
 	uint64_t	lo = 0, n = second, m = first, k;
@@ -348,12 +461,13 @@ merkle_consistency_proof(enum mk_hash h, merkle_leaf_fn fn, void *arg,
 			return -1;
 		k = merkle_split(n);
 		if (m <= k) {
-			if (merkle_subtree(h, fn, arg, lo + k, n - k,
-			    sib[cnt]) == -1)
+			if (merkle_subtree_nodes(h, fn, node_fn, arg, lo + k,
+			    n - k, sib[cnt]) == -1)
 				return -1;
 			n = k;
 		} else {
-			if (merkle_subtree(h, fn, arg, lo, k, sib[cnt]) == -1)
+			if (merkle_subtree_nodes(h, fn, node_fn, arg, lo, k,
+			    sib[cnt]) == -1)
 				return -1;
 			lo += k;
 			m -= k;
@@ -366,7 +480,8 @@ merkle_consistency_proof(enum mk_hash h, merkle_leaf_fn fn, void *arg,
 	if (!whole) {
 		if (cnt == MK_MAX_PATH)
 			return -1;
-		if (merkle_subtree(h, fn, arg, lo, n, head) == -1)
+		if (merkle_subtree_nodes(h, fn, node_fn, arg, lo, n,
+		    head) == -1)
 			return -1;
 		memcpy(path[0], head, MK_LEN);
 		off = 1;

@@ -644,6 +644,225 @@ START_TEST(test_reopen_and_proofs)
 }
 END_TEST
 
+/*
+ * Checks proofs and roots against leaves read back from the journal: every
+ * inclusion for sizes up to 70, then a spread of sizes, indices and pairs.
+ */
+static void
+check_proofs(uint64_t size)
+{
+	uint8_t path[MK_MAX_PATH][32], r1[32], r2[32], want[32];
+	struct readback rb;
+	uint64_t s1, s2, seq;
+	size_t npath;
+
+	readback(&rb, size, false);
+	for (s2 = 1; s2 <= size; s2 += s2 < 70 ? 1 : 1 + s2 / 8) {
+		ck_assert_int_eq(journal_root_at(tj, s2, r2), 0);
+		merkle_root(MK_SHA256, (const uint8_t (*)[32])rb.rb_leaves, s2, want);
+		ck_assert_mem_eq(r2, want, 32);
+		for (seq = 0; seq < s2; seq += s2 < 70 ? 1 : 1 + s2 / 11) {
+			ck_assert_int_eq(journal_inclusion(tj, seq, s2, path, &npath), 0);
+			ck_assert_int_eq(merkle_verify_inclusion(MK_SHA256, rb.rb_leaves[seq],
+			    seq, s2, (const uint8_t (*)[32])path, npath, r2), 0);
+		}
+		ck_assert_int_eq(journal_inclusion(tj, s2 - 1, s2, path, &npath), 0);
+		ck_assert_int_eq(merkle_verify_inclusion(MK_SHA256, rb.rb_leaves[s2 - 1],
+		    s2 - 1, s2, (const uint8_t (*)[32])path, npath, r2), 0);
+		for (s1 = 1; s1 <= s2; s1 += 1 + s2 / 9) {
+			ck_assert_int_eq(journal_root_at(tj, s1, r1), 0);
+			ck_assert_int_eq(journal_consistency(tj, s1, s2, path, &npath), 0);
+			ck_assert_int_eq(merkle_verify_consistency(MK_SHA256, s1, s2, r1, r2,
+			    (const uint8_t (*)[32])path, npath), 0);
+		}
+	}
+	readback_free(&rb);
+}
+
+/* Opens the journal's LMDB directly, as an older gateway or a crash would leave it. */
+static void
+raw_open(MDB_env **env, MDB_txn **txn, MDB_dbi *node)
+{
+	ck_assert_int_eq(mdb_env_create(env), 0);
+	ck_assert_int_eq(mdb_env_set_maxdbs(*env, 8), 0);
+	ck_assert_int_eq(mdb_env_open(*env, tdir, 0, 0600), 0);
+	ck_assert_int_eq(mdb_txn_begin(*env, NULL, 0, txn), 0);
+	ck_assert_int_eq(mdb_dbi_open(*txn, "node", 0, node), 0);
+}
+
+/* Stored nodes: one per completed perfect subtree above the leaves. */
+static size_t
+node_count(void)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi node;
+	MDB_stat st;
+
+	raw_open(&env, &txn, &node);
+	ck_assert_int_eq(mdb_stat(txn, node, &st), 0);
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
+	return st.ms_entries;
+}
+
+static uint64_t
+tree_nodes(uint64_t size)
+{
+	uint64_t n = size, v;
+
+	for (v = size; v != 0; v &= v - 1)
+		n--;
+	return n;
+}
+
+/*
+ * The writer stores every node in the commit of its leaves, across batches
+ * of every size and across reopening, and proofs built from them verify.
+ */
+START_TEST(test_proofs_from_nodes)
+{
+	uint64_t tag = 0;
+	size_t n;
+
+	tj = open_journal(0);
+	for (n = 1; n <= 20; n++) {
+		append_wait(tag, n);	/* 1 + 2 + ... + 20 = 210 */
+		tag += n;
+	}
+	check_proofs(journal_size(tj));
+	journal_close(tj);
+	tj = NULL;
+	ck_assert_uint_eq(node_count(), tree_nodes(210));
+
+	tj = open_journal(0);
+	append_wait(tag, 1);
+	append_wait(tag + 1, 300);
+	append_wait(tag + 301, 2);
+	ck_assert_uint_eq(journal_size(tj), 513);
+	check_proofs(513);
+	journal_close(tj);
+	tj = NULL;
+	ck_assert_uint_eq(node_count(), tree_nodes(513));
+}
+END_TEST
+
+/*
+ * A journal without the node database (written before it existed) gets it
+ * built at open; so does one whose build stopped part way.  Either way the
+ * nodes match what the writer would have stored and proofs verify.
+ */
+START_TEST(test_nodes_rebuilt)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi node;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int i;
+
+	tj = open_journal(0);
+	append_wait(0, 333);
+	journal_close(tj);
+	tj = NULL;
+	ck_assert_uint_eq(node_count(), tree_nodes(333));
+
+	raw_open(&env, &txn, &node);
+	ck_assert_int_eq(mdb_drop(txn, node, 1), 0);
+	ck_assert_int_eq(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+
+	tj = open_journal(0);
+	ck_assert_uint_eq(journal_size(tj), 333);
+	check_proofs(333);
+	ck_assert_uint_eq(append_wait(333, 40), 333);
+	check_proofs(373);
+	journal_close(tj);
+	tj = NULL;
+	ck_assert_uint_eq(node_count(), tree_nodes(373));
+
+	/*
+	 * The last 100 nodes lost, as by a build that never finished; the cut
+	 * may fall between the nodes of one seq.
+	 */
+	raw_open(&env, &txn, &node);
+	ck_assert_int_eq(mdb_cursor_open(txn, node, &cur), 0);
+	for (i = 0; i < 100; i++) {
+		ck_assert_int_eq(mdb_cursor_get(cur, &k, &v, MDB_LAST), 0);
+		ck_assert_int_eq(mdb_cursor_del(cur, 0), 0);
+	}
+	mdb_cursor_close(cur);
+	ck_assert_int_eq(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+	ck_assert_uint_eq(node_count(), tree_nodes(373) - 100);
+
+	tj = open_journal(0);
+	check_proofs(373);
+	journal_close(tj);
+	tj = NULL;
+	ck_assert_uint_eq(node_count(), tree_nodes(373));
+}
+END_TEST
+
+/*
+ * Proofs come from the stored nodes, not from the leaves: a node altered
+ * behind the journal's back yields a proof that fails to verify.  A stored
+ * peak that disagrees with the tree is caught at open.
+ */
+START_TEST(test_nodes_used)
+{
+	struct journal_config cfg = {
+		.jc_dir = tdir, .jc_origin = ORIGIN, .jc_ckpt_key = tkey,
+		.jc_ckpt_cert = tcert, .jc_hmac_key = thmac, .jc_hmac_key_len = sizeof(thmac),
+	};
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi node;
+	/* Level 2, seqs 4..7: inside the peak of 64 leaves, never a peak itself. */
+	uint8_t kb[9] = { 0, 0, 0, 0, 0, 0, 0, 7, 2 }, bad[32];
+	MDB_val k = { sizeof(kb), kb }, v = { sizeof(bad), bad };
+	uint8_t path[MK_MAX_PATH][32], root[32];
+	struct readback rb;
+	size_t npath;
+	char err[256] = "";
+
+	tj = open_journal(0);
+	append_wait(0, 100);
+	readback(&rb, 100, false);
+	ck_assert_int_eq(journal_root_at(tj, 100, root), 0);
+	journal_close(tj);
+	tj = NULL;
+
+	memset(bad, 0x5a, sizeof(bad));
+	raw_open(&env, &txn, &node);
+	ck_assert_int_eq(mdb_put(txn, node, &k, &v, 0), 0);
+	ck_assert_int_eq(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+
+	tj = open_journal(0);
+	ck_assert_int_eq(journal_inclusion(tj, 0, 100, path, &npath), 0);
+	ck_assert_int_ne(merkle_verify_inclusion(MK_SHA256, rb.rb_leaves[0], 0, 100,
+	    (const uint8_t (*)[32])path, npath, root), 0);
+	/* Leaf 8's path does not pass through the altered node. */
+	ck_assert_int_eq(journal_inclusion(tj, 8, 100, path, &npath), 0);
+	ck_assert_int_eq(merkle_verify_inclusion(MK_SHA256, rb.rb_leaves[8], 8, 100,
+	    (const uint8_t (*)[32])path, npath, root), 0);
+	journal_close(tj);
+	tj = NULL;
+	readback_free(&rb);
+
+	/* Now the peak of the first 64 leaves. */
+	kb[7] = 63;
+	kb[8] = 6;
+	raw_open(&env, &txn, &node);
+	ck_assert_int_eq(mdb_put(txn, node, &k, &v, 0), 0);
+	ck_assert_int_eq(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+	ck_assert_ptr_null(journal_open(&cfg, err, sizeof(err)));
+	ck_assert_msg(strstr(err, "node database disagrees") != NULL, "err: %s", err);
+}
+END_TEST
+
 /* The stored tree is checked against the stored records at open. */
 START_TEST(test_reopen_refuses_inconsistent)
 {
@@ -1276,6 +1495,9 @@ journal_suite(void)
 	tcase_add_test(tc, test_empty);
 	tcase_add_test(tc, test_concurrent_appends);
 	tcase_add_test(tc, test_reopen_and_proofs);
+	tcase_add_test(tc, test_proofs_from_nodes);
+	tcase_add_test(tc, test_nodes_rebuilt);
+	tcase_add_test(tc, test_nodes_used);
 	tcase_add_test(tc, test_reopen_refuses_inconsistent);
 	tcase_add_test(tc, test_reopen_signs_tail);
 	tcase_add_test(tc, test_jti);

@@ -815,6 +815,258 @@ START_TEST(test_compact_range)
 }
 END_TEST
 
+/*
+ * Stored perfect subtrees, as a journal keeps them: level l >= 1 holds the
+ * roots merkle_cr_append_nodes handed back, ns_n >> l of them.  ns_drop
+ * makes some nodes absent (the proof must then rebuild them from below) and
+ * ns_fail_level makes reads of one level fail.  Reads are counted, so the
+ * tests can tell a proof that used the nodes from one that read every leaf.
+ */
+#define NS_BIG		65537
+
+enum ns_drop {
+	NS_KEEP_ALL,
+	NS_DROP_SOME,	/* every node whose index is 1 mod 3 */
+	NS_DROP_ALL
+};
+
+struct nodeset {
+	struct leafset	  ns_ls;
+	uint8_t		(*ns_node[64])[32];
+	uint64_t	  ns_n;
+	enum ns_drop	  ns_drop;
+	unsigned	  ns_fail_level;	/* 0: never fail */
+	uint64_t	  ns_reads;
+	uint64_t	  ns_unaligned;		/* reads that name no stored node */
+};
+
+static int
+nodeset_leaf(void *arg, uint64_t idx, uint8_t out[32])
+{
+	struct nodeset	*ns = arg;
+
+	ns->ns_reads++;
+	return leafset_get(&ns->ns_ls, idx, out);
+}
+
+static int
+nodeset_node(void *arg, unsigned level, uint64_t index, uint8_t out[32])
+{
+	struct nodeset	*ns = arg;
+
+	ns->ns_reads++;
+	if (level == 0 || level >= 64 || index >= (ns->ns_n >> level)) {
+		ns->ns_unaligned++;
+		return 1;
+	}
+	if (level == ns->ns_fail_level)
+		return -1;
+	if (ns->ns_drop == NS_DROP_ALL ||
+	    (ns->ns_drop == NS_DROP_SOME && index % 3 == 1))
+		return 1;
+	memcpy(out, ns->ns_node[level][index], 32);
+	return 0;
+}
+
+/*
+ * Builds the node store of n leaves with merkle_cr_append_nodes, checking
+ * every node it reports against the recursive MTH of its leaves.
+ */
+static void
+nodeset_init(struct nodeset *ns, enum mk_hash h, const uint8_t (*leaves)[32],
+    uint64_t n)
+{
+	struct merkle_cr	cr;
+	uint8_t			nodes[64][32], ref[32];
+	uint64_t		i, idx;
+	int			c, l;
+
+	memset(ns, 0, sizeof(*ns));
+	ns->ns_ls.ls_leaf = leaves;
+	ns->ns_ls.ls_n = n;
+	ns->ns_ls.ls_fail_at = UINT64_MAX;
+	ns->ns_n = n;
+	for (l = 1; l < 64 && (n >> l) > 0; l++) {
+		ns->ns_node[l] = calloc(n >> l, 32);
+		ck_assert_ptr_nonnull(ns->ns_node[l]);
+	}
+	merkle_cr_init(&cr);
+	for (i = 0; i < n; i++) {
+		c = merkle_cr_append_nodes(h, &cr, leaves[i], nodes);
+		/* Leaf i completes one node per trailing one bit of i. */
+		ck_assert_int_eq(c, __builtin_ctzll(~i));
+		for (l = 1; l <= c; l++) {
+			idx = (cr.cr_size >> l) - 1;
+			if (n <= 4096) {
+				ref_mth(h, leaves + (idx << l), (uint64_t)1 << l,
+				    ref);
+				ck_assert_mem_eq(nodes[l - 1], ref, 32);
+			}
+			memcpy(ns->ns_node[l][idx], nodes[l - 1], 32);
+		}
+		/* The top one is the new last peak. */
+		if (c > 0)
+			ck_assert_mem_eq(nodes[c - 1], cr.cr_peak[cr.cr_n - 1],
+			    32);
+	}
+}
+
+static void
+nodeset_free(struct nodeset *ns)
+{
+	int	l;
+
+	for (l = 0; l < 64; l++)
+		free(ns->ns_node[l]);
+}
+
+/* Reads at most one item per bit of each subtree size: (log2 n + 1)^2. */
+static uint64_t
+nodeset_budget(uint64_t size)
+{
+	uint64_t	b = 1;
+
+	while (size > 1) {
+		size >>= 1;
+		b++;
+	}
+	return b * b;
+}
+
+static void
+check_nodes_inclusion(enum mk_hash h, struct nodeset *ns, uint64_t idx,
+    uint64_t size)
+{
+	uint8_t		path[MK_MAX_PATH][32], want[MK_MAX_PATH][32];
+	size_t		n, nw;
+
+	ck_assert_int_eq(merkle_inclusion_proof(h, leafset_get, &ns->ns_ls,
+	    idx, size, want, &nw), 0);
+	ns->ns_reads = 0;
+	ck_assert_int_eq(merkle_inclusion_proof_nodes(h, nodeset_leaf,
+	    nodeset_node, ns, idx, size, path, &n), 0);
+	ck_assert_uint_eq(n, nw);
+	if (n > 0)
+		ck_assert_mem_eq(path, want, n * 32);
+	if (ns->ns_drop == NS_KEEP_ALL)
+		ck_assert_uint_le(ns->ns_reads, nodeset_budget(size));
+	ck_assert_uint_eq(ns->ns_unaligned, 0);
+}
+
+static void
+check_nodes_consistency(enum mk_hash h, struct nodeset *ns, uint64_t first,
+    uint64_t second)
+{
+	uint8_t		path[MK_MAX_PATH][32], want[MK_MAX_PATH][32];
+	size_t		n, nw;
+
+	ck_assert_int_eq(merkle_consistency_proof(h, leafset_get, &ns->ns_ls,
+	    first, second, want, &nw), 0);
+	ns->ns_reads = 0;
+	ck_assert_int_eq(merkle_consistency_proof_nodes(h, nodeset_leaf,
+	    nodeset_node, ns, first, second, path, &n), 0);
+	ck_assert_uint_eq(n, nw);
+	if (n > 0)
+		ck_assert_mem_eq(path, want, n * 32);
+	if (ns->ns_drop == NS_KEEP_ALL)
+		ck_assert_uint_le(ns->ns_reads, nodeset_budget(second) +
+		    nodeset_budget(second));
+	ck_assert_uint_eq(ns->ns_unaligned, 0);
+}
+
+/*
+ * Proofs and subtree roots read through stored nodes equal the leaf-only
+ * ones for every size 1..NLEAVES (every index and first size up to 100,
+ * a spread beyond), with all, some or none of the nodes stored.  With all
+ * stored they stay within O(log^2 n) reads.
+ */
+START_TEST(test_nodes_small)
+{
+	enum mk_hash	  h = _i / 3 == 0 ? MK_SHA256 : MK_SM3;
+	uint8_t		(*leaves)[32];
+	uint8_t		  a[32], b[32];
+	struct nodeset	  ns;
+	uint64_t	  size, x, start, len;
+
+	leaves = calloc(NLEAVES, 32);
+	ck_assert_ptr_nonnull(leaves);
+	make_leaves(h, leaves, NLEAVES);
+	nodeset_init(&ns, h, (const uint8_t (*)[32])leaves, NLEAVES);
+	ns.ns_drop = (enum ns_drop)(_i % 3);
+	for (size = 1; size <= NLEAVES; size++) {
+		for (x = 0; x < size; x += size <= 100 ? 1 : 1 + size / 23) {
+			check_nodes_inclusion(h, &ns, x, size);
+			check_nodes_consistency(h, &ns, x + 1, size);
+		}
+		check_nodes_inclusion(h, &ns, size - 1, size);
+		check_nodes_consistency(h, &ns, size - 1 > 0 ? size - 1 : 1,
+		    size);
+		/* Arbitrary ranges, aligned or not, including empty ones. */
+		for (start = 0; start < size; start += 1 + size / 9) {
+			len = size - start;
+			ck_assert_int_eq(merkle_subtree(h, leafset_get,
+			    &ns.ns_ls, start, len, a), 0);
+			ck_assert_int_eq(merkle_subtree_nodes(h, nodeset_leaf,
+			    nodeset_node, &ns, start, len, b), 0);
+			ck_assert_mem_eq(a, b, 32);
+		}
+		ck_assert_int_eq(merkle_subtree(h, leafset_get, &ns.ns_ls,
+		    size, 0, a), 0);
+		ck_assert_int_eq(merkle_subtree_nodes(h, nodeset_leaf,
+		    nodeset_node, &ns, size, 0, b), 0);
+		ck_assert_mem_eq(a, b, 32);
+	}
+	nodeset_free(&ns);
+	free(leaves);
+}
+END_TEST
+
+/* Larger trees, a few indices each, and a failing node read. */
+START_TEST(test_nodes_large)
+{
+	static const uint64_t	  sizes[] = { 511, 512, 513, 1000, 4095, 4096,
+	    4097, 40000, NS_BIG };
+	uint8_t			(*leaves)[32];
+	uint8_t			  path[MK_MAX_PATH][32], a[32], b[32];
+	struct nodeset		  ns;
+	uint64_t		  size, x;
+	size_t			  i, n;
+
+	leaves = calloc(NS_BIG, 32);
+	ck_assert_ptr_nonnull(leaves);
+	make_leaves(MK_SHA256, leaves, NS_BIG);
+	nodeset_init(&ns, MK_SHA256, (const uint8_t (*)[32])leaves, NS_BIG);
+	for (i = 0; i < NELEM(sizes); i++) {
+		size = sizes[i];
+		for (x = 0; x < size; x += 1 + size / 5) {
+			check_nodes_inclusion(MK_SHA256, &ns, x, size);
+			check_nodes_consistency(MK_SHA256, &ns, x + 1, size);
+		}
+		check_nodes_inclusion(MK_SHA256, &ns, size - 1, size);
+		check_nodes_consistency(MK_SHA256, &ns, size - 1, size);
+		merkle_root(MK_SHA256, (const uint8_t (*)[32])leaves, size, a);
+		ck_assert_int_eq(merkle_subtree_nodes(MK_SHA256, nodeset_leaf,
+		    nodeset_node, &ns, 0, size, b), 0);
+		ck_assert_mem_eq(a, b, 32);
+	}
+	/* A failing read is an error, never a hash made up from the rest. */
+	ns.ns_fail_level = 3;
+	ck_assert_int_eq(merkle_inclusion_proof_nodes(MK_SHA256, nodeset_leaf,
+	    nodeset_node, &ns, 0, 1000, path, &n), -1);
+	ck_assert_int_eq(merkle_consistency_proof_nodes(MK_SHA256,
+	    nodeset_leaf, nodeset_node, &ns, 3, 1000, path, &n), -1);
+	ck_assert_int_eq(merkle_subtree_nodes(MK_SHA256, nodeset_leaf,
+	    nodeset_node, &ns, 0, 1000, a), -1);
+	ns.ns_fail_level = 0;
+	ns.ns_ls.ls_fail_at = 7;
+	ns.ns_drop = NS_DROP_ALL;
+	ck_assert_int_eq(merkle_subtree_nodes(MK_SHA256, nodeset_leaf,
+	    nodeset_node, &ns, 0, 1000, a), -1);
+	nodeset_free(&ns);
+	free(leaves);
+}
+END_TEST
+
 /* The same data under the two digests must give unrelated trees. */
 START_TEST(test_sm3_tree)
 {
@@ -1060,6 +1312,8 @@ merkle_suite(void)
 	tcase_add_loop_test(tc, test_inclusion_all, 0, 2);
 	tcase_add_loop_test(tc, test_consistency_all, 0, 2);
 	tcase_add_loop_test(tc, test_compact_range, 0, 2);
+	tcase_add_loop_test(tc, test_nodes_small, 0, 6);
+	tcase_add_test(tc, test_nodes_large);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("args");
