@@ -337,6 +337,35 @@ arg_next(struct args *ar, const struct optdef *defs, enum opt *id, const char **
 	return ARG_OPT;
 }
 
+/*
+ * The next option of a command that takes no operands.  Usage errors,
+ * operands and --help end the command here: -1 with its exit status in
+ * *rc.  1 hands an option in *id and *val to the command; 0 ends them.
+ */
+int
+cmd_opt(struct args *ar, const struct optdef *defs, const char *usage, enum opt *id,
+    const char **val, int *rc)
+{
+	switch (arg_next(ar, defs, id, val)) {
+	case ARG_END:
+		return 0;
+	case ARG_OPERAND:
+		ctl_err("%s takes no operand (\"%s\")", ar->ar_cmd, *val);
+		/* FALLTHROUGH */
+	case ARG_BAD:
+		*rc = CTL_USAGE;
+		return -1;
+	case ARG_OPT:
+		break;
+	}
+	if (*id == O_HELP) {
+		fputs(usage, stdout);
+		*rc = CTL_OK;
+		return -1;
+	}
+	return 1;
+}
+
 int
 parse_i64(const char *opt, const char *s, int64_t lo, int64_t hi, int64_t *out)
 {
@@ -1307,25 +1336,16 @@ static int
 cmd_health(struct ctl *ctl, struct args *ar)
 {
 	struct http_resp	 r;
-	enum arg_kind		 k;
+	int			 nextopt, optrc;
 	enum opt		 id;
 	const char		*val;
 	char			 err[CTL_ERR_MAX], *s;
 
-	while ((k = arg_next(ar, NULL, &id, &val)) != ARG_END) {
-		if (k == ARG_BAD)
-			return CTL_USAGE;
-		if (k == ARG_OPERAND) {
-			ctl_err("health takes no operand (\"%s\")", val);
-			return CTL_USAGE;
-		}
-		if (id == O_HELP) {
-			fputs(usage_health, stdout);
-			return CTL_OK;
-		}
+	while ((nextopt = cmd_opt(ar, NULL, usage_health, &id, &val, &optrc)) > 0)
 		if (ctl_global(ctl, id, val) != 0)
 			return CTL_USAGE;
-	}
+	if (nextopt < 0)
+		return optrc;
 	if ((ctl->c_cert == NULL) != (ctl->c_key == NULL)) {
 		ctl_err("--cert and --key go together");
 		return CTL_USAGE;
@@ -1407,7 +1427,7 @@ cmd_consent_issue(struct ctl *ctl, struct args *ar)
 	const char	*rel = "self", *amr = "face", *iss = NULL, *val, *missing = NULL;
 	int64_t		 liveness = 990, match = 985, ttl = 300, iat = 0, exp = 0;
 	bool		 has_iat = false, has_exp = false, has_jti = false;
-	enum arg_kind	 k;
+	int		 nextopt, optrc;
 	enum opt	 id;
 	uint8_t		 jti[16], kid[32];
 	char		 cn[256], err[CTL_ERR_MAX], *tok = NULL, *js = NULL;
@@ -1419,17 +1439,8 @@ cmd_consent_issue(struct ctl *ctl, struct args *ar)
 	struct mpk_map	 m, out;
 	int		 ret = CTL_FAIL;
 
-	while ((k = arg_next(ar, defs, &id, &val)) != ARG_END) {
-		if (k == ARG_BAD)
-			return CTL_USAGE;
-		if (k == ARG_OPERAND) {
-			ctl_err("consent issue takes no operand (\"%s\")", val);
-			return CTL_USAGE;
-		}
+	while ((nextopt = cmd_opt(ar, defs, usage_consent_issue, &id, &val, &optrc)) > 0) {
 		switch (id) {
-		case O_HELP:
-			fputs(usage_consent_issue, stdout);
-			return CTL_OK;
 		case O_AUTHORITY:	keypath = val; break;
 		case O_AUTHORITY_CERT:	certpath = val; break;
 		case O_SUB:		sub = val; break;
@@ -1476,6 +1487,8 @@ cmd_consent_issue(struct ctl *ctl, struct args *ar)
 			break;
 		}
 	}
+	if (nextopt < 0)
+		return optrc;
 	if (items == NULL)
 		missing = "--items";
 	if (bundle == NULL)
@@ -2240,7 +2253,7 @@ cmd_journal_checkpoint(struct ctl *ctl, struct args *ar)
 		{ NULL,			false,	O_NONE }
 	};
 	const char		*save = NULL, *certopt = NULL, *val;
-	enum arg_kind		 k;
+	int			 nextopt, optrc;
 	enum opt		 id;
 	struct http_resp	 r;
 	struct ckpt		 ck;
@@ -2248,17 +2261,8 @@ cmd_journal_checkpoint(struct ctl *ctl, struct args *ar)
 	char			 hex[65], when[64];
 	int			 ret = CTL_FAIL;
 
-	while ((k = arg_next(ar, defs, &id, &val)) != ARG_END) {
-		if (k == ARG_BAD)
-			return CTL_USAGE;
-		if (k == ARG_OPERAND) {
-			ctl_err("journal checkpoint takes no operand (\"%s\")", val);
-			return CTL_USAGE;
-		}
+	while ((nextopt = cmd_opt(ar, defs, usage_journal_checkpoint, &id, &val, &optrc)) > 0) {
 		switch (id) {
-		case O_HELP:
-			fputs(usage_journal_checkpoint, stdout);
-			return CTL_OK;
 		case O_SAVE:
 			save = val;
 			break;
@@ -2271,6 +2275,8 @@ cmd_journal_checkpoint(struct ctl *ctl, struct args *ar)
 			break;
 		}
 	}
+	if (nextopt < 0)
+		return optrc;
 	if (ctl_need_identity(ctl, "journal checkpoint") != 0)
 		return CTL_USAGE;
 	if ((cert = ckpt_cert_load(ctl, certopt)) == NULL)
@@ -2436,7 +2442,7 @@ cmd_journal_pull(struct ctl *ctl, struct args *ar)
 		{ NULL,		false,	O_NONE }
 	};
 	const char		*out = NULL, *val;
-	enum arg_kind		 k;
+	int			 nextopt, optrc;
 	enum opt		 id;
 	struct http_resp	 r;
 	msgpack_zone		 z;
@@ -2449,17 +2455,8 @@ cmd_journal_pull(struct ctl *ctl, struct args *ar)
 	int64_t			 v;
 	int			 ret = CTL_FAIL;
 
-	while ((k = arg_next(ar, defs, &id, &val)) != ARG_END) {
-		if (k == ARG_BAD)
-			return CTL_USAGE;
-		if (k == ARG_OPERAND) {
-			ctl_err("journal pull takes no operand (\"%s\")", val);
-			return CTL_USAGE;
-		}
+	while ((nextopt = cmd_opt(ar, defs, usage_journal_pull, &id, &val, &optrc)) > 0) {
 		switch (id) {
-		case O_HELP:
-			fputs(usage_journal_pull, stdout);
-			return CTL_OK;
 		case O_SUBJECT:
 		case O_CONSUMER:
 		case O_DEPT:
@@ -2497,6 +2494,8 @@ cmd_journal_pull(struct ctl *ctl, struct args *ar)
 			break;
 		}
 	}
+	if (nextopt < 0)
+		return optrc;
 	if (ctl_need_identity(ctl, "journal pull") != 0)
 		return CTL_USAGE;
 	if (out != NULL && (fp = fopen(out, "w")) == NULL) {
@@ -2963,7 +2962,7 @@ cmd_journal_verify(struct ctl *ctl, struct args *ar)
 		{ NULL,			false,	O_NONE }
 	};
 	const char		*savedpath = NULL, *certopt = NULL, *recpath = NULL, *val;
-	enum arg_kind		 k;
+	int			 nextopt, optrc;
 	enum opt		 id;
 	struct http_resp	 r;
 	struct ckpt		 cur, saved;
@@ -2977,17 +2976,8 @@ cmd_journal_verify(struct ctl *ctl, struct args *ar)
 	json_t			*j;
 	int			 ret = CTL_FAIL;
 
-	while ((k = arg_next(ar, defs, &id, &val)) != ARG_END) {
-		if (k == ARG_BAD)
-			return CTL_USAGE;
-		if (k == ARG_OPERAND) {
-			ctl_err("journal verify takes no operand (\"%s\")", val);
-			return CTL_USAGE;
-		}
+	while ((nextopt = cmd_opt(ar, defs, usage_journal_verify, &id, &val, &optrc)) > 0) {
 		switch (id) {
-		case O_HELP:
-			fputs(usage_journal_verify, stdout);
-			return CTL_OK;
 		case O_CHECKPOINT:
 			savedpath = val;
 			break;
@@ -3003,6 +2993,8 @@ cmd_journal_verify(struct ctl *ctl, struct args *ar)
 			break;
 		}
 	}
+	if (nextopt < 0)
+		return optrc;
 	if (ctl_need_identity(ctl, "journal verify") != 0)
 		return CTL_USAGE;
 	if ((cert = ckpt_cert_load(ctl, certopt)) == NULL)

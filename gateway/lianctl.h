@@ -135,6 +135,8 @@ void	ctl_err(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	usage_hint(const struct args *ar);
 enum arg_kind	arg_next(struct args *ar, const struct optdef *defs, enum opt *id,
 		    const char **val);
+int	cmd_opt(struct args *ar, const struct optdef *defs, const char *usage, enum opt *id,
+	    const char **val, int *rc);
 int	parse_i64(const char *opt, const char *s, int64_t lo, int64_t hi, int64_t *out);
 const char	*ctl_path(const struct ctl *ctl, const char *explicit, const char *rel,
 		    char *buf, size_t bufsz);

@@ -150,7 +150,7 @@ cmd_access_report(struct ctl *ctl, struct args *ar)
 		{ NULL,			false,	O_NONE }
 	};
 	const char		*val, *tok_arg = NULL, *tok_file = NULL;
-	enum arg_kind		 k;
+	int			 nextopt, optrc;
 	enum opt		 id;
 	struct http_resp	 r;
 	msgpack_zone		 z;
@@ -160,17 +160,8 @@ cmd_access_report(struct ctl *ctl, struct args *ar)
 	int64_t			 limit = 0, before = -1;
 	int			 ret = CTL_FAIL, rc;
 
-	while ((k = arg_next(ar, defs, &id, &val)) != ARG_END) {
-		if (k == ARG_BAD)
-			return CTL_USAGE;
-		if (k == ARG_OPERAND) {
-			ctl_err("access report takes no operand (\"%s\")", val);
-			return CTL_USAGE;
-		}
+	while ((nextopt = cmd_opt(ar, defs, usage_access_report, &id, &val, &optrc)) > 0) {
 		switch (id) {
-		case O_HELP:
-			fputs(usage_access_report, stdout);
-			return CTL_OK;
 		case O_CONSENT:
 			tok_arg = val;
 			break;
@@ -191,6 +182,8 @@ cmd_access_report(struct ctl *ctl, struct args *ar)
 			break;
 		}
 	}
+	if (nextopt < 0)
+		return optrc;
 	if ((tok_arg == NULL) == (tok_file == NULL)) {
 		ctl_err("access report needs exactly one of --consent and --consent-file");
 		usage_hint(ar);

@@ -39,7 +39,7 @@ cmd_consent_revoke(struct ctl *ctl, struct args *ar)
 	};
 	const char	*subject = NULL, *bundle = NULL, *keypath = NULL, *certpath = NULL;
 	const char	*val;
-	enum arg_kind	 k;
+	int		 nextopt, optrc;
 	enum opt	 id;
 	uint8_t		 jti[16], kid[32];
 	bool		 has_jti = false;
@@ -53,17 +53,8 @@ cmd_consent_revoke(struct ctl *ctl, struct args *ar)
 	int		 ret = CTL_FAIL;
 
 	memset(&r, 0, sizeof(r));
-	while ((k = arg_next(ar, defs, &id, &val)) != ARG_END) {
-		if (k == ARG_BAD)
-			return CTL_USAGE;
-		if (k == ARG_OPERAND) {
-			ctl_err("consent revoke takes no operand (\"%s\")", val);
-			return CTL_USAGE;
-		}
+	while ((nextopt = cmd_opt(ar, defs, usage_consent_revoke, &id, &val, &optrc)) > 0) {
 		switch (id) {
-		case O_HELP:
-			fputs(usage_consent_revoke, stdout);
-			return CTL_OK;
 		case O_JTI:
 			if (hex_decode(val, strlen(val), jti, sizeof(jti)) != 0) {
 				ctl_err("--jti needs 32 hex digits (16 bytes), not \"%s\"", val);
@@ -81,6 +72,8 @@ cmd_consent_revoke(struct ctl *ctl, struct args *ar)
 			break;
 		}
 	}
+	if (nextopt < 0)
+		return optrc;
 	if (has_jti == (subject != NULL || bundle != NULL) ||
 	    (!has_jti && (subject == NULL || bundle == NULL))) {
 		ctl_err("consent revoke takes --jti, or --subject with --bundle");
