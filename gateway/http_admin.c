@@ -138,6 +138,21 @@ admin_fail(struct admin_change *ac, enum lb_err e, const char *fmt, ...)
 	admin_finish(ac);
 }
 
+static void	admin_stored(void *);
+
+/* On a worker: the configuration again, from the files and the registry. */
+static void
+admin_reload(void *arg)
+{
+	struct admin_change	*ac = arg;
+	char			 err[512];
+
+	if ((ac->ac_snap = snapshot_load(&ac->ac_gw->gw_conf, err, sizeof(err))) == NULL)
+		log_warnx("registry: %s \"%s\" is stored but the configuration could not be "
+		    "reloaded; it takes effect at the next reload: %s",
+		    admin_kind_name(ac->ac_kind), ac->ac_id, err);
+}
+
 /* Step 4 done: the registry holds the change; the new snapshot takes over. */
 static void
 admin_stored(void *arg)
@@ -145,20 +160,21 @@ admin_stored(void *arg)
 	struct admin_change	*ac = arg;
 	struct gw		*gw = ac->ac_gw;
 
-	if (ac->ac_err == LB_OK && gw->gw_snap_gen != ac->ac_gen) {
+	if (ac->ac_err == LB_OK && ac->ac_snap != NULL && gw->gw_snap_gen != ac->ac_gen) {
 		/*
 		 * The running configuration changed (SIGHUP) while ac_snap was
 		 * built from the older one: installing ac_snap would undo that
-		 * reload.  Load again from the files and the registry, which now
-		 * holds the change.
+		 * reload.  Load again, off the loop, from the files and the
+		 * registry, which now holds the change.
 		 */
 		snapshot_unref(ac->ac_snap);
-		if ((ac->ac_snap = snapshot_load(&gw->gw_conf, ac->ac_msg,
-		    sizeof(ac->ac_msg))) == NULL)
-			log_warnx("registry: %s \"%s\" is stored but the configuration could "
-			    "not be reloaded; it takes effect at the next reload: %s",
-			    admin_kind_name(ac->ac_kind), ac->ac_id, ac->ac_msg);
-		ac->ac_msg[0] = '\0';
+		ac->ac_snap = NULL;
+		ac->ac_gen = gw->gw_snap_gen;
+		if (workers_submit(gw->gw_workers, gw->gw_base, admin_reload, admin_stored,
+		    ac) == 0)
+			return;
+		log_warnx("registry: %s \"%s\" is stored; it takes effect at the next reload",
+		    admin_kind_name(ac->ac_kind), ac->ac_id);
 	}
 	if (ac->ac_err == LB_OK && ac->ac_snap != NULL) {
 		snapshot_unref(gw->gw_snap);
