@@ -146,6 +146,13 @@ void		 http_stop(struct gw *);
 void		 http_reply(struct evhttp_request *, int status, const msgpack_object *body);
 void		 http_error(struct evhttp_request *, enum lb_err, const char *fmt, ...)
 		    __attribute__((format(printf, 3, 4)));
+struct evkeyvalq;
+/*
+ * A decimal query parameter: true when absent (*present false) or a whole
+ * number that fits 64 bits, false otherwise.
+ */
+bool		 http_query_u64(const struct evkeyvalq *, const char *name, uint64_t *v,
+		    bool *present);
 /* Decodes a JSON or msgpack request body into z; err gets a sentence. */
 int		 http_body(struct evhttp_request *, msgpack_zone *z, msgpack_object *out,
 		    char *err, size_t errlen);

@@ -296,6 +296,22 @@ http_route(struct evhttp_request *req, void *arg)
 	http_error(req, LB_E_NOT_FOUND, "no such API route: %s", path);
 }
 
+bool
+http_query_u64(const struct evkeyvalq *q, const char *name, uint64_t *v, bool *present)
+{
+	const char	*s = evhttp_find_header(q, name);
+	char		*end;
+
+	*present = s != NULL;
+	if (s == NULL)
+		return true;
+	if (*s < '0' || *s > '9')
+		return false;
+	errno = 0;
+	*v = strtoull(s, &end, 10);
+	return errno == 0 && *end == '\0';
+}
+
 static struct bufferevent *
 http_bevcb(struct event_base *base, void *arg)
 {

@@ -63,22 +63,6 @@ struct jread {
 	char			 jr_msg[160];
 };
 
-static bool
-jq_u64(const struct evkeyvalq *q, const char *name, uint64_t *v, bool *present)
-{
-	const char	*s = evhttp_find_header(q, name);
-	char		*end;
-
-	*present = s != NULL;
-	if (s == NULL)
-		return true;
-	if (*s < '0' || *s > '9')
-		return false;
-	errno = 0;
-	*v = strtoull(s, &end, 10);
-	return errno == 0 && *end == '\0';
-}
-
 /* A string parameter of at most bufsz - 1 bytes; "" when absent. */
 static bool
 jq_str(const struct evkeyvalq *q, const char *name, char *buf, size_t bufsz)
@@ -281,7 +265,7 @@ jread_parse(struct jread *jr, const struct evkeyvalq *q, char *err, size_t errle
 	case JQ_CHECKPOINT:
 		return 0;
 	case JQ_LEAVES:
-		if (!jq_u64(q, "start", &a, &has_a) || !jq_u64(q, "end", &b, &has_b)) {
+		if (!http_query_u64(q, "start", &a, &has_a) || !http_query_u64(q, "end", &b, &has_b)) {
 			snprintf(err, errlen, "start and end must be decimal integers");
 			return -1;
 		}
@@ -304,10 +288,10 @@ jread_parse(struct jread *jr, const struct evkeyvalq *q, char *err, size_t errle
 			    "non-empty and at most %d bytes", LB_ID_MAX - 1);
 			return -1;
 		}
-		if (!jq_u64(q, "since_ms", &f->jf_since_ms, &has_since) ||
-		    !jq_u64(q, "until_ms", &f->jf_until_ms, &has_until) ||
-		    !jq_u64(q, "after", &f->jf_after, &f->jf_has_after) ||
-		    !jq_u64(q, "limit", &lim, &has_lim)) {
+		if (!http_query_u64(q, "since_ms", &f->jf_since_ms, &has_since) ||
+		    !http_query_u64(q, "until_ms", &f->jf_until_ms, &has_until) ||
+		    !http_query_u64(q, "after", &f->jf_after, &f->jf_has_after) ||
+		    !http_query_u64(q, "limit", &lim, &has_lim)) {
 			snprintf(err, errlen, "since_ms, until_ms, after and limit must be "
 			    "decimal integers");
 			return -1;
@@ -328,7 +312,7 @@ jread_parse(struct jread *jr, const struct evkeyvalq *q, char *err, size_t errle
 		}
 		break;
 	case JQ_INCLUSION:
-		if (!jq_u64(q, "seq", &a, &has_a) || !jq_u64(q, "size", &b, &has_b) ||
+		if (!http_query_u64(q, "seq", &a, &has_a) || !http_query_u64(q, "size", &b, &has_b) ||
 		    !has_a || !has_b) {
 			snprintf(err, errlen, "seq and size are required decimal integers");
 			return -1;
@@ -340,7 +324,7 @@ jread_parse(struct jread *jr, const struct evkeyvalq *q, char *err, size_t errle
 		}
 		break;
 	case JQ_CONSISTENCY:
-		if (!jq_u64(q, "first", &a, &has_a) || !jq_u64(q, "second", &b, &has_b) ||
+		if (!http_query_u64(q, "first", &a, &has_a) || !http_query_u64(q, "second", &b, &has_b) ||
 		    !has_a || !has_b) {
 			snprintf(err, errlen, "first and second are required decimal integers");
 			return -1;

@@ -370,22 +370,6 @@ access_finish(struct access *ac)
 	}
 }
 
-static bool
-access_u64(const struct evkeyvalq *q, const char *name, uint64_t *v, bool *present)
-{
-	const char	*s = evhttp_find_header(q, name);
-	char		*end;
-
-	*present = s != NULL;
-	if (s == NULL)
-		return true;
-	if (*s < '0' || *s > '9')
-		return false;
-	errno = 0;
-	*v = strtoull(s, &end, 10);
-	return errno == 0 && *end == '\0';
-}
-
 /* Reads limit and before; -1 with a sentence in err. */
 static int
 access_query(struct access *ac, struct evhttp_request *req, char *err, size_t errlen)
@@ -402,8 +386,8 @@ access_query(struct access *ac, struct evhttp_request *req, char *err, size_t er
 		snprintf(err, errlen, "the query string is malformed");
 		return -1;
 	}
-	if (!access_u64(&q, "limit", &lim, &has_lim) ||
-	    !access_u64(&q, "before", &ac->ac_before, &ac->ac_has_before)) {
+	if (!http_query_u64(&q, "limit", &lim, &has_lim) ||
+	    !http_query_u64(&q, "before", &ac->ac_before, &ac->ac_has_before)) {
 		snprintf(err, errlen, "limit and before must be decimal integers");
 		goto done;
 	}
