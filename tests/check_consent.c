@@ -1,7 +1,7 @@
 /*
  * check_consent.c - unit tests for consent tokens (DESIGN §5,
- * gateway/consent.c) and the bundle policies they are checked against
- * (DESIGN §10, gateway/policy.c).
+ * gateway/lib/consent.c) and the bundle policies they are checked against
+ * (DESIGN §10, gateway/lib/policy.c).
  *
  * A face-auth authority is made here: a P-256 key, a self-signed
  * certificate with CN "faceauth", and a trust store holding it.  Tokens are

@@ -1,6 +1,6 @@
 /*
  * check_envelope.c - unit tests for the signed envelope of DESIGN §4
- * (gateway/envelope.c) and the key ids of gateway/keys.c.
+ * (gateway/lib/envelope.c) and the key ids of gateway/lib/keys.c.
  *
  * The bytes the contract fixes (protected header, tbs, envelope) are built
  * here by hand from the msgpack specification, and signatures are checked

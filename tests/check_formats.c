@@ -1,6 +1,6 @@
 /*
  * check_formats.c - the XML, CSV, fixed-width and msgpack source formats
- * (gateway/translate_xml.c, translate_csv.c, translate_fixed.c,
+ * (gateway/lib/translate_xml.c, translate_csv.c, translate_fixed.c,
  * translate_msgpack.c) behind the translation engine, with the inputs
  * departments get wrong: namespaces, quoting, GBK names, truncated records,
  * wrong encodings, missing fields.

@@ -1,6 +1,6 @@
 /*
  * check_mpk.c - unit tests for the canonical msgpack of DESIGN §3
- * (gateway/mpk.c) and the encodings of gateway/util.c that travel with it
+ * (gateway/lib/mpk.c) and the encodings of gateway/lib/util.c that travel with it
  * (base64url without padding, hex).
  *
  * Every encoding is compared with bytes written out by hand from the

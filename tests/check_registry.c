@@ -1,6 +1,6 @@
 /*
  * check_registry.c - unit tests for the registry's LMDB store
- * (gateway/registry.c): heads and versions, the walk the snapshot loader
+ * (gateway/daemon/registry.c): heads and versions, the walk the snapshot loader
  * makes, and the refusals that keep a version from being overwritten.
  * The daemon's behaviour on top of it is tested by tests/it_registry.py.
  */

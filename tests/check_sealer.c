@@ -1,6 +1,6 @@
 /*
  * check_sealer.c - unit tests for batch sealing across exchanges
- * (gateway/sealer.c): when a batch is cut (idle gateway, window, size
+ * (gateway/daemon/sealer.c): when a batch is cut (idle gateway, window, size
  * limit, per key), that its claims share one signed envelope with distinct
  * leaf indices, and that every receipt verifies offline.
  */

@@ -1,6 +1,6 @@
 /*
  * check_translate.c - adapter specs and translation of department answers
- * (gateway/translate.c, gateway/translate_json.c).
+ * (gateway/lib/translate.c, gateway/lib/translate_json.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
