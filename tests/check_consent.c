@@ -21,7 +21,6 @@
 #include <openssl/x509.h>
 
 #include "lianban.h"
-#include "gateway.h"	/* revocation_key, revocation_check */
 
 #define NELEM(a)	(sizeof(a) / sizeof((a)[0]))
 
@@ -1229,43 +1228,43 @@ START_TEST(test_revocation_store)
 	strcpy(cs.cs_sub, SUBJECT);
 	strcpy(cs.cs_bundle, "newborn");
 	cs.cs_iat = (int64_t)now - 10;
-	ck_assert_int_eq(revocation_check(j, &cs, msg, sizeof(msg)), LB_OK);
+	ck_assert_int_eq(journal_revoke_check(j, &cs, msg, sizeof(msg)), LB_OK);
 
 	/* One token by its jti; another jti is not touched. */
-	ck_assert_int_eq(revocation_key(j, cs.cs_jti, NULL, NULL, key, &keylen), 0);
+	ck_assert_int_eq(journal_revoke_key(j, cs.cs_jti, NULL, NULL, key, &keylen), 0);
 	ck_assert_uint_eq(keylen, 17);
 	ck_assert_int_eq(journal_revoke_put(j, key, keylen, now, now + 720), 0);
-	ck_assert_int_eq(revocation_check(j, &cs, msg, sizeof(msg)), LB_E_CONSENT_REVOKED);
+	ck_assert_int_eq(journal_revoke_check(j, &cs, msg, sizeof(msg)), LB_E_CONSENT_REVOKED);
 	memcpy(cs.cs_jti, other, sizeof(other));
-	ck_assert_int_eq(revocation_check(j, &cs, msg, sizeof(msg)), LB_OK);
+	ck_assert_int_eq(journal_revoke_check(j, &cs, msg, sizeof(msg)), LB_OK);
 
 	/* The citizen's consent to the bundle, up to now; later consent stands. */
-	ck_assert_int_eq(revocation_key(j, NULL, SUBJECT, "newborn", key, &keylen), 0);
+	ck_assert_int_eq(journal_revoke_key(j, NULL, SUBJECT, "newborn", key, &keylen), 0);
 	ck_assert_int_eq(journal_revoke_put(j, key, keylen, now, now + 720), 0);
-	ck_assert_int_eq(revocation_check(j, &cs, msg, sizeof(msg)), LB_E_CONSENT_REVOKED);
+	ck_assert_int_eq(journal_revoke_check(j, &cs, msg, sizeof(msg)), LB_E_CONSENT_REVOKED);
 	ck_assert(strstr(msg, "newborn") != NULL);
 	cs.cs_iat = (int64_t)now;
-	ck_assert_int_eq(revocation_check(j, &cs, msg, sizeof(msg)), LB_E_CONSENT_REVOKED);
+	ck_assert_int_eq(journal_revoke_check(j, &cs, msg, sizeof(msg)), LB_E_CONSENT_REVOKED);
 	cs.cs_iat = (int64_t)now + 1;
-	ck_assert_int_eq(revocation_check(j, &cs, msg, sizeof(msg)), LB_OK);
+	ck_assert_int_eq(journal_revoke_check(j, &cs, msg, sizeof(msg)), LB_OK);
 	cs.cs_iat = (int64_t)now - 10;
 	strcpy(cs.cs_bundle, "school_enrollment");
-	ck_assert_int_eq(revocation_check(j, &cs, msg, sizeof(msg)), LB_OK);
+	ck_assert_int_eq(journal_revoke_check(j, &cs, msg, sizeof(msg)), LB_OK);
 	strcpy(cs.cs_bundle, "newborn");
 	strcpy(cs.cs_sub, MOTHER);
-	ck_assert_int_eq(revocation_check(j, &cs, msg, sizeof(msg)), LB_OK);
+	ck_assert_int_eq(journal_revoke_check(j, &cs, msg, sizeof(msg)), LB_OK);
 	strcpy(cs.cs_sub, SUBJECT);
 
 	/* Bounds. */
 	ck_assert_int_eq(journal_revoke_put(j, key, 0, now, now), -1);
 	ck_assert_int_eq(journal_revoke_put(j, key, JOURNAL_REVOKE_KEY_MAX + 1, now, now), -1);
-	ck_assert_int_eq(revocation_key(j, NULL, SUBJECT, "", key, &keylen), -1);
+	ck_assert_int_eq(journal_revoke_key(j, NULL, SUBJECT, "", key, &keylen), -1);
 
 	/* Durable across a reopen. */
 	journal_close(j);
 	j = open_journal(dir);
-	ck_assert_int_eq(revocation_check(j, &cs, msg, sizeof(msg)), LB_E_CONSENT_REVOKED);
-	ck_assert_int_eq(revocation_key(j, NULL, SUBJECT, "newborn", key, &keylen), 0);
+	ck_assert_int_eq(journal_revoke_check(j, &cs, msg, sizeof(msg)), LB_E_CONSENT_REVOKED);
+	ck_assert_int_eq(journal_revoke_key(j, NULL, SUBJECT, "newborn", key, &keylen), 0);
 	ck_assert_int_eq(journal_revoked(j, key, keylen, &at), 1);
 	ck_assert_uint_eq(at, now);
 
@@ -1275,11 +1274,11 @@ START_TEST(test_revocation_store)
 	ck_assert_uint_eq(at, now);
 
 	/* An entry past keep_until goes with the next revocation stored. */
-	ck_assert_int_eq(revocation_key(j, NULL, MOTHER, "newborn", key, &keylen), 0);
+	ck_assert_int_eq(journal_revoke_key(j, NULL, MOTHER, "newborn", key, &keylen), 0);
 	ck_assert_int_eq(journal_revoke_put(j, key, keylen, now - 1000, now - 1), 0);
-	ck_assert_int_eq(revocation_key(j, other, NULL, NULL, key, &keylen), 0);
+	ck_assert_int_eq(journal_revoke_key(j, other, NULL, NULL, key, &keylen), 0);
 	ck_assert_int_eq(journal_revoke_put(j, key, keylen, now, now + 720), 0);
-	ck_assert_int_eq(revocation_key(j, NULL, MOTHER, "newborn", key, &keylen), 0);
+	ck_assert_int_eq(journal_revoke_key(j, NULL, MOTHER, "newborn", key, &keylen), 0);
 	ck_assert_int_eq(journal_revoked(j, key, keylen, &at), 0);
 	journal_close(j);
 

@@ -323,7 +323,7 @@ ex_consent_work(void *arg)
 		    &su->su_cs, msg, sizeof(msg));
 		/* Last before the jti claim, so a revoked token's jti stays unused. */
 		if (e == LB_OK)
-			e = revocation_check(ex->ex_gw->gw_journal, &su->su_cs, msg, sizeof(msg));
+			e = journal_revoke_check(ex->ex_gw->gw_journal, &su->su_cs, msg, sizeof(msg));
 		/* The claims are usable for the journal once the signature held. */
 		su->su_cs_valid = e == LB_OK || (e != LB_E_CONSENT_MALFORMED &&
 		    e != LB_E_CONSENT_UNTRUSTED_ISSUER && e != LB_E_CONSENT_BAD_SIGNATURE);

@@ -257,15 +257,5 @@ void		 exchange_start(struct gw *, struct evhttp_request *, const struct princip
 /* Handles POST /v1/revocations (admin fields, or an authority's signed envelope). */
 void		 revocation_start(struct gw *, struct evhttp_request *, const struct principal *,
 		    msgpack_zone *z, const msgpack_object *body);
-/* The revocation key of a jti (when not NULL) or of (subject, bundle). */
-int		 revocation_key(const struct journal *, const uint8_t *jti, const char *subject,
-		    const char *bundle, uint8_t key[JOURNAL_REVOKE_KEY_MAX], size_t *keylen);
-/*
- * LB_OK, or consent_revoked when the token or the citizen's consent to its
- * bundle (up to its iat) was revoked; journal_unavailable when the list
- * cannot be read.  Reads LMDB: workers, not the loop.
- */
-enum lb_err	 revocation_check(struct journal *, const struct consent *, char *msg,
-		    size_t msglen);
 
 #endif /* GATEWAY_H */

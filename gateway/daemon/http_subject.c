@@ -155,7 +155,7 @@ access_verify_work(void *arg)
 	    &ac->ac_cs, msg, sizeof(msg));
 	/* Last before the jti claim, as for an exchange. */
 	if (e == LB_OK)
-		e = revocation_check(ac->ac_gw->gw_journal, &ac->ac_cs, msg, sizeof(msg));
+		e = journal_revoke_check(ac->ac_gw->gw_journal, &ac->ac_cs, msg, sizeof(msg));
 	ac->ac_cs_valid = e == LB_OK || (e != LB_E_CONSENT_MALFORMED &&
 	    e != LB_E_CONSENT_UNTRUSTED_ISSUER && e != LB_E_CONSENT_BAD_SIGNATURE);
 	if (e != LB_OK)

@@ -13,7 +13,7 @@
  *	REPLY	answer once the record is committed
  *
  * Exchanges look revocations up right before they claim a token's jti
- * (revocation_check), so a revoked token is refused with consent_revoked
+ * (journal_revoke_check), so a revoked token is refused with consent_revoked
  * and its jti is never consumed.
  */
 #include <stdarg.h>
@@ -51,56 +51,6 @@ struct revocation {
 	enum lb_err		 rv_status;
 	char			 rv_msg[256];
 };
-
-int
-revocation_key(const struct journal *j, const uint8_t *jti, const char *subject,
-    const char *bundle, uint8_t key[JOURNAL_REVOKE_KEY_MAX], size_t *keylen)
-{
-	size_t	blen;
-
-	if (jti != NULL) {
-		key[0] = 'j';
-		memcpy(key + 1, jti, 16);
-		*keylen = 17;
-		return 0;
-	}
-	if (subject == NULL || bundle == NULL || (blen = strlen(bundle)) == 0 ||
-	    blen >= LB_ID_MAX)
-		return -1;
-	key[0] = 's';
-	journal_pseudonym(j, subject, key + 1);
-	memcpy(key + 33, bundle, blen);
-	*keylen = 33 + blen;
-	return 0;
-}
-
-enum lb_err
-revocation_check(struct journal *j, const struct consent *cs, char *msg, size_t msglen)
-{
-	uint8_t		key[JOURNAL_REVOKE_KEY_MAX];
-	size_t		keylen;
-	uint64_t	at;
-	int		r;
-
-	revocation_key(j, cs->cs_jti, NULL, NULL, key, &keylen);
-	if ((r = journal_revoked(j, key, keylen, &at)) == 1) {
-		snprintf(msg, msglen, "this consent token was revoked");
-		return LB_E_CONSENT_REVOKED;
-	}
-	if (r == 0 && (r = revocation_key(j, NULL, cs->cs_sub, cs->cs_bundle, key,
-	    &keylen)) == 0 && (r = journal_revoked(j, key, keylen, &at)) == 1) {
-		if (cs->cs_iat >= 0 && (uint64_t)cs->cs_iat > at)
-			return LB_OK;	/* consent given again after the revocation */
-		snprintf(msg, msglen, "the citizen revoked the consent to bundle \"%s\" "
-		    "given up to this token", cs->cs_bundle);
-		return LB_E_CONSENT_REVOKED;
-	}
-	if (r != 0) {
-		snprintf(msg, msglen, "the revocation list cannot be read");
-		return LB_E_JOURNAL_UNAVAILABLE;
-	}
-	return LB_OK;
-}
 
 static void
 rv_free(struct revocation *rv)
@@ -252,7 +202,7 @@ rv_work(void *arg)
 		rv_verify(rv);
 	if (rv->rv_status != LB_OK)
 		return;
-	if (revocation_key(j, rv->rv_by_jti ? rv->rv_jti : NULL, rv->rv_subject,
+	if (journal_revoke_key(j, rv->rv_by_jti ? rv->rv_jti : NULL, rv->rv_subject,
 	    rv->rv_bundle, key, &keylen) != 0) {
 		rv_fail(rv, LB_E_BAD_REQUEST, "the revocation names no token");
 		return;

@@ -374,6 +374,7 @@ struct jrec {
 int		 journal_record_pack(const struct jrec *, uint64_t seq, msgpack_sbuffer *out);
 
 struct journal;
+struct consent;
 /* Most records one journal_append may carry, and one group commit holds. */
 #define JOURNAL_BATCH_MAX 8192
 struct journal_config {
@@ -441,6 +442,17 @@ int		 journal_revoke_put(struct journal *, const uint8_t *key, size_t keylen,
 		    uint64_t revoked_at, uint64_t keep_until);
 int		 journal_revoked(struct journal *, const uint8_t *key, size_t keylen,
 		    uint64_t *revoked_at);
+/* The revocation key of a jti (when not NULL) or of (subject, bundle). */
+int		 journal_revoke_key(const struct journal *, const uint8_t *jti,
+		    const char *subject, const char *bundle,
+		    uint8_t key[JOURNAL_REVOKE_KEY_MAX], size_t *keylen);
+/*
+ * LB_OK, or consent_revoked when the token or the citizen's consent to its
+ * bundle (up to its iat) was revoked; journal_unavailable when the list
+ * cannot be read.  Reads LMDB: workers, not the loop.
+ */
+enum lb_err	 journal_revoke_check(struct journal *, const struct consent *, char *msg,
+		    size_t msglen);
 /*
  * The latest signed checkpoint: *env is malloc'ed envelope bytes.  Returns
  * -1 while the journal is empty and has none.  Any thread.
