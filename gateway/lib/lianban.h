@@ -516,7 +516,12 @@ struct journal_filter {
 int		 journal_query(struct journal *, const struct journal_filter *, journal_leaf_cb fn,
 		    void *arg, bool *more, uint64_t *next);
 
-/* translate.c: adapter specs and the mapping to canonical documents (DESIGN §9) */
+/*
+ * translate_spec.c, translate.c: adapter specs and the mapping of department
+ * answers to canonical documents (DESIGN §6, §9).  The source formats, the
+ * conversions and the template engine behind them are declared in
+ * translate_impl.h, private to the translate files.
+ */
 enum src_format {
 	SRC_JSON = 1,
 	SRC_XML,
@@ -543,8 +548,8 @@ struct src_record {
 /* An XML namespace prefix the adapter's XPath selectors use ("namespaces"). */
 #define SRC_NS_MAX	16
 struct src_ns {
-	char		 ns_prefix[LB_ID_MAX];
-	char		 ns_uri[LB_SEL_MAX];
+	char		 xn_prefix[LB_ID_MAX];
+	char		 xn_uri[LB_SEL_MAX];
 };
 
 struct mapping;		/* opaque: the compiled document templates of an adapter */
@@ -600,69 +605,6 @@ const char	*src_format_name(enum src_format);
 enum lb_err	 translate(const struct adapter *, const char *item, const char *subject,
 		    const void *body, size_t len, msgpack_zone *z, msgpack_object *doc,
 		    char *err, size_t errlen);
-
-/*
- * Source formats.  The engine in translate.c knows documents and value
- * conversions; a format only finds the value a selector names in one
- * answer.  A new format is one file (translate_xml.c, ...) exporting a
- * struct src_ops, plus its line in translate.c's format table.
- */
-enum src_role {
-	SRC_SEL_FIELD = 1,	/* a field rule's "src" */
-	SRC_SEL_LIST,		/* record.list */
-	SRC_SEL_KEY		/* record.key */
-};
-enum src_type {
-	SV_STR = 1,
-	SV_INT
-};
-struct src_value {
-	enum src_type	 sv_type;
-	const char	*sv_str;	/* SV_STR: UTF-8, not NUL-terminated; owned by the handle */
-	size_t		 sv_len;
-	int64_t		 sv_int;	/* SV_INT */
-};
-struct src_ops {
-	const char		*so_name;	/* the spec's "format" */
-	const char *const	*so_encodings;	/* the "encoding" values it reads, NULL-ended */
-	/* Checks one selector when a spec is compiled; err gets a sentence fragment. */
-	int		(*so_check)(enum src_role, const char *sel, char *err, size_t errlen);
-	/*
-	 * Parses an answer of at most LB_DEPT_BODY_MAX bytes in the adapter's
-	 * encoding and, when ad_record is set, selects subject's record.
-	 * Returns LB_OK, LB_E_DEPARTMENT_BAD_RESPONSE, or LB_E_SUBJECT_MISMATCH
-	 * when no record belongs to subject.  *h is released with so_close.
-	 */
-	enum lb_err	(*so_open)(const void *body, size_t len, const struct adapter *,
-			    const char *item, const char *subject, void **h, char *err,
-			    size_t errlen);
-	/*
-	 * Looks a field selector up in the (selected record of the) answer:
-	 * 1 with *v set, valid until so_close; 0 when absent (null is absent);
-	 * -1 when the value is neither a string nor an integer (err says what).
-	 */
-	int		(*so_get)(void *h, const char *sel, struct src_value *v, char *err,
-			    size_t errlen);
-	void		(*so_close)(void *h);
-};
-/*
- * Decodes len bytes of text in enc ("utf-8", "gbk", "gb18030") into
- * malloc'ed, NUL-terminated UTF-8 in *out (the caller frees it).  -1 with a
- * sentence in err when the text is not valid in enc or holds a NUL.
- */
-int		 src_decode(const char *enc, const void *in, size_t len, char **out,
-		    size_t *outlen, char *err, size_t errlen);
-
-/* translate_json.c: JSON answers; selectors are JSON pointers (RFC 6901) */
-extern const struct src_ops src_json_ops;
-/* translate_xml.c: XML answers; selectors are XPath 1.0 with declared prefixes */
-extern const struct src_ops src_xml_ops;
-/* translate_csv.c: CSV answers (RFC 4180); selectors are column names */
-extern const struct src_ops src_csv_ops;
-/* translate_fixed.c: fixed-width records; selectors are "offset,length" in bytes */
-extern const struct src_ops src_fixed_ops;
-/* translate_msgpack.c: msgpack answers; selectors are paths like JSON pointers */
-extern const struct src_ops src_msgpack_ops;
 
 /* trust.c: trusted certificates (DESIGN §11, §12) */
 struct trust_authority {

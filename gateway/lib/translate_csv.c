@@ -15,20 +15,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lianban.h"
+#include "translate_impl.h"
 
 #define CSV_MAX_COLS	256
 
 struct csv_field {
-	const char	*cf_ptr;	/* into cs_text, unquoted in place */
+	const char	*cf_ptr;	/* into cv_text, unquoted in place */
 	size_t		 cf_len;
 };
 
 struct csv_src {
-	char		*cs_text;	/* the decoded answer, rewritten by the parser */
-	struct csv_field cs_head[CSV_MAX_COLS];
-	struct csv_field cs_rec[CSV_MAX_COLS];
-	size_t		 cs_ncols;
+	char		*cv_text;	/* the decoded answer, rewritten by the parser */
+	struct csv_field cv_head[CSV_MAX_COLS];
+	struct csv_field cv_rec[CSV_MAX_COLS];
+	size_t		 cv_ncols;
 };
 
 static const char *const csv_encodings[] = { "utf-8", "gbk", "gb18030", NULL };
@@ -130,8 +130,8 @@ csv_col(const struct csv_src *cs, const char *name)
 {
 	size_t	i, n = strlen(name);
 
-	for (i = 0; i < cs->cs_ncols; i++)
-		if (cs->cs_head[i].cf_len == n && memcmp(cs->cs_head[i].cf_ptr, name, n) == 0)
+	for (i = 0; i < cs->cv_ncols; i++)
+		if (cs->cv_head[i].cf_len == n && memcmp(cs->cv_head[i].cf_ptr, name, n) == 0)
 			return (int)i;
 	return -1;
 }
@@ -143,13 +143,13 @@ csv_src_close(void *h)
 
 	if (cs == NULL)
 		return;
-	free(cs->cs_text);
+	free(cs->cv_text);
 	free(cs);
 }
 
 static enum lb_err
-csv_src_open(const void *body, size_t len, const struct adapter *ad, const char *item,
-    const char *subject, void **hp, char *err, size_t errlen)
+csv_src_open(const void *body, size_t len, const struct adapter *ad, const char *subject,
+    void **hp, char *err, size_t errlen)
 {
 	struct csv_src		*cs = NULL;
 	struct csv_field	 row[CSV_MAX_COLS];
@@ -158,30 +158,25 @@ csv_src_open(const void *body, size_t len, const struct adapter *ad, const char 
 	int			 n, key = -1;
 	enum lb_err		 e = LB_E_DEPARTMENT_BAD_RESPONSE;
 
-	(void)item;
 	*hp = NULL;
-	if (len == 0) {
-		snprintf(err, errlen, "the answer is empty");
-		return e;
-	}
 	if ((cs = calloc(1, sizeof(*cs))) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return LB_E_INTERNAL;
 	}
-	if (src_decode(ad->ad_encoding, body, len, &cs->cs_text, &tlen, err, errlen) != 0)
+	if (src_decode(ad->ad_encoding, body, len, &cs->cv_text, &tlen, err, errlen) != 0)
 		goto done;
-	p = cs->cs_text;
+	p = cs->cv_text;
 	end = p + tlen;
 	if (tlen >= 3 && memcmp(p, "\xef\xbb\xbf", 3) == 0)
 		p += 3;
-	if ((n = csv_row(&p, end, ad->ad_delim, cs->cs_head, nrow, err, errlen)) < 0)
+	if ((n = csv_row(&p, end, ad->ad_delim, cs->cv_head, nrow, err, errlen)) < 0)
 		goto done;
-	cs->cs_ncols = (size_t)n;
-	for (i = 0; i < cs->cs_ncols; i++)
+	cs->cv_ncols = (size_t)n;
+	for (i = 0; i < cs->cv_ncols; i++)
 		for (j = 0; j < i; j++)
-			if (cs->cs_head[i].cf_len == cs->cs_head[j].cf_len &&
-			    memcmp(cs->cs_head[i].cf_ptr, cs->cs_head[j].cf_ptr,
-			    cs->cs_head[i].cf_len) == 0) {
+			if (cs->cv_head[i].cf_len == cs->cv_head[j].cf_len &&
+			    memcmp(cs->cv_head[i].cf_ptr, cs->cv_head[j].cf_ptr,
+			    cs->cv_head[i].cf_len) == 0) {
 				snprintf(err, errlen, "the header names column %zu twice", j + 1);
 				goto done;
 			}
@@ -195,32 +190,25 @@ csv_src_open(const void *body, size_t len, const struct adapter *ad, const char 
 		if ((n = csv_row(&p, end, ad->ad_delim, row, nrow, err, errlen)) < 0)
 			goto done;
 		/* An empty line (one empty field) is no record. */
-		if (n == 1 && row[0].cf_len == 0 && cs->cs_ncols > 1)
+		if (n == 1 && row[0].cf_len == 0 && cs->cv_ncols > 1)
 			continue;
-		if ((size_t)n != cs->cs_ncols) {
+		if ((size_t)n != cs->cv_ncols) {
 			snprintf(err, errlen, "row %zu has %d fields, the header %zu", nrow, n,
-			    cs->cs_ncols);
+			    cs->cv_ncols);
 			goto done;
 		}
 		if (key >= 0 && (row[key].cf_len != strlen(subject) ||
 		    memcmp(row[key].cf_ptr, subject, row[key].cf_len) != 0))
 			continue;
 		if (++nfound == 1)
-			memcpy(cs->cs_rec, row, sizeof(row[0]) * (size_t)n);
+			memcpy(cs->cv_rec, row, sizeof(row[0]) * (size_t)n);
 	}
-	if (nfound == 0) {
-		if (key >= 0) {
-			snprintf(err, errlen, "no record in the answer belongs to the requested "
-			    "subject");
-			e = LB_E_SUBJECT_MISMATCH;
-		} else
+	if (key >= 0) {
+		if ((e = src_record_found(nfound, err, errlen)) != LB_OK)
+			goto done;
+	} else if (nfound != 1) {
+		if (nfound == 0)
 			snprintf(err, errlen, "the answer has a header but no data row");
-		goto done;
-	}
-	if (nfound > 1) {
-		if (key >= 0)
-			snprintf(err, errlen, "%zu records in the answer belong to the requested "
-			    "subject", nfound);
 		else
 			snprintf(err, errlen, "the answer has %zu data rows and the spec no "
 			    "\"record\" to choose one", nfound);
@@ -244,10 +232,7 @@ csv_src_get(void *h, const char *sel, struct src_value *v, char *err, size_t err
 	(void)errlen;
 	if ((c = csv_col(cs, sel)) < 0)
 		return 0;
-	v->sv_type = SV_STR;
-	v->sv_str = cs->cs_rec[c].cf_ptr;
-	v->sv_len = cs->cs_rec[c].cf_len;
-	return 1;
+	return src_value_str(v, cs->cv_rec[c].cf_ptr, cs->cv_rec[c].cf_len);
 }
 
 const struct src_ops src_csv_ops = {

@@ -15,9 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lianban.h"
+#include "translate_impl.h"
 
-#define FIXED_MAX_STRS	256	/* decoded fields one answer may hand out */
 #define FIXED_REC_MAX	65536	/* longest record, in bytes */
 
 struct fixed_src {
@@ -25,8 +24,7 @@ struct fixed_src {
 	size_t		 fs_len;
 	char		*fs_body;	/* a copy of the answer */
 	const char	*fs_enc;
-	char		*fs_strs[FIXED_MAX_STRS];
-	size_t		 fs_nstrs;
+	struct src_strs	 fs_strs;	/* decoded fields of so_get */
 };
 
 static const char *const fixed_encodings[] = { "gbk", "gb18030", "utf-8", NULL };
@@ -114,12 +112,10 @@ static void
 fixed_src_close(void *h)
 {
 	struct fixed_src	*fs = h;
-	size_t			 i;
 
 	if (fs == NULL)
 		return;
-	for (i = 0; i < fs->fs_nstrs; i++)
-		free(fs->fs_strs[i]);
+	src_strs_free(&fs->fs_strs);
 	free(fs->fs_body);
 	free(fs);
 }
@@ -136,8 +132,8 @@ fixed_blank(const char *p, size_t n)
 }
 
 static enum lb_err
-fixed_src_open(const void *body, size_t len, const struct adapter *ad, const char *item,
-    const char *subject, void **hp, char *err, size_t errlen)
+fixed_src_open(const void *body, size_t len, const struct adapter *ad, const char *subject,
+    void **hp, char *err, size_t errlen)
 {
 	struct fixed_src	*fs = NULL;
 	const char		*p, *end, *line, *found = NULL;
@@ -146,12 +142,7 @@ fixed_src_open(const void *body, size_t len, const struct adapter *ad, const cha
 	size_t			 nline = 0, nrec = 0;
 	enum lb_err		 e = LB_E_DEPARTMENT_BAD_RESPONSE;
 
-	(void)item;
 	*hp = NULL;
-	if (len == 0) {
-		snprintf(err, errlen, "the answer is empty");
-		return e;
-	}
 	/* The whole answer must be text in the adapter's encoding. */
 	if (src_decode(ad->ad_encoding, body, len, &all, &alen, err, errlen) != 0)
 		goto done;
@@ -160,6 +151,7 @@ fixed_src_open(const void *body, size_t len, const struct adapter *ad, const cha
 		e = LB_E_INTERNAL;
 		goto done;
 	}
+	fs->fs_strs.ss_free = free;
 	memcpy(fs->fs_body, body, len);
 	fs->fs_enc = ad->ad_encoding;
 	if (ad->ad_record.rs_set)
@@ -209,22 +201,17 @@ fixed_src_open(const void *body, size_t len, const struct adapter *ad, const cha
 			nfound++;
 		}
 	}
-	if (nfound == 0 && (ad->ad_record.rs_set && nrec > 0)) {
-		snprintf(err, errlen, "no record in the answer belongs to the requested subject");
-		e = LB_E_SUBJECT_MISMATCH;
-		goto done;
-	}
-	if (nfound == 0) {
+	/* An answer without records is bad, not about someone else. */
+	if (nrec == 0) {
 		snprintf(err, errlen, "the answer holds no record");
 		goto done;
 	}
-	if (nfound > 1) {
-		if (ad->ad_record.rs_set)
-			snprintf(err, errlen, "%zu records in the answer belong to the requested "
-			    "subject", nfound);
-		else
-			snprintf(err, errlen, "the answer has %zu records and the spec no "
-			    "\"record\" to choose one", nfound);
+	if (ad->ad_record.rs_set) {
+		if ((e = src_record_found(nfound, err, errlen)) != LB_OK)
+			goto done;
+	} else if (nfound > 1) {
+		snprintf(err, errlen, "the answer has %zu records and the spec no \"record\" to "
+		    "choose one", nfound);
 		goto done;
 	}
 	fs->fs_rec = found;
@@ -250,18 +237,10 @@ fixed_src_get(void *h, const char *sel, struct src_value *v, char *err, size_t e
 		snprintf(err, errlen, "not an \"offset,length\" selector");
 		return -1;
 	}
-	if (fs->fs_nstrs == FIXED_MAX_STRS) {
-		snprintf(err, errlen, "too many values in one answer");
-		return -1;
-	}
 	if (fixed_field(fs->fs_enc, fs->fs_rec, fs->fs_len, off, len, &s, &slen, err,
 	    errlen) < 0)
 		return -1;
-	fs->fs_strs[fs->fs_nstrs++] = s;
-	v->sv_type = SV_STR;
-	v->sv_str = s;
-	v->sv_len = slen;
-	return 1;
+	return src_strs_keep(&fs->fs_strs, s, slen, v, err, errlen);
 }
 
 const struct src_ops src_fixed_ops = {

@@ -13,7 +13,7 @@
 
 #include <jansson.h>
 
-#include "lianban.h"
+#include "translate_impl.h"
 
 struct json_src {
 	json_t	*js_root;
@@ -25,76 +25,29 @@ static const char *const json_encodings[] = { "utf-8", NULL };
 static int
 json_src_check(enum src_role role, const char *sel, char *err, size_t errlen)
 {
-	const char	*p;
-
-	if (sel[0] == '\0') {
-		/* The whole answer may be the record list, never a value. */
-		if (role == SRC_SEL_LIST)
-			return 0;
-		snprintf(err, errlen, "the empty JSON pointer names the whole answer");
-		return -1;
-	}
-	if (sel[0] != '/') {
-		snprintf(err, errlen, "a JSON pointer starts with \"/\"");
-		return -1;
-	}
-	for (p = sel; *p != '\0'; p++) {
-		if (*p == '~' && p[1] != '0' && p[1] != '1') {
-			snprintf(err, errlen, "in a JSON pointer \"~\" is followed by 0 or 1 "
-			    "(RFC 6901)");
-			return -1;
-		}
-	}
-	return 0;
+	return src_pointer_check(role, sel, "JSON pointer", err, errlen);
 }
 
-/* An array index token: "0" or digits without a leading zero. */
-static bool
-json_index(const char *tok, size_t n, size_t *idx)
+/* One step of a JSON pointer: an object member or an array element. */
+static const void *
+json_step(const void *node, const char *tok, size_t len)
 {
-	size_t	i, v = 0;
+	const json_t	*j = node;
+	size_t		 idx;
 
-	if (n == 0 || n > 9 || (n > 1 && tok[0] == '0'))
-		return false;
-	for (i = 0; i < n; i++) {
-		if (tok[i] < '0' || tok[i] > '9')
-			return false;
-		v = v * 10 + (size_t)(tok[i] - '0');
-	}
-	*idx = v;
-	return true;
+	if (json_is_object(j))
+		return json_object_get(j, tok);
+	if (json_is_array(j) && src_pointer_index(tok, len, &idx))
+		return json_array_get(j, idx);
+	return NULL;
 }
 
 /* Resolves a JSON pointer from j; NULL when nothing is there. */
 static json_t *
 json_ptr(json_t *j, const char *p)
 {
-	char	tok[LB_SEL_MAX];
-	size_t	n, idx;
-
-	while (*p == '/' && j != NULL) {
-		p++;
-		n = 0;
-		while (*p != '\0' && *p != '/') {
-			if (n + 1 >= sizeof(tok))
-				return NULL;
-			if (*p == '~') {
-				if (p[1] != '0' && p[1] != '1')
-					return NULL;
-				tok[n++] = p[1] == '0' ? '~' : '/';
-				p += 2;
-			} else
-				tok[n++] = *p++;
-		}
-		tok[n] = '\0';
-		if (json_is_object(j))
-			j = json_object_get(j, tok);
-		else if (json_is_array(j))
-			j = json_index(tok, n, &idx) ? json_array_get(j, idx) : NULL;
-		else
-			return NULL;
-	}
-	return *p == '\0' ? j : NULL;
+	/* The walk only reads; the node it returns is j's own, as mutable as j. */
+	return (json_t *)src_pointer_walk(j, p, json_step);
 }
 
 static const char *
@@ -167,8 +120,9 @@ static enum lb_err
 json_select(struct json_src *js, const struct src_record *rs, const char *subject,
     char *err, size_t errlen)
 {
-	json_t	*list, *rec, *found = NULL;
-	size_t	 i, nfound = 0;
+	json_t		*list, *rec, *found = NULL;
+	size_t		 i, nfound = 0;
+	enum lb_err	 e;
 
 	if ((list = json_ptr(js->js_root, rs->rs_list)) == NULL || !json_is_array(list)) {
 		snprintf(err, errlen, "the record list \"%s\" is not an array in the answer",
@@ -181,15 +135,8 @@ json_select(struct json_src *js, const struct src_record *rs, const char *subjec
 			nfound++;
 		}
 	}
-	if (nfound == 0) {
-		snprintf(err, errlen, "no record in the answer belongs to the requested subject");
-		return LB_E_SUBJECT_MISMATCH;
-	}
-	if (nfound > 1) {
-		snprintf(err, errlen, "%zu records in the answer belong to the requested subject",
-		    nfound);
-		return LB_E_DEPARTMENT_BAD_RESPONSE;
-	}
+	if ((e = src_record_found(nfound, err, errlen)) != LB_OK)
+		return e;
 	if (!json_is_object(found)) {
 		snprintf(err, errlen, "the subject's record is %s, not an object",
 		    json_kind(found));
@@ -200,25 +147,21 @@ json_select(struct json_src *js, const struct src_record *rs, const char *subjec
 }
 
 static enum lb_err
-json_src_open(const void *body, size_t len, const struct adapter *ad, const char *item,
-    const char *subject, void **hp, char *err, size_t errlen)
+json_src_open(const void *body, size_t len, const struct adapter *ad, const char *subject,
+    void **hp, char *err, size_t errlen)
 {
 	struct json_src	*js = NULL;
 	json_error_t	 je;
 	const char	*b = body;
 	enum lb_err	 e = LB_E_DEPARTMENT_BAD_RESPONSE;
 
-	(void)item;
 	*hp = NULL;
-	if (len > LB_DEPT_BODY_MAX) {
-		snprintf(err, errlen, "the answer is larger than %d bytes", LB_DEPT_BODY_MAX);
-		return e;
-	}
 	/* A byte order mark is legal in front of UTF-8 text; jansson does not skip it. */
 	if (len >= 3 && memcmp(b, "\xef\xbb\xbf", 3) == 0) {
 		b += 3;
 		len -= 3;
 	}
+	/* The engine refused an empty answer; one that is only a BOM is empty too. */
 	if (len == 0) {
 		snprintf(err, errlen, "the answer is empty");
 		return e;
@@ -261,19 +204,14 @@ json_src_get(void *h, const char *sel, struct src_value *v, char *err, size_t er
 
 	if ((j = json_ptr(js->js_base, sel)) == NULL || json_is_null(j))
 		return 0;
-	if (json_is_string(j)) {
-		v->sv_type = SV_STR;
-		v->sv_str = json_string_value(j);
-		v->sv_len = json_string_length(j);
-		return 1;
-	}
+	if (json_is_string(j))
+		return src_value_str(v, json_string_value(j), json_string_length(j));
 	if (json_is_integer(j)) {
-		v->sv_type = SV_INT;
-		v->sv_int = (int64_t)json_integer_value(j);
+		v->vl_type = SV_INT;
+		v->vl_int = (int64_t)json_integer_value(j);
 		return 1;
 	}
-	snprintf(err, errlen, "the value is %s, not a string or an integer", json_kind(j));
-	return -1;
+	return src_value_unusable(json_kind(j), err, errlen);
 }
 
 static void

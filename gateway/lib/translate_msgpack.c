@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lianban.h"
+#include "translate_impl.h"
 
 struct mp_src {
 	msgpack_zone		*ms_zone;
@@ -25,62 +25,29 @@ static const char *const msgpack_encodings[] = { "utf-8", NULL };
 static int
 mp_src_check(enum src_role role, const char *sel, char *err, size_t errlen)
 {
-	const char	*p;
+	return src_pointer_check(role, sel, "msgpack path", err, errlen);
+}
 
-	if (sel[0] == '\0') {
-		if (role == SRC_SEL_LIST)
-			return 0;
-		snprintf(err, errlen, "the empty path names the whole answer");
-		return -1;
-	}
-	if (sel[0] != '/') {
-		snprintf(err, errlen, "a msgpack path starts with \"/\"");
-		return -1;
-	}
-	for (p = sel; *p != '\0'; p++)
-		if (*p == '~' && p[1] != '0' && p[1] != '1') {
-			snprintf(err, errlen, "in a msgpack path \"~\" is followed by 0 or 1");
-			return -1;
-		}
-	return 0;
+/* One step of a path: a map value by string key or an array element. */
+static const void *
+mp_step(const void *node, const char *tok, size_t len)
+{
+	const msgpack_object	*o = node;
+	size_t			 idx;
+
+	if (o->type == MSGPACK_OBJECT_MAP)
+		return mpk_get(o, tok);
+	if (o->type == MSGPACK_OBJECT_ARRAY && src_pointer_index(tok, len, &idx) &&
+	    idx < o->via.array.size)
+		return &o->via.array.ptr[idx];
+	return NULL;
 }
 
 /* Resolves a path from o; NULL when nothing is there. */
 static const msgpack_object *
 mp_path(const msgpack_object *o, const char *p)
 {
-	char		 tok[LB_SEL_MAX];
-	size_t		 n, i, idx;
-	bool		 num;
-
-	while (*p == '/' && o != NULL) {
-		p++;
-		n = 0;
-		while (*p != '\0' && *p != '/') {
-			if (n + 1 >= sizeof(tok))
-				return NULL;
-			if (*p == '~') {
-				tok[n++] = p[1] == '0' ? '~' : '/';
-				p += 2;
-			} else
-				tok[n++] = *p++;
-		}
-		tok[n] = '\0';
-		if (o->type == MSGPACK_OBJECT_MAP)
-			o = mpk_get(o, tok);
-		else if (o->type == MSGPACK_OBJECT_ARRAY) {
-			num = n > 0 && n <= 9 && !(n > 1 && tok[0] == '0');
-			for (i = 0, idx = 0; num && i < n; i++) {
-				if (tok[i] < '0' || tok[i] > '9')
-					num = false;
-				else
-					idx = idx * 10 + (size_t)(tok[i] - '0');
-			}
-			o = num && idx < o->via.array.size ? &o->via.array.ptr[idx] : NULL;
-		} else
-			return NULL;
-	}
-	return *p == '\0' ? o : NULL;
+	return src_pointer_walk(o, p, mp_step);
 }
 
 static const char *
@@ -183,6 +150,36 @@ mp_dup_keys(const msgpack_object *o, char *err, size_t errlen)
 	return ret;
 }
 
+static enum lb_err
+mp_select(struct mp_src *ms, const struct src_record *rs, const char *subject, char *err,
+    size_t errlen)
+{
+	const msgpack_object	*list, *found = NULL;
+	size_t			 nfound = 0;
+	uint32_t		 i;
+	enum lb_err		 e;
+
+	if ((list = mp_path(&ms->ms_root, rs->rs_list)) == NULL ||
+	    list->type != MSGPACK_OBJECT_ARRAY) {
+		snprintf(err, errlen, "the record list \"%s\" is not an array in the answer",
+		    rs->rs_list);
+		return LB_E_DEPARTMENT_BAD_RESPONSE;
+	}
+	for (i = 0; i < list->via.array.size; i++)
+		if (mp_key_is(mp_path(&list->via.array.ptr[i], rs->rs_key), subject)) {
+			found = &list->via.array.ptr[i];
+			nfound++;
+		}
+	if ((e = src_record_found(nfound, err, errlen)) != LB_OK)
+		return e;
+	if (found->type != MSGPACK_OBJECT_MAP) {
+		snprintf(err, errlen, "the subject's record is %s, not a map", mp_kind(found));
+		return LB_E_DEPARTMENT_BAD_RESPONSE;
+	}
+	ms->ms_base = found;
+	return LB_OK;
+}
+
 static void
 mp_src_close(void *h)
 {
@@ -196,26 +193,13 @@ mp_src_close(void *h)
 }
 
 static enum lb_err
-mp_src_open(const void *body, size_t len, const struct adapter *ad, const char *item,
-    const char *subject, void **hp, char *err, size_t errlen)
+mp_src_open(const void *body, size_t len, const struct adapter *ad, const char *subject,
+    void **hp, char *err, size_t errlen)
 {
 	struct mp_src		*ms = NULL;
-	const msgpack_object	*list, *found = NULL;
-	const struct src_record	*rs = &ad->ad_record;
-	size_t			 nfound = 0;
-	uint32_t		 i;
 	enum lb_err		 e = LB_E_DEPARTMENT_BAD_RESPONSE;
 
-	(void)item;
 	*hp = NULL;
-	if (len > LB_DEPT_BODY_MAX) {
-		snprintf(err, errlen, "the answer is larger than %d bytes", LB_DEPT_BODY_MAX);
-		return e;
-	}
-	if (len == 0) {
-		snprintf(err, errlen, "the answer is empty");
-		return e;
-	}
 	if ((ms = calloc(1, sizeof(*ms))) == NULL ||
 	    (ms->ms_zone = msgpack_zone_new(8192)) == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -229,34 +213,11 @@ mp_src_open(const void *body, size_t len, const struct adapter *ad, const char *
 	if (mp_dup_keys(&ms->ms_root, err, errlen) != 0)
 		goto done;
 	ms->ms_base = &ms->ms_root;
-	if (rs->rs_set) {
-		if ((list = mp_path(&ms->ms_root, rs->rs_list)) == NULL ||
-		    list->type != MSGPACK_OBJECT_ARRAY) {
-			snprintf(err, errlen, "the record list \"%s\" is not an array in the "
-			    "answer", rs->rs_list);
+	if (ad->ad_record.rs_set) {
+		if ((e = mp_select(ms, &ad->ad_record, subject, err, errlen)) != LB_OK)
 			goto done;
-		}
-		for (i = 0; i < list->via.array.size; i++)
-			if (mp_key_is(mp_path(&list->via.array.ptr[i], rs->rs_key), subject)) {
-				found = &list->via.array.ptr[i];
-				nfound++;
-			}
-		if (nfound == 0) {
-			snprintf(err, errlen, "no record in the answer belongs to the requested "
-			    "subject");
-			e = LB_E_SUBJECT_MISMATCH;
-			goto done;
-		}
-		if (nfound > 1) {
-			snprintf(err, errlen, "%zu records in the answer belong to the requested "
-			    "subject", nfound);
-			goto done;
-		}
-		ms->ms_base = found;
-	}
-	if (ms->ms_base->type != MSGPACK_OBJECT_MAP) {
-		snprintf(err, errlen, "the %s is %s, not a map", rs->rs_set ? "subject's record" :
-		    "answer", mp_kind(ms->ms_base));
+	} else if (ms->ms_root.type != MSGPACK_OBJECT_MAP) {
+		snprintf(err, errlen, "the answer is %s, not a map", mp_kind(&ms->ms_root));
 		goto done;
 	}
 	*hp = ms;
@@ -277,26 +238,22 @@ mp_src_get(void *h, const char *sel, struct src_value *v, char *err, size_t errl
 		return 0;
 	switch (o->type) {
 	case MSGPACK_OBJECT_STR:
-		v->sv_type = SV_STR;
-		v->sv_str = o->via.str.ptr;
-		v->sv_len = o->via.str.size;
-		return 1;
+		return src_value_str(v, o->via.str.ptr, o->via.str.size);
 	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-		v->sv_type = SV_INT;
-		v->sv_int = o->via.i64;
+		v->vl_type = SV_INT;
+		v->vl_int = o->via.i64;
 		return 1;
 	case MSGPACK_OBJECT_POSITIVE_INTEGER:
 		if (o->via.u64 <= INT64_MAX) {
-			v->sv_type = SV_INT;
-			v->sv_int = (int64_t)o->via.u64;
+			v->vl_type = SV_INT;
+			v->vl_int = (int64_t)o->via.u64;
 			return 1;
 		}
 		break;
 	default:
 		break;
 	}
-	snprintf(err, errlen, "the value is %s, not a string or an integer", mp_kind(o));
-	return -1;
+	return src_value_unusable(mp_kind(o), err, errlen);
 }
 
 const struct src_ops src_msgpack_ops = {

@@ -20,18 +20,16 @@
 #include <libxml/xpath.h>
 #include <libxml/xpathInternals.h>
 
-#include "lianban.h"
+#include "translate_impl.h"
 
 #define XML_PARSE_OPTS	(XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING | \
 			 XML_PARSE_NOCDATA)
-#define XML_MAX_STRS	256	/* strings one answer may hand out */
 
 struct xml_src {
 	xmlDocPtr		 xs_doc;
 	xmlXPathContextPtr	 xs_ctx;
 	xmlNodePtr		 xs_base;	/* the subject's record, or the root element */
-	xmlChar			*xs_strs[XML_MAX_STRS];
-	size_t			 xs_nstrs;
+	struct src_strs		 xs_strs;	/* xmlChar strings of so_get */
 };
 
 static const char *const xml_encodings[] = { "utf-8", "gbk", "gb18030", NULL };
@@ -133,18 +131,8 @@ xml_select(struct xml_src *xs, const struct src_record *rs, const char *subject,
 		xmlFree(s);
 		xmlXPathFreeObject(k);
 	}
-	if (nfound == 0) {
-		snprintf(err, errlen, "no record in the answer belongs to the requested subject");
-		e = LB_E_SUBJECT_MISMATCH;
-		goto done;
-	}
-	if (nfound > 1) {
-		snprintf(err, errlen, "%zu records in the answer belong to the requested subject",
-		    nfound);
-		goto done;
-	}
-	xs->xs_base = found;
-	e = LB_OK;
+	if ((e = src_record_found(nfound, err, errlen)) == LB_OK)
+		xs->xs_base = found;
 done:
 	xmlXPathFreeObject(list);
 	return e;
@@ -154,12 +142,10 @@ static void
 xml_src_close(void *h)
 {
 	struct xml_src	*xs = h;
-	size_t		 i;
 
 	if (xs == NULL)
 		return;
-	for (i = 0; i < xs->xs_nstrs; i++)
-		xmlFree(xs->xs_strs[i]);
+	src_strs_free(&xs->xs_strs);
 	if (xs->xs_ctx != NULL)
 		xmlXPathFreeContext(xs->xs_ctx);
 	if (xs->xs_doc != NULL)
@@ -168,29 +154,21 @@ xml_src_close(void *h)
 }
 
 static enum lb_err
-xml_src_open(const void *body, size_t len, const struct adapter *ad, const char *item,
-    const char *subject, void **hp, char *err, size_t errlen)
+xml_src_open(const void *body, size_t len, const struct adapter *ad, const char *subject,
+    void **hp, char *err, size_t errlen)
 {
 	struct xml_src	*xs = NULL;
 	const char	*enc;
 	size_t		 i;
 	enum lb_err	 e = LB_E_DEPARTMENT_BAD_RESPONSE;
 
-	(void)item;
 	*hp = NULL;
 	xml_silence();
-	if (len > LB_DEPT_BODY_MAX) {
-		snprintf(err, errlen, "the answer is larger than %d bytes", LB_DEPT_BODY_MAX);
-		return e;
-	}
-	if (len == 0) {
-		snprintf(err, errlen, "the answer is empty");
-		return e;
-	}
 	if ((xs = calloc(1, sizeof(*xs))) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return LB_E_INTERNAL;
 	}
+	xs->xs_strs.ss_free = xmlFree;
 	/*
 	 * The adapter's encoding wins over the document's declaration: the
 	 * department registered what it sends.
@@ -216,8 +194,8 @@ xml_src_open(const void *body, size_t len, const struct adapter *ad, const char 
 		goto done;
 	}
 	for (i = 0; i < ad->ad_nns; i++)
-		if (xmlXPathRegisterNs(xs->xs_ctx, (const xmlChar *)ad->ad_ns[i].ns_prefix,
-		    (const xmlChar *)ad->ad_ns[i].ns_uri) != 0) {
+		if (xmlXPathRegisterNs(xs->xs_ctx, (const xmlChar *)ad->ad_ns[i].xn_prefix,
+		    (const xmlChar *)ad->ad_ns[i].xn_uri) != 0) {
 			snprintf(err, errlen, "out of memory");
 			e = LB_E_INTERNAL;
 			goto done;
@@ -255,16 +233,7 @@ xml_src_get(void *h, const char *sel, struct src_value *v, char *err, size_t err
 	}
 	if (ret == 0)
 		return 0;
-	if (xs->xs_nstrs == XML_MAX_STRS) {
-		xmlFree(s);
-		snprintf(err, errlen, "too many values in one answer");
-		return -1;
-	}
-	xs->xs_strs[xs->xs_nstrs++] = s;
-	v->sv_type = SV_STR;
-	v->sv_str = (const char *)s;
-	v->sv_len = strlen((const char *)s);
-	return 1;
+	return src_strs_keep(&xs->xs_strs, (char *)s, strlen((const char *)s), v, err, errlen);
 }
 
 const struct src_ops src_xml_ops = {
