@@ -33,8 +33,6 @@
 #include "gateway.h"
 
 #define EX_TOKEN_MAX	(16 * 1024)
-/* Rate-limit buckets kept, one per (bundle, consumer) seen recently. */
-#define EX_BUCKETS	256
 
 enum ex_state {
 	EX_CONSENT,
@@ -84,8 +82,7 @@ struct ex_subject {
 	char			 su_id[LB_SUBJECT_MAX];
 	uint8_t			*su_token;
 	size_t			 su_token_len;
-	struct consent		 su_cs;
-	bool			 su_cs_valid;	/* token decoded (claims usable) */
+	struct consent		 su_cs;		/* cs_trusted: claims usable */
 	enum lb_err		 su_status;
 	char			 su_msg[256];
 	struct ex_item		*su_items;
@@ -289,11 +286,18 @@ ex_parse(struct exchange *ex, const msgpack_object *body, msgpack_zone *z)
 	return 0;
 }
 
+/* Admits each subject's token (worker thread). */
 static void
 ex_consent_work(void *arg)
 {
 	struct exchange		*ex = arg;
-	struct consent_ask	 ask;
+	struct consent_ask	 ask = {
+		.ca_aud = ex->ex_gw->gw_conf.gc_id,
+		.ca_consumer = ex->ex_pr.pr_id,
+		.ca_bundle = ex->ex_bundle,
+		.ca_policy = ex->ex_policy,
+		.ca_now = ex->ex_now
+	};
 	char			 (*names)[LB_ITEM_MAX];
 	char			 msg[256];
 	enum lb_err		 e;
@@ -310,23 +314,11 @@ ex_consent_work(void *arg)
 		}
 		for (j = 0; j < su->su_nitems; j++)
 			memcpy(names[j], su->su_items[j].it_item, LB_ITEM_MAX);
-		memset(&ask, 0, sizeof(ask));
-		ask.ca_aud = ex->ex_gw->gw_conf.gc_id;
-		ask.ca_consumer = ex->ex_pr.pr_id;
-		ask.ca_bundle = ex->ex_bundle;
 		ask.ca_subject = su->su_id;
 		ask.ca_items = (const char (*)[LB_ITEM_MAX])names;
 		ask.ca_nitems = su->su_nitems;
-		ask.ca_policy = ex->ex_policy;
-		ask.ca_now = ex->ex_now;
-		e = consent_verify(ex->ex_snap->sn_trust, su->su_token, su->su_token_len, &ask,
-		    &su->su_cs, msg, sizeof(msg));
-		/* Last before the jti claim, so a revoked token's jti stays unused. */
-		if (e == LB_OK)
-			e = journal_revoke_check(ex->ex_gw->gw_journal, &su->su_cs, msg, sizeof(msg));
-		/* The claims are usable for the journal once the signature held. */
-		su->su_cs_valid = e == LB_OK || (e != LB_E_CONSENT_MALFORMED &&
-		    e != LB_E_CONSENT_UNTRUSTED_ISSUER && e != LB_E_CONSENT_BAD_SIGNATURE);
+		e = consent_admit(ex->ex_snap->sn_trust, ex->ex_gw->gw_journal, &ask, su->su_token,
+		    su->su_token_len, &su->su_cs, msg, sizeof(msg));
 		if (e != LB_OK)
 			su_deny(su, e, msg);
 		free(names);
@@ -344,15 +336,11 @@ ex_claim_done(void *arg, int status)
 {
 	struct ex_subject	*su = arg;
 	struct exchange		*ex = su->su_items[0].it_ex;
+	const char		*msg;
+	enum lb_err		 e;
 
-	if (status == 1)
-		su_deny(su, LB_E_CONSENT_REPLAYED, "this consent token was already used");
-	else if (status == 2)
-		su_deny(su, LB_E_CONSENT_EXPIRED, "the consent token expired before it could "
-		    "be recorded");
-	else if (status != 0)
-		su_deny(su, LB_E_JOURNAL_UNAVAILABLE, "the journal could not record the "
-		    "consent token");
+	if ((e = consent_claim_error(status, &msg)) != LB_OK)
+		su_deny(su, e, msg);
 	if (--ex->ex_pending == 0)
 		ex_guardian(ex);
 }
@@ -375,8 +363,7 @@ ex_claim(struct exchange *ex)
 			continue;
 		ex->ex_pending++;
 		if (journal_jti_claim(ex->ex_gw->gw_journal, ex->ex_gw->gw_base,
-		    su->su_cs.cs_jti, (uint64_t)(su->su_cs.cs_exp + LB_SKEW_S),
-		    ex_claim_done, su) != 0) {
+		    su->su_cs.cs_jti, su->su_cs.cs_keep_until, ex_claim_done, su) != 0) {
 			ex->ex_pending--;
 			su_deny(su, LB_E_JOURNAL_UNAVAILABLE, "the journal is not accepting "
 			    "records");
@@ -442,26 +429,21 @@ subject_is_minor(const char *id, int64_t now, char *msg, size_t msglen)
 static const struct adapter *
 ex_proof_adapter(const struct exchange *ex, const struct policy_proof *pp)
 {
-	const struct policy_item	*pi;
-	const struct snapshot		*sn = ex->ex_snap;
+	const char	*dept;
 
-	if (pp->pp_dept[0] != '\0')
-		return snapshot_adapter_for(sn, pp->pp_dept, pp->pp_item);
-	/* policy_parse made sure the policy names the item's department. */
-	if ((pi = policy_item(ex->ex_policy, pp->pp_item)) != NULL)
-		return snapshot_adapter_for(sn, pi->pi_dept, pp->pp_item);
-	return NULL;
+	if ((dept = policy_proof_dept(ex->ex_policy, pp)) == NULL)
+		return NULL;
+	return snapshot_adapter_for(ex->ex_snap, dept, pp->pp_item);
 }
 
 static void
 ex_guardian_work(void *arg)
 {
 	struct exchange		*ex = arg;
-	const msgpack_object	*fields;
 	msgpack_object		 doc;
 	enum lb_err		 e;
-	char			 err[256], v[LB_SUBJECT_MAX];
-	size_t			 i, j;
+	char			 err[256];
+	size_t			 i;
 
 	for (i = 0; i < ex->ex_nsubj; i++) {
 		struct ex_subject *su = &ex->ex_subj[i];
@@ -476,11 +458,7 @@ ex_guardian_work(void *arg)
 			    "could not be read: %s", pp->pp_item, err);
 			continue;
 		}
-		fields = mpk_get(&doc, "fields");
-		for (j = 0; j < pp->pp_nfields && !su->su_guardian_ok; j++)
-			if (fields != NULL && mpk_get_str(fields, pp->pp_fields[j], v,
-			    sizeof(v)) == 0 && strcmp(v, su->su_cs.cs_act) == 0)
-				su->su_guardian_ok = true;
+		su->su_guardian_ok = policy_proof_names(pp, &doc, su->su_cs.cs_act);
 		if (!su->su_guardian_ok) {
 			su->su_tried[su->su_ntried - 1].pt_status = LB_E_GUARDIAN_UNVERIFIED;
 			su_why(su, "the child's %s "
@@ -851,7 +829,7 @@ ex_record_common(struct exchange *ex, struct ex_subject *su, struct jrec *r)
 		r->jr_has_consent = true;
 		memcpy(r->jr_consent, su->su_cs.cs_hash, 32);
 	}
-	if (su->su_cs_valid) {
+	if (su->su_cs.cs_trusted) {
 		r->jr_has_actor = true;
 		journal_pseudonym(j, su->su_cs.cs_act, r->jr_actor);
 		snprintf(r->jr_rel, sizeof(r->jr_rel), "%s", su->su_cs.cs_rel);
@@ -1082,64 +1060,6 @@ ex_reply(struct exchange *ex)
 	ex_free(ex);
 }
 
-/*
- * Per-consumer rate limits (DESIGN §10): one token bucket per (bundle,
- * consumer), refilled at the policy's per_second up to its burst, one
- * token per exchange request.  Loop thread only, checked before any
- * consent work is spent on the request.  Amounts are in millionths of a
- * token so the arithmetic stays in integers.  When every slot is taken the
- * least recently used bucket is given to the newcomer.
- */
-struct ex_bucket {
-	char		b_bundle[LB_ID_MAX];
-	char		b_consumer[LB_ID_MAX];
-	uint64_t	b_micro;	/* tokens x 1e6 */
-	uint64_t	b_t_us;		/* last refill, monotonic */
-	bool		b_used;
-};
-static struct ex_bucket ex_buckets[EX_BUCKETS];
-
-bool
-ex_rate_ok(const struct policy *po, const char *consumer)
-{
-	struct ex_bucket	*b = NULL, *lru = &ex_buckets[0];
-	uint64_t		 now = now_us_mono(), cap, dt;
-	size_t			 i;
-
-	if (po->po_rate_per_s == 0)
-		return true;
-	for (i = 0; i < EX_BUCKETS && b == NULL; i++) {
-		struct ex_bucket *c = &ex_buckets[i];
-
-		if (c->b_used && strcmp(c->b_bundle, po->po_bundle) == 0 &&
-		    strcmp(c->b_consumer, consumer) == 0)
-			b = c;
-		else if (!c->b_used || (lru->b_used && c->b_t_us < lru->b_t_us))
-			lru = c;
-	}
-	cap = (uint64_t)po->po_rate_burst * 1000000;
-	if (b == NULL) {
-		b = lru;
-		snprintf(b->b_bundle, sizeof(b->b_bundle), "%s", po->po_bundle);
-		snprintf(b->b_consumer, sizeof(b->b_consumer), "%s", consumer);
-		b->b_micro = cap;
-		b->b_t_us = now;
-		b->b_used = true;
-	}
-	/* A bucket refills completely in cap / rate microseconds; cap dt there. */
-	dt = now - b->b_t_us;
-	if (dt > cap / po->po_rate_per_s + 1)
-		dt = cap / po->po_rate_per_s + 1;
-	b->b_micro += dt * po->po_rate_per_s;
-	if (b->b_micro > cap)
-		b->b_micro = cap;
-	b->b_t_us = now;
-	if (b->b_micro < 1000000)
-		return false;
-	b->b_micro -= 1000000;
-	return true;
-}
-
 void
 exchange_start(struct gw *gw, struct evhttp_request *req, const struct principal *pr,
     msgpack_zone *z, const msgpack_object *body)
@@ -1147,6 +1067,7 @@ exchange_start(struct gw *gw, struct evhttp_request *req, const struct principal
 	struct exchange	*ex;
 	size_t		 i;
 	char		 msg[256];
+	enum lb_err	 e;
 
 	if ((ex = calloc(1, sizeof(*ex))) == NULL) {
 		http_error(req, LB_E_INTERNAL, "out of memory");
@@ -1172,30 +1093,21 @@ exchange_start(struct gw *gw, struct evhttp_request *req, const struct principal
 		ex_reply(ex);
 		return;
 	}
-	/* Denials of the whole bundle are journaled for each subject. */
-	if ((ex->ex_policy = snapshot_policy(ex->ex_snap, ex->ex_bundle)) == NULL) {
-		snprintf(msg, sizeof(msg), "no bundle policy \"%s\" is loaded", ex->ex_bundle);
-		for (i = 0; i < ex->ex_nsubj; i++)
-			su_deny(&ex->ex_subj[i], LB_E_UNKNOWN_BUNDLE, msg);
-	} else if (!policy_allows_consumer(ex->ex_policy, pr->pr_id)) {
-		snprintf(msg, sizeof(msg), "consumer %s may not use bundle \"%s\"", pr->pr_id,
-		    ex->ex_bundle);
-		for (i = 0; i < ex->ex_nsubj; i++)
-			su_deny(&ex->ex_subj[i], LB_E_FORBIDDEN_ROLE, msg);
-	} else if (!ex_rate_ok(ex->ex_policy, pr->pr_id)) {
-		snprintf(msg, sizeof(msg), "consumer %s exceeds the rate limit of bundle "
-		    "\"%s\" (%u per second, burst %u)", pr->pr_id, ex->ex_bundle,
-		    ex->ex_policy->po_rate_per_s, ex->ex_policy->po_rate_burst);
-		for (i = 0; i < ex->ex_nsubj; i++) {
-			ex->ex_subj[i].su_status = LB_OK;	/* the limit is the reason */
-			su_deny(&ex->ex_subj[i], LB_E_RATE_LIMITED, msg);
-		}
-		ex_enter(ex, EX_CONSENT);
-		ex_journal(ex);
-		return;
-	}
+	/*
+	 * Denials of the whole bundle are journaled for each subject.  A
+	 * subject already refused keeps its own reason, except when the rate
+	 * limit refuses the request: that is the reason for all of them.
+	 */
+	ex->ex_policy = snapshot_policy(ex->ex_snap, ex->ex_bundle);
+	e = policy_admit(gw->gw_rates, ex->ex_policy, ex->ex_bundle, pr->pr_id, now_us_mono(),
+	    msg, sizeof(msg));
 	ex_enter(ex, EX_CONSENT);
-	if (ex->ex_policy == NULL || !policy_allows_consumer(ex->ex_policy, pr->pr_id)) {
+	if (e != LB_OK) {
+		for (i = 0; i < ex->ex_nsubj; i++) {
+			if (e == LB_E_RATE_LIMITED)
+				ex->ex_subj[i].su_status = LB_OK;
+			su_deny(&ex->ex_subj[i], e, msg);
+		}
 		ex_journal(ex);
 		return;
 	}
