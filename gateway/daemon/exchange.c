@@ -117,8 +117,7 @@ struct exchange {
 	struct principal	 ex_pr;
 	const struct policy	*ex_policy;
 	char			 ex_bundle[LB_ID_MAX];
-	enum lb_err		 ex_status;	/* a failure of the whole request */
-	char			 ex_msg[256];
+	struct lb_outcome	 ex_out;	/* a failure of the whole request */
 	uint8_t			 ex_id[16];
 	char			 ex_idhex[33];
 	msgpack_zone		 ex_zone;
@@ -176,6 +175,22 @@ ex_free(struct exchange *ex)
 	free(ex);
 }
 
+/* Fails the whole request: the answer is this failure alone, without results. */
+static void
+ex_abort(struct exchange *ex, enum lb_err e, const char *msg)
+{
+	lb_outcome_fail(&ex->ex_out, e, "%s", msg);
+	ex_reply(ex);
+}
+
+/* Runs work(ex) on a worker thread, then done(ex) on the loop. */
+static void
+ex_work(struct exchange *ex, void (*work)(void *), void (*done)(void *))
+{
+	if (workers_submit(ex->ex_gw->gw_workers, ex->ex_gw->gw_base, work, done, ex) != 0)
+		ex_abort(ex, LB_E_INTERNAL, "the gateway is shutting down");
+}
+
 static void
 su_deny(struct ex_subject *su, enum lb_err e, const char *msg)
 {
@@ -224,8 +239,8 @@ ex_parse(struct exchange *ex, const msgpack_object *body, msgpack_zone *z)
 	size_t			 n;
 	uint32_t		 i, j, k;
 
-#define BAD(...) do { ex->ex_status = LB_E_BAD_REQUEST; \
-	snprintf(ex->ex_msg, sizeof(ex->ex_msg), __VA_ARGS__); return -1; } while (0)
+#define BAD(...) do { lb_outcome_fail(&ex->ex_out, LB_E_BAD_REQUEST, __VA_ARGS__); \
+	return -1; } while (0)
 	if (body->type != MSGPACK_OBJECT_MAP)
 		BAD("the request body must be an object with bundle and requests");
 	if (mpk_get_str(body, "bundle", ex->ex_bundle, sizeof(ex->ex_bundle)) != 0 ||
@@ -454,15 +469,14 @@ ex_guardian_work(void *arg)
 		if ((e = translate(su->su_proof_ad, pp->pp_item, su->su_id, su->su_proof_body,
 		    su->su_proof_len, &ex->ex_zone, &doc, err, sizeof(err))) != LB_OK) {
 			su->su_tried[su->su_ntried - 1].pt_status = e;
-			su_why(su, "the %s record "
-			    "could not be read: %s", pp->pp_item, err);
+			su_why(su, "the %s record could not be read: %s", pp->pp_item, err);
 			continue;
 		}
 		su->su_guardian_ok = policy_proof_names(pp, &doc, su->su_cs.cs_act);
 		if (!su->su_guardian_ok) {
 			su->su_tried[su->su_ntried - 1].pt_status = LB_E_GUARDIAN_UNVERIFIED;
-			su_why(su, "the child's %s "
-			    "does not name the applicant as guardian", pp->pp_item);
+			su_why(su, "the child's %s does not name the applicant as guardian",
+			    pp->pp_item);
 		}
 	}
 }
@@ -520,12 +534,23 @@ ex_guardian_round(struct exchange *ex)
 		ex_fetch(ex);
 		return;
 	}
-	if (workers_submit(ex->ex_gw->gw_workers, ex->ex_gw->gw_base, ex_guardian_work,
-	    ex_guardian_done, ex) != 0) {
-		ex->ex_status = LB_E_INTERNAL;
-		snprintf(ex->ex_msg, sizeof(ex->ex_msg), "the gateway is shutting down");
-		ex_reply(ex);
-	}
+	ex_work(ex, ex_guardian_work, ex_guardian_done);
+}
+
+/*
+ * Keeps a copy of a department's answer, which is valid only during the
+ * fanout callback; NUL-terminated for the parsers that read text.  -1 when
+ * memory runs out.
+ */
+static int
+ex_keep_answer(const uint8_t *body, size_t len, uint8_t **out, size_t *outlen)
+{
+	if ((*out = malloc(len + 1)) == NULL)
+		return -1;
+	memcpy(*out, body, len);
+	(*out)[len] = '\0';
+	*outlen = len;
+	return 0;
 }
 
 static void
@@ -538,15 +563,9 @@ ex_proof_fetched(void *arg, enum lb_err e, const uint8_t *body, size_t len, cons
 	pt->pt_latency_us = (int64_t)(now_us_mono() - pt->pt_t0_us);
 	pt->pt_status = e;
 	if (e != LB_OK)
-		su_why(su, "the %s record could "
-		    "not be fetched: %s", su->su_proof->pp_item, msg);
-	else if ((su->su_proof_body = malloc(len + 1)) == NULL)
+		su_why(su, "the %s record could not be fetched: %s", su->su_proof->pp_item, msg);
+	else if (ex_keep_answer(body, len, &su->su_proof_body, &su->su_proof_len) != 0)
 		su_why(su, "out of memory");
-	else {
-		memcpy(su->su_proof_body, body, len);
-		su->su_proof_body[len] = '\0';
-		su->su_proof_len = len;
-	}
 	if (--ex->ex_pending == 0)
 		ex_guardian_round(ex);
 }
@@ -581,8 +600,8 @@ ex_guardian_next(struct exchange *ex, struct ex_subject *su)
 		pp = &po->po_proofs[su->su_proof_next++];
 		if ((ad = ex_proof_adapter(ex, pp)) == NULL) {
 			if (su->su_proof_why[0] == '\0')
-				su_why(su, "no "
-				    "department adapter serves the %s record", pp->pp_item);
+				su_why(su, "no department adapter serves the %s record",
+				    pp->pp_item);
 			continue;
 		}
 		su->su_proof = su->su_proof_last = pp;
@@ -599,8 +618,7 @@ ex_guardian_next(struct exchange *ex, struct ex_subject *su)
 		}
 		ex->ex_pending--;
 		su->su_proof = NULL;
-		su_why(su, "the %s record could not "
-		    "be requested", pp->pp_item);
+		su_why(su, "the %s record could not be requested", pp->pp_item);
 	}
 	snprintf(msg, sizeof(msg), "the guardian relation is not proven: %s",
 	    su->su_proof_why[0] != '\0' ? su->su_proof_why : "no proof record");
@@ -636,13 +654,8 @@ ex_fetch_done(void *arg, enum lb_err e, const uint8_t *body, size_t len, const c
 	it->it_latency_us = (int64_t)(now_us_mono() - it->it_t0_us);
 	if (e != LB_OK)
 		it_fail(it, e, msg);
-	else if ((it->it_body = malloc(len + 1)) == NULL)
+	else if (ex_keep_answer(body, len, &it->it_body, &it->it_body_len) != 0)
 		it_fail(it, LB_E_INTERNAL, "out of memory");
-	else {
-		memcpy(it->it_body, body, len);
-		it->it_body[len] = '\0';
-		it->it_body_len = len;
-	}
 	if (--ex->ex_pending == 0)
 		ex_seal(ex);
 }
@@ -771,9 +784,7 @@ ex_seal_done(void *arg)
 	for (i = 0; i < ex->ex_nsubj; i++)
 		total += ex->ex_subj[i].su_nitems;
 	if ((reqs = calloc(total, sizeof(*reqs))) == NULL) {
-		ex->ex_status = LB_E_INTERNAL;
-		snprintf(ex->ex_msg, sizeof(ex->ex_msg), "out of memory");
-		ex_reply(ex);
+		ex_abort(ex, LB_E_INTERNAL, "out of memory");
 		return;
 	}
 	for (i = 0; i < ex->ex_nsubj; i++)
@@ -802,12 +813,7 @@ static void
 ex_seal(struct exchange *ex)
 {
 	ex_enter(ex, EX_SEAL);
-	if (workers_submit(ex->ex_gw->gw_workers, ex->ex_gw->gw_base, ex_seal_work,
-	    ex_seal_done, ex) != 0) {
-		ex->ex_status = LB_E_INTERNAL;
-		snprintf(ex->ex_msg, sizeof(ex->ex_msg), "the gateway is shutting down");
-		ex_reply(ex);
-	}
+	ex_work(ex, ex_seal_work, ex_seal_done);
 }
 
 static void
@@ -844,10 +850,8 @@ ex_journal_done(void *arg, int status, uint64_t first_seq)
 	size_t		 i, j;
 
 	if (status != 0) {
-		ex->ex_status = LB_E_JOURNAL_UNAVAILABLE;
-		snprintf(ex->ex_msg, sizeof(ex->ex_msg), "the journal could not commit this "
+		ex_abort(ex, LB_E_JOURNAL_UNAVAILABLE, "the journal could not commit this "
 		    "exchange; nothing was released");
-		ex_reply(ex);
 		return;
 	}
 	/* Seqs follow the order in which ex_journal queued the records. */
@@ -887,9 +891,7 @@ ex_journal(struct exchange *ex)
 			n += !ex->ex_subj[i].su_tried[j].pt_reused;
 	}
 	if ((recs = calloc(n, sizeof(*recs))) == NULL) {
-		ex->ex_status = LB_E_JOURNAL_UNAVAILABLE;
-		snprintf(ex->ex_msg, sizeof(ex->ex_msg), "out of memory");
-		ex_reply(ex);
+		ex_abort(ex, LB_E_JOURNAL_UNAVAILABLE, "out of memory");
 		return;
 	}
 	r = recs;
@@ -966,9 +968,7 @@ ex_journal(struct exchange *ex)
 	r->jr_latency_us = (int64_t)(now_us_mono() - ex->ex_t0_us);
 	if (journal_append(ex->ex_gw->gw_journal, ex->ex_gw->gw_base, recs, n,
 	    ex_journal_done, ex) != 0) {
-		ex->ex_status = LB_E_JOURNAL_UNAVAILABLE;
-		snprintf(ex->ex_msg, sizeof(ex->ex_msg), "the journal is not accepting records");
-		ex_reply(ex);
+		ex_abort(ex, LB_E_JOURNAL_UNAVAILABLE, "the journal is not accepting records");
 	}
 	free(recs);
 }
@@ -1011,8 +1011,8 @@ ex_reply(struct exchange *ex)
 	int		 status;
 
 	ex_enter(ex, EX_REPLY);
-	if (ex->ex_status != LB_OK) {
-		http_error(ex->ex_req, ex->ex_status, "%s", ex->ex_msg);
+	if (ex->ex_out.oc_code != LB_OK) {
+		http_error(ex->ex_req, ex->ex_out.oc_code, "%s", ex->ex_out.oc_msg);
 		ex_free(ex);
 		return;
 	}
@@ -1083,9 +1083,7 @@ exchange_start(struct gw *gw, struct evhttp_request *req, const struct principal
 	ex->ex_t0_us = now_us_mono();
 	ex->ex_now = (int64_t)(now_ms() / 1000);
 	if (RAND_bytes(ex->ex_id, sizeof(ex->ex_id)) != 1) {
-		ex->ex_status = LB_E_INTERNAL;
-		snprintf(ex->ex_msg, sizeof(ex->ex_msg), "no randomness for an exchange id");
-		ex_reply(ex);
+		ex_abort(ex, LB_E_INTERNAL, "no randomness for an exchange id");
 		return;
 	}
 	hex_encode(ex->ex_id, sizeof(ex->ex_id), ex->ex_idhex);
@@ -1111,10 +1109,5 @@ exchange_start(struct gw *gw, struct evhttp_request *req, const struct principal
 		ex_journal(ex);
 		return;
 	}
-	if (workers_submit(gw->gw_workers, gw->gw_base, ex_consent_work, ex_consent_done,
-	    ex) != 0) {
-		ex->ex_status = LB_E_INTERNAL;
-		snprintf(ex->ex_msg, sizeof(ex->ex_msg), "the gateway is shutting down");
-		ex_reply(ex);
-	}
+	ex_work(ex, ex_consent_work, ex_consent_done);
 }

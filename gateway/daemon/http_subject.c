@@ -240,7 +240,8 @@ access_read_work(void *arg)
 		f.jf_limit = rep->rep_limit - rep->rep_n;
 		if (journal_query(rep->rep_gw->gw_journal, &f, access_collect, rep, &more,
 		    &next) != 0) {
-			lb_outcome_fail(&rep->rep_out, LB_E_JOURNAL_UNAVAILABLE, "the journal could not be read");
+			lb_outcome_fail(&rep->rep_out, LB_E_JOURNAL_UNAVAILABLE, "the journal could "
+			    "not be read");
 			return;
 		}
 		f.jf_has_before = true;
@@ -250,8 +251,8 @@ access_read_work(void *arg)
 	for (i = 0; i < rep->rep_n; i++)
 		if (access_entry(rep, rep->rep_seq[i], rep->rep_rec[i], rep->rep_rec_len[i],
 		    &list.via.array.ptr[i]) != 0) {
-			lb_outcome_fail(&rep->rep_out, LB_E_JOURNAL_UNAVAILABLE, "a journal record could not "
-			    "be decoded");
+			lb_outcome_fail(&rep->rep_out, LB_E_JOURNAL_UNAVAILABLE, "a journal record "
+			    "could not be decoded");
 			return;
 		}
 	mpk_map_init(&m, &rep->rep_zone, 2);
@@ -362,8 +363,8 @@ access_token(struct access *rep, struct evhttp_request *req)
 
 	h = evhttp_find_header(evhttp_request_get_input_headers(req), ACCESS_HEADER);
 	if (h == NULL || h[0] == '\0') {
-		lb_outcome_fail(&rep->rep_out, LB_E_CONSENT_MISSING, "the %s header must carry the citizen's "
-		    "consent token for bundle \"%s\"", ACCESS_HEADER, ACCESS_BUNDLE);
+		lb_outcome_fail(&rep->rep_out, LB_E_CONSENT_MISSING, "the %s header must carry "
+		    "the citizen's consent token for bundle \"%s\"", ACCESS_HEADER, ACCESS_BUNDLE);
 		return;
 	}
 	hlen = strlen(h);
@@ -372,8 +373,8 @@ access_token(struct access *rep, struct evhttp_request *req)
 	    rep->rep_token_len == 0 || rep->rep_token_len > ACCESS_TOKEN_MAX) {
 		free(rep->rep_token);
 		rep->rep_token = NULL;
-		lb_outcome_fail(&rep->rep_out, LB_E_CONSENT_MALFORMED, "the %s header must be a consent "
-		    "envelope in base64url without padding, at most %d bytes decoded",
+		lb_outcome_fail(&rep->rep_out, LB_E_CONSENT_MALFORMED, "the %s header must be a "
+		    "consent envelope in base64url without padding, at most %d bytes decoded",
 		    ACCESS_HEADER, ACCESS_TOKEN_MAX);
 		return;
 	}
