@@ -1,7 +1,8 @@
 /*
- * policy.c - bundle policies (DESIGN §10): who may ask for a bundle, which
- * items it contains, which fields of each item leave the gateway, and how
- * sure the face authentication must be.
+ * policy.c - bundle policies (DESIGN §10): who may ask for a bundle and how
+ * often (the rate limit), which items it contains, which fields of each
+ * item leave the gateway, how sure the face authentication must be, and
+ * which records prove a guardian's relation.
  */
 #include <stdio.h>
 #include <stdlib.h>
