@@ -33,8 +33,6 @@
 #include "gateway.h"
 
 #define EX_TOKEN_MAX	(16 * 1024)
-/* Rate-limit buckets kept, one per (bundle, consumer) seen recently. */
-#define EX_BUCKETS	256
 
 enum ex_state {
 	EX_CONSENT,
@@ -84,8 +82,7 @@ struct ex_subject {
 	char			 su_id[LB_SUBJECT_MAX];
 	uint8_t			*su_token;
 	size_t			 su_token_len;
-	struct consent		 su_cs;
-	bool			 su_cs_valid;	/* token decoded (claims usable) */
+	struct consent		 su_cs;		/* cs_trusted: claims usable */
 	enum lb_err		 su_status;
 	char			 su_msg[256];
 	struct ex_item		*su_items;
@@ -120,8 +117,7 @@ struct exchange {
 	struct principal	 ex_pr;
 	const struct policy	*ex_policy;
 	char			 ex_bundle[LB_ID_MAX];
-	enum lb_err		 ex_status;	/* a failure of the whole request */
-	char			 ex_msg[256];
+	struct lb_outcome	 ex_out;	/* a failure of the whole request */
 	uint8_t			 ex_id[16];
 	char			 ex_idhex[33];
 	msgpack_zone		 ex_zone;
@@ -179,6 +175,22 @@ ex_free(struct exchange *ex)
 	free(ex);
 }
 
+/* Fails the whole request: the answer is this failure alone, without results. */
+static void
+ex_abort(struct exchange *ex, enum lb_err e, const char *msg)
+{
+	lb_outcome_fail(&ex->ex_out, e, "%s", msg);
+	ex_reply(ex);
+}
+
+/* Runs work(ex) on a worker thread, then done(ex) on the loop. */
+static void
+ex_work(struct exchange *ex, void (*work)(void *), void (*done)(void *))
+{
+	if (workers_submit(ex->ex_gw->gw_workers, ex->ex_gw->gw_base, work, done, ex) != 0)
+		ex_abort(ex, LB_E_INTERNAL, "the gateway is shutting down");
+}
+
 static void
 su_deny(struct ex_subject *su, enum lb_err e, const char *msg)
 {
@@ -227,8 +239,8 @@ ex_parse(struct exchange *ex, const msgpack_object *body, msgpack_zone *z)
 	size_t			 n;
 	uint32_t		 i, j, k;
 
-#define BAD(...) do { ex->ex_status = LB_E_BAD_REQUEST; \
-	snprintf(ex->ex_msg, sizeof(ex->ex_msg), __VA_ARGS__); return -1; } while (0)
+#define BAD(...) do { lb_outcome_fail(&ex->ex_out, LB_E_BAD_REQUEST, __VA_ARGS__); \
+	return -1; } while (0)
 	if (body->type != MSGPACK_OBJECT_MAP)
 		BAD("the request body must be an object with bundle and requests");
 	if (mpk_get_str(body, "bundle", ex->ex_bundle, sizeof(ex->ex_bundle)) != 0 ||
@@ -289,11 +301,18 @@ ex_parse(struct exchange *ex, const msgpack_object *body, msgpack_zone *z)
 	return 0;
 }
 
+/* Admits each subject's token (worker thread). */
 static void
 ex_consent_work(void *arg)
 {
 	struct exchange		*ex = arg;
-	struct consent_ask	 ask;
+	struct consent_ask	 ask = {
+		.ca_aud = ex->ex_gw->gw_conf.gc_id,
+		.ca_consumer = ex->ex_pr.pr_id,
+		.ca_bundle = ex->ex_bundle,
+		.ca_policy = ex->ex_policy,
+		.ca_now = ex->ex_now
+	};
 	char			 (*names)[LB_ITEM_MAX];
 	char			 msg[256];
 	enum lb_err		 e;
@@ -310,23 +329,11 @@ ex_consent_work(void *arg)
 		}
 		for (j = 0; j < su->su_nitems; j++)
 			memcpy(names[j], su->su_items[j].it_item, LB_ITEM_MAX);
-		memset(&ask, 0, sizeof(ask));
-		ask.ca_aud = ex->ex_gw->gw_conf.gc_id;
-		ask.ca_consumer = ex->ex_pr.pr_id;
-		ask.ca_bundle = ex->ex_bundle;
 		ask.ca_subject = su->su_id;
 		ask.ca_items = (const char (*)[LB_ITEM_MAX])names;
 		ask.ca_nitems = su->su_nitems;
-		ask.ca_policy = ex->ex_policy;
-		ask.ca_now = ex->ex_now;
-		e = consent_verify(ex->ex_snap->sn_trust, su->su_token, su->su_token_len, &ask,
-		    &su->su_cs, msg, sizeof(msg));
-		/* Last before the jti claim, so a revoked token's jti stays unused. */
-		if (e == LB_OK)
-			e = journal_revoke_check(ex->ex_gw->gw_journal, &su->su_cs, msg, sizeof(msg));
-		/* The claims are usable for the journal once the signature held. */
-		su->su_cs_valid = e == LB_OK || (e != LB_E_CONSENT_MALFORMED &&
-		    e != LB_E_CONSENT_UNTRUSTED_ISSUER && e != LB_E_CONSENT_BAD_SIGNATURE);
+		e = consent_admit(ex->ex_snap->sn_trust, ex->ex_gw->gw_journal, &ask, su->su_token,
+		    su->su_token_len, &su->su_cs, msg, sizeof(msg));
 		if (e != LB_OK)
 			su_deny(su, e, msg);
 		free(names);
@@ -344,15 +351,11 @@ ex_claim_done(void *arg, int status)
 {
 	struct ex_subject	*su = arg;
 	struct exchange		*ex = su->su_items[0].it_ex;
+	const char		*msg;
+	enum lb_err		 e;
 
-	if (status == 1)
-		su_deny(su, LB_E_CONSENT_REPLAYED, "this consent token was already used");
-	else if (status == 2)
-		su_deny(su, LB_E_CONSENT_EXPIRED, "the consent token expired before it could "
-		    "be recorded");
-	else if (status != 0)
-		su_deny(su, LB_E_JOURNAL_UNAVAILABLE, "the journal could not record the "
-		    "consent token");
+	if ((e = consent_claim_error(status, &msg)) != LB_OK)
+		su_deny(su, e, msg);
 	if (--ex->ex_pending == 0)
 		ex_guardian(ex);
 }
@@ -375,8 +378,7 @@ ex_claim(struct exchange *ex)
 			continue;
 		ex->ex_pending++;
 		if (journal_jti_claim(ex->ex_gw->gw_journal, ex->ex_gw->gw_base,
-		    su->su_cs.cs_jti, (uint64_t)(su->su_cs.cs_exp + LB_SKEW_S),
-		    ex_claim_done, su) != 0) {
+		    su->su_cs.cs_jti, su->su_cs.cs_keep_until, ex_claim_done, su) != 0) {
 			ex->ex_pending--;
 			su_deny(su, LB_E_JOURNAL_UNAVAILABLE, "the journal is not accepting "
 			    "records");
@@ -442,26 +444,21 @@ subject_is_minor(const char *id, int64_t now, char *msg, size_t msglen)
 static const struct adapter *
 ex_proof_adapter(const struct exchange *ex, const struct policy_proof *pp)
 {
-	const struct policy_item	*pi;
-	const struct snapshot		*sn = ex->ex_snap;
+	const char	*dept;
 
-	if (pp->pp_dept[0] != '\0')
-		return snapshot_adapter_for(sn, pp->pp_dept, pp->pp_item);
-	/* policy_parse made sure the policy names the item's department. */
-	if ((pi = policy_item(ex->ex_policy, pp->pp_item)) != NULL)
-		return snapshot_adapter_for(sn, pi->pi_dept, pp->pp_item);
-	return NULL;
+	if ((dept = policy_proof_dept(ex->ex_policy, pp)) == NULL)
+		return NULL;
+	return snapshot_adapter_for(ex->ex_snap, dept, pp->pp_item);
 }
 
 static void
 ex_guardian_work(void *arg)
 {
 	struct exchange		*ex = arg;
-	const msgpack_object	*fields;
 	msgpack_object		 doc;
 	enum lb_err		 e;
-	char			 err[256], v[LB_SUBJECT_MAX];
-	size_t			 i, j;
+	char			 err[256];
+	size_t			 i;
 
 	for (i = 0; i < ex->ex_nsubj; i++) {
 		struct ex_subject *su = &ex->ex_subj[i];
@@ -472,19 +469,14 @@ ex_guardian_work(void *arg)
 		if ((e = translate(su->su_proof_ad, pp->pp_item, su->su_id, su->su_proof_body,
 		    su->su_proof_len, &ex->ex_zone, &doc, err, sizeof(err))) != LB_OK) {
 			su->su_tried[su->su_ntried - 1].pt_status = e;
-			su_why(su, "the %s record "
-			    "could not be read: %s", pp->pp_item, err);
+			su_why(su, "the %s record could not be read: %s", pp->pp_item, err);
 			continue;
 		}
-		fields = mpk_get(&doc, "fields");
-		for (j = 0; j < pp->pp_nfields && !su->su_guardian_ok; j++)
-			if (fields != NULL && mpk_get_str(fields, pp->pp_fields[j], v,
-			    sizeof(v)) == 0 && strcmp(v, su->su_cs.cs_act) == 0)
-				su->su_guardian_ok = true;
+		su->su_guardian_ok = policy_proof_names(pp, &doc, su->su_cs.cs_act);
 		if (!su->su_guardian_ok) {
 			su->su_tried[su->su_ntried - 1].pt_status = LB_E_GUARDIAN_UNVERIFIED;
-			su_why(su, "the child's %s "
-			    "does not name the applicant as guardian", pp->pp_item);
+			su_why(su, "the child's %s does not name the applicant as guardian",
+			    pp->pp_item);
 		}
 	}
 }
@@ -542,12 +534,23 @@ ex_guardian_round(struct exchange *ex)
 		ex_fetch(ex);
 		return;
 	}
-	if (workers_submit(ex->ex_gw->gw_workers, ex->ex_gw->gw_base, ex_guardian_work,
-	    ex_guardian_done, ex) != 0) {
-		ex->ex_status = LB_E_INTERNAL;
-		snprintf(ex->ex_msg, sizeof(ex->ex_msg), "the gateway is shutting down");
-		ex_reply(ex);
-	}
+	ex_work(ex, ex_guardian_work, ex_guardian_done);
+}
+
+/*
+ * Keeps a copy of a department's answer, which is valid only during the
+ * fanout callback; NUL-terminated for the parsers that read text.  -1 when
+ * memory runs out.
+ */
+static int
+ex_keep_answer(const uint8_t *body, size_t len, uint8_t **out, size_t *outlen)
+{
+	if ((*out = malloc(len + 1)) == NULL)
+		return -1;
+	memcpy(*out, body, len);
+	(*out)[len] = '\0';
+	*outlen = len;
+	return 0;
 }
 
 static void
@@ -560,15 +563,9 @@ ex_proof_fetched(void *arg, enum lb_err e, const uint8_t *body, size_t len, cons
 	pt->pt_latency_us = (int64_t)(now_us_mono() - pt->pt_t0_us);
 	pt->pt_status = e;
 	if (e != LB_OK)
-		su_why(su, "the %s record could "
-		    "not be fetched: %s", su->su_proof->pp_item, msg);
-	else if ((su->su_proof_body = malloc(len + 1)) == NULL)
+		su_why(su, "the %s record could not be fetched: %s", su->su_proof->pp_item, msg);
+	else if (ex_keep_answer(body, len, &su->su_proof_body, &su->su_proof_len) != 0)
 		su_why(su, "out of memory");
-	else {
-		memcpy(su->su_proof_body, body, len);
-		su->su_proof_body[len] = '\0';
-		su->su_proof_len = len;
-	}
 	if (--ex->ex_pending == 0)
 		ex_guardian_round(ex);
 }
@@ -603,8 +600,8 @@ ex_guardian_next(struct exchange *ex, struct ex_subject *su)
 		pp = &po->po_proofs[su->su_proof_next++];
 		if ((ad = ex_proof_adapter(ex, pp)) == NULL) {
 			if (su->su_proof_why[0] == '\0')
-				su_why(su, "no "
-				    "department adapter serves the %s record", pp->pp_item);
+				su_why(su, "no department adapter serves the %s record",
+				    pp->pp_item);
 			continue;
 		}
 		su->su_proof = su->su_proof_last = pp;
@@ -621,8 +618,7 @@ ex_guardian_next(struct exchange *ex, struct ex_subject *su)
 		}
 		ex->ex_pending--;
 		su->su_proof = NULL;
-		su_why(su, "the %s record could not "
-		    "be requested", pp->pp_item);
+		su_why(su, "the %s record could not be requested", pp->pp_item);
 	}
 	snprintf(msg, sizeof(msg), "the guardian relation is not proven: %s",
 	    su->su_proof_why[0] != '\0' ? su->su_proof_why : "no proof record");
@@ -658,13 +654,8 @@ ex_fetch_done(void *arg, enum lb_err e, const uint8_t *body, size_t len, const c
 	it->it_latency_us = (int64_t)(now_us_mono() - it->it_t0_us);
 	if (e != LB_OK)
 		it_fail(it, e, msg);
-	else if ((it->it_body = malloc(len + 1)) == NULL)
+	else if (ex_keep_answer(body, len, &it->it_body, &it->it_body_len) != 0)
 		it_fail(it, LB_E_INTERNAL, "out of memory");
-	else {
-		memcpy(it->it_body, body, len);
-		it->it_body[len] = '\0';
-		it->it_body_len = len;
-	}
 	if (--ex->ex_pending == 0)
 		ex_seal(ex);
 }
@@ -793,9 +784,7 @@ ex_seal_done(void *arg)
 	for (i = 0; i < ex->ex_nsubj; i++)
 		total += ex->ex_subj[i].su_nitems;
 	if ((reqs = calloc(total, sizeof(*reqs))) == NULL) {
-		ex->ex_status = LB_E_INTERNAL;
-		snprintf(ex->ex_msg, sizeof(ex->ex_msg), "out of memory");
-		ex_reply(ex);
+		ex_abort(ex, LB_E_INTERNAL, "out of memory");
 		return;
 	}
 	for (i = 0; i < ex->ex_nsubj; i++)
@@ -824,12 +813,7 @@ static void
 ex_seal(struct exchange *ex)
 {
 	ex_enter(ex, EX_SEAL);
-	if (workers_submit(ex->ex_gw->gw_workers, ex->ex_gw->gw_base, ex_seal_work,
-	    ex_seal_done, ex) != 0) {
-		ex->ex_status = LB_E_INTERNAL;
-		snprintf(ex->ex_msg, sizeof(ex->ex_msg), "the gateway is shutting down");
-		ex_reply(ex);
-	}
+	ex_work(ex, ex_seal_work, ex_seal_done);
 }
 
 static void
@@ -851,7 +835,7 @@ ex_record_common(struct exchange *ex, struct ex_subject *su, struct jrec *r)
 		r->jr_has_consent = true;
 		memcpy(r->jr_consent, su->su_cs.cs_hash, 32);
 	}
-	if (su->su_cs_valid) {
+	if (su->su_cs.cs_trusted) {
 		r->jr_has_actor = true;
 		journal_pseudonym(j, su->su_cs.cs_act, r->jr_actor);
 		snprintf(r->jr_rel, sizeof(r->jr_rel), "%s", su->su_cs.cs_rel);
@@ -866,10 +850,8 @@ ex_journal_done(void *arg, int status, uint64_t first_seq)
 	size_t		 i, j;
 
 	if (status != 0) {
-		ex->ex_status = LB_E_JOURNAL_UNAVAILABLE;
-		snprintf(ex->ex_msg, sizeof(ex->ex_msg), "the journal could not commit this "
+		ex_abort(ex, LB_E_JOURNAL_UNAVAILABLE, "the journal could not commit this "
 		    "exchange; nothing was released");
-		ex_reply(ex);
 		return;
 	}
 	/* Seqs follow the order in which ex_journal queued the records. */
@@ -909,9 +891,7 @@ ex_journal(struct exchange *ex)
 			n += !ex->ex_subj[i].su_tried[j].pt_reused;
 	}
 	if ((recs = calloc(n, sizeof(*recs))) == NULL) {
-		ex->ex_status = LB_E_JOURNAL_UNAVAILABLE;
-		snprintf(ex->ex_msg, sizeof(ex->ex_msg), "out of memory");
-		ex_reply(ex);
+		ex_abort(ex, LB_E_JOURNAL_UNAVAILABLE, "out of memory");
 		return;
 	}
 	r = recs;
@@ -988,9 +968,7 @@ ex_journal(struct exchange *ex)
 	r->jr_latency_us = (int64_t)(now_us_mono() - ex->ex_t0_us);
 	if (journal_append(ex->ex_gw->gw_journal, ex->ex_gw->gw_base, recs, n,
 	    ex_journal_done, ex) != 0) {
-		ex->ex_status = LB_E_JOURNAL_UNAVAILABLE;
-		snprintf(ex->ex_msg, sizeof(ex->ex_msg), "the journal is not accepting records");
-		ex_reply(ex);
+		ex_abort(ex, LB_E_JOURNAL_UNAVAILABLE, "the journal is not accepting records");
 	}
 	free(recs);
 }
@@ -1033,8 +1011,8 @@ ex_reply(struct exchange *ex)
 	int		 status;
 
 	ex_enter(ex, EX_REPLY);
-	if (ex->ex_status != LB_OK) {
-		http_error(ex->ex_req, ex->ex_status, "%s", ex->ex_msg);
+	if (ex->ex_out.oc_code != LB_OK) {
+		http_error(ex->ex_req, ex->ex_out.oc_code, "%s", ex->ex_out.oc_msg);
 		ex_free(ex);
 		return;
 	}
@@ -1082,64 +1060,6 @@ ex_reply(struct exchange *ex)
 	ex_free(ex);
 }
 
-/*
- * Per-consumer rate limits (DESIGN §10): one token bucket per (bundle,
- * consumer), refilled at the policy's per_second up to its burst, one
- * token per exchange request.  Loop thread only, checked before any
- * consent work is spent on the request.  Amounts are in millionths of a
- * token so the arithmetic stays in integers.  When every slot is taken the
- * least recently used bucket is given to the newcomer.
- */
-struct ex_bucket {
-	char		b_bundle[LB_ID_MAX];
-	char		b_consumer[LB_ID_MAX];
-	uint64_t	b_micro;	/* tokens x 1e6 */
-	uint64_t	b_t_us;		/* last refill, monotonic */
-	bool		b_used;
-};
-static struct ex_bucket ex_buckets[EX_BUCKETS];
-
-bool
-ex_rate_ok(const struct policy *po, const char *consumer)
-{
-	struct ex_bucket	*b = NULL, *lru = &ex_buckets[0];
-	uint64_t		 now = now_us_mono(), cap, dt;
-	size_t			 i;
-
-	if (po->po_rate_per_s == 0)
-		return true;
-	for (i = 0; i < EX_BUCKETS && b == NULL; i++) {
-		struct ex_bucket *c = &ex_buckets[i];
-
-		if (c->b_used && strcmp(c->b_bundle, po->po_bundle) == 0 &&
-		    strcmp(c->b_consumer, consumer) == 0)
-			b = c;
-		else if (!c->b_used || (lru->b_used && c->b_t_us < lru->b_t_us))
-			lru = c;
-	}
-	cap = (uint64_t)po->po_rate_burst * 1000000;
-	if (b == NULL) {
-		b = lru;
-		snprintf(b->b_bundle, sizeof(b->b_bundle), "%s", po->po_bundle);
-		snprintf(b->b_consumer, sizeof(b->b_consumer), "%s", consumer);
-		b->b_micro = cap;
-		b->b_t_us = now;
-		b->b_used = true;
-	}
-	/* A bucket refills completely in cap / rate microseconds; cap dt there. */
-	dt = now - b->b_t_us;
-	if (dt > cap / po->po_rate_per_s + 1)
-		dt = cap / po->po_rate_per_s + 1;
-	b->b_micro += dt * po->po_rate_per_s;
-	if (b->b_micro > cap)
-		b->b_micro = cap;
-	b->b_t_us = now;
-	if (b->b_micro < 1000000)
-		return false;
-	b->b_micro -= 1000000;
-	return true;
-}
-
 void
 exchange_start(struct gw *gw, struct evhttp_request *req, const struct principal *pr,
     msgpack_zone *z, const msgpack_object *body)
@@ -1147,6 +1067,7 @@ exchange_start(struct gw *gw, struct evhttp_request *req, const struct principal
 	struct exchange	*ex;
 	size_t		 i;
 	char		 msg[256];
+	enum lb_err	 e;
 
 	if ((ex = calloc(1, sizeof(*ex))) == NULL) {
 		http_error(req, LB_E_INTERNAL, "out of memory");
@@ -1162,9 +1083,7 @@ exchange_start(struct gw *gw, struct evhttp_request *req, const struct principal
 	ex->ex_t0_us = now_us_mono();
 	ex->ex_now = (int64_t)(now_ms() / 1000);
 	if (RAND_bytes(ex->ex_id, sizeof(ex->ex_id)) != 1) {
-		ex->ex_status = LB_E_INTERNAL;
-		snprintf(ex->ex_msg, sizeof(ex->ex_msg), "no randomness for an exchange id");
-		ex_reply(ex);
+		ex_abort(ex, LB_E_INTERNAL, "no randomness for an exchange id");
 		return;
 	}
 	hex_encode(ex->ex_id, sizeof(ex->ex_id), ex->ex_idhex);
@@ -1172,37 +1091,23 @@ exchange_start(struct gw *gw, struct evhttp_request *req, const struct principal
 		ex_reply(ex);
 		return;
 	}
-	/* Denials of the whole bundle are journaled for each subject. */
-	if ((ex->ex_policy = snapshot_policy(ex->ex_snap, ex->ex_bundle)) == NULL) {
-		snprintf(msg, sizeof(msg), "no bundle policy \"%s\" is loaded", ex->ex_bundle);
-		for (i = 0; i < ex->ex_nsubj; i++)
-			su_deny(&ex->ex_subj[i], LB_E_UNKNOWN_BUNDLE, msg);
-	} else if (!policy_allows_consumer(ex->ex_policy, pr->pr_id)) {
-		snprintf(msg, sizeof(msg), "consumer %s may not use bundle \"%s\"", pr->pr_id,
-		    ex->ex_bundle);
-		for (i = 0; i < ex->ex_nsubj; i++)
-			su_deny(&ex->ex_subj[i], LB_E_FORBIDDEN_ROLE, msg);
-	} else if (!ex_rate_ok(ex->ex_policy, pr->pr_id)) {
-		snprintf(msg, sizeof(msg), "consumer %s exceeds the rate limit of bundle "
-		    "\"%s\" (%u per second, burst %u)", pr->pr_id, ex->ex_bundle,
-		    ex->ex_policy->po_rate_per_s, ex->ex_policy->po_rate_burst);
-		for (i = 0; i < ex->ex_nsubj; i++) {
-			ex->ex_subj[i].su_status = LB_OK;	/* the limit is the reason */
-			su_deny(&ex->ex_subj[i], LB_E_RATE_LIMITED, msg);
-		}
-		ex_enter(ex, EX_CONSENT);
-		ex_journal(ex);
-		return;
-	}
+	/*
+	 * Denials of the whole bundle are journaled for each subject.  A
+	 * subject already refused keeps its own reason, except when the rate
+	 * limit refuses the request: that is the reason for all of them.
+	 */
+	ex->ex_policy = snapshot_policy(ex->ex_snap, ex->ex_bundle);
+	e = policy_admit(gw->gw_rates, ex->ex_policy, ex->ex_bundle, pr->pr_id, now_us_mono(),
+	    msg, sizeof(msg));
 	ex_enter(ex, EX_CONSENT);
-	if (ex->ex_policy == NULL || !policy_allows_consumer(ex->ex_policy, pr->pr_id)) {
+	if (e != LB_OK) {
+		for (i = 0; i < ex->ex_nsubj; i++) {
+			if (e == LB_E_RATE_LIMITED)
+				ex->ex_subj[i].su_status = LB_OK;
+			su_deny(&ex->ex_subj[i], e, msg);
+		}
 		ex_journal(ex);
 		return;
 	}
-	if (workers_submit(gw->gw_workers, gw->gw_base, ex_consent_work, ex_consent_done,
-	    ex) != 0) {
-		ex->ex_status = LB_E_INTERNAL;
-		snprintf(ex->ex_msg, sizeof(ex->ex_msg), "the gateway is shutting down");
-		ex_reply(ex);
-	}
+	ex_work(ex, ex_consent_work, ex_consent_done);
 }

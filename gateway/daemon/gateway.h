@@ -45,6 +45,9 @@ struct gw_config {
 	unsigned	gc_seal_batch;		/* claims per batch at most (default 256) */
 };
 
+/* Rate-limit buckets: one per (bundle, consumer) seen recently (docs/consent.md). */
+#define GW_RATE_BUCKETS	256
+
 struct gw {
 	struct gw_config	 gw_conf;
 	struct event_base	*gw_base;
@@ -63,6 +66,7 @@ struct gw {
 	struct evhttp_bound_socket *gw_listener;
 	struct event		*gw_drain;	/* shutdown: waits for in-flight work */
 	struct sealer		*gw_sealer;
+	struct policy_rates	*gw_rates;	/* rate-limit buckets (loop thread) */
 };
 
 /* config.c */
@@ -244,11 +248,6 @@ int		 sealer_submit(struct sealer *, struct seal_req *const *reqs, size_t n);
 void		 sealer_stats(const struct sealer *, uint64_t *batches, uint64_t *claims);
 
 /* exchange.c */
-/*
- * Takes one token from the (bundle, consumer) bucket of the policy's rate
- * limit; false when it is empty (rate_limited).  Loop thread only.
- */
-bool		 ex_rate_ok(const struct policy *, const char *consumer);
 /* Handles POST /v1/exchanges for a consumer; body already decoded into z. */
 void		 exchange_start(struct gw *, struct evhttp_request *, const struct principal *,
 		    msgpack_zone *z, const msgpack_object *body);

@@ -12,8 +12,8 @@
  *
  * The request moves through the same stages as an exchange:
  *
- *	VERIFY	consent_verify against the access_report policy,	(worker)
- *		then the revocation list
+ *	VERIFY	consent_admit against the access_report policy:	(worker)
+ *		the token's checks, then the revocation list
  *	CLAIM	the token's jti, once				(journal writer)
  *	READ	the subject's records				(worker)
  *	JOURNAL	one "audit-read" record about the citizen	(journal writer)
@@ -23,8 +23,6 @@
  * commit too.  The deny record names the citizen only when the token's
  * signature held: an unverified sub must not write into anyone's history.
  */
-#include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,135 +44,92 @@
 #define ACCESS_LIMIT_DEFAULT	100
 /* One report being made; lives from the route to the answer. */
 struct access {
-	struct gw		*ac_gw;
-	struct evhttp_request	*ac_req;
-	struct snapshot		*ac_snap;
-	const struct policy	*ac_policy;
-	char			 ac_consumer[LB_ID_MAX];
-	uint8_t			*ac_token;
-	size_t			 ac_token_len;
-	struct consent		 ac_cs;
-	bool			 ac_cs_valid;	/* the signature held: claims usable */
-	int64_t			 ac_now;
-	size_t			 ac_limit;
-	bool			 ac_has_before;
-	uint64_t		 ac_before;	/* only records with seq < before */
-	enum lb_err		 ac_err;
-	char			 ac_msg[256];
-	/* The page: at most ac_limit records below the cursor, newest first. */
-	uint8_t			**ac_rec;
-	size_t			*ac_rec_len;
-	uint64_t		*ac_seq;
-	size_t			 ac_n;
-	msgpack_zone		 ac_zone;
-	msgpack_object		 ac_body;
+	struct gw		*rep_gw;
+	struct evhttp_request	*rep_req;
+	struct snapshot		*rep_snap;
+	const struct policy	*rep_policy;
+	char			 rep_consumer[LB_ID_MAX];
+	uint8_t			*rep_token;
+	size_t			 rep_token_len;
+	struct consent		 rep_cs;
+	int64_t			 rep_now;
+	size_t			 rep_limit;
+	bool			 rep_has_before;
+	uint64_t		 rep_before;	/* only records with seq < before */
+	struct lb_outcome	 rep_out;	/* the first failure, or LB_OK */
+	/* The page: at most rep_limit records below the cursor, newest first. */
+	uint8_t			**rep_rec;
+	size_t			*rep_rec_len;
+	uint64_t		*rep_seq;
+	size_t			 rep_n;
+	msgpack_zone		 rep_zone;
+	msgpack_object		 rep_body;
 };
 
 static void	access_claim(struct access *);
 static void	access_finish(struct access *);
 
 static void
-access_free(struct access *ac)
+access_free(struct access *rep)
 {
 	size_t	i;
 
-	if (ac->ac_rec != NULL)
-		for (i = 0; i < ac->ac_limit; i++)
-			free(ac->ac_rec[i]);
-	free(ac->ac_rec);
-	free(ac->ac_rec_len);
-	free(ac->ac_seq);
-	free(ac->ac_token);
-	if (ac->ac_snap != NULL)
-		snapshot_unref(ac->ac_snap);
-	OPENSSL_cleanse(&ac->ac_cs, sizeof(ac->ac_cs));
-	msgpack_zone_destroy(&ac->ac_zone);
-	ac->ac_gw->gw_inflight--;
-	free(ac);
-}
-
-static void
-access_fail(struct access *ac, enum lb_err e, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-access_fail(struct access *ac, enum lb_err e, const char *fmt, ...)
-{
-	va_list	ap;
-
-	if (ac->ac_err != LB_OK)
-		return;		/* the first failure is the one reported */
-	ac->ac_err = e;
-	va_start(ap, fmt);
-	vsnprintf(ac->ac_msg, sizeof(ac->ac_msg), fmt, ap);
-	va_end(ap);
+	if (rep->rep_rec != NULL)
+		for (i = 0; i < rep->rep_limit; i++)
+			free(rep->rep_rec[i]);
+	free(rep->rep_rec);
+	free(rep->rep_rec_len);
+	free(rep->rep_seq);
+	free(rep->rep_token);
+	if (rep->rep_snap != NULL)
+		snapshot_unref(rep->rep_snap);
+	OPENSSL_cleanse(&rep->rep_cs, sizeof(rep->rep_cs));
+	msgpack_zone_destroy(&rep->rep_zone);
+	rep->rep_gw->gw_inflight--;
+	free(rep);
 }
 
 /*
- * The sub a token claims, read before verification only to fill the
- * consent_ask; consent_verify then checks the token against it, so an
- * answer is never given for a sub the signature does not cover.
+ * The token is admitted like an exchange's, against the access_report
+ * policy and for the subject it names itself; the report then goes only to
+ * the citizen in person.
  */
-static int
-access_claimed_sub(const struct access *ac, char *sub, size_t subsz)
-{
-	struct envelope	 env;
-	msgpack_zone	 z;
-	const char	*why;
-	int		 ret = -1;
-
-	msgpack_zone_init(&z, 2048);
-	if (envelope_parse(ac->ac_token, ac->ac_token_len, &z, "consent", &env, &why) == 0 &&
-	    mpk_get_str(&env.env_claims, "sub", sub, subsz) == 0 && sub[0] != '\0')
-		ret = 0;
-	msgpack_zone_destroy(&z);
-	return ret;
-}
-
 static void
 access_verify_work(void *arg)
 {
-	struct access		*ac = arg;
-	struct consent_ask	 ask;
+	struct access		*rep = arg;
 	static const char	 items[1][LB_ITEM_MAX] = { ACCESS_ITEM };
-	char			 sub[LB_SUBJECT_MAX], msg[256];
+	const struct consent_ask ask = {
+		.ca_aud = rep->rep_gw->gw_conf.gc_id,
+		.ca_consumer = rep->rep_consumer,
+		.ca_bundle = ACCESS_BUNDLE,
+		.ca_subject = NULL,
+		.ca_items = items,
+		.ca_nitems = 1,
+		.ca_policy = rep->rep_policy,
+		.ca_now = rep->rep_now
+	};
+	char			 msg[256];
 	enum lb_err		 e;
 
-	if (access_claimed_sub(ac, sub, sizeof(sub)) != 0)
-		sub[0] = '\0';	/* consent_verify names the defect */
-	memset(&ask, 0, sizeof(ask));
-	ask.ca_aud = ac->ac_gw->gw_conf.gc_id;
-	ask.ca_consumer = ac->ac_consumer;
-	ask.ca_bundle = ACCESS_BUNDLE;
-	ask.ca_subject = sub;
-	ask.ca_items = items;
-	ask.ca_nitems = 1;
-	ask.ca_policy = ac->ac_policy;
-	ask.ca_now = ac->ac_now;
-	e = consent_verify(ac->ac_snap->sn_trust, ac->ac_token, ac->ac_token_len, &ask,
-	    &ac->ac_cs, msg, sizeof(msg));
-	/* Last before the jti claim, as for an exchange. */
-	if (e == LB_OK)
-		e = journal_revoke_check(ac->ac_gw->gw_journal, &ac->ac_cs, msg, sizeof(msg));
-	ac->ac_cs_valid = e == LB_OK || (e != LB_E_CONSENT_MALFORMED &&
-	    e != LB_E_CONSENT_UNTRUSTED_ISSUER && e != LB_E_CONSENT_BAD_SIGNATURE);
+	e = consent_admit(rep->rep_snap->sn_trust, rep->rep_gw->gw_journal, &ask, rep->rep_token,
+	    rep->rep_token_len, &rep->rep_cs, msg, sizeof(msg));
 	if (e != LB_OK)
-		access_fail(ac, e, "%s", msg);
-	else if (strcmp(ac->ac_cs.cs_rel, "self") != 0)
-		access_fail(ac, LB_E_GUARDIAN_UNVERIFIED, "the access report is only given "
-		    "to the citizen in person (rel \"self\")");
-	OPENSSL_cleanse(sub, sizeof(sub));
+		lb_outcome_fail(&rep->rep_out, e, "%s", msg);
+	else if (strcmp(rep->rep_cs.cs_rel, "self") != 0)
+		lb_outcome_fail(&rep->rep_out, LB_E_GUARDIAN_UNVERIFIED, "the access report is "
+		    "only given to the citizen in person (rel \"self\")");
 }
 
 static void
 access_verify_done(void *arg)
 {
-	struct access	*ac = arg;
+	struct access	*rep = arg;
 
-	if (ac->ac_err != LB_OK)
-		access_finish(ac);
+	if (rep->rep_out.oc_code != LB_OK)
+		access_finish(rep);
 	else
-		access_claim(ac);
+		access_claim(rep);
 }
 
 static void access_read_done(void *);
@@ -183,36 +138,32 @@ static void access_read_work(void *);
 static void
 access_claimed(void *arg, int status)
 {
-	struct access	*ac = arg;
+	struct access	*rep = arg;
+	const char	*msg;
+	enum lb_err	 e;
 
-	if (status == 1)
-		access_fail(ac, LB_E_CONSENT_REPLAYED, "this consent token was already used");
-	else if (status == 2)
-		access_fail(ac, LB_E_CONSENT_EXPIRED, "the consent token expired before it could "
-		    "be recorded");
-	else if (status != 0)
-		access_fail(ac, LB_E_JOURNAL_UNAVAILABLE, "the journal could not record the "
-		    "consent token");
-	if (ac->ac_err != LB_OK) {
-		access_finish(ac);
+	if ((e = consent_claim_error(status, &msg)) != LB_OK)
+		lb_outcome_fail(&rep->rep_out, e, "%s", msg);
+	if (rep->rep_out.oc_code != LB_OK) {
+		access_finish(rep);
 		return;
 	}
-	if (workers_submit(ac->ac_gw->gw_workers, ac->ac_gw->gw_base, access_read_work,
-	    access_read_done, ac) != 0) {
-		access_fail(ac, LB_E_INTERNAL, "the gateway is shutting down");
-		access_finish(ac);
+	if (workers_submit(rep->rep_gw->gw_workers, rep->rep_gw->gw_base, access_read_work,
+	    access_read_done, rep) != 0) {
+		lb_outcome_fail(&rep->rep_out, LB_E_INTERNAL, "the gateway is shutting down");
+		access_finish(rep);
 	}
 }
 
 /* One token, one report: the jti is claimed like an exchange's. */
 static void
-access_claim(struct access *ac)
+access_claim(struct access *rep)
 {
-	if (journal_jti_claim(ac->ac_gw->gw_journal, ac->ac_gw->gw_base, ac->ac_cs.cs_jti,
-	    (uint64_t)(ac->ac_cs.cs_exp + LB_SKEW_S), access_claimed, ac) != 0) {
-		access_fail(ac, LB_E_JOURNAL_UNAVAILABLE, "the journal is not accepting "
-		    "records");
-		access_finish(ac);
+	if (journal_jti_claim(rep->rep_gw->gw_journal, rep->rep_gw->gw_base,
+	    rep->rep_cs.cs_jti, rep->rep_cs.cs_keep_until, access_claimed, rep) != 0) {
+		lb_outcome_fail(&rep->rep_out, LB_E_JOURNAL_UNAVAILABLE, "the journal is not "
+		    "accepting records");
+		access_finish(rep);
 	}
 }
 
@@ -220,24 +171,24 @@ access_claim(struct access *ac)
 static int
 access_collect(void *arg, uint64_t seq, const void *rec, size_t len)
 {
-	struct access	*ac = arg;
+	struct access	*rep = arg;
 
-	if (ac->ac_n == ac->ac_limit || (ac->ac_rec[ac->ac_n] = malloc(len)) == NULL)
+	if (rep->rep_n == rep->rep_limit || (rep->rep_rec[rep->rep_n] = malloc(len)) == NULL)
 		return -1;
-	memcpy(ac->ac_rec[ac->ac_n], rec, len);
-	ac->ac_rec_len[ac->ac_n] = len;
-	ac->ac_seq[ac->ac_n++] = seq;
+	memcpy(rep->rep_rec[rep->rep_n], rec, len);
+	rep->rep_rec_len[rep->rep_n] = len;
+	rep->rep_seq[rep->rep_n++] = seq;
 	return 0;
 }
 
 /* A report entry: what a citizen wants to know, from one record. */
 static int
-access_entry(struct access *ac, uint64_t seq, const uint8_t *rec, size_t len,
+access_entry(struct access *rep, uint64_t seq, const uint8_t *rec, size_t len,
     msgpack_object *out)
 {
 	static const char *const fields[] = { "kind", "op", "consumer", "bundle", "item",
 	    "dept", "decision", "code", "rel" };
-	msgpack_zone	*z = &ac->ac_zone;
+	msgpack_zone	*z = &rep->rep_zone;
 	msgpack_object	 dec;
 	const msgpack_object *o;
 	struct mpk_map	 m;
@@ -261,7 +212,7 @@ access_entry(struct access *ac, uint64_t seq, const uint8_t *rec, size_t len,
 static void
 access_read_work(void *arg)
 {
-	struct access		*ac = arg;
+	struct access		*rep = arg;
 	struct journal_filter	 f;
 	struct mpk_map		 m;
 	msgpack_object		 list;
@@ -269,10 +220,10 @@ access_read_work(void *arg)
 	uint64_t		 next;
 	size_t			 i;
 
-	if ((ac->ac_rec = calloc(ac->ac_limit, sizeof(*ac->ac_rec))) == NULL ||
-	    (ac->ac_rec_len = calloc(ac->ac_limit, sizeof(*ac->ac_rec_len))) == NULL ||
-	    (ac->ac_seq = calloc(ac->ac_limit, sizeof(*ac->ac_seq))) == NULL) {
-		access_fail(ac, LB_E_INTERNAL, "out of memory");
+	if ((rep->rep_rec = calloc(rep->rep_limit, sizeof(*rep->rep_rec))) == NULL ||
+	    (rep->rep_rec_len = calloc(rep->rep_limit, sizeof(*rep->rep_rec_len))) == NULL ||
+	    (rep->rep_seq = calloc(rep->rep_limit, sizeof(*rep->rep_seq))) == NULL) {
+		lb_outcome_fail(&rep->rep_out, LB_E_INTERNAL, "out of memory");
 		return;
 	}
 	/*
@@ -281,34 +232,35 @@ access_read_work(void *arg)
 	 */
 	memset(&f, 0, sizeof(f));
 	f.jf_has_subject = true;
-	journal_pseudonym(ac->ac_gw->gw_journal, ac->ac_cs.cs_sub, f.jf_subject);
+	journal_pseudonym(rep->rep_gw->gw_journal, rep->rep_cs.cs_sub, f.jf_subject);
 	f.jf_newest_first = true;
-	f.jf_has_before = ac->ac_has_before;
-	f.jf_before = ac->ac_before;
+	f.jf_has_before = rep->rep_has_before;
+	f.jf_before = rep->rep_before;
 	do {
-		f.jf_limit = ac->ac_limit - ac->ac_n;
-		if (journal_query(ac->ac_gw->gw_journal, &f, access_collect, ac, &more,
+		f.jf_limit = rep->rep_limit - rep->rep_n;
+		if (journal_query(rep->rep_gw->gw_journal, &f, access_collect, rep, &more,
 		    &next) != 0) {
-			access_fail(ac, LB_E_JOURNAL_UNAVAILABLE, "the journal could not be read");
+			lb_outcome_fail(&rep->rep_out, LB_E_JOURNAL_UNAVAILABLE, "the journal could "
+			    "not be read");
 			return;
 		}
 		f.jf_has_before = true;
 		f.jf_before = next;
-	} while (more && ac->ac_n < ac->ac_limit);
-	list = mpk_array(&ac->ac_zone, (uint32_t)ac->ac_n);
-	for (i = 0; i < ac->ac_n; i++)
-		if (access_entry(ac, ac->ac_seq[i], ac->ac_rec[i], ac->ac_rec_len[i],
+	} while (more && rep->rep_n < rep->rep_limit);
+	list = mpk_array(&rep->rep_zone, (uint32_t)rep->rep_n);
+	for (i = 0; i < rep->rep_n; i++)
+		if (access_entry(rep, rep->rep_seq[i], rep->rep_rec[i], rep->rep_rec_len[i],
 		    &list.via.array.ptr[i]) != 0) {
-			access_fail(ac, LB_E_JOURNAL_UNAVAILABLE, "a journal record could not "
-			    "be decoded");
+			lb_outcome_fail(&rep->rep_out, LB_E_JOURNAL_UNAVAILABLE, "a journal record "
+			    "could not be decoded");
 			return;
 		}
-	mpk_map_init(&m, &ac->ac_zone, 2);
+	mpk_map_init(&m, &rep->rep_zone, 2);
 	mpk_map_put(&m, "accesses", list);
 	/* Older records remain: the next page ends before the oldest one shown. */
-	mpk_map_put(&m, "next", more && ac->ac_n > 0 ? mpk_uint(ac->ac_seq[ac->ac_n - 1]) :
+	mpk_map_put(&m, "next", more && rep->rep_n > 0 ? mpk_uint(rep->rep_seq[rep->rep_n - 1]) :
 	    mpk_nil());
-	ac->ac_body = m.mm_obj;
+	rep->rep_body = m.mm_obj;
 }
 
 static void
@@ -321,17 +273,17 @@ access_read_done(void *arg)
 static void
 access_logged(void *arg, int status, uint64_t first_seq)
 {
-	struct access	*ac = arg;
+	struct access	*rep = arg;
 
 	(void)first_seq;
 	if (status != 0)
-		http_error(ac->ac_req, LB_E_JOURNAL_UNAVAILABLE, "the journal could not record "
+		http_error(rep->rep_req, LB_E_JOURNAL_UNAVAILABLE, "the journal could not record "
 		    "this read, so its answer is withheld");
-	else if (ac->ac_err != LB_OK)
-		http_error(ac->ac_req, ac->ac_err, "%s", ac->ac_msg);
+	else if (rep->rep_out.oc_code != LB_OK)
+		http_error(rep->rep_req, rep->rep_out.oc_code, "%s", rep->rep_out.oc_msg);
 	else
-		http_reply(ac->ac_req, 200, &ac->ac_body);
-	access_free(ac);
+		http_reply(rep->rep_req, 200, &rep->rep_body);
+	access_free(rep);
 }
 
 /*
@@ -339,40 +291,40 @@ access_logged(void *arg, int status, uint64_t first_seq)
  * report was made, a "deny" record otherwise.
  */
 static void
-access_finish(struct access *ac)
+access_finish(struct access *rep)
 {
-	struct journal	*j = ac->ac_gw->gw_journal;
+	struct journal	*j = rep->rep_gw->gw_journal;
 	struct jrec	 rec;
 
 	memset(&rec, 0, sizeof(rec));
-	rec.jr_kind = ac->ac_err == LB_OK ? JK_AUDIT_READ : JK_DENY;
+	rec.jr_kind = rep->rep_out.oc_code == LB_OK ? JK_AUDIT_READ : JK_DENY;
 	rec.jr_t_ms = now_ms();
-	snprintf(rec.jr_consumer, sizeof(rec.jr_consumer), "%s", ac->ac_consumer);
+	snprintf(rec.jr_consumer, sizeof(rec.jr_consumer), "%s", rep->rep_consumer);
 	snprintf(rec.jr_bundle, sizeof(rec.jr_bundle), "%s", ACCESS_BUNDLE);
 	snprintf(rec.jr_item, sizeof(rec.jr_item), "%s", ACCESS_ITEM);
-	if (ac->ac_token != NULL) {
+	if (rep->rep_token != NULL) {
 		rec.jr_has_consent = true;
-		memcpy(rec.jr_consent, ac->ac_cs.cs_hash, 32);
+		memcpy(rec.jr_consent, rep->rep_cs.cs_hash, 32);
 	}
-	if (ac->ac_cs_valid) {
+	if (rep->rep_cs.cs_trusted) {
 		rec.jr_has_subject = rec.jr_has_actor = true;
-		journal_pseudonym(j, ac->ac_cs.cs_sub, rec.jr_subject);
-		journal_pseudonym(j, ac->ac_cs.cs_act, rec.jr_actor);
-		snprintf(rec.jr_rel, sizeof(rec.jr_rel), "%s", ac->ac_cs.cs_rel);
+		journal_pseudonym(j, rep->rep_cs.cs_sub, rec.jr_subject);
+		journal_pseudonym(j, rep->rep_cs.cs_act, rec.jr_actor);
+		snprintf(rec.jr_rel, sizeof(rec.jr_rel), "%s", rep->rep_cs.cs_rel);
 	}
 	snprintf(rec.jr_decision, sizeof(rec.jr_decision), "%s",
-	    ac->ac_err == LB_OK ? "allow" : "deny");
-	snprintf(rec.jr_code, sizeof(rec.jr_code), "%s", lb_err_code(ac->ac_err));
-	if (journal_append(j, ac->ac_gw->gw_base, &rec, 1, access_logged, ac) != 0) {
-		http_error(ac->ac_req, LB_E_JOURNAL_UNAVAILABLE, "the journal cannot record "
+	    rep->rep_out.oc_code == LB_OK ? "allow" : "deny");
+	snprintf(rec.jr_code, sizeof(rec.jr_code), "%s", lb_err_code(rep->rep_out.oc_code));
+	if (journal_append(j, rep->rep_gw->gw_base, &rec, 1, access_logged, rep) != 0) {
+		http_error(rep->rep_req, LB_E_JOURNAL_UNAVAILABLE, "the journal cannot record "
 		    "this read now; try again");
-		access_free(ac);
+		access_free(rep);
 	}
 }
 
 /* Reads limit and before; -1 with a sentence in err. */
 static int
-access_query(struct access *ac, struct evhttp_request *req, char *err, size_t errlen)
+access_query(struct access *rep, struct evhttp_request *req, char *err, size_t errlen)
 {
 	struct evkeyvalq	 q;
 	const char		*query;
@@ -387,7 +339,7 @@ access_query(struct access *ac, struct evhttp_request *req, char *err, size_t er
 		return -1;
 	}
 	if (!http_query_u64(&q, "limit", &lim, &has_lim) ||
-	    !http_query_u64(&q, "before", &ac->ac_before, &ac->ac_has_before)) {
+	    !http_query_u64(&q, "before", &rep->rep_before, &rep->rep_has_before)) {
 		snprintf(err, errlen, "limit and before must be decimal integers");
 		goto done;
 	}
@@ -395,7 +347,7 @@ access_query(struct access *ac, struct evhttp_request *req, char *err, size_t er
 		snprintf(err, errlen, "limit must be from 1 to %d", ACCESS_LIMIT_MAX);
 		goto done;
 	}
-	ac->ac_limit = has_lim ? (size_t)lim : ACCESS_LIMIT_DEFAULT;
+	rep->rep_limit = has_lim ? (size_t)lim : ACCESS_LIMIT_DEFAULT;
 	ret = 0;
 done:
 	evhttp_clear_headers(&q);
@@ -404,78 +356,74 @@ done:
 
 /* The token of the Lianban-Consent header: base64url of the envelope. */
 static void
-access_token(struct access *ac, struct evhttp_request *req)
+access_token(struct access *rep, struct evhttp_request *req)
 {
 	const char	*h;
 	size_t		 hlen;
 
 	h = evhttp_find_header(evhttp_request_get_input_headers(req), ACCESS_HEADER);
 	if (h == NULL || h[0] == '\0') {
-		access_fail(ac, LB_E_CONSENT_MISSING, "the %s header must carry the citizen's "
-		    "consent token for bundle \"%s\"", ACCESS_HEADER, ACCESS_BUNDLE);
+		lb_outcome_fail(&rep->rep_out, LB_E_CONSENT_MISSING, "the %s header must carry "
+		    "the citizen's consent token for bundle \"%s\"", ACCESS_HEADER, ACCESS_BUNDLE);
 		return;
 	}
 	hlen = strlen(h);
 	if (hlen > (ACCESS_TOKEN_MAX / 3 + 1) * 4 ||
-	    b64url_decode(h, hlen, &ac->ac_token, &ac->ac_token_len) != 0 ||
-	    ac->ac_token_len == 0 || ac->ac_token_len > ACCESS_TOKEN_MAX) {
-		free(ac->ac_token);
-		ac->ac_token = NULL;
-		access_fail(ac, LB_E_CONSENT_MALFORMED, "the %s header must be a consent "
-		    "envelope in base64url without padding, at most %d bytes decoded",
+	    b64url_decode(h, hlen, &rep->rep_token, &rep->rep_token_len) != 0 ||
+	    rep->rep_token_len == 0 || rep->rep_token_len > ACCESS_TOKEN_MAX) {
+		free(rep->rep_token);
+		rep->rep_token = NULL;
+		lb_outcome_fail(&rep->rep_out, LB_E_CONSENT_MALFORMED, "the %s header must be a "
+		    "consent envelope in base64url without padding, at most %d bytes decoded",
 		    ACCESS_HEADER, ACCESS_TOKEN_MAX);
 		return;
 	}
-	SHA256(ac->ac_token, ac->ac_token_len, ac->ac_cs.cs_hash);
+	SHA256(rep->rep_token, rep->rep_token_len, rep->rep_cs.cs_hash);
 }
 
 void
 http_subject(struct gw *gw, struct evhttp_request *req, const struct principal *pr,
     const char *path)
 {
-	struct access	*ac;
-	char		 err[160];
+	struct access	*rep;
+	char		 err[160], msg[256];
+	enum lb_err	 e;
 
 	if (strcmp(path, "/v1/subjects/me/accesses") != 0) {
 		http_error(req, LB_E_NOT_FOUND, "no such API route: %s", path);
 		return;
 	}
-	if ((ac = calloc(1, sizeof(*ac))) == NULL) {
+	if ((rep = calloc(1, sizeof(*rep))) == NULL) {
 		http_error(req, LB_E_INTERNAL, "out of memory");
 		return;
 	}
-	ac->ac_gw = gw;
-	ac->ac_req = req;
-	snprintf(ac->ac_consumer, sizeof(ac->ac_consumer), "%s", pr->pr_id);
-	if (access_query(ac, req, err, sizeof(err)) != 0) {
-		free(ac);
+	rep->rep_gw = gw;
+	rep->rep_req = req;
+	snprintf(rep->rep_consumer, sizeof(rep->rep_consumer), "%s", pr->pr_id);
+	if (access_query(rep, req, err, sizeof(err)) != 0) {
+		free(rep);
 		http_error(req, LB_E_BAD_REQUEST, "%s", err);
 		return;
 	}
-	msgpack_zone_init(&ac->ac_zone, 8192);
+	msgpack_zone_init(&rep->rep_zone, 8192);
 	gw->gw_inflight++;
-	ac->ac_now = (int64_t)(now_ms() / 1000);
-	ac->ac_snap = gw->gw_snap;
-	snapshot_ref(ac->ac_snap);
-	if ((ac->ac_policy = snapshot_policy(ac->ac_snap, ACCESS_BUNDLE)) == NULL)
-		access_fail(ac, LB_E_UNKNOWN_BUNDLE, "no bundle policy \"%s\" is loaded",
-		    ACCESS_BUNDLE);
-	else if (!policy_allows_consumer(ac->ac_policy, pr->pr_id))
-		access_fail(ac, LB_E_FORBIDDEN_ROLE, "consumer %s may not use bundle \"%s\"",
-		    pr->pr_id, ACCESS_BUNDLE);
-	else if (!ex_rate_ok(ac->ac_policy, pr->pr_id))
-		access_fail(ac, LB_E_RATE_LIMITED, "consumer %s exceeds the rate limit of "
-		    "bundle \"%s\" (%u per second, burst %u)", pr->pr_id, ACCESS_BUNDLE,
-		    ac->ac_policy->po_rate_per_s, ac->ac_policy->po_rate_burst);
+	rep->rep_now = (int64_t)(now_ms() / 1000);
+	rep->rep_snap = gw->gw_snap;
+	snapshot_ref(rep->rep_snap);
+	rep->rep_policy = snapshot_policy(rep->rep_snap, ACCESS_BUNDLE);
+	/* The access_report policy's consumers and rate limit apply as to any bundle. */
+	if ((e = policy_admit(gw->gw_rates, rep->rep_policy, ACCESS_BUNDLE, pr->pr_id,
+	    now_us_mono(), msg, sizeof(msg))) != LB_OK)
+		lb_outcome_fail(&rep->rep_out, e, "%s", msg);
 	else
-		access_token(ac, req);
-	if (ac->ac_err != LB_OK) {
-		access_finish(ac);
+		access_token(rep, req);
+	if (rep->rep_out.oc_code != LB_OK) {
+		access_finish(rep);
 		return;
 	}
 	if (workers_submit(gw->gw_workers, gw->gw_base, access_verify_work,
-	    access_verify_done, ac) != 0) {
-		access_fail(ac, LB_E_INTERNAL, "the gateway is shutting down");
-		access_finish(ac);
+	    access_verify_done, rep) != 0) {
+		lb_outcome_fail(&rep->rep_out, LB_E_INTERNAL, "the gateway is shutting down");
+		access_finish(rep);
 	}
 }

@@ -353,7 +353,8 @@ main(int argc, char **argv)
 	if ((gw.gw_workers = workers_new(gw.gw_conf.gc_workers)) == NULL ||
 	    (gw.gw_fanout = fanout_new(gw.gw_base, gw.gw_conf.gc_certs)) == NULL ||
 	    (gw.gw_sealer = sealer_new(gw.gw_base, gw.gw_workers, gw.gw_conf.gc_seal_window_us,
-	    gw.gw_conf.gc_seal_batch)) == NULL) {
+	    gw.gw_conf.gc_seal_batch)) == NULL ||
+	    (gw.gw_rates = policy_rates_new(GW_RATE_BUCKETS)) == NULL) {
 		log_warnx("cannot start worker threads");
 		goto done;
 	}
@@ -397,6 +398,7 @@ done:
 	if (gw.gw_base != NULL && gw.gw_inflight == 0)
 		event_base_loop(gw.gw_base, EVLOOP_NONBLOCK);
 	snapshot_unref(gw.gw_snap);
+	policy_rates_free(gw.gw_rates);
 	EVP_PKEY_free(gw.gw_ckpt_key);
 	X509_free(gw.gw_ckpt_cert);
 	if (gw.gw_drain != NULL)

@@ -12,11 +12,11 @@
  *	JOURNAL	append the "revoke" record		(journal writer)
  *	REPLY	answer once the record is committed
  *
- * Exchanges look revocations up right before they claim a token's jti
- * (journal_revoke_check), so a revoked token is refused with consent_revoked
- * and its jti is never consumed.
+ * A token is looked up in the revocations right before its jti is claimed
+ * (consent_admit, for an exchange and the access report alike), so a
+ * revoked token is refused with consent_revoked and its jti is never
+ * consumed.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,9 +48,11 @@ struct revocation {
 	char			 rv_authority[LB_ID_MAX];	/* who signed it */
 	int64_t			 rv_now;
 	int64_t			 rv_at;		/* in force for tokens issued up to then */
-	enum lb_err		 rv_status;
-	char			 rv_msg[256];
+	struct lb_outcome	 rv_out;	/* the first failure, or LB_OK */
 };
+
+/* Records the revocation's failure; the first one is the one reported. */
+#define rv_fail(rv, e, ...)	lb_outcome_fail(&(rv)->rv_out, (e), __VA_ARGS__)
 
 static void
 rv_free(struct revocation *rv)
@@ -59,23 +61,6 @@ rv_free(struct revocation *rv)
 	snapshot_unref(rv->rv_snap);
 	rv->rv_gw->gw_inflight--;
 	free(rv);
-}
-
-static void
-rv_fail(struct revocation *rv, enum lb_err e, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-rv_fail(struct revocation *rv, enum lb_err e, const char *fmt, ...)
-{
-	va_list	ap;
-
-	if (rv->rv_status != LB_OK)
-		return;
-	rv->rv_status = e;
-	va_start(ap, fmt);
-	vsnprintf(rv->rv_msg, sizeof(rv->rv_msg), fmt, ap);
-	va_end(ap);
 }
 
 /*
@@ -200,7 +185,7 @@ rv_work(void *arg)
 
 	if (rv->rv_env != NULL)
 		rv_verify(rv);
-	if (rv->rv_status != LB_OK)
+	if (rv->rv_out.oc_code != LB_OK)
 		return;
 	if (journal_revoke_key(j, rv->rv_by_jti ? rv->rv_jti : NULL, rv->rv_subject,
 	    rv->rv_bundle, key, &keylen) != 0) {
@@ -253,8 +238,8 @@ rv_done(void *arg)
 	struct journal		*j = rv->rv_gw->gw_journal;
 	struct jrec		 r;
 
-	if (rv->rv_status != LB_OK) {
-		http_error(rv->rv_req, rv->rv_status, "%s", rv->rv_msg);
+	if (rv->rv_out.oc_code != LB_OK) {
+		http_error(rv->rv_req, rv->rv_out.oc_code, "%s", rv->rv_out.oc_msg);
 		rv_free(rv);
 		return;
 	}
@@ -321,7 +306,7 @@ revocation_start(struct gw *gw, struct evhttp_request *req, const struct princip
 		    "an authority signs its revocation as an envelope of typ \"revocation\"");
 	else
 		rv_fields(rv, body, z, NULL);
-	if (rv->rv_status != LB_OK) {
+	if (rv->rv_out.oc_code != LB_OK) {
 		rv_done(rv);
 		return;
 	}

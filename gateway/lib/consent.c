@@ -1,9 +1,11 @@
 /*
- * consent.c - verification of consent tokens (DESIGN §5).
+ * consent.c - verification and admission of consent tokens (DESIGN §5).
  *
  * The checks run in the contract's order and stop at the first failure, so
  * the code journaled for a refused request is the same one every other
- * implementation of the contract would report.
+ * implementation of the contract would report.  consent_admit is the one
+ * path a token takes before its jti is claimed, for an exchange and for
+ * the access report alike.
  */
 #include <stdio.h>
 #include <string.h>
@@ -72,24 +74,14 @@ consent_decode(const msgpack_object *c, struct consent *cs, const char **field)
 	return 0;
 }
 
+/* True when the token lists item among the items the citizen agreed to share. */
 static bool
-consent_has(const char (*list)[LB_ITEM_MAX], size_t n, const char *s)
+consent_covers(const struct consent *cs, const char *item)
 {
 	size_t	i;
 
-	for (i = 0; i < n; i++)
-		if (strcmp(list[i], s) == 0)
-			return true;
-	return false;
-}
-
-static bool
-consent_has_amr(const struct consent *cs, const char *m)
-{
-	size_t	i;
-
-	for (i = 0; i < cs->cs_namr; i++)
-		if (strcmp(cs->cs_amr[i], m) == 0)
+	for (i = 0; i < cs->cs_nitems; i++)
+		if (strcmp(cs->cs_items[i], item) == 0)
 			return true;
 	return false;
 }
@@ -148,28 +140,17 @@ consent_verify(const struct trust *t, const void *buf, size_t len,
 		    "request is for \"%s\"", cs->cs_bundle, ask->ca_bundle);
 	/* Every requested item against the token first, then against the policy. */
 	for (i = 0; i < ask->ca_nitems; i++)
-		if (!consent_has((const char (*)[LB_ITEM_MAX])cs->cs_items, cs->cs_nitems,
-		    ask->ca_items[i]))
+		if (!consent_covers(cs, ask->ca_items[i]))
 			DENY(LB_E_CONSENT_ITEM_NOT_COVERED, "the citizen did not consent to "
 			    "share item \"%s\"", ask->ca_items[i]);
 	for (i = 0; i < ask->ca_nitems; i++)
 		if (policy_item(po, ask->ca_items[i]) == NULL)
 			DENY(LB_E_ITEM_NOT_IN_POLICY, "item \"%s\" is not part of bundle \"%s\"",
 			    ask->ca_items[i], po->po_bundle);
-	if (!consent_has_amr(cs, "face"))
-		DENY(LB_E_ASSURANCE_TOO_LOW, "consent was not given by face authentication "
-		    "(amr lacks \"face\")");
-	for (i = 0; i < po->po_namr; i++)
-		if (!consent_has_amr(cs, po->po_amr[i]))
-			DENY(LB_E_ASSURANCE_TOO_LOW, "bundle \"%s\" requires authentication "
-			    "method \"%s\"", po->po_bundle, po->po_amr[i]);
-	if (cs->cs_liveness < po->po_min_liveness)
-		DENY(LB_E_ASSURANCE_TOO_LOW, "liveness score %lld is below the bundle's "
-		    "minimum %lld", (long long)cs->cs_liveness, (long long)po->po_min_liveness);
-	if (cs->cs_match < po->po_min_match)
-		DENY(LB_E_ASSURANCE_TOO_LOW, "face match score %lld is below the bundle's "
-		    "minimum %lld", (long long)cs->cs_match, (long long)po->po_min_match);
-	if (strcmp(cs->cs_sub, ask->ca_subject) != 0)
+	if ((e = policy_assurance(po, (const char (*)[POLICY_AMR_LEN])cs->cs_amr, cs->cs_namr,
+	    cs->cs_liveness, cs->cs_match, msg, msglen)) != LB_OK)
+		goto done;
+	if (ask->ca_subject != NULL && strcmp(cs->cs_sub, ask->ca_subject) != 0)
 		DENY(LB_E_SUBJECT_MISMATCH, "consent token is for another subject than the "
 		    "one requested");
 	if (strcmp(cs->cs_rel, "self") == 0 && strcmp(cs->cs_act, cs->cs_sub) != 0)
@@ -180,4 +161,45 @@ consent_verify(const struct trust *t, const void *buf, size_t len,
 done:
 	msgpack_zone_destroy(&z);
 	return e;
+}
+
+enum lb_err
+consent_admit(const struct trust *t, struct journal *j, const struct consent_ask *ask,
+    const void *buf, size_t len, struct consent *cs, char *msg, size_t msglen)
+{
+	enum lb_err	e;
+
+	e = consent_verify(t, buf, len, ask, cs, msg, msglen);
+	if (e == LB_OK)
+		e = journal_revoke_check(j, cs, msg, msglen);
+	/*
+	 * Claims are usable for the journal once the authority's signature held
+	 * over well-formed claims of that authority: a later refusal (audience,
+	 * time, assurance, revocation, ...) still names the citizen in its
+	 * record, a forged or garbled token never does.
+	 */
+	cs->cs_trusted = e != LB_E_CONSENT_MALFORMED && e != LB_E_CONSENT_UNTRUSTED_ISSUER &&
+	    e != LB_E_CONSENT_BAD_SIGNATURE;
+	if (e == LB_OK)
+		cs->cs_keep_until = (uint64_t)cs->cs_exp + LB_SKEW_S;
+	return e;
+}
+
+enum lb_err
+consent_claim_error(int status, const char **msg)
+{
+	switch (status) {
+	case 0:
+		*msg = "";
+		return LB_OK;
+	case 1:
+		*msg = "this consent token was already used";
+		return LB_E_CONSENT_REPLAYED;
+	case 2:
+		*msg = "the consent token expired before it could be recorded";
+		return LB_E_CONSENT_EXPIRED;
+	default:
+		*msg = "the journal could not record the consent token";
+		return LB_E_JOURNAL_UNAVAILABLE;
+	}
 }

@@ -1,6 +1,9 @@
 /*
- * errors.c - the error codes of the HTTP API (DESIGN §8) and their statuses.
+ * errors.c - the error codes of the HTTP API (DESIGN §8), their statuses, and
+ * the first-failure outcome of a request.
  */
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "lianban.h"
@@ -41,6 +44,19 @@ static const struct {
 	[LB_E_JOURNAL_UNAVAILABLE] =	{ "journal_unavailable",	503 },
 	[LB_E_INTERNAL] =		{ "internal_error",		500 },
 };
+
+void
+lb_outcome_fail(struct lb_outcome *oc, enum lb_err e, const char *fmt, ...)
+{
+	va_list	ap;
+
+	if (oc->oc_code != LB_OK)
+		return;		/* the first failure is the one reported */
+	oc->oc_code = e;
+	va_start(ap, fmt);
+	vsnprintf(oc->oc_msg, sizeof(oc->oc_msg), fmt, ap);
+	va_end(ap);
+}
 
 const char *
 lb_err_code(enum lb_err e)

@@ -68,6 +68,17 @@ enum lb_err {
 	LB_E_INTERNAL,
 	LB_E__COUNT
 };
+/*
+ * The outcome of a request, or of one part of it: LB_OK until the first
+ * failure, which is the one reported.
+ */
+struct lb_outcome {
+	enum lb_err	oc_code;
+	char		oc_msg[256];
+};
+/* Records a failure in oc unless oc holds one already; later ones are ignored. */
+void		 lb_outcome_fail(struct lb_outcome *oc, enum lb_err, const char *fmt, ...)
+		    __attribute__((format(printf, 3, 4)));
 /* The wire code ("consent_expired") and the HTTP status of an error. */
 const char	*lb_err_code(enum lb_err);
 int		 lb_err_status(enum lb_err);
@@ -627,6 +638,8 @@ const struct trust_authority *trust_authority(const struct trust *, const uint8_
 #define POLICY_MAX_FIELDS	48
 #define POLICY_MAX_CONSUMERS	16
 #define POLICY_MAX_PROOFS	4
+#define POLICY_MAX_AMR		8	/* methods an assurance may require */
+#define POLICY_AMR_LEN		16	/* bytes of a method name ("face"), NUL included */
 /* A record that proves a guardian relation: one of fields names the guardian. */
 struct policy_proof {
 	char	pp_item[LB_ITEM_MAX];
@@ -648,7 +661,7 @@ struct policy {
 	size_t			po_nconsumers;
 	struct policy_item	po_items[LB_MAX_ITEMS];
 	size_t			po_nitems;
-	char			po_amr[8][16];
+	char			po_amr[POLICY_MAX_AMR][POLICY_AMR_LEN];
 	size_t			po_namr;
 	int64_t			po_min_liveness, po_min_match;
 	bool			po_guardian;
@@ -661,16 +674,69 @@ struct policy {
 	uint8_t			*po_spec;	/* canonical msgpack of the policy */
 	size_t			 po_spec_len;
 };
+/*
+ * Compiles a policy spec (DESIGN §10; docs/consent.md) given as a msgpack
+ * map.  *out is owned by the caller (policy_free); it borrows nothing from
+ * spec.  On failure err holds a sentence meant for the policy's author.
+ */
 int		 policy_parse(const msgpack_object *, struct policy **, char *err, size_t errlen);
 void		 policy_free(struct policy *);
+/* The policy's entry of item; NULL when the bundle does not contain it. */
 const struct policy_item *policy_item(const struct policy *, const char *item);
 bool		 policy_allows_consumer(const struct policy *, const char *consumer);
+/*
+ * Whether a face authentication is sure enough for the bundle: amr (namr
+ * method names) holds "face" and every method the policy requires, and the
+ * liveness and match scores reach its minimums.  LB_OK, or
+ * assurance_too_low with a sentence in msg.
+ */
+enum lb_err	 policy_assurance(const struct policy *, const char (*amr)[POLICY_AMR_LEN],
+		    size_t namr, int64_t liveness, int64_t match, char *msg, size_t msglen);
+/*
+ * The department a guardian proof is asked of: the proof's own "dept", else
+ * the one the policy names for its item (policy_parse makes sure there is
+ * one).  Never whichever department happens to serve an item of that name.
+ */
+const char	*policy_proof_dept(const struct policy *, const struct policy_proof *);
+/*
+ * True when the canonical document doc (the proof record, translated) names
+ * act in one of the proof's fields: the relation is proven.
+ */
+bool		 policy_proof_names(const struct policy_proof *, const msgpack_object *doc,
+		    const char *act);
 /*
  * Data minimization: a copy of doc in z whose "fields" keeps only the keys
  * the policy releases for the item.
  */
 msgpack_object	 policy_minimize(const struct policy_item *, const msgpack_object *doc,
 		    msgpack_zone *z);
+/*
+ * Per-consumer rate limits: a table of token buckets, one per (bundle,
+ * consumer) seen recently, the least recently used given to a newcomer
+ * when all nbuckets are taken.  The table is the daemon's state (struct gw
+ * owns it, policy_rates_free frees it).  None of the functions below lock:
+ * loop thread only.
+ */
+struct policy_rates;
+struct policy_rates *policy_rates_new(size_t nbuckets);
+void		 policy_rates_free(struct policy_rates *);
+/*
+ * Takes one token from the (bundle, consumer) bucket of po's rate_limit,
+ * after refilling it for the time since its last use; now_us is a
+ * monotonic clock in microseconds (now_us_mono()).  0 when a token was
+ * taken or the policy sets no limit, -1 when the bucket is empty.
+ */
+int		 policy_rate_take(struct policy_rates *, const struct policy *,
+		    const char *consumer, uint64_t now_us);
+/*
+ * The checks of a request before any consent is verified, in the order of
+ * docs/consent.md: the bundle's policy is loaded (po not NULL, else
+ * unknown_bundle), it lists consumer (else forbidden_role), and a token of
+ * its rate limit is taken (else rate_limited).  LB_OK, or the failure
+ * with a sentence in msg that names bundle (as requested) and consumer.
+ */
+enum lb_err	 policy_admit(struct policy_rates *, const struct policy *po, const char *bundle,
+		    const char *consumer, uint64_t now_us, char *msg, size_t msglen);
 
 /* consent.c: consent tokens (DESIGN §5) */
 #define CONSENT_MAX_AMR	8
@@ -684,18 +750,21 @@ struct consent {
 	char		cs_bundle[LB_ID_MAX];
 	char		cs_items[LB_MAX_ITEMS][LB_ITEM_MAX];
 	size_t		cs_nitems;
-	char		cs_amr[CONSENT_MAX_AMR][16];
+	char		cs_amr[CONSENT_MAX_AMR][POLICY_AMR_LEN];
 	size_t		cs_namr;
 	int64_t		cs_liveness, cs_match, cs_iat, cs_exp;
 	uint8_t		cs_jti[16];
 	uint8_t		cs_hash[32];	/* SHA-256 of the envelope bytes */
+	/* Set by consent_admit. */
+	bool		cs_trusted;	/* the authority signed well-formed claims */
+	uint64_t	cs_keep_until;	/* unix seconds the jti claim is kept */
 };
 /* What the request asks, against which the token is checked. */
 struct consent_ask {
 	const char		 *ca_aud;	/* this gateway's id */
 	const char		 *ca_consumer;	/* the mTLS consumer id */
 	const char		 *ca_bundle;
-	const char		 *ca_subject;
+	const char		 *ca_subject;	/* NULL: the one the token names */
 	const char		(*ca_items)[LB_ITEM_MAX];
 	size_t			  ca_nitems;
 	const struct policy	 *ca_policy;
@@ -709,6 +778,24 @@ struct consent_ask {
  */
 enum lb_err	 consent_verify(const struct trust *, const void *env, size_t len,
 		    const struct consent_ask *, struct consent *, char *msg, size_t msglen);
+/*
+ * The one admission of a consent token, for an exchange's subject and for
+ * the access report alike: consent_verify against ask, then, last before
+ * the jti claim so that a revoked token's jti stays unused, the revocation
+ * list (journal_revoke_check).  Returns LB_OK or the first failure with a
+ * sentence in msg.  Either way cs_trusted tells whether the claims in cs
+ * may name people in the journal (the signature held over well-formed
+ * claims); on LB_OK cs_keep_until is the keep_until of the token's jti
+ * claim (exp + LB_SKEW_S).  CPU work and LMDB reads: call it on a worker.
+ */
+enum lb_err	 consent_admit(const struct trust *, struct journal *, const struct consent_ask *,
+		    const void *env, size_t len, struct consent *cs, char *msg, size_t msglen);
+/*
+ * What a journal_jti_claim status means for the request: LB_OK (0, claimed
+ * now), consent_replayed (1), consent_expired (2) or journal_unavailable,
+ * with *msg a static sentence ("" for LB_OK).
+ */
+enum lb_err	 consent_claim_error(int status, const char **msg);
 
 /* seal.c: electronic seals (DESIGN §6) */
 struct seal_key {

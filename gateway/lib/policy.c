@@ -1,7 +1,8 @@
 /*
- * policy.c - bundle policies (DESIGN §10): who may ask for a bundle, which
- * items it contains, which fields of each item leave the gateway, and how
- * sure the face authentication must be.
+ * policy.c - bundle policies (DESIGN §10): who may ask for a bundle and how
+ * often (the rate limit), which items it contains, which fields of each
+ * item leave the gateway, how sure the face authentication must be, and
+ * which records prove a guardian's relation.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,7 +102,7 @@ policy_parse_assurance(const msgpack_object *o, struct policy *po, char *err, si
 		}
 	}
 	if (policy_strings(mpk_get(o, "amr"), "assurance.amr", &po->po_amr[0][0],
-	    sizeof(po->po_amr[0]), 8, &po->po_namr, err, errlen) != 0)
+	    sizeof(po->po_amr[0]), POLICY_MAX_AMR, &po->po_namr, err, errlen) != 0)
 		return -1;
 	if (mpk_get_i64(o, "min_liveness", &po->po_min_liveness) != 0 ||
 	    mpk_get_i64(o, "min_match", &po->po_min_match) != 0 ||
@@ -327,13 +328,84 @@ policy_item(const struct policy *po, const char *item)
 	return NULL;
 }
 
-bool
-policy_allows_consumer(const struct policy *po, const char *consumer)
+/* True when s is one of the n strings of width bytes each that start at rows. */
+static bool
+policy_has(const char *rows, size_t width, size_t n, const char *s)
 {
 	size_t	i;
 
-	for (i = 0; i < po->po_nconsumers; i++)
-		if (strcmp(po->po_consumers[i], consumer) == 0)
+	for (i = 0; i < n; i++)
+		if (strcmp(rows + i * width, s) == 0)
+			return true;
+	return false;
+}
+
+bool
+policy_allows_consumer(const struct policy *po, const char *consumer)
+{
+	return policy_has(&po->po_consumers[0][0], sizeof(po->po_consumers[0]),
+	    po->po_nconsumers, consumer);
+}
+
+enum lb_err
+policy_assurance(const struct policy *po, const char (*amr)[POLICY_AMR_LEN], size_t namr,
+    int64_t liveness, int64_t match, char *msg, size_t msglen)
+{
+	enum lb_err	e = LB_E_ASSURANCE_TOO_LOW;
+	size_t		i;
+
+	if (!policy_has(&amr[0][0], sizeof(amr[0]), namr, "face")) {
+		snprintf(msg, msglen, "consent was not given by face authentication "
+		    "(amr lacks \"face\")");
+		goto done;
+	}
+	for (i = 0; i < po->po_namr; i++)
+		if (!policy_has(&amr[0][0], sizeof(amr[0]), namr, po->po_amr[i])) {
+			snprintf(msg, msglen, "bundle \"%s\" requires authentication method "
+			    "\"%s\"", po->po_bundle, po->po_amr[i]);
+			goto done;
+		}
+	if (liveness < po->po_min_liveness) {
+		snprintf(msg, msglen, "liveness score %lld is below the bundle's minimum %lld",
+		    (long long)liveness, (long long)po->po_min_liveness);
+		goto done;
+	}
+	if (match < po->po_min_match) {
+		snprintf(msg, msglen, "face match score %lld is below the bundle's minimum %lld",
+		    (long long)match, (long long)po->po_min_match);
+		goto done;
+	}
+	e = LB_OK;
+	msg[0] = '\0';
+done:
+	return e;
+}
+
+const char *
+policy_proof_dept(const struct policy *po, const struct policy_proof *pp)
+{
+	const struct policy_item	*pi;
+
+	if (pp->pp_dept[0] != '\0')
+		return pp->pp_dept;
+	/* policy_parse made sure the policy names the item's department. */
+	if ((pi = policy_item(po, pp->pp_item)) != NULL)
+		return pi->pi_dept;
+	return NULL;
+}
+
+bool
+policy_proof_names(const struct policy_proof *pp, const msgpack_object *doc, const char *act)
+{
+	const msgpack_object	*fields;
+	char			 v[LB_SUBJECT_MAX];
+	size_t			 i;
+
+	if ((fields = mpk_get(doc, "fields")) == NULL)
+		return false;
+	for (i = 0; i < pp->pp_nfields; i++)
+		if (mpk_get_str(fields, pp->pp_fields[i], v, sizeof(v)) == 0 &&
+		    strcmp(v, act) == 0)
 			return true;
 	return false;
 }
@@ -374,4 +446,121 @@ policy_minimize(const struct policy_item *pi, const msgpack_object *doc, msgpack
 		out.via.map.ptr[i].val = fields;
 	}
 	return out;
+}
+
+/*
+ * Per-consumer rate limits (DESIGN §10): one token bucket per (bundle,
+ * consumer), refilled at the policy's per_second up to its burst, one token
+ * per request.  Amounts are in millionths of a token so the arithmetic
+ * stays in integers.  When every bucket is taken the least recently used
+ * one is given to the newcomer.
+ */
+struct policy_bucket {
+	char		bk_bundle[LB_ID_MAX];
+	char		bk_consumer[LB_ID_MAX];
+	uint64_t	bk_micro;	/* tokens x 1e6 */
+	uint64_t	bk_t_us;	/* last refill */
+	bool		bk_used;
+};
+struct policy_rates {
+	struct policy_bucket	*rt_buckets;
+	size_t			 rt_n;
+};
+
+struct policy_rates *
+policy_rates_new(size_t nbuckets)
+{
+	struct policy_rates	*rt = NULL;
+
+	if (nbuckets == 0 || (rt = calloc(1, sizeof(*rt))) == NULL)
+		goto done;
+	if ((rt->rt_buckets = calloc(nbuckets, sizeof(*rt->rt_buckets))) == NULL) {
+		free(rt);
+		rt = NULL;
+		goto done;
+	}
+	rt->rt_n = nbuckets;
+done:
+	return rt;
+}
+
+void
+policy_rates_free(struct policy_rates *rt)
+{
+	if (rt == NULL)
+		return;
+	free(rt->rt_buckets);
+	free(rt);
+}
+
+int
+policy_rate_take(struct policy_rates *rt, const struct policy *po, const char *consumer,
+    uint64_t now_us)
+{
+	struct policy_bucket	*b = NULL, *lru = &rt->rt_buckets[0];
+	uint64_t		 cap, dt, full;
+	size_t			 i;
+
+	if (po->po_rate_per_s == 0)
+		return 0;
+	for (i = 0; i < rt->rt_n && b == NULL; i++) {
+		struct policy_bucket *c = &rt->rt_buckets[i];
+
+		if (c->bk_used && strcmp(c->bk_bundle, po->po_bundle) == 0 &&
+		    strcmp(c->bk_consumer, consumer) == 0)
+			b = c;
+		else if (!c->bk_used || (lru->bk_used && c->bk_t_us < lru->bk_t_us))
+			lru = c;
+	}
+	cap = (uint64_t)po->po_rate_burst * 1000000;
+	if (b == NULL) {
+		b = lru;
+		snprintf(b->bk_bundle, sizeof(b->bk_bundle), "%s", po->po_bundle);
+		snprintf(b->bk_consumer, sizeof(b->bk_consumer), "%s", consumer);
+		b->bk_micro = cap;
+		b->bk_t_us = now_us;
+		b->bk_used = true;
+	}
+	/*
+	 * A bucket refills completely in cap / rate microseconds: cap dt there,
+	 * so the product cannot overflow.  A clock that went back refills
+	 * nothing.
+	 */
+	full = cap / po->po_rate_per_s + 1;
+	dt = now_us > b->bk_t_us ? now_us - b->bk_t_us : 0;
+	if (dt > full)
+		dt = full;
+	b->bk_micro += dt * po->po_rate_per_s;
+	if (b->bk_micro > cap)
+		b->bk_micro = cap;
+	if (now_us > b->bk_t_us)
+		b->bk_t_us = now_us;
+	if (b->bk_micro < 1000000)
+		return -1;
+	b->bk_micro -= 1000000;
+	return 0;
+}
+
+enum lb_err
+policy_admit(struct policy_rates *rt, const struct policy *po, const char *bundle,
+    const char *consumer, uint64_t now_us, char *msg, size_t msglen)
+{
+	enum lb_err	e;
+
+	if (po == NULL) {
+		e = LB_E_UNKNOWN_BUNDLE;
+		snprintf(msg, msglen, "no bundle policy \"%s\" is loaded", bundle);
+	} else if (!policy_allows_consumer(po, consumer)) {
+		e = LB_E_FORBIDDEN_ROLE;
+		snprintf(msg, msglen, "consumer %s may not use bundle \"%s\"", consumer, bundle);
+	} else if (policy_rate_take(rt, po, consumer, now_us) != 0) {
+		e = LB_E_RATE_LIMITED;
+		snprintf(msg, msglen, "consumer %s exceeds the rate limit of bundle \"%s\" "
+		    "(%u per second, burst %u)", consumer, bundle, po->po_rate_per_s,
+		    po->po_rate_burst);
+	} else {
+		e = LB_OK;
+		msg[0] = '\0';
+	}
+	return e;
 }
