@@ -251,7 +251,13 @@ opt_usage(FILE *fp, const struct optdef *defs)
 static void
 cmd_usage(FILE *fp, const struct command *cm)
 {
-	fprintf(fp, "usage: " CTL_PROG " %s\n\n%s", cm->cm_synopsis, cm->cm_about);
+	if (cm->cm_synopsis != NULL)
+		fprintf(fp, "usage: " CTL_PROG " %s\n", cm->cm_synopsis);
+	else
+		fprintf(fp, "usage: " CTL_PROG " [global options] %s%s%s\n", cm->cm_name,
+		    cm->cm_operand != NULL ? " " : "",
+		    cm->cm_operand != NULL ? cm->cm_operand : "");
+	fprintf(fp, "\n%s", cm->cm_about);
 	if (cm->cm_opts != NULL && cm->cm_opts->od_name != NULL) {
 		fputc('\n', fp);
 		opt_usage(fp, cm->cm_opts);
@@ -273,7 +279,7 @@ ctl_args(struct ctl *ctl, struct args *ar, void *set, int *rc)
 	const struct optdef	*od;
 	const char		*val, *operand = NULL;
 	enum arg_kind		 k;
-	uint64_t		 given = 0;
+	uint64_t		 given = 0;	/* a bit per row of cm_opts; tables stay below 64 */
 	size_t			 i;
 
 	*rc = CTL_USAGE;
@@ -593,9 +599,8 @@ health_run(struct ctl *ctl, struct args *ar)
 }
 
 static const struct command cmd_health = {
-	.cm_group = "health",
+	.cm_name = "health",
 	.cm_summary = "show the gateway's health",
-	.cm_synopsis = "[global options] health",
 	.cm_about =
 	"Prints the gateway's health (GET /v1/health) as JSON.  --cert and --key are\n"
 	"optional for this command.\n",
@@ -640,8 +645,7 @@ main_usage(FILE *fp)
 	    "Commands:\n", fp);
 	for (i = 0; i < NCOMMANDS; i++) {
 		cm = commands[i];
-		snprintf(name, sizeof(name), "%s%s%s%s%s", cm->cm_group,
-		    cm->cm_verb != NULL ? " " : "", cm->cm_verb != NULL ? cm->cm_verb : "",
+		snprintf(name, sizeof(name), "%s%s%s", cm->cm_name,
 		    cm->cm_operand != NULL ? " " : "",
 		    cm->cm_operand != NULL ? cm->cm_operand : "");
 		fprintf(fp, "  %-*s %s\n", CTL_HELP_COL - 3, name, cm->cm_summary);
@@ -653,6 +657,16 @@ main_usage(FILE *fp)
 	    "failed verification); 2 usage error.\n", fp);
 }
 
+/* Whether a command is the one-word command group or a verb of group. */
+static bool
+cmd_in_group(const struct command *cm, const char *group)
+{
+	size_t	n = strlen(group);
+
+	return strncmp(cm->cm_name, group, n) == 0 &&
+	    (cm->cm_name[n] == '\0' || cm->cm_name[n] == ' ');
+}
+
 /* Prints the usage of every command of a group; false when there is none. */
 static bool
 group_usage(const char *group, FILE *fp)
@@ -661,7 +675,7 @@ group_usage(const char *group, FILE *fp)
 	bool	any = false;
 
 	for (i = 0; i < NCOMMANDS; i++) {
-		if (strcmp(commands[i]->cm_group, group) != 0)
+		if (!cmd_in_group(commands[i], group))
 			continue;
 		if (any)
 			fputc('\n', fp);
@@ -671,16 +685,20 @@ group_usage(const char *group, FILE *fp)
 	return any;
 }
 
+/* The one-word command group, or the command "group verb". */
 static const struct command *
 command_find(const char *group, const char *verb)
 {
-	size_t	i;
+	const char	*v;
+	size_t		 i;
 
-	for (i = 0; i < NCOMMANDS; i++)
-		if (strcmp(commands[i]->cm_group, group) == 0 &&
-		    (commands[i]->cm_verb == NULL ||
-		    (verb != NULL && strcmp(commands[i]->cm_verb, verb) == 0)))
+	for (i = 0; i < NCOMMANDS; i++) {
+		if (!cmd_in_group(commands[i], group))
+			continue;
+		v = strchr(commands[i]->cm_name, ' ');
+		if (v == NULL || (verb != NULL && strcmp(v + 1, verb) == 0))
 			return commands[i];
+	}
 	return NULL;
 }
 
@@ -690,7 +708,7 @@ group_exists(const char *group)
 	size_t	i;
 
 	for (i = 0; i < NCOMMANDS; i++)
-		if (strcmp(commands[i]->cm_group, group) == 0)
+		if (cmd_in_group(commands[i], group))
 			return true;
 	return false;
 }
@@ -733,6 +751,7 @@ ctl_main(struct ctl *ctl, int argc, char *argv[])
 	const char		*word, *verb;
 
 	memset(&ar, 0, sizeof(ar));
+	ar.ar_name = "";
 	ar.ar_argc = argc;
 	ar.ar_argv = argv;
 	ar.ar_i = 1;
@@ -779,8 +798,7 @@ ctl_main(struct ctl *ctl, int argc, char *argv[])
 		}
 		ar.ar_i++;
 	}
-	snprintf(ar.ar_name, sizeof(ar.ar_name), "%s%s%s", cm->cm_group,
-	    cm->cm_verb != NULL ? " " : "", cm->cm_verb != NULL ? cm->cm_verb : "");
+	ar.ar_name = cm->cm_name;
 	ar.ar_cmd = cm;
 	return cm->cm_run(ctl, &ar);
 }

@@ -102,12 +102,15 @@ struct args;
  * (consent issue, journal verify), taking no operand or exactly one.
  */
 struct command {
-	const char		*cm_group;
-	const char		*cm_verb;	/* NULL for one-word commands */
+	const char		*cm_name;	/* "fetch", "journal verify" */
 	const char		*cm_operand;	/* "FILE", "ID"; NULL when it takes none */
 	size_t			 cm_operand_off;	/* const char * in the settings */
 	const char		*cm_summary;	/* one line of the command index */
-	const char		*cm_synopsis;	/* the usage line(s), after "usage: lianctl " */
+	/*
+	 * The usage line(s) after "usage: lianctl "; NULL gives
+	 * "[global options] NAME OPERAND".
+	 */
+	const char		*cm_synopsis;
 	const char		*cm_about;	/* the paragraph after the usage */
 	const char		*cm_notes;	/* after the options; may be NULL */
 	const struct optdef	*cm_opts;	/* may be NULL: global options only */
@@ -118,6 +121,8 @@ struct command {
 	int			(*cm_check)(const void *set, const struct args *ar);
 	enum ctl_ident		 cm_ident;
 	int			(*cm_run)(struct ctl *, struct args *);
+	/* What cm_run needs beyond its settings (which registry...); may be NULL. */
+	const void		*cm_data;
 };
 
 /* The command line while it is being read; it borrows argv. */
@@ -127,7 +132,7 @@ struct args {
 	int			  ar_i;
 	bool			  ar_operands;	/* "--" was seen */
 	const struct command	 *ar_cmd;	/* NULL before the command */
-	char			  ar_name[64];	/* "journal verify"; "" before the command */
+	const char		 *ar_name;	/* its cm_name; "" before the command */
 };
 
 struct http_resp {

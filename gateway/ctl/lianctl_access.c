@@ -204,8 +204,7 @@ done:
 }
 
 const struct command cmd_access_report = {
-	.cm_group = "access",
-	.cm_verb = "report",
+	.cm_name = "access report",
 	.cm_summary = "a citizen's own access report: who accessed their data",
 	.cm_synopsis = "access report (--consent TOKEN | --consent-file FILE) [options]",
 	.cm_about =

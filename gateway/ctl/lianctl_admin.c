@@ -20,6 +20,26 @@ static const struct optdef admin_opts[] = {
 	{ .od_name = NULL }
 };
 
+/* A registry: where its entries live and how they are named. */
+struct admin_reg {
+	const char	*rg_base;	/* "/v1/adapters" */
+	const char	*rg_key;	/* the field of a spec that names it: "id" */
+	const char	*rg_what;	/* "adapter" */
+	const char	*rg_put_verb;	/* what PUT did: "registered" */
+	const char	*rg_list;	/* the list in the answer to GET rg_base */
+};
+
+static const struct admin_reg admin_adapters = {
+	"/v1/adapters", "id", "adapter", "registered", "adapters"
+};
+static const struct admin_reg admin_policies = {
+	"/v1/policies", "bundle", "policy", "loaded", "policies"
+};
+
+/* What every registry command has in common: its settings, options and identity. */
+#define ADMIN_COMMAND	.cm_operand_off = offsetof(struct admin_set, ad_operand), \
+			.cm_opts = admin_opts, .cm_ident = IDENT_NEEDED
+
 /* A path segment: the ids the gateway takes need no escaping, others are refused. */
 static int
 admin_segment(const char *what, const char *s)
@@ -93,9 +113,9 @@ admin_call(struct ctl *ctl, const struct http_req *req, msgpack_zone *z, msgpack
 
 /* PUT FILE's spec to base/ID where ID is the spec's key field. */
 static int
-admin_put_file(struct ctl *ctl, struct args *ar, const char *base, const char *key,
-    const char *what, const char *done_verb)
+admin_put_run(struct ctl *ctl, struct args *ar)
 {
+	const struct admin_reg	*rg = ar->ar_cmd->cm_data;
 	struct admin_set	 s = { NULL };
 	msgpack_zone		 z;
 	msgpack_object		 spec, o;
@@ -111,40 +131,28 @@ admin_put_file(struct ctl *ctl, struct args *ar, const char *base, const char *k
 	ret = CTL_FAIL;
 	if (ctl_load_object(s.ad_operand, &z, &spec) != 0)
 		goto done;
-	if (mpk_get_str(&spec, key, id, sizeof(id)) != 0) {
-		ctl_err("%s: the %s has no \"%s\" string of at most %d bytes", s.ad_operand, what,
-		    key, LB_ID_MAX - 1);
+	if (mpk_get_str(&spec, rg->rg_key, id, sizeof(id)) != 0) {
+		ctl_err("%s: the %s has no \"%s\" string of at most %d bytes", s.ad_operand,
+		    rg->rg_what, rg->rg_key, LB_ID_MAX - 1);
 		goto done;
 	}
-	if (admin_segment(key, id) != 0)
+	if (admin_segment(rg->rg_key, id) != 0)
 		goto done;
 	if (mpk_pack(&spec, &sb, false) != 0) {
 		ctl_err("%s: the %s cannot be sent as msgpack (non-string keys, duplicate "
-		    "keys or real numbers)", s.ad_operand, what);
+		    "keys or real numbers)", s.ad_operand, rg->rg_what);
 		goto done;
 	}
-	snprintf(path, sizeof(path), "%s/%s", base, id);
+	snprintf(path, sizeof(path), "%s/%s", rg->rg_base, id);
 	ret = admin_call(ctl, &(struct http_req){ .hq_method = "PUT", .hq_path = path,
 	    .hq_body = sb.data, .hq_len = sb.size }, &z, &o, &shown);
 	if (ret == CTL_OK && !shown && !ctl->c_quiet)
-		printf("%s %s %s as version %llu\n", what, id, done_verb,
+		printf("%s %s %s as version %llu\n", rg->rg_what, id, rg->rg_put_verb,
 		    (unsigned long long)admin_u64(&o, "version"));
 done:
 	msgpack_sbuffer_destroy(&sb);
 	msgpack_zone_destroy(&z);
 	return ret;
-}
-
-static int
-adapter_register_run(struct ctl *ctl, struct args *ar)
-{
-	return admin_put_file(ctl, ar, "/v1/adapters", "id", "adapter", "registered");
-}
-
-static int
-policy_load_run(struct ctl *ctl, struct args *ar)
-{
-	return admin_put_file(ctl, ar, "/v1/policies", "bundle", "policy", "loaded");
 }
 
 /* One line of a list: an adapter or a policy. */
@@ -172,27 +180,28 @@ admin_print_entry(const msgpack_object *e, bool adapters)
 	putchar('\n');
 }
 
-/* GET path (a list) and print one line per entry. */
+/* GET the registry's list and print one line per entry. */
 static int
-admin_list(struct ctl *ctl, struct args *ar, const char *path, const char *listkey)
+admin_list_run(struct ctl *ctl, struct args *ar)
 {
+	const struct admin_reg	*rg = ar->ar_cmd->cm_data;
 	struct admin_set	 s = { NULL };
 	msgpack_zone		 z;
 	msgpack_object		 o;
 	const msgpack_object	*list;
-	bool			 adapters = strcmp(listkey, "adapters") == 0, shown;
+	bool			 adapters = rg == &admin_adapters, shown;
 	uint32_t		 i;
 	int			 ret;
 
 	if (ctl_args(ctl, ar, &s, &ret) != 0)
 		return ret;
 	msgpack_zone_init(&z, 8192);
-	ret = admin_call(ctl, &(struct http_req){ .hq_method = "GET", .hq_path = path }, &z,
-	    &o, &shown);
+	ret = admin_call(ctl, &(struct http_req){ .hq_method = "GET", .hq_path = rg->rg_base },
+	    &z, &o, &shown);
 	if (ret != CTL_OK || shown)
 		goto done;
-	if ((list = mpk_get(&o, listkey)) == NULL || list->type != MSGPACK_OBJECT_ARRAY) {
-		ctl_err("GET %s: the answer has no \"%s\" list", path, listkey);
+	if ((list = mpk_get(&o, rg->rg_list)) == NULL || list->type != MSGPACK_OBJECT_ARRAY) {
+		ctl_err("GET %s: the answer has no \"%s\" list", rg->rg_base, rg->rg_list);
 		ret = CTL_FAIL;
 		goto done;
 	}
@@ -209,29 +218,18 @@ done:
 	return ret;
 }
 
-static int
-adapter_list_run(struct ctl *ctl, struct args *ar)
-{
-	return admin_list(ctl, ar, "/v1/adapters", "adapters");
-}
-
-static int
-policy_list_run(struct ctl *ctl, struct args *ar)
-{
-	return admin_list(ctl, ar, "/v1/policies", "policies");
-}
-
 /*
- * A request on base/ID, the operand; the 2xx answer lands in z as o.  *shown
- * as for admin_call().
+ * A request on the registry's entry named by the operand; the 2xx answer
+ * lands in z as o.  *shown as for admin_call().
  */
 static int
-admin_one(struct ctl *ctl, struct args *ar, const char *method, const char *base,
-    const char *what, msgpack_zone *z, msgpack_object *o, const char **id, bool *shown)
+admin_one(struct ctl *ctl, struct args *ar, const char *method, msgpack_zone *z,
+    msgpack_object *o, const char **id, bool *shown)
 {
-	struct admin_set	s = { NULL };
-	char			path[32 + LB_ID_MAX];
-	int			ret;
+	const struct admin_reg	*rg = ar->ar_cmd->cm_data;
+	struct admin_set	 s = { NULL };
+	char			 path[32 + LB_ID_MAX];
+	int			 ret;
 
 	*shown = false;
 	if (ctl_args(ctl, ar, &s, &ret) != 0) {
@@ -239,18 +237,19 @@ admin_one(struct ctl *ctl, struct args *ar, const char *method, const char *base
 		*shown = true;
 		return ret;
 	}
-	if (admin_segment(what, s.ad_operand) != 0)
+	if (admin_segment(rg->rg_what, s.ad_operand) != 0)
 		return CTL_USAGE;
 	*id = s.ad_operand;
-	snprintf(path, sizeof(path), "%s/%s", base, s.ad_operand);
+	snprintf(path, sizeof(path), "%s/%s", rg->rg_base, s.ad_operand);
 	return admin_call(ctl, &(struct http_req){ .hq_method = method, .hq_path = path }, z, o,
 	    shown);
 }
 
 /* GET base/ID: a summary, then the spec as indented JSON. */
 static int
-admin_show(struct ctl *ctl, struct args *ar, const char *base, const char *what)
+admin_show_run(struct ctl *ctl, struct args *ar)
 {
+	const struct admin_reg	*rg = ar->ar_cmd->cm_data;
 	msgpack_zone		 z;
 	msgpack_object		 o;
 	const msgpack_object	*spec;
@@ -260,10 +259,11 @@ admin_show(struct ctl *ctl, struct args *ar, const char *base, const char *what)
 	int			 ret;
 
 	msgpack_zone_init(&z, 8192);
-	ret = admin_one(ctl, ar, "GET", base, what, &z, &o, &id, &shown);
+	ret = admin_one(ctl, ar, "GET", &z, &o, &id, &shown);
 	if (ret != CTL_OK || shown || ctl->c_quiet)
 		goto done;
-	printf("%s %s, version %llu", what, id, (unsigned long long)admin_u64(&o, "version"));
+	printf("%s %s, version %llu", rg->rg_what, id,
+	    (unsigned long long)admin_u64(&o, "version"));
 	if (mpk_get_str(&o, "dept", dept, sizeof(dept)) == 0)
 		printf(", department %s, %s", dept, admin_bool(&o, "disabled") ? "disabled" :
 		    "enabled");
@@ -281,19 +281,7 @@ done:
 }
 
 static int
-adapter_show_run(struct ctl *ctl, struct args *ar)
-{
-	return admin_show(ctl, ar, "/v1/adapters", "adapter");
-}
-
-static int
-policy_show_run(struct ctl *ctl, struct args *ar)
-{
-	return admin_show(ctl, ar, "/v1/policies", "policy");
-}
-
-static int
-adapter_disable_run(struct ctl *ctl, struct args *ar)
+admin_disable_run(struct ctl *ctl, struct args *ar)
 {
 	msgpack_zone	 z;
 	msgpack_object	 o;
@@ -302,7 +290,7 @@ adapter_disable_run(struct ctl *ctl, struct args *ar)
 	int		 ret;
 
 	msgpack_zone_init(&z, 1024);
-	ret = admin_one(ctl, ar, "DELETE", "/v1/adapters", "adapter", &z, &o, &id, &shown);
+	ret = admin_one(ctl, ar, "DELETE", &z, &o, &id, &shown);
 	if (ret == CTL_OK && !shown && !ctl->c_quiet)
 		printf("adapter %s disabled (version %llu)\n", id,
 		    (unsigned long long)admin_u64(&o, "version"));
@@ -311,101 +299,82 @@ adapter_disable_run(struct ctl *ctl, struct args *ar)
 }
 
 const struct command cmd_adapter_register = {
-	.cm_group = "adapter",
-	.cm_verb = "register",
+	.cm_name = "adapter register",
 	.cm_operand = "FILE",
-	.cm_operand_off = offsetof(struct admin_set, ad_operand),
 	.cm_summary = "register a department adapter spec (a new version)",
-	.cm_synopsis = "[global options] adapter register FILE",
 	.cm_about =
 	"Registers an adapter spec (JSON or msgpack; \"-\" reads standard input) as\n"
 	"the next version of the adapter its \"id\" names (PUT /v1/adapters/ID;\n"
 	"department role, for the department's own adapters).  The gateway checks\n"
 	"the spec, journals the change and uses it from the next exchange on.\n",
-	.cm_opts = admin_opts,
-	.cm_ident = IDENT_NEEDED,
-	.cm_run = adapter_register_run
+	ADMIN_COMMAND,
+	.cm_run = admin_put_run,
+	.cm_data = &admin_adapters
 };
 
 const struct command cmd_adapter_list = {
-	.cm_group = "adapter",
-	.cm_verb = "list",
+	.cm_name = "adapter list",
 	.cm_summary = "list adapters (a department its own, the admin all)",
-	.cm_synopsis = "[global options] adapter list",
 	.cm_about = "Lists adapters (GET /v1/adapters): a department sees its own, the admin "
 	"all.\n",
-	.cm_opts = admin_opts,
-	.cm_ident = IDENT_NEEDED,
-	.cm_run = adapter_list_run
+	ADMIN_COMMAND,
+	.cm_run = admin_list_run,
+	.cm_data = &admin_adapters
 };
 
 const struct command cmd_adapter_show = {
-	.cm_group = "adapter",
-	.cm_verb = "show",
+	.cm_name = "adapter show",
 	.cm_operand = "ID",
-	.cm_operand_off = offsetof(struct admin_set, ad_operand),
 	.cm_summary = "show an adapter and its spec",
-	.cm_synopsis = "[global options] adapter show ID",
 	.cm_about =
 	"Shows one adapter and its current spec (GET /v1/adapters/ID; its department\n"
 	"or the admin).\n",
-	.cm_opts = admin_opts,
-	.cm_ident = IDENT_NEEDED,
-	.cm_run = adapter_show_run
+	ADMIN_COMMAND,
+	.cm_run = admin_show_run,
+	.cm_data = &admin_adapters
 };
 
 const struct command cmd_adapter_disable = {
-	.cm_group = "adapter",
-	.cm_verb = "disable",
+	.cm_name = "adapter disable",
 	.cm_operand = "ID",
-	.cm_operand_off = offsetof(struct admin_set, ad_operand),
 	.cm_summary = "disable an adapter of the caller's department",
-	.cm_synopsis = "[global options] adapter disable ID",
 	.cm_about =
 	"Disables an adapter of the caller's department (DELETE /v1/adapters/ID): its\n"
 	"items get no_adapter from the next exchange on, unless another adapter serves\n"
 	"them.  Its history stays in the journal; registering it again enables it.\n",
-	.cm_opts = admin_opts,
-	.cm_ident = IDENT_NEEDED,
-	.cm_run = adapter_disable_run
+	ADMIN_COMMAND,
+	.cm_run = admin_disable_run,
+	.cm_data = &admin_adapters
 };
 
 const struct command cmd_policy_load = {
-	.cm_group = "policy",
-	.cm_verb = "load",
+	.cm_name = "policy load",
 	.cm_operand = "FILE",
-	.cm_operand_off = offsetof(struct admin_set, ad_operand),
 	.cm_summary = "load a bundle policy (admin; a new version)",
-	.cm_synopsis = "[global options] policy load FILE",
 	.cm_about =
 	"Loads a bundle policy (JSON or msgpack; \"-\" reads standard input) as the\n"
 	"next version of the bundle its \"bundle\" names (PUT /v1/policies/BUNDLE;\n"
 	"admin role).  It applies from the next exchange on.\n",
-	.cm_opts = admin_opts,
-	.cm_ident = IDENT_NEEDED,
-	.cm_run = policy_load_run
+	ADMIN_COMMAND,
+	.cm_run = admin_put_run,
+	.cm_data = &admin_policies
 };
 
 const struct command cmd_policy_list = {
-	.cm_group = "policy",
-	.cm_verb = "list",
+	.cm_name = "policy list",
 	.cm_summary = "list the bundle policies in force",
-	.cm_synopsis = "[global options] policy list",
 	.cm_about = "Lists the bundle policies in force (GET /v1/policies; any role).\n",
-	.cm_opts = admin_opts,
-	.cm_ident = IDENT_NEEDED,
-	.cm_run = policy_list_run
+	ADMIN_COMMAND,
+	.cm_run = admin_list_run,
+	.cm_data = &admin_policies
 };
 
 const struct command cmd_policy_show = {
-	.cm_group = "policy",
-	.cm_verb = "show",
+	.cm_name = "policy show",
 	.cm_operand = "BUNDLE",
-	.cm_operand_off = offsetof(struct admin_set, ad_operand),
 	.cm_summary = "show a bundle policy",
-	.cm_synopsis = "[global options] policy show BUNDLE",
 	.cm_about = "Shows one bundle policy (GET /v1/policies/BUNDLE; any role).\n",
-	.cm_opts = admin_opts,
-	.cm_ident = IDENT_NEEDED,
-	.cm_run = policy_show_run
+	ADMIN_COMMAND,
+	.cm_run = admin_show_run,
+	.cm_data = &admin_policies
 };

@@ -238,8 +238,7 @@ done:
 }
 
 const struct command cmd_consent_issue = {
-	.cm_group = "consent",
-	.cm_verb = "issue",
+	.cm_name = "consent issue",
 	.cm_summary = "sign a consent token as a face-auth authority (demos, tests)",
 	.cm_synopsis = "consent issue --authority KEY --authority-cert PEM --sub ID\n"
 	"           --azp CONSUMER --bundle BUNDLE --items ITEM[,ITEM...] [options]",
@@ -366,8 +365,7 @@ revoke_run(struct ctl *ctl, struct args *ar)
 }
 
 const struct command cmd_consent_revoke = {
-	.cm_group = "consent",
-	.cm_verb = "revoke",
+	.cm_name = "consent revoke",
 	.cm_summary = "revoke a consent token, or a citizen's consent to a bundle",
 	.cm_synopsis = "consent revoke --jti HEX | --subject ID --bundle BUNDLE\n"
 	"           [--authority KEY --authority-cert PEM]",

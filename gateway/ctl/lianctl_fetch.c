@@ -318,7 +318,7 @@ done:
 }
 
 const struct command cmd_fetch = {
-	.cm_group = "fetch",
+	.cm_name = "fetch",
 	.cm_summary = "fetch certificates for citizens in one exchange",
 	.cm_synopsis = "[global options] fetch --bundle BUNDLE\n"
 	"           --subject ID --items LIST --consent TOKEN [--subject ...]\n"

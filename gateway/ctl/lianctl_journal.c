@@ -193,8 +193,7 @@ done:
 }
 
 const struct command cmd_journal_checkpoint = {
-	.cm_group = "journal",
-	.cm_verb = "checkpoint",
+	.cm_name = "journal checkpoint",
 	.cm_summary = "fetch and verify the journal's signed checkpoint",
 	.cm_synopsis = "[global options] journal checkpoint [--save FILE]\n"
 	"           [--checkpoint-cert PEM]",
@@ -456,8 +455,7 @@ done:
 }
 
 const struct command cmd_journal_pull = {
-	.cm_group = "journal",
-	.cm_verb = "pull",
+	.cm_name = "journal pull",
 	.cm_summary = "download the journal records that match filters",
 	.cm_synopsis = "[global options] journal pull [--subject ID] [--consumer ID]\n"
 	"           [--dept ID] [--item ITEM] [--since-ms MS] [--until-ms MS]\n"
@@ -1056,8 +1054,7 @@ done:
 }
 
 const struct command cmd_journal_verify = {
-	.cm_group = "journal",
-	.cm_verb = "verify",
+	.cm_name = "journal verify",
 	.cm_summary = "recompute the whole journal and check it against the checkpoint",
 	.cm_synopsis = "[global options] journal verify [--checkpoint FILE]\n"
 	"           [--records FILE] [--checkpoint-cert PEM]",

@@ -273,8 +273,7 @@ done:
 }
 
 const struct command cmd_seal_verify = {
-	.cm_group = "seal",
-	.cm_verb = "verify",
+	.cm_name = "seal verify",
 	.cm_operand = "FILE",
 	.cm_operand_off = offsetof(struct sealcmd_set, sc_file),
 	.cm_summary = "verify the seals of a saved fetch answer, offline",
