@@ -244,7 +244,7 @@ usage(FILE *fp)
 	    "usage: deptsim [--listen HOST:PORT]... [--data FILE] [--delay DEPT=MS]...\n"
 	    "               [--down DEPT]... [--garbage DEPT]... [--wrong-holder DEPT]...\n"
 	    "               [--tls CERT KEY CA | --tls-dir DIR] [--idle-timeout S]\n"
-	    "               [--verbose] [--help]\n"
+	    "               [--verbose] [--help] [--version]\n"
 	    "\n"
 	    "Serves synthetic department data of the demo families over HTTP or HTTPS.\n"
 	    "\n"
@@ -264,6 +264,7 @@ usage(FILE *fp)
 	    "  --idle-timeout S    close connections idle for S seconds (default %d)\n"
 	    "  --verbose           log every request with the client's address and CN\n"
 	    "  --help              print this text\n"
+	    "  --version           print the version of deptsim\n"
 	    "\n"
 	    "Departments:", SIM_DEFAULT_LISTEN, SIM_DEFAULT_DATA, SIM_TIMEOUT_S);
 	for (size_t i = 0; i < nitems(depts); i++)
@@ -1851,6 +1852,7 @@ main(int argc, char *argv[])
 		{ "idle-timeout", required_argument, NULL, 'i' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct sim			 sim;
@@ -1950,6 +1952,9 @@ main(int argc, char *argv[])
 			break;
 		case 'h':
 			usage(stdout);
+			return 0;
+		case 'V':
+			printf("deptsim %s\n", PACKAGE_VERSION);
 			return 0;
 		default:
 			usage(stderr);

@@ -32,6 +32,14 @@ expect 0 "usage: lianband" "$lianband" --help
 expect 0 "usage: lianctl" "$lianctl" --help
 expect 0 "usage" "$deptsim" --help
 
+# --version prints the program's name and the package version, and nothing else.
+expect 0 "^lianctl [0-9][0-9.]*$" "$lianctl" --version
+expect 0 "^lianctl [0-9][0-9.]*$" "$lianctl" health --version
+expect 0 "^deptsim [0-9][0-9.]*$" "$deptsim" --version
+[ "$("$lianctl" --version | wc -l)" -eq 1 ] || fail "lianctl --version printed more than one line"
+[ "$("$lianctl" --version | cut -d' ' -f2)" = "$("$deptsim" --version | cut -d' ' -f2)" ] ||
+	fail "lianctl and deptsim report different versions"
+
 expect 2 "--workers must be 1 to 64" "$lianband" --workers 2x
 expect 2 "--workers must be 1 to 64" "$lianband" --workers 0
 expect 2 "--seal-window must be 0 to 1000 ms" "$lianband" --seal-window -1

@@ -1,11 +1,13 @@
 /*
- * lianctl.h - what the command modules of lianctl share: the global
- * settings, the option parser and the blocking HTTPS client.
+ * lianctl.h - what the files of lianctl share: the settings of a run, the
+ * command and option tables, the HTTPS client and the file helpers.
  *
- * lianctl.c holds the parser, the client, the command table and the
- * commands of the foundation; a group of commands may live in its own
- * lianctl_GROUP.c, adding its options to enum opt and its entries to the
- * command table.
+ * A command is a struct command (its words, help text and option table)
+ * and a run function.  The run function fills a settings struct of its own
+ * with ctl_args(), which parses the command line against the command's
+ * option table, so no command writes its own option loop.  Each file of
+ * commands exports only its struct command values; lianctl.c lists them
+ * in the command table.
  */
 #ifndef LIANCTL_H
 #define LIANCTL_H
@@ -16,7 +18,6 @@
 
 #include <jansson.h>
 #include <msgpack.h>
-#include <openssl/ssl.h>
 
 #define CTL_PROG		"lianctl"
 #define CTL_DEFAULT_GATEWAY	"127.0.0.1:8443"
@@ -25,8 +26,6 @@
 #define CTL_DEFAULT_AUD		"lianban-demo"
 #define CTL_BODY_MAX		((size_t)64 * 1024 * 1024)	/* largest answer or saved file */
 #define CTL_TOKEN_MAX		((size_t)1024 * 1024)		/* largest consent token file */
-#define CTL_RBUF		(64 * 1024)	/* receive buffer; also the longest header line */
-#define CTL_HEADERS_MAX		200		/* header lines in one answer */
 #define CTL_LEAVES_PAGE		1000		/* the gateway's per-call limit on leaves */
 #define CTL_TIMEOUT_S		30
 #define CTL_FETCH_GROUPS	64		/* more than the gateway takes, so it can say no */
@@ -38,7 +37,9 @@ enum ctl_exit {
 	CTL_USAGE = 2		/* the command line is wrong */
 };
 
-/* Settings shared by every command (the global options). */
+struct http_conn;
+
+/* Settings shared by every command (the global options), and the connection. */
 struct ctl {
 	char		 c_host[256];
 	char		 c_port[8];
@@ -46,140 +47,200 @@ struct ctl {
 	const char	*c_key;
 	const char	*c_certs;	/* demo PKI directory: default file locations */
 	const char	*c_ca;		/* CA of the gateway's TLS certificate */
-	int		 c_timeout;	/* seconds, per connect / read / write */
+	int64_t		 c_timeout;	/* seconds, for connecting and for a silent gateway */
 	bool		 c_json;
 	bool		 c_quiet;
-	SSL_CTX		*c_tls;		/* made on first use, then shared by every request */
-	const char	*c_header;	/* one more request header line "Name: value", or NULL */
+	/*
+	 * The connection to the gateway, opened by the first request and used
+	 * by every later one of the command; closed by http_close().
+	 */
+	struct http_conn *c_http;
 };
 
-enum opt {
-	O_NONE = 0,
-	O_HELP,
-	O_GATEWAY,
-	O_CERT,
-	O_KEY,
-	O_CERTS,
-	O_CA,
-	O_TIMEOUT,
-	O_JSON,
-	O_QUIET,
-	O_AUTHORITY,
-	O_AUTHORITY_CERT,
-	O_SUB,
-	O_AZP,
-	O_BUNDLE,
-	O_ITEMS,
-	O_AUD,
-	O_ACT,
-	O_REL,
-	O_AMR,
-	O_LIVENESS,
-	O_MATCH,
-	O_TTL,
-	O_IAT,
-	O_EXP,
-	O_JTI,
-	O_ISS,
-	O_SUBJECT,
-	O_CONSENT,
-	O_OUT,
-	O_SAVE_RAW,
-	O_MSGPACK,
-	O_SEAL_ROOT,
-	O_SAVE,
-	O_CHECKPOINT,
-	O_CHECKPOINT_CERT,
-	O_CONSUMER,
-	O_DEPT,
-	O_ITEM,
-	O_SINCE_MS,
-	O_UNTIL_MS,
-	O_FORMAT,
-	O_RECORDS,
-	O_CONSENT_FILE,
-	O_LIMIT,
-	O_BEFORE
+/*
+ * Options.  A table of struct optdef, ended by an entry whose od_name is
+ * NULL, says for each option of a command how its value is parsed and
+ * where in the command's settings it is stored (od_off, an offsetof() in
+ * the settings struct the command hands to ctl_args()).  The same table
+ * gives the option lines of the command's --help.
+ */
+enum optkind {
+	OPT_FLAG,	/* bool: true when given; the option takes no value */
+	OPT_STR,	/* const char *: the value as given (it points into argv) */
+	OPT_INT,	/* int64_t: a decimal integer from od_min to od_max */
+	OPT_CHOICE,	/* int: the index of the value in od_choices */
+	OPT_FUNC,	/* od_func parses the value (it reports its own errors) */
+	OPT_GLOBAL,	/* a global option (--json, --quiet) with the command's own help */
+	OPT_HELP,	/* prints the help and ends the command with status 0 */
+	OPT_VERSION	/* prints the version and ends the command with status 0 */
 };
 
 struct optdef {
-	const char	*od_name;	/* without the leading "--" */
-	bool		 od_arg;
-	enum opt	 od_id;
+	const char		 *od_name;	/* without the leading "--" */
+	const char		 *od_arg;	/* its value in the help ("FILE"); NULL: none */
+	enum optkind		  od_kind;
+	size_t			  od_off;	/* where the value goes in the settings */
+	int64_t			  od_min, od_max;	/* OPT_INT */
+	const char *const	 *od_choices;	/* OPT_CHOICE: NULL-terminated */
+	/* OPT_FUNC: dst is the settings at od_off; 0, or -1 when reported. */
+	int			(*od_func)(void *dst, const struct optdef *od, const char *val);
+	bool			  od_required;
+	const char		 *od_help;	/* help lines, "\n" between them */
 };
 
+/* Whether a command acts as a client identity (--cert and --key). */
+enum ctl_ident {
+	IDENT_NONE,		/* no network, or the identity is not looked at */
+	IDENT_OPTIONAL,		/* both or neither */
+	IDENT_NEEDED
+};
+
+struct args;
+
+/*
+ * A command is one word (health, fetch) or a group word and a verb
+ * (consent issue, journal verify), taking no operand or exactly one.
+ */
+struct command {
+	const char		*cm_name;	/* "fetch", "journal verify" */
+	const char		*cm_operand;	/* "FILE", "ID"; NULL when it takes none */
+	size_t			 cm_operand_off;	/* const char * in the settings */
+	const char		*cm_summary;	/* one line of the command index */
+	/*
+	 * The usage line(s) after "usage: lianctl "; NULL gives
+	 * "[global options] NAME OPERAND".
+	 */
+	const char		*cm_synopsis;
+	const char		*cm_about;	/* the paragraph after the usage */
+	const char		*cm_notes;	/* after the options; may be NULL */
+	const struct optdef	*cm_opts;	/* may be NULL: global options only */
+	/*
+	 * The rules between options that one table row cannot state: called
+	 * with the settings once they are parsed; -1 when reported.  May be NULL.
+	 */
+	int			(*cm_check)(const void *set, const struct args *ar);
+	enum ctl_ident		 cm_ident;
+	int			(*cm_run)(struct ctl *, struct args *);
+	/* What cm_run needs beyond its settings (which registry...); may be NULL. */
+	const void		*cm_data;
+};
+
+/* The command line while it is being read; it borrows argv. */
 struct args {
-	int		  ar_argc;
-	char		**ar_argv;
-	int		  ar_i;
-	bool		  ar_operands;	/* "--" was seen */
-	const char	 *ar_cmd;	/* "fetch", ...; NULL before the command */
-};
-
-enum arg_kind {
-	ARG_END,
-	ARG_OPT,
-	ARG_OPERAND,
-	ARG_BAD		/* a usage error, already reported */
+	int			  ar_argc;
+	char			**ar_argv;
+	int			  ar_i;
+	bool			  ar_operands;	/* "--" was seen */
+	const struct command	 *ar_cmd;	/* NULL before the command */
+	const char		 *ar_name;	/* its cm_name; "" before the command */
 };
 
 struct http_resp {
-	int		 hr_status;
+	long		 hr_status;
 	char		 hr_ctype[128];
-	uint8_t		*hr_body;	/* malloc'ed; NUL-terminated for JSON parsers */
+	uint8_t		*hr_body;	/* malloc'ed, NUL-terminated for JSON parsers */
 	size_t		 hr_len;
 };
 
-/* Option parsing and files. */
-void	ctl_err(const char *, ...) __attribute__((format(printf, 1, 2)));
-void	usage_hint(const struct args *ar);
-enum arg_kind	arg_next(struct args *ar, const struct optdef *defs, enum opt *id,
-		    const char **val);
-int	cmd_opt(struct args *ar, const struct optdef *defs, const char *usage, enum opt *id,
-	    const char **val, int *rc);
-int	parse_i64(const char *opt, const char *s, int64_t lo, int64_t hi, int64_t *out);
-const char	*ctl_path(const struct ctl *ctl, const char *explicit, const char *rel,
-		    char *buf, size_t bufsz);
-int	ctl_need_identity(const struct ctl *ctl, const char *cmd);
-/* Applies a global option (--gateway, ...); -1 (reported) when its value is wrong. */
-int	ctl_global(struct ctl *ctl, enum opt id, const char *val);
-int	read_input(const char *path, size_t max, uint8_t **buf, size_t *len);
-int	write_output(const char *path, const void *data, size_t len);
-int	load_object(const char *path, msgpack_zone *z, msgpack_object *o);
-void	fmt_time(uint64_t secs, char *buf, size_t bufsz);
-void	fmt_time_ms(uint64_t ms, char *buf, size_t bufsz);
-int	json_print(json_t *j);
+struct http_req {
+	const char	*hq_method;	/* GET, POST, PUT, DELETE */
+	const char	*hq_path;	/* with its query */
+	const char	*hq_accept;	/* NULL: application/json */
+	const char	*hq_ctype;	/* of the body; NULL: application/msgpack */
+	const void	*hq_body;	/* NULL: no body */
+	size_t		 hq_len;
+	const char	*hq_header;	/* one more header line "Name: value", or NULL */
+};
 
-/* The HTTPS client: one blocking request per connection. */
-void	http_resp_clear(struct http_resp *r);
-int	http_request(struct ctl *ctl, const char *method, const char *path,
-	    const char *accept, const char *ctype, const void *body, size_t bodylen,
-	    struct http_resp *resp, char *err, size_t errlen);
-bool	ctype_is_msgpack(const char *ctype);
-int	resp_object(const struct http_resp *r, msgpack_zone *z, msgpack_object *o,
-	    char *err, size_t errlen);
-int	resp_refused(const struct http_resp *r);
-int	http_get_object(struct ctl *ctl, const char *path, msgpack_zone *z,
+/* lianctl.c: main, the option parser, the command table and file helpers */
+void	 ctl_err(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	 ctl_usage_hint(const struct args *ar);
+/*
+ * Parses the rest of the command line for ar->ar_cmd into set (the
+ * command's settings, initialised with its defaults), checks the operand,
+ * the required options, the command's cm_check and the client identity.  0: go on; -1: stop, with
+ * the exit status in *rc (CTL_OK after --help, CTL_USAGE after an error,
+ * which is reported).
+ */
+int	 ctl_args(struct ctl *ctl, struct args *ar, void *set, int *rc);
+/* OPT_FUNC for a jti: 32 hex digits into a struct ctl_jti. */
+struct ctl_jti {
+	bool	jt_given;
+	uint8_t	jt_id[16];
+};
+int	 ctl_opt_jti(void *dst, const struct optdef *od, const char *val);
+int	 ctl_parse_i64(const char *opt, const char *s, int64_t lo, int64_t hi, int64_t *out);
+const char *ctl_path(const struct ctl *ctl, const char *explicit, const char *rel,
+	    char *buf, size_t bufsz);
+/*
+ * Reads a whole file of at most max bytes, or standard input for "-"; the
+ * caller frees *buf, which is NUL-terminated (not counted in *len).
+ */
+int	 ctl_read_input(const char *path, size_t max, uint8_t **buf, size_t *len);
+int	 ctl_write_output(const char *path, const void *data, size_t len);
+/* Whether bytes starting with c are msgpack rather than JSON text. */
+bool	 ctl_is_msgpack(uint8_t c);
+/* A saved answer (JSON or msgpack) as a map; the object lives in z, not in the file's bytes. */
+int	 ctl_load_object(const char *path, msgpack_zone *z, msgpack_object *o);
+/* "a,b,c" as an array of str in z that borrows from s; -1 on an empty element. */
+int	 ctl_list_split(msgpack_zone *z, const char *s, msgpack_object *out);
+void	 ctl_fmt_time(uint64_t secs, char *buf, size_t bufsz);
+void	 ctl_fmt_time_ms(uint64_t ms, char *buf, size_t bufsz);
+/* Prints j (pretty, in its own key order) and releases it. */
+int	 ctl_json_print(json_t *j);
+
+/* lianctl_http.c: the HTTPS client (libcurl), one connection per command */
+/*
+ * Sends one request and reads the whole answer into resp, whatever its
+ * status; resp owns the body until http_resp_clear().  -1 (reported) when
+ * no answer could be had.
+ */
+int	 http_request(struct ctl *ctl, const struct http_req *req, struct http_resp *resp);
+/*
+ * A request whose 2xx answer becomes an object in z (it does not borrow
+ * from resp, which the caller clears); CTL_* (reported).
+ */
+int	 http_call(struct ctl *ctl, const struct http_req *req, msgpack_zone *z,
 	    msgpack_object *o, struct http_resp *resp);
-char	*resp_pretty(const struct http_resp *r, char *err, size_t errlen);
+/* http_call() for a GET of JSON. */
+int	 http_get_object(struct ctl *ctl, const char *path, msgpack_zone *z,
+	    msgpack_object *o, struct http_resp *resp);
+/* A request whose 2xx answer is printed as pretty JSON (unless --quiet); CTL_*. */
+int	 http_show(struct ctl *ctl, const struct http_req *req);
+/* Closes the connection; ctl->c_http is NULL after. */
+void	 http_close(struct ctl *ctl);
+void	 http_resp_clear(struct http_resp *r);
+bool	 http_resp_is_msgpack(const struct http_resp *r);
+/* The answer's body as an object (a map) in z, from JSON or msgpack. */
+int	 http_resp_object(const struct http_resp *r, msgpack_zone *z, msgpack_object *o,
+	    char *err, size_t errlen);
+/* Reports an answer with status >= 400 by its {"error": {code, message}}; CTL_FAIL. */
+int	 http_resp_refused(const struct http_resp *r);
+/*
+ * The answer as pretty JSON text (malloc'ed): JSON answers keep their key
+ * order, msgpack answers are converted (bin values become base64url).
+ */
+char	*http_resp_pretty(const struct http_resp *r, char *err, size_t errlen);
+/* Prints the answer as pretty JSON; CTL_* (reported). */
+int	 http_resp_print(const struct http_resp *r);
 
-/* lianctl_consent.c */
-extern const char usage_consent_revoke[];
-int	cmd_consent_revoke(struct ctl *ctl, struct args *ar);
+/* lianctl_consent.c: consent issue, consent revoke */
+extern const struct command cmd_consent_issue, cmd_consent_revoke;
+
+/* lianctl_fetch.c: fetch */
+extern const struct command cmd_fetch;
+
+/* lianctl_seal.c: seal verify */
+extern const struct command cmd_seal_verify;
+
+/* lianctl_journal.c: journal checkpoint, pull, verify */
+extern const struct command cmd_journal_checkpoint, cmd_journal_pull, cmd_journal_verify;
 
 /* lianctl_access.c: the citizen's access report */
-extern const char usage_access_report[];
-int	cmd_access_report(struct ctl *ctl, struct args *ar);
+extern const struct command cmd_access_report;
 
 /* lianctl_admin.c: the adapter and policy registry */
-extern const char usage_adapter_register[], usage_adapter_list[], usage_adapter_show[],
-	usage_adapter_disable[], usage_policy_load[], usage_policy_list[], usage_policy_show[];
-int	cmd_adapter_register(struct ctl *ctl, struct args *ar);
-int	cmd_adapter_list(struct ctl *ctl, struct args *ar);
-int	cmd_adapter_show(struct ctl *ctl, struct args *ar);
-int	cmd_adapter_disable(struct ctl *ctl, struct args *ar);
-int	cmd_policy_load(struct ctl *ctl, struct args *ar);
-int	cmd_policy_list(struct ctl *ctl, struct args *ar);
-int	cmd_policy_show(struct ctl *ctl, struct args *ar);
+extern const struct command cmd_adapter_register, cmd_adapter_list, cmd_adapter_show,
+	cmd_adapter_disable, cmd_policy_load, cmd_policy_list, cmd_policy_show;
 
 #endif /* LIANCTL_H */

@@ -23,21 +23,28 @@
  */
 #define ACCESS_TOKEN_CHARS	1600
 
-const char usage_access_report[] =
-"usage: lianctl access report (--consent TOKEN | --consent-file FILE) [options]\n"
-"\n"
-"Shows a citizen who accessed their data: every exchange, denial and audit\n"
-"read the journal holds about them, newest first (GET /v1/subjects/me/accesses).\n"
-"Run it with the consumer identity of the citizen's app (--cert, --key).  The\n"
-"citizen's self consent token for the bundle \"access_report\" (item\n"
-"\"access_report\") names the citizen and is good for one call.\n"
-"\n"
-"  --consent TOKEN        the consent token, base64url\n"
-"  --consent-file FILE    read the token from FILE (\"-\" for standard input)\n"
-"  --limit N              at most N entries, 1 to 1000 (default 100)\n"
-"  --before SEQ           only entries older than journal seq SEQ (the \"next\"\n"
-"                         value of a previous page)\n"
-"  --json                 print the gateway's answer as JSON\n";
+struct access_set {
+	const char	*ac_tok;	/* --consent */
+	const char	*ac_file;	/* --consent-file */
+	int64_t		 ac_limit;
+	int64_t		 ac_before;	/* -1: the newest entries */
+};
+
+#define AC(m)	offsetof(struct access_set, m)
+static const struct optdef access_opts[] = {
+	{ "consent", "TOKEN", OPT_STR, AC(ac_tok),
+	  .od_help = "the consent token, base64url" },
+	{ "consent-file", "FILE", OPT_STR, AC(ac_file),
+	  .od_help = "read the token from FILE (\"-\" for standard input)" },
+	{ "limit", "N", OPT_INT, AC(ac_limit), 1, 1000,
+	  .od_help = "at most N entries, 1 to 1000 (default 100)" },
+	{ "before", "SEQ", OPT_INT, AC(ac_before), 0, INT64_MAX,
+	  .od_help = "only entries older than journal seq SEQ (the \"next\"\n"
+	  "value of a previous page)" },
+	{ "json", NULL, OPT_GLOBAL, 0, .od_help = "print the gateway's answer as JSON" },
+	{ .od_name = NULL }
+};
+#undef AC
 
 /* Loads the token and checks that it is base64url only (it goes into a header). */
 static int
@@ -55,7 +62,7 @@ access_load_token(const char *inline_tok, const char *file, char *tok, size_t to
 		}
 		memcpy(tok, inline_tok, len + 1);
 	} else {
-		if (read_input(file, CTL_TOKEN_MAX, &buf, &buflen) != 0)
+		if (ctl_read_input(file, CTL_TOKEN_MAX, &buf, &buflen) != 0)
 			return -1;
 		len = buflen;
 		while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r' ||
@@ -117,7 +124,7 @@ access_print(const msgpack_object *o)
 	for (i = 0; i < list->via.array.size; i++) {
 		e = &list->via.array.ptr[i];
 		if (mpk_get_u64(e, "t_ms", &t_ms) == 0)
-			fmt_time_ms(t_ms, when, sizeof(when));
+			ctl_fmt_time_ms(t_ms, when, sizeof(when));
 		else
 			snprintf(when, sizeof(when), "-");
 		access_field(e, "kind", kind, sizeof(kind));
@@ -139,96 +146,55 @@ access_print(const msgpack_object *o)
 	return 0;
 }
 
-int
-cmd_access_report(struct ctl *ctl, struct args *ar)
+static int
+access_check(const void *set, const struct args *ar)
 {
-	static const struct optdef defs[] = {
-		{ "consent",		true,	O_CONSENT },
-		{ "consent-file",	true,	O_CONSENT_FILE },
-		{ "limit",		true,	O_LIMIT },
-		{ "before",		true,	O_BEFORE },
-		{ NULL,			false,	O_NONE }
-	};
-	const char		*val, *tok_arg = NULL, *tok_file = NULL;
-	int			 nextopt, optrc;
-	enum opt		 id;
+	const struct access_set	*s = set;
+
+	if ((s->ac_tok == NULL) == (s->ac_file == NULL)) {
+		ctl_err("access report needs exactly one of --consent and --consent-file");
+		ctl_usage_hint(ar);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+access_run(struct ctl *ctl, struct args *ar)
+{
+	struct access_set	 s = { NULL, NULL, 100, -1 };
 	struct http_resp	 r;
 	msgpack_zone		 z;
 	msgpack_object		 o;
 	char			 tok[ACCESS_TOKEN_CHARS + 1], header[ACCESS_TOKEN_CHARS + 64];
-	char			 path[128], err[CTL_ERR_MAX], *s;
-	int64_t			 limit = 0, before = -1;
-	int			 ret = CTL_FAIL, rc;
+	char			 path[128], err[CTL_ERR_MAX];
+	int			 ret;
 
-	while ((nextopt = cmd_opt(ar, defs, usage_access_report, &id, &val, &optrc)) > 0) {
-		switch (id) {
-		case O_CONSENT:
-			tok_arg = val;
-			break;
-		case O_CONSENT_FILE:
-			tok_file = val;
-			break;
-		case O_LIMIT:
-			if (parse_i64("limit", val, 1, 1000, &limit) != 0)
-				return CTL_USAGE;
-			break;
-		case O_BEFORE:
-			if (parse_i64("before", val, 0, INT64_MAX, &before) != 0)
-				return CTL_USAGE;
-			break;
-		default:
-			if (ctl_global(ctl, id, val) != 0)
-				return CTL_USAGE;
-			break;
-		}
-	}
-	if (nextopt < 0)
-		return optrc;
-	if ((tok_arg == NULL) == (tok_file == NULL)) {
-		ctl_err("access report needs exactly one of --consent and --consent-file");
-		usage_hint(ar);
+	if (ctl_args(ctl, ar, &s, &ret) != 0)
+		return ret;
+	if (access_load_token(s.ac_tok, s.ac_file, tok, sizeof(tok)) != 0)
 		return CTL_USAGE;
-	}
-	if (ctl_need_identity(ctl, "access report") != 0)
-		return CTL_USAGE;
-	if (access_load_token(tok_arg, tok_file, tok, sizeof(tok)) != 0)
-		return CTL_USAGE;
-	snprintf(path, sizeof(path), "%s?limit=%lld", ACCESS_PATH,
-	    (long long)(limit > 0 ? limit : 100));
-	if (before >= 0)
+	snprintf(path, sizeof(path), "%s?limit=%lld", ACCESS_PATH, (long long)s.ac_limit);
+	if (s.ac_before >= 0)
 		snprintf(path + strlen(path), sizeof(path) - strlen(path), "&before=%lld",
-		    (long long)before);
+		    (long long)s.ac_before);
 	snprintf(header, sizeof(header), "Lianban-Consent: %s", tok);
+	ret = CTL_FAIL;
 	memset(&r, 0, sizeof(r));
 	msgpack_zone_init(&z, 8192);
-	ctl->c_header = header;
-	rc = http_request(ctl, "GET", path, "application/json", NULL, NULL, 0, &r, err,
-	    sizeof(err));
-	ctl->c_header = NULL;
-	if (rc != 0) {
-		ctl_err("%s", err);
+	if (http_request(ctl, &(struct http_req){ .hq_method = "GET", .hq_path = path,
+	    .hq_header = header }, &r) != 0)
 		goto done;
-	}
 	if (r.hr_status >= 300) {
-		resp_refused(&r);
+		http_resp_refused(&r);
 		goto done;
 	}
-	if (ctl->c_json) {
-		if ((s = resp_pretty(&r, err, sizeof(err))) == NULL) {
-			ctl_err("%s", err);
-			goto done;
-		}
-		printf("%s\n", s);
-		free(s);
-	} else {
-		if (resp_object(&r, &z, &o, err, sizeof(err)) != 0) {
-			ctl_err("GET %s: %s", ACCESS_PATH, err);
-			goto done;
-		}
-		if (access_print(&o) != 0)
-			goto done;
-	}
-	ret = CTL_OK;
+	if (ctl->c_json)
+		ret = http_resp_print(&r);
+	else if (http_resp_object(&r, &z, &o, err, sizeof(err)) != 0)
+		ctl_err("GET %s: %s", ACCESS_PATH, err);
+	else if (access_print(&o) == 0)
+		ret = CTL_OK;
 done:
 	OPENSSL_cleanse(tok, sizeof(tok));
 	OPENSSL_cleanse(header, sizeof(header));
@@ -236,3 +202,19 @@ done:
 	msgpack_zone_destroy(&z);
 	return ret;
 }
+
+const struct command cmd_access_report = {
+	.cm_name = "access report",
+	.cm_summary = "a citizen's own access report: who accessed their data",
+	.cm_synopsis = "access report (--consent TOKEN | --consent-file FILE) [options]",
+	.cm_about =
+	"Shows a citizen who accessed their data: every exchange, denial and audit\n"
+	"read the journal holds about them, newest first (GET /v1/subjects/me/accesses).\n"
+	"Run it with the consumer identity of the citizen's app (--cert, --key).  The\n"
+	"citizen's self consent token for the bundle \"access_report\" (item\n"
+	"\"access_report\") names the citizen and is good for one call.\n",
+	.cm_opts = access_opts,
+	.cm_check = access_check,
+	.cm_ident = IDENT_NEEDED,
+	.cm_run = access_run
+};

@@ -10,101 +10,35 @@
 #include "lianban.h"
 #include "lianctl.h"
 
-const char usage_adapter_register[] =
-"usage: lianctl [global options] adapter register FILE\n"
-"\n"
-"Registers an adapter spec (JSON or msgpack; \"-\" reads standard input) as\n"
-"the next version of the adapter its \"id\" names (PUT /v1/adapters/ID;\n"
-"department role, for the department's own adapters).  The gateway checks\n"
-"the spec, journals the change and uses it from the next exchange on.\n"
-"\n"
-"  --json             print the gateway's answer as JSON\n";
+/* The settings of every registry command: its operand, if it takes one. */
+struct admin_set {
+	const char	*ad_operand;	/* FILE, ID or BUNDLE */
+};
 
-const char usage_adapter_list[] =
-"usage: lianctl [global options] adapter list\n"
-"\n"
-"Lists adapters (GET /v1/adapters): a department sees its own, the admin all.\n"
-"\n"
-"  --json             print the gateway's answer as JSON\n";
+static const struct optdef admin_opts[] = {
+	{ "json", NULL, OPT_GLOBAL, 0, .od_help = "print the gateway's answer as JSON" },
+	{ .od_name = NULL }
+};
 
-const char usage_adapter_show[] =
-"usage: lianctl [global options] adapter show ID\n"
-"\n"
-"Shows one adapter and its current spec (GET /v1/adapters/ID; its department\n"
-"or the admin).\n"
-"\n"
-"  --json             print the gateway's answer as JSON\n";
+/* A registry: where its entries live and how they are named. */
+struct admin_reg {
+	const char	*rg_base;	/* "/v1/adapters" */
+	const char	*rg_key;	/* the field of a spec that names it: "id" */
+	const char	*rg_what;	/* "adapter" */
+	const char	*rg_put_verb;	/* what PUT did: "registered" */
+	const char	*rg_list;	/* the list in the answer to GET rg_base */
+};
 
-const char usage_adapter_disable[] =
-"usage: lianctl [global options] adapter disable ID\n"
-"\n"
-"Disables an adapter of the caller's department (DELETE /v1/adapters/ID): its\n"
-"items get no_adapter from the next exchange on, unless another adapter serves\n"
-"them.  Its history stays in the journal; registering it again enables it.\n"
-"\n"
-"  --json             print the gateway's answer as JSON\n";
+static const struct admin_reg admin_adapters = {
+	"/v1/adapters", "id", "adapter", "registered", "adapters"
+};
+static const struct admin_reg admin_policies = {
+	"/v1/policies", "bundle", "policy", "loaded", "policies"
+};
 
-const char usage_policy_load[] =
-"usage: lianctl [global options] policy load FILE\n"
-"\n"
-"Loads a bundle policy (JSON or msgpack; \"-\" reads standard input) as the\n"
-"next version of the bundle its \"bundle\" names (PUT /v1/policies/BUNDLE;\n"
-"admin role).  It applies from the next exchange on.\n"
-"\n"
-"  --json             print the gateway's answer as JSON\n";
-
-const char usage_policy_list[] =
-"usage: lianctl [global options] policy list\n"
-"\n"
-"Lists the bundle policies in force (GET /v1/policies; any role).\n"
-"\n"
-"  --json             print the gateway's answer as JSON\n";
-
-const char usage_policy_show[] =
-"usage: lianctl [global options] policy show BUNDLE\n"
-"\n"
-"Shows one bundle policy (GET /v1/policies/BUNDLE; any role).\n"
-"\n"
-"  --json             print the gateway's answer as JSON\n";
-
-/* Parses the command line: global options and exactly want operands. */
-static int
-admin_args(struct ctl *ctl, struct args *ar, const char *usage, const char **operand)
-{
-	enum arg_kind	 k;
-	enum opt	 id;
-	const char	*val;
-	int		 n = 0;
-
-	while ((k = arg_next(ar, NULL, &id, &val)) != ARG_END) {
-		if (k == ARG_BAD)
-			return CTL_USAGE;
-		if (k == ARG_OPERAND) {
-			if (operand == NULL || n > 0) {
-				ctl_err("%s: unexpected operand \"%s\"", ar->ar_cmd, val);
-				usage_hint(ar);
-				return CTL_USAGE;
-			}
-			*operand = val;
-			n++;
-			continue;
-		}
-		if (id == O_HELP) {
-			fputs(usage, stdout);
-			return -1;
-		}
-		if (ctl_global(ctl, id, val) != 0)
-			return CTL_USAGE;
-	}
-	if (operand != NULL && n == 0) {
-		ctl_err("%s needs an operand", ar->ar_cmd);
-		usage_hint(ar);
-		return CTL_USAGE;
-	}
-	if (ctl_need_identity(ctl, ar->ar_cmd) != 0)
-		return CTL_USAGE;
-	return CTL_OK;
-}
+/* What every registry command has in common: its settings, options and identity. */
+#define ADMIN_COMMAND	.cm_operand_off = offsetof(struct admin_set, ad_operand), \
+			.cm_opts = admin_opts, .cm_ident = IDENT_NEEDED
 
 /* A path segment: the ids the gateway takes need no escaping, others are refused. */
 static int
@@ -123,43 +57,6 @@ bad:
 	ctl_err("%s \"%s\" must be 1 to %d letters, digits, '-', '_' or '.'", what, s,
 	    LB_ID_MAX - 1);
 	return -1;
-}
-
-/* Sends one request; the 2xx answer's object lands in z.  CTL_* */
-static int
-admin_call(struct ctl *ctl, const char *method, const char *path, const void *body,
-    size_t len, msgpack_zone *z, msgpack_object *o, struct http_resp *r)
-{
-	char	err[CTL_ERR_MAX];
-
-	if (http_request(ctl, method, path, "application/json",
-	    body != NULL ? "application/msgpack" : NULL, body, len, r, err,
-	    sizeof(err)) != 0) {
-		ctl_err("%s", err);
-		return CTL_FAIL;
-	}
-	if (r->hr_status >= 300)
-		return resp_refused(r);
-	if (resp_object(r, z, o, err, sizeof(err)) != 0) {
-		ctl_err("%s %s: %s", method, path, err);
-		return CTL_FAIL;
-	}
-	return CTL_OK;
-}
-
-/* --json: the answer as the gateway sent it, pretty. */
-static int
-admin_print_raw(const struct http_resp *r)
-{
-	char	err[CTL_ERR_MAX], *s;
-
-	if ((s = resp_pretty(r, err, sizeof(err))) == NULL) {
-		ctl_err("%s", err);
-		return CTL_FAIL;
-	}
-	printf("%s\n", s);
-	free(s);
-	return CTL_OK;
 }
 
 /* "a, b, c" from an array of str. */
@@ -193,169 +90,180 @@ admin_bool(const msgpack_object *m, const char *key)
 	return b != NULL && b->type == MSGPACK_OBJECT_BOOLEAN && b->via.boolean;
 }
 
+/*
+ * Sends one request of a registry command; its 2xx answer lands in z as o.
+ * With --json the answer is printed as the gateway sent it and *shown is
+ * set, so the caller prints nothing more.  CTL_*
+ */
+static int
+admin_call(struct ctl *ctl, const struct http_req *req, msgpack_zone *z, msgpack_object *o,
+    bool *shown)
+{
+	struct http_resp	r;
+	int			ret;
+
+	*shown = false;
+	if ((ret = http_call(ctl, req, z, o, &r)) == CTL_OK && ctl->c_json) {
+		ret = http_resp_print(&r);
+		*shown = true;
+	}
+	http_resp_clear(&r);
+	return ret;
+}
+
 /* PUT FILE's spec to base/ID where ID is the spec's key field. */
 static int
-admin_put_file(struct ctl *ctl, struct args *ar, const char *usage, const char *base,
-    const char *key, const char *what, const char *done_verb)
+admin_put_run(struct ctl *ctl, struct args *ar)
 {
+	const struct admin_reg	*rg = ar->ar_cmd->cm_data;
+	struct admin_set	 s = { NULL };
 	msgpack_zone		 z;
 	msgpack_object		 spec, o;
 	msgpack_sbuffer		 sb;
-	struct http_resp	 r;
-	const char		*file = NULL;
 	char			 id[LB_ID_MAX], path[32 + LB_ID_MAX];
+	bool			 shown;
 	int			 ret;
 
-	if ((ret = admin_args(ctl, ar, usage, &file)) != CTL_OK)
-		return ret < 0 ? CTL_OK : ret;
-	memset(&r, 0, sizeof(r));
+	if (ctl_args(ctl, ar, &s, &ret) != 0)
+		return ret;
 	msgpack_zone_init(&z, 8192);
 	msgpack_sbuffer_init(&sb);
 	ret = CTL_FAIL;
-	if (load_object(file, &z, &spec) != 0)
+	if (ctl_load_object(s.ad_operand, &z, &spec) != 0)
 		goto done;
-	if (mpk_get_str(&spec, key, id, sizeof(id)) != 0) {
-		ctl_err("%s: the %s has no \"%s\" string of at most %d bytes", file, what, key,
-		    LB_ID_MAX - 1);
+	if (mpk_get_str(&spec, rg->rg_key, id, sizeof(id)) != 0) {
+		ctl_err("%s: the %s has no \"%s\" string of at most %d bytes", s.ad_operand,
+		    rg->rg_what, rg->rg_key, LB_ID_MAX - 1);
 		goto done;
 	}
-	if (admin_segment(key, id) != 0)
+	if (admin_segment(rg->rg_key, id) != 0)
 		goto done;
 	if (mpk_pack(&spec, &sb, false) != 0) {
 		ctl_err("%s: the %s cannot be sent as msgpack (non-string keys, duplicate "
-		    "keys or real numbers)", file, what);
+		    "keys or real numbers)", s.ad_operand, rg->rg_what);
 		goto done;
 	}
-	snprintf(path, sizeof(path), "%s/%s", base, id);
-	if ((ret = admin_call(ctl, "PUT", path, sb.data, sb.size, &z, &o, &r)) != CTL_OK)
-		goto done;
-	if (ctl->c_json)
-		ret = admin_print_raw(&r);
-	else if (!ctl->c_quiet)
-		printf("%s %s %s as version %llu\n", what, id, done_verb,
+	snprintf(path, sizeof(path), "%s/%s", rg->rg_base, id);
+	ret = admin_call(ctl, &(struct http_req){ .hq_method = "PUT", .hq_path = path,
+	    .hq_body = sb.data, .hq_len = sb.size }, &z, &o, &shown);
+	if (ret == CTL_OK && !shown && !ctl->c_quiet)
+		printf("%s %s %s as version %llu\n", rg->rg_what, id, rg->rg_put_verb,
 		    (unsigned long long)admin_u64(&o, "version"));
 done:
-	http_resp_clear(&r);
 	msgpack_sbuffer_destroy(&sb);
 	msgpack_zone_destroy(&z);
 	return ret;
 }
 
-int
-cmd_adapter_register(struct ctl *ctl, struct args *ar)
+/* One line of a list: an adapter or a policy. */
+static void
+admin_print_entry(const msgpack_object *e, bool adapters)
 {
-	return admin_put_file(ctl, ar, usage_adapter_register, "/v1/adapters", "id", "adapter",
-	    "registered");
+	char	id[LB_ID_MAX], dept[LB_ID_MAX], name[128];
+
+	if (adapters) {
+		if (mpk_get_str(e, "id", id, sizeof(id)) != 0 ||
+		    mpk_get_str(e, "dept", dept, sizeof(dept)) != 0)
+			return;
+		printf("%-24s %-8s %7llu  %-8s ", id, dept,
+		    (unsigned long long)admin_u64(e, "version"),
+		    admin_bool(e, "disabled") ? "disabled" : "enabled");
+	} else {
+		if (mpk_get_str(e, "bundle", id, sizeof(id)) != 0)
+			return;
+		if (mpk_get_str(e, "name", name, sizeof(name)) != 0)
+			name[0] = '\0';
+		printf("%-24s %7llu  %-32s ", id, (unsigned long long)admin_u64(e, "version"),
+		    name);
+	}
+	admin_print_list(mpk_get(e, "items"));
+	putchar('\n');
 }
 
-int
-cmd_policy_load(struct ctl *ctl, struct args *ar)
-{
-	return admin_put_file(ctl, ar, usage_policy_load, "/v1/policies", "bundle", "policy",
-	    "loaded");
-}
-
-/* GET base (list) and print one line per entry. */
+/* GET the registry's list and print one line per entry. */
 static int
-admin_list(struct ctl *ctl, struct args *ar, const char *usage, const char *path,
-    const char *listkey)
+admin_list_run(struct ctl *ctl, struct args *ar)
 {
+	const struct admin_reg	*rg = ar->ar_cmd->cm_data;
+	struct admin_set	 s = { NULL };
 	msgpack_zone		 z;
 	msgpack_object		 o;
-	const msgpack_object	*list, *e;
-	struct http_resp	 r;
-	char			 id[LB_ID_MAX], dept[LB_ID_MAX], name[128];
+	const msgpack_object	*list;
+	bool			 adapters = rg == &admin_adapters, shown;
 	uint32_t		 i;
 	int			 ret;
 
-	if ((ret = admin_args(ctl, ar, usage, NULL)) != CTL_OK)
-		return ret < 0 ? CTL_OK : ret;
-	memset(&r, 0, sizeof(r));
+	if (ctl_args(ctl, ar, &s, &ret) != 0)
+		return ret;
 	msgpack_zone_init(&z, 8192);
-	if ((ret = admin_call(ctl, "GET", path, NULL, 0, &z, &o, &r)) != CTL_OK)
+	ret = admin_call(ctl, &(struct http_req){ .hq_method = "GET", .hq_path = rg->rg_base },
+	    &z, &o, &shown);
+	if (ret != CTL_OK || shown)
 		goto done;
-	if (ctl->c_json) {
-		ret = admin_print_raw(&r);
-		goto done;
-	}
-	if ((list = mpk_get(&o, listkey)) == NULL || list->type != MSGPACK_OBJECT_ARRAY) {
-		ctl_err("GET %s: the answer has no \"%s\" list", path, listkey);
+	if ((list = mpk_get(&o, rg->rg_list)) == NULL || list->type != MSGPACK_OBJECT_ARRAY) {
+		ctl_err("GET %s: the answer has no \"%s\" list", rg->rg_base, rg->rg_list);
 		ret = CTL_FAIL;
 		goto done;
 	}
 	if (ctl->c_quiet)
 		goto done;
-	if (strcmp(listkey, "adapters") == 0)
+	if (adapters)
 		printf("%-24s %-8s %7s  %-8s %s\n", "ID", "DEPT", "VERSION", "STATE", "ITEMS");
 	else
 		printf("%-24s %7s  %-32s %s\n", "BUNDLE", "VERSION", "NAME", "ITEMS");
-	for (i = 0; i < list->via.array.size; i++) {
-		e = &list->via.array.ptr[i];
-		if (strcmp(listkey, "adapters") == 0) {
-			if (mpk_get_str(e, "id", id, sizeof(id)) != 0 ||
-			    mpk_get_str(e, "dept", dept, sizeof(dept)) != 0)
-				continue;
-			printf("%-24s %-8s %7llu  %-8s ", id, dept,
-			    (unsigned long long)admin_u64(e, "version"),
-			    admin_bool(e, "disabled") ? "disabled" : "enabled");
-		} else {
-			if (mpk_get_str(e, "bundle", id, sizeof(id)) != 0)
-				continue;
-			if (mpk_get_str(e, "name", name, sizeof(name)) != 0)
-				name[0] = '\0';
-			printf("%-24s %7llu  %-32s ", id,
-			    (unsigned long long)admin_u64(e, "version"), name);
-		}
-		admin_print_list(mpk_get(e, "items"));
-		putchar('\n');
-	}
+	for (i = 0; i < list->via.array.size; i++)
+		admin_print_entry(&list->via.array.ptr[i], adapters);
 done:
-	http_resp_clear(&r);
 	msgpack_zone_destroy(&z);
 	return ret;
 }
 
-int
-cmd_adapter_list(struct ctl *ctl, struct args *ar)
+/*
+ * A request on the registry's entry named by the operand; the 2xx answer
+ * lands in z as o.  *shown as for admin_call().
+ */
+static int
+admin_one(struct ctl *ctl, struct args *ar, const char *method, msgpack_zone *z,
+    msgpack_object *o, const char **id, bool *shown)
 {
-	return admin_list(ctl, ar, usage_adapter_list, "/v1/adapters", "adapters");
-}
+	const struct admin_reg	*rg = ar->ar_cmd->cm_data;
+	struct admin_set	 s = { NULL };
+	char			 path[32 + LB_ID_MAX];
+	int			 ret;
 
-int
-cmd_policy_list(struct ctl *ctl, struct args *ar)
-{
-	return admin_list(ctl, ar, usage_policy_list, "/v1/policies", "policies");
+	*shown = false;
+	if (ctl_args(ctl, ar, &s, &ret) != 0) {
+		/* --help was answered, or the command line was wrong: nothing to show. */
+		*shown = true;
+		return ret;
+	}
+	if (admin_segment(rg->rg_what, s.ad_operand) != 0)
+		return CTL_USAGE;
+	*id = s.ad_operand;
+	snprintf(path, sizeof(path), "%s/%s", rg->rg_base, s.ad_operand);
+	return admin_call(ctl, &(struct http_req){ .hq_method = method, .hq_path = path }, z, o,
+	    shown);
 }
 
 /* GET base/ID: a summary, then the spec as indented JSON. */
 static int
-admin_show(struct ctl *ctl, struct args *ar, const char *usage, const char *base,
-    const char *what)
+admin_show_run(struct ctl *ctl, struct args *ar)
 {
+	const struct admin_reg	*rg = ar->ar_cmd->cm_data;
 	msgpack_zone		 z;
 	msgpack_object		 o;
 	const msgpack_object	*spec;
-	struct http_resp	 r;
-	const char		*id = NULL;
-	char			 path[32 + LB_ID_MAX], dept[LB_ID_MAX], *json;
+	const char		*id;
+	char			 dept[LB_ID_MAX], *json;
+	bool			 shown;
 	int			 ret;
 
-	if ((ret = admin_args(ctl, ar, usage, &id)) != CTL_OK)
-		return ret < 0 ? CTL_OK : ret;
-	if (admin_segment(what, id) != 0)
-		return CTL_USAGE;
-	memset(&r, 0, sizeof(r));
 	msgpack_zone_init(&z, 8192);
-	snprintf(path, sizeof(path), "%s/%s", base, id);
-	if ((ret = admin_call(ctl, "GET", path, NULL, 0, &z, &o, &r)) != CTL_OK)
+	ret = admin_one(ctl, ar, "GET", &z, &o, &id, &shown);
+	if (ret != CTL_OK || shown || ctl->c_quiet)
 		goto done;
-	if (ctl->c_json) {
-		ret = admin_print_raw(&r);
-		goto done;
-	}
-	if (ctl->c_quiet)
-		goto done;
-	printf("%s %s, version %llu", what, id, (unsigned long long)admin_u64(&o, "version"));
+	printf("%s %s, version %llu", rg->rg_what, id,
+	    (unsigned long long)admin_u64(&o, "version"));
 	if (mpk_get_str(&o, "dept", dept, sizeof(dept)) == 0)
 		printf(", department %s, %s", dept, admin_bool(&o, "disabled") ? "disabled" :
 		    "enabled");
@@ -368,49 +276,105 @@ admin_show(struct ctl *ctl, struct args *ar, const char *usage, const char *base
 		free(json);
 	}
 done:
-	http_resp_clear(&r);
 	msgpack_zone_destroy(&z);
 	return ret;
 }
 
-int
-cmd_adapter_show(struct ctl *ctl, struct args *ar)
+static int
+admin_disable_run(struct ctl *ctl, struct args *ar)
 {
-	return admin_show(ctl, ar, usage_adapter_show, "/v1/adapters", "adapter");
-}
+	msgpack_zone	 z;
+	msgpack_object	 o;
+	const char	*id;
+	bool		 shown;
+	int		 ret;
 
-int
-cmd_policy_show(struct ctl *ctl, struct args *ar)
-{
-	return admin_show(ctl, ar, usage_policy_show, "/v1/policies", "policy");
-}
-
-int
-cmd_adapter_disable(struct ctl *ctl, struct args *ar)
-{
-	msgpack_zone		 z;
-	msgpack_object		 o;
-	struct http_resp	 r;
-	const char		*id = NULL;
-	char			 path[32 + LB_ID_MAX];
-	int			 ret;
-
-	if ((ret = admin_args(ctl, ar, usage_adapter_disable, &id)) != CTL_OK)
-		return ret < 0 ? CTL_OK : ret;
-	if (admin_segment("adapter", id) != 0)
-		return CTL_USAGE;
-	memset(&r, 0, sizeof(r));
 	msgpack_zone_init(&z, 1024);
-	snprintf(path, sizeof(path), "/v1/adapters/%s", id);
-	if ((ret = admin_call(ctl, "DELETE", path, NULL, 0, &z, &o, &r)) != CTL_OK)
-		goto done;
-	if (ctl->c_json)
-		ret = admin_print_raw(&r);
-	else if (!ctl->c_quiet)
+	ret = admin_one(ctl, ar, "DELETE", &z, &o, &id, &shown);
+	if (ret == CTL_OK && !shown && !ctl->c_quiet)
 		printf("adapter %s disabled (version %llu)\n", id,
 		    (unsigned long long)admin_u64(&o, "version"));
-done:
-	http_resp_clear(&r);
 	msgpack_zone_destroy(&z);
 	return ret;
 }
+
+const struct command cmd_adapter_register = {
+	.cm_name = "adapter register",
+	.cm_operand = "FILE",
+	.cm_summary = "register a department adapter spec (a new version)",
+	.cm_about =
+	"Registers an adapter spec (JSON or msgpack; \"-\" reads standard input) as\n"
+	"the next version of the adapter its \"id\" names (PUT /v1/adapters/ID;\n"
+	"department role, for the department's own adapters).  The gateway checks\n"
+	"the spec, journals the change and uses it from the next exchange on.\n",
+	ADMIN_COMMAND,
+	.cm_run = admin_put_run,
+	.cm_data = &admin_adapters
+};
+
+const struct command cmd_adapter_list = {
+	.cm_name = "adapter list",
+	.cm_summary = "list adapters (a department its own, the admin all)",
+	.cm_about = "Lists adapters (GET /v1/adapters): a department sees its own, the admin "
+	"all.\n",
+	ADMIN_COMMAND,
+	.cm_run = admin_list_run,
+	.cm_data = &admin_adapters
+};
+
+const struct command cmd_adapter_show = {
+	.cm_name = "adapter show",
+	.cm_operand = "ID",
+	.cm_summary = "show an adapter and its spec",
+	.cm_about =
+	"Shows one adapter and its current spec (GET /v1/adapters/ID; its department\n"
+	"or the admin).\n",
+	ADMIN_COMMAND,
+	.cm_run = admin_show_run,
+	.cm_data = &admin_adapters
+};
+
+const struct command cmd_adapter_disable = {
+	.cm_name = "adapter disable",
+	.cm_operand = "ID",
+	.cm_summary = "disable an adapter of the caller's department",
+	.cm_about =
+	"Disables an adapter of the caller's department (DELETE /v1/adapters/ID): its\n"
+	"items get no_adapter from the next exchange on, unless another adapter serves\n"
+	"them.  Its history stays in the journal; registering it again enables it.\n",
+	ADMIN_COMMAND,
+	.cm_run = admin_disable_run,
+	.cm_data = &admin_adapters
+};
+
+const struct command cmd_policy_load = {
+	.cm_name = "policy load",
+	.cm_operand = "FILE",
+	.cm_summary = "load a bundle policy (admin; a new version)",
+	.cm_about =
+	"Loads a bundle policy (JSON or msgpack; \"-\" reads standard input) as the\n"
+	"next version of the bundle its \"bundle\" names (PUT /v1/policies/BUNDLE;\n"
+	"admin role).  It applies from the next exchange on.\n",
+	ADMIN_COMMAND,
+	.cm_run = admin_put_run,
+	.cm_data = &admin_policies
+};
+
+const struct command cmd_policy_list = {
+	.cm_name = "policy list",
+	.cm_summary = "list the bundle policies in force",
+	.cm_about = "Lists the bundle policies in force (GET /v1/policies; any role).\n",
+	ADMIN_COMMAND,
+	.cm_run = admin_list_run,
+	.cm_data = &admin_policies
+};
+
+const struct command cmd_policy_show = {
+	.cm_name = "policy show",
+	.cm_operand = "BUNDLE",
+	.cm_summary = "show a bundle policy",
+	.cm_about = "Shows one bundle policy (GET /v1/policies/BUNDLE; any role).\n",
+	ADMIN_COMMAND,
+	.cm_run = admin_show_run,
+	.cm_data = &admin_policies
+};
