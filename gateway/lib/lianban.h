@@ -267,6 +267,13 @@ void		 merkle_cr_init(struct merkle_cr *);
 void		 merkle_cr_append(enum mk_hash, struct merkle_cr *, const uint8_t leaf[32]);
 void		 merkle_cr_root(enum mk_hash, const struct merkle_cr *, uint8_t out[32]);
 /*
+ * Sets cr to the tree of size leaves with the n peaks given (largest first,
+ * copied), as stored by a caller; -1, and cr unchanged, unless n is the
+ * number of peaks such a tree has (one per set bit of size).
+ */
+int		 merkle_cr_set(struct merkle_cr *, uint64_t size, const uint8_t peaks[][32],
+		    size_t n);
+/*
  * merkle_cr_append that also returns the perfect subtrees the leaf completed:
  * nodes[l - 1] (when nodes is not NULL; it holds 64 hashes) is the root of the
  * 2^l leaves ending with this one, for l = 1 .. the returned count.  That node

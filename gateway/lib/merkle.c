@@ -46,6 +46,10 @@ static int		 merkle_perfect(enum mk_hash, merkle_leaf_fn,
 			    merkle_node_fn, void *, unsigned, uint64_t,
 			    uint8_t [MK_LEN]);
 static int		 merkle_popcount(uint64_t);
+static int		 merkle_descend(enum mk_hash, merkle_leaf_fn,
+			    merkle_node_fn, void *, uint64_t, uint64_t, int,
+			    uint8_t [MK_MAX_PATH][MK_LEN], size_t *, uint64_t *,
+			    uint64_t *);
 
 /*
  * The hashing interfaces return nothing, so a digest that cannot be
@@ -243,6 +247,20 @@ merkle_cr_append_nodes(enum mk_hash h, struct merkle_cr *cr,
 	return level;
 }
 
+int
+merkle_cr_set(struct merkle_cr *cr, uint64_t size, const uint8_t peaks[][32],
+    size_t n)
+{
+	if (n != (size_t)merkle_popcount(size))
+		return -1;
+	merkle_cr_init(cr);
+	if (n > 0)
+		memcpy(cr->cr_peak, peaks, n * MK_LEN);
+	cr->cr_n = (int)n;
+	cr->cr_size = size;
+	return 0;
+}
+
 void
 merkle_cr_append(enum mk_hash h, struct merkle_cr *cr, const uint8_t leaf[32])
 {
@@ -374,6 +392,47 @@ merkle_subtree_nodes(enum mk_hash h, merkle_leaf_fn fn,
 }
 
 /*
+ * The walk both proofs make: from the tree [0, size) down towards leaf idx,
+ * taking at each split the root of the half that does not hold it into
+ * sib, root-first.  to_leaf walks down to the leaf itself (PATH); otherwise
+ * the walk stops at the first subtree that ends with leaf idx, which is
+ * where the old tree of idx + 1 leaves stops splitting off (SUBPROOF).
+ * [*lo, *lo + *n) is the subtree it stopped at; *lo is 0 unless the walk
+ * ever went right.
+ */
+static int
+merkle_descend(enum mk_hash h, merkle_leaf_fn fn, merkle_node_fn node_fn,
+    void *arg, uint64_t idx, uint64_t size, int to_leaf,
+    uint8_t sib[MK_MAX_PATH][MK_LEN], size_t *cnt, uint64_t *lo, uint64_t *n)
+{
+	uint64_t	k;
+
+	*lo = 0;
+	*n = size;
+	*cnt = 0;
+	while (to_leaf ? *n > 1 : idx != *n - 1) {
+		if (*cnt == MK_MAX_PATH)
+			return -1;
+		k = merkle_split(*n);
+		if (idx < k) {
+			if (merkle_subtree_nodes(h, fn, node_fn, arg, *lo + k,
+			    *n - k, sib[*cnt]) == -1)
+				return -1;
+			*n = k;
+		} else {
+			if (merkle_subtree_nodes(h, fn, node_fn, arg, *lo, k,
+			    sib[*cnt]) == -1)
+				return -1;
+			*lo += k;
+			idx -= k;
+			*n -= k;
+		}
+		(*cnt)++;
+	}
+	return 0;
+}
+
+/*
  * RFC 6962 §2.1.1 PATH(m, D[n]).  The recursion there descends towards
  * leaf m and, at each split, appends the root of the half that does not
  * hold m after the path of the half that does.  Walking down iteratively
@@ -394,30 +453,14 @@ merkle_inclusion_proof_nodes(enum mk_hash h, merkle_leaf_fn fn,
     uint8_t path[][32], size_t *npath)
 {
 	uint8_t		sib[MK_MAX_PATH][MK_LEN];
-	uint64_t	lo = 0, n = size, m = idx, k;
-	size_t		cnt = 0, i;
+	uint64_t	lo, n;
+	size_t		cnt, i;
 
 	if (fn == NULL || path == NULL || npath == NULL || idx >= size)
 		return -1;
-	while (n > 1) {
-		if (cnt == MK_MAX_PATH)
-			return -1;
-		k = merkle_split(n);
-		if (m < k) {
-			if (merkle_subtree_nodes(h, fn, node_fn, arg, lo + k,
-			    n - k, sib[cnt]) == -1)
-				return -1;
-			n = k;
-		} else {
-			if (merkle_subtree_nodes(h, fn, node_fn, arg, lo, k,
-			    sib[cnt]) == -1)
-				return -1;
-			lo += k;
-			m -= k;
-			n -= k;
-		}
-		cnt++;
-	}
+	if (merkle_descend(h, fn, node_fn, arg, idx, size, 1, sib, &cnt, &lo,
+	    &n) == -1)
+		return -1;
 	for (i = 0; i < cnt; i++)
 		memcpy(path[i], sib[cnt - 1 - i], MK_LEN);
 	*npath = cnt;
@@ -448,42 +491,22 @@ merkle_consistency_proof_nodes(enum mk_hash h, merkle_leaf_fn fn,
     uint8_t path[][32], size_t *npath)
 {
 	uint8_t		sib[MK_MAX_PATH][MK_LEN];
-	uint8_t		head[MK_LEN];
-	uint64_t	lo = 0, n = second, m = first, k;
-	size_t		cnt = 0, i, off;
-	int		whole = 1;
+	uint64_t	lo, n;
+	size_t		cnt, i, off = 0;
 
 	if (fn == NULL || path == NULL || npath == NULL || first == 0 ||
 	    first > second)
 		return -1;
-	while (m != n) {
-		if (cnt == MK_MAX_PATH)
-			return -1;
-		k = merkle_split(n);
-		if (m <= k) {
-			if (merkle_subtree_nodes(h, fn, node_fn, arg, lo + k,
-			    n - k, sib[cnt]) == -1)
-				return -1;
-			n = k;
-		} else {
-			if (merkle_subtree_nodes(h, fn, node_fn, arg, lo, k,
-			    sib[cnt]) == -1)
-				return -1;
-			lo += k;
-			m -= k;
-			n -= k;
-			whole = 0;
-		}
-		cnt++;
-	}
-	off = 0;
-	if (!whole) {
+	if (merkle_descend(h, fn, node_fn, arg, first - 1, second, 0, sib,
+	    &cnt, &lo, &n) == -1)
+		return -1;
+	/* Past a right turn the old tree is not a node of the new one. */
+	if (lo != 0) {
 		if (cnt == MK_MAX_PATH)
 			return -1;
 		if (merkle_subtree_nodes(h, fn, node_fn, arg, lo, n,
-		    head) == -1)
+		    path[0]) == -1)
 			return -1;
-		memcpy(path[0], head, MK_LEN);
 		off = 1;
 	}
 	for (i = 0; i < cnt; i++)
