@@ -76,9 +76,17 @@ enum lb_err	 lb_err_from_code(const char *);
 
 /* util.c */
 void		 log_init(const char *prog, int verbose);
-void		 log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
-void		 log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
-void		 log_debug(const char *, ...) __attribute__((format(printf, 1, 2)));
+/* Debug lines are written only when log_init was given verbose. */
+enum log_level {
+	LB_LOG_INFO,
+	LB_LOG_WARN,
+	LB_LOG_DEBUG
+};
+/* One line on stderr, "prog: [warning: | debug: ]message"; any thread. */
+void		 log_msg(enum log_level, const char *, ...) __attribute__((format(printf, 2, 3)));
+#define log_info(...)	log_msg(LB_LOG_INFO, __VA_ARGS__)
+#define log_warnx(...)	log_msg(LB_LOG_WARN, __VA_ARGS__)
+#define log_debug(...)	log_msg(LB_LOG_DEBUG, __VA_ARGS__)
 uint64_t	 now_ms(void);
 uint64_t	 now_us_mono(void);
 /* Base64url without padding.  The result is malloc'ed and NUL-terminated. */
