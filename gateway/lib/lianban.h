@@ -345,7 +345,10 @@ int		 workers_submit(struct workers *, struct event_base *base,
 /* Runs fn(arg) on base's loop; safe from any thread (libevent locking on). */
 int		 loop_post(struct event_base *base, void (*fn)(void *), void *arg);
 
-/* journal.c: the audit journal (DESIGN §7) */
+/*
+ * journal.c, journal_read.c, journal_restore.c, journal_revoke.c: the audit
+ * journal (DESIGN §7)
+ */
 enum jkind {
 	JK_EXCHANGE = 0,
 	JK_ITEM,
@@ -446,15 +449,26 @@ uint64_t	 journal_size(struct journal *);
  * Consent revocations (POST /v1/revocations), kept in the journal's LMDB
  * environment.  key is 'j' || jti (17 bytes) or 's' || subject pseudonym ||
  * bundle; a token matches a subject revocation when its iat is at or
- * before revoked_at.  journal_revoke_put commits in a write transaction of
- * its own (disk: call it from a worker, never the loop) and removes a few
- * expired revocations.  journal_revoked returns 1 when a matching
- * revocation exists (*revoked_at set), 0 when none, -1 on failure.  Any
- * thread.
+ * before revoked_at.
+ *
+ * journal_revoke queues a revocation (kept until keep_until, unix seconds)
+ * for the writer thread, with rec (copied; NULL for none), the record that
+ * says who revoked what: both are stored in one group commit, so the
+ * revocation is in force exactly when its record is durable.  A stored
+ * revocation time only moves forward; an older revocation of the same key
+ * changes nothing and still succeeds.  The commit also removes a few
+ * expired revocations.  fn runs as for journal_append (first_seq is rec's
+ * seq), in queue order with appends and claims.  Returns -1, and fn is
+ * never called, for a key of bad length, a record of unknown kind, a full
+ * queue or a closing journal.
+ *
+ * journal_revoked returns 1 when a matching revocation exists (*revoked_at
+ * set), 0 when none, -1 on failure.  Any thread.
  */
 #define JOURNAL_REVOKE_KEY_MAX	(1 + 32 + LB_ID_MAX)
-int		 journal_revoke_put(struct journal *, const uint8_t *key, size_t keylen,
-		    uint64_t revoked_at, uint64_t keep_until);
+int		 journal_revoke(struct journal *, struct event_base *, const uint8_t *key,
+		    size_t keylen, uint64_t revoked_at, uint64_t keep_until,
+		    const struct jrec *rec, journal_done_fn fn, void *arg);
 int		 journal_revoked(struct journal *, const uint8_t *key, size_t keylen,
 		    uint64_t *revoked_at);
 /* The revocation key of a jti (when not NULL) or of (subject, bundle). */
