@@ -457,10 +457,10 @@ uint64_t	 journal_size(struct journal *);
  * revocation is in force exactly when its record is durable.  A stored
  * revocation time only moves forward; an older revocation of the same key
  * changes nothing and still succeeds.  The commit also removes a few
- * expired revocations.  fn runs as for journal_append (first_seq is rec's
- * seq), in queue order with appends and claims.  Returns -1, and fn is
- * never called, for a key of bad length, a record of unknown kind, a full
- * queue or a closing journal.
+ * expired revocations.  fn runs as for journal_append (first_seq: rec's
+ * seq when there is one), in queue order with appends and claims.  Returns
+ * -1, and fn is never called, for a key of bad length, a record of unknown
+ * kind, a full queue or a closing journal.
  *
  * journal_revoked returns 1 when a matching revocation exists (*revoked_at
  * set), 0 when none, -1 on failure.  Any thread.
