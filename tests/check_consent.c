@@ -17,6 +17,8 @@
 #include <time.h>
 
 #include <check.h>
+#include <event2/event.h>
+#include <event2/thread.h>
 #include <openssl/sha.h>
 #include <openssl/x509.h>
 
@@ -1185,7 +1187,7 @@ START_TEST(test_policy_guardian_rate)
 END_TEST
 
 /*
- * The revocation list (revocation.c over journal.c): a jti revocation
+ * The revocation list (journal_revoke.c): a jti revocation
  * matches that token only, a subject revocation the citizen's tokens for
  * that bundle issued up to it, entries survive a reopen, and expired ones
  * are dropped.
@@ -1211,6 +1213,47 @@ open_journal(const char *dir)
 	return j;
 }
 
+/* The completion of journal_revoke, on the test's loop. */
+struct revwait {
+	struct event_base	*rw_base;
+	int			 rw_status;
+	bool			 rw_done;
+};
+
+static void
+on_revoked(void *arg, int status, uint64_t seq)
+{
+	struct revwait	*rw = arg;
+
+	(void)seq;
+	rw->rw_status = status;
+	rw->rw_done = true;
+	event_base_loopbreak(rw->rw_base);
+}
+
+/*
+ * Stores a revocation through the journal writer and runs a loop until it
+ * is committed: the status of the commit, or -1 when it was not queued.
+ */
+static int
+revoke_wait(struct journal *j, const uint8_t *key, size_t keylen, uint64_t at,
+    uint64_t keep_until)
+{
+	struct timeval	 limit = { 60, 0 };
+	struct revwait	 rw = { NULL, -1, false };
+
+	rw.rw_base = event_base_new();
+	ck_assert_ptr_nonnull(rw.rw_base);
+	if (journal_revoke(j, rw.rw_base, key, keylen, at, keep_until, NULL, on_revoked,
+	    &rw) == 0) {
+		event_base_loopexit(rw.rw_base, &limit);
+		event_base_loop(rw.rw_base, EVLOOP_NO_EXIT_ON_EMPTY);
+		ck_assert_msg(rw.rw_done, "journal_revoke never completed");
+	}
+	event_base_free(rw.rw_base);
+	return rw.rw_done ? rw.rw_status : -1;
+}
+
 START_TEST(test_revocation_store)
 {
 	char		 tdir[] = "/tmp/check_consent.XXXXXX", dir[64], msg[256], cmd[128];
@@ -1233,14 +1276,14 @@ START_TEST(test_revocation_store)
 	/* One token by its jti; another jti is not touched. */
 	ck_assert_int_eq(journal_revoke_key(j, cs.cs_jti, NULL, NULL, key, &keylen), 0);
 	ck_assert_uint_eq(keylen, 17);
-	ck_assert_int_eq(journal_revoke_put(j, key, keylen, now, now + 720), 0);
+	ck_assert_int_eq(revoke_wait(j, key, keylen, now, now + 720), 0);
 	ck_assert_int_eq(journal_revoke_check(j, &cs, msg, sizeof(msg)), LB_E_CONSENT_REVOKED);
 	memcpy(cs.cs_jti, other, sizeof(other));
 	ck_assert_int_eq(journal_revoke_check(j, &cs, msg, sizeof(msg)), LB_OK);
 
 	/* The citizen's consent to the bundle, up to now; later consent stands. */
 	ck_assert_int_eq(journal_revoke_key(j, NULL, SUBJECT, "newborn", key, &keylen), 0);
-	ck_assert_int_eq(journal_revoke_put(j, key, keylen, now, now + 720), 0);
+	ck_assert_int_eq(revoke_wait(j, key, keylen, now, now + 720), 0);
 	ck_assert_int_eq(journal_revoke_check(j, &cs, msg, sizeof(msg)), LB_E_CONSENT_REVOKED);
 	ck_assert(strstr(msg, "newborn") != NULL);
 	cs.cs_iat = (int64_t)now;
@@ -1256,8 +1299,9 @@ START_TEST(test_revocation_store)
 	strcpy(cs.cs_sub, SUBJECT);
 
 	/* Bounds. */
-	ck_assert_int_eq(journal_revoke_put(j, key, 0, now, now), -1);
-	ck_assert_int_eq(journal_revoke_put(j, key, JOURNAL_REVOKE_KEY_MAX + 1, now, now), -1);
+	ck_assert_int_eq(journal_revoke(j, NULL, key, 0, now, now, NULL, NULL, NULL), -1);
+	ck_assert_int_eq(journal_revoke(j, NULL, key, JOURNAL_REVOKE_KEY_MAX + 1, now, now, NULL,
+	    NULL, NULL), -1);
 	ck_assert_int_eq(journal_revoke_key(j, NULL, SUBJECT, "", key, &keylen), -1);
 
 	/* Durable across a reopen. */
@@ -1269,15 +1313,15 @@ START_TEST(test_revocation_store)
 	ck_assert_uint_eq(at, now);
 
 	/* An older revocation of the same key (a replay) does not shrink it. */
-	ck_assert_int_eq(journal_revoke_put(j, key, keylen, now - 100, now + 620), 0);
+	ck_assert_int_eq(revoke_wait(j, key, keylen, now - 100, now + 620), 0);
 	ck_assert_int_eq(journal_revoked(j, key, keylen, &at), 1);
 	ck_assert_uint_eq(at, now);
 
 	/* An entry past keep_until goes with the next revocation stored. */
 	ck_assert_int_eq(journal_revoke_key(j, NULL, MOTHER, "newborn", key, &keylen), 0);
-	ck_assert_int_eq(journal_revoke_put(j, key, keylen, now - 1000, now - 1), 0);
+	ck_assert_int_eq(revoke_wait(j, key, keylen, now - 1000, now - 1), 0);
 	ck_assert_int_eq(journal_revoke_key(j, other, NULL, NULL, key, &keylen), 0);
-	ck_assert_int_eq(journal_revoke_put(j, key, keylen, now, now + 720), 0);
+	ck_assert_int_eq(revoke_wait(j, key, keylen, now, now + 720), 0);
 	ck_assert_int_eq(journal_revoke_key(j, NULL, MOTHER, "newborn", key, &keylen), 0);
 	ck_assert_int_eq(journal_revoked(j, key, keylen, &at), 0);
 	journal_close(j);
@@ -1427,6 +1471,9 @@ main(void)
 	SRunner	*sr;
 	int	 failed;
 
+	/* Revocations complete on a loop, posted from the journal's writer thread. */
+	if (evthread_use_pthreads() != 0)
+		return EXIT_FAILURE;
 	sr = srunner_create(consent_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);

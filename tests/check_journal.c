@@ -1,7 +1,8 @@
 /*
  * check_journal.c - unit tests of the journal (DESIGN §7): record packing,
- * group commit from many threads, checkpoints, proofs, reopening, jti claims
- * and map growth, against a real LMDB environment in a temporary directory.
+ * group commit from many threads, checkpoints, proofs, reopening, jti claims,
+ * revocations and map growth, against a real LMDB environment in a temporary
+ * directory.
  */
 #include <ftw.h>
 #include <pthread.h>
@@ -1443,6 +1444,82 @@ START_TEST(test_append_rejects)
 }
 END_TEST
 
+/* The kind of the one record it is called for. */
+static int
+kind_cb(void *arg, uint64_t seq, const void *rec, size_t len)
+{
+	char *kind = arg;
+	msgpack_zone z;
+	msgpack_object o;
+
+	(void)seq;
+	ck_assert(msgpack_zone_init(&z, 1024));
+	ck_assert_int_eq(mpk_unpack(rec, len, &z, &o), 0);
+	ck_assert_int_eq(mpk_get_str(&o, "kind", kind, 16), 0);
+	msgpack_zone_destroy(&z);
+	return 0;
+}
+
+/*
+ * The writer stores a revocation with its record in one commit, in queue
+ * order with appends; an older revocation of the same key changes nothing.
+ */
+START_TEST(test_revoke)
+{
+	static struct appctx before, rv, after, older;
+	struct jrec r, rec;
+	uint8_t key[JOURNAL_REVOKE_KEY_MAX], jti[16];
+	size_t keylen;
+	uint64_t at, now = (uint64_t)time(NULL);
+	char kind[16];
+
+	tj = open_journal(0);
+	ck_assert_uint_eq(append_wait(0, 3), 0);
+	memset(jti, 5, sizeof(jti));
+	ck_assert_int_eq(journal_revoke_key(tj, jti, NULL, NULL, key, &keylen), 0);
+	ck_assert_int_eq(journal_revoked(tj, key, keylen, &at), 0);
+	memset(&r, 0, sizeof(r));
+	r.jr_kind = JK_REVOKE;
+	r.jr_t_ms = now * 1000;
+	snprintf(r.jr_op, sizeof(r.jr_op), "jti");
+	fill_rec(&rec, 7, 2);
+	ck_assert_int_eq(journal_append(tj, tbase, &rec, 1, on_append, &before), 0);
+	ck_assert_int_eq(journal_revoke(tj, tbase, key, keylen, now, now + 720, &r, on_append,
+	    &rv), 0);
+	ck_assert_int_eq(journal_append(tj, tbase, &rec, 1, on_append, &after), 0);
+	run_until(ndone + 3);
+	ck_assert_int_eq(before.ap_status, 0);
+	ck_assert_int_eq(rv.ap_status, 0);
+	ck_assert_int_eq(after.ap_status, 0);
+	ck_assert_uint_eq(before.ap_first, 3);
+	ck_assert_uint_eq(rv.ap_first, 4);
+	ck_assert_uint_eq(after.ap_first, 5);
+	ck_assert_int_eq(journal_leaves(tj, 4, 5, kind_cb, kind), 0);
+	ck_assert_str_eq(kind, "revoke");
+	ck_assert_int_eq(journal_revoked(tj, key, keylen, &at), 1);
+	ck_assert_uint_eq(at, now);
+
+	/* Without a record nothing is appended; the older time does not win. */
+	ck_assert_int_eq(journal_revoke(tj, tbase, key, keylen, now - 100, now + 620, NULL,
+	    on_append, &older), 0);
+	run_until(ndone + 1);
+	ck_assert_int_eq(older.ap_status, 0);
+	ck_assert_uint_eq(journal_size(tj), 6);
+	journal_close(tj);
+	tj = open_journal(0);
+	ck_assert_int_eq(journal_revoked(tj, key, keylen, &at), 1);
+	ck_assert_uint_eq(at, now);
+
+	/* Refused before they are queued. */
+	ck_assert_int_eq(journal_revoke(tj, tbase, key, 0, now, now, NULL, on_append, NULL), -1);
+	ck_assert_int_eq(journal_revoke(tj, tbase, key, JOURNAL_REVOKE_KEY_MAX + 1, now, now,
+	    NULL, on_append, NULL), -1);
+	r.jr_kind = (enum jkind)99;
+	ck_assert_int_eq(journal_revoke(tj, tbase, key, keylen, now, now, &r, on_append, NULL),
+	    -1);
+}
+END_TEST
+
 START_TEST(test_pseudonym)
 {
 	struct journal_config cfg = {
@@ -1509,6 +1586,7 @@ journal_suite(void)
 	tcase_add_test(tc, test_close_drains);
 	tcase_add_test(tc, test_append_rejects);
 	tcase_add_test(tc, test_query_directions);
+	tcase_add_test(tc, test_revoke);
 	tcase_add_test(tc, test_pseudonym);
 	suite_add_tcase(s, tc);
 	return s;

@@ -8,9 +8,10 @@
  * client: there the signature, not the client, is the authority.
  *
  *	PARSE	decode the body				(loop)
- *	VERIFY	check the envelope, store the revocation (worker thread)
- *	JOURNAL	append the "revoke" record		(journal writer)
- *	REPLY	answer once the record is committed
+ *	VERIFY	check a signed revocation's envelope	(worker thread)
+ *	STORE	the revocation with its "revoke" record, in one commit
+ *							(journal writer)
+ *	REPLY	answer once both are committed
  *
  * A token is looked up in the revocations right before its jti is claimed
  * (consent_admit, for an exchange and the access report alike), so a
@@ -118,9 +119,10 @@ rv_fields(struct revocation *rv, const msgpack_object *m, msgpack_zone *z,
 
 /* Checks a signed revocation (worker thread). */
 static void
-rv_verify(struct revocation *rv)
+rv_verify(void *arg)
 {
 	static const char *const extra[] = { "iat", "iss", "aud", NULL };
+	struct revocation		*rv = arg;
 	const struct trust_authority	*ta;
 	struct envelope			 env;
 	msgpack_zone			 z;
@@ -176,28 +178,6 @@ done:
 }
 
 static void
-rv_work(void *arg)
-{
-	struct revocation	*rv = arg;
-	struct journal		*j = rv->rv_gw->gw_journal;
-	uint8_t			 key[JOURNAL_REVOKE_KEY_MAX];
-	size_t			 keylen;
-
-	if (rv->rv_env != NULL)
-		rv_verify(rv);
-	if (rv->rv_out.oc_code != LB_OK)
-		return;
-	if (journal_revoke_key(j, rv->rv_by_jti ? rv->rv_jti : NULL, rv->rv_subject,
-	    rv->rv_bundle, key, &keylen) != 0) {
-		rv_fail(rv, LB_E_BAD_REQUEST, "the revocation names no token");
-		return;
-	}
-	if (journal_revoke_put(j, key, keylen, (uint64_t)rv->rv_at,
-	    (uint64_t)rv->rv_at + RV_KEEP_S) != 0)
-		rv_fail(rv, LB_E_JOURNAL_UNAVAILABLE, "the revocation could not be stored");
-}
-
-static void
 rv_journaled(void *arg, int status, uint64_t seq)
 {
 	struct revocation	*rv = arg;
@@ -205,8 +185,8 @@ rv_journaled(void *arg, int status, uint64_t seq)
 	struct mpk_map		 m;
 
 	if (status != 0) {
-		http_error(rv->rv_req, LB_E_JOURNAL_UNAVAILABLE, "the revocation is in force "
-		    "but the journal could not record it");
+		http_error(rv->rv_req, LB_E_JOURNAL_UNAVAILABLE, "the revocation could not be "
+		    "stored");
 		rv_free(rv);
 		return;
 	}
@@ -228,16 +208,23 @@ rv_journaled(void *arg, int status, uint64_t seq)
 }
 
 /*
- * The record names what was revoked ("op"), by whom ("principal") and, for
- * a subject, the subject's pseudonym and the bundle; never a raw id or jti.
+ * Stores the revocation and its record in one commit of the journal writer,
+ * so a revocation in force is always journaled.  The record names what was
+ * revoked ("op"), by whom ("principal") and, for a subject, the subject's
+ * pseudonym and the bundle; never a raw id or jti.
  */
 static void
-rv_done(void *arg)
+rv_store(void *arg)
 {
 	struct revocation	*rv = arg;
 	struct journal		*j = rv->rv_gw->gw_journal;
 	struct jrec		 r;
+	uint8_t			 key[JOURNAL_REVOKE_KEY_MAX];
+	size_t			 keylen;
 
+	if (rv->rv_out.oc_code == LB_OK && journal_revoke_key(j, rv->rv_by_jti ? rv->rv_jti : NULL,
+	    rv->rv_subject, rv->rv_bundle, key, &keylen) != 0)
+		rv_fail(rv, LB_E_BAD_REQUEST, "the revocation names no token");
 	if (rv->rv_out.oc_code != LB_OK) {
 		http_error(rv->rv_req, rv->rv_out.oc_code, "%s", rv->rv_out.oc_msg);
 		rv_free(rv);
@@ -260,9 +247,10 @@ rv_done(void *arg)
 		log_debug("revocation: principal name shortened in the journal");
 	snprintf(r.jr_decision, sizeof(r.jr_decision), "allow");
 	snprintf(r.jr_code, sizeof(r.jr_code), "ok");
-	if (journal_append(j, rv->rv_gw->gw_base, &r, 1, rv_journaled, rv) != 0) {
-		http_error(rv->rv_req, LB_E_JOURNAL_UNAVAILABLE, "the revocation is in force "
-		    "but the journal is not accepting records");
+	if (journal_revoke(j, rv->rv_gw->gw_base, key, keylen, (uint64_t)rv->rv_at,
+	    (uint64_t)rv->rv_at + RV_KEEP_S, &r, rv_journaled, rv) != 0) {
+		http_error(rv->rv_req, LB_E_JOURNAL_UNAVAILABLE, "the revocation could not be "
+		    "stored: the journal is not accepting records");
 		rv_free(rv);
 	}
 }
@@ -306,11 +294,12 @@ revocation_start(struct gw *gw, struct evhttp_request *req, const struct princip
 		    "an authority signs its revocation as an envelope of typ \"revocation\"");
 	else
 		rv_fields(rv, body, z, NULL);
-	if (rv->rv_out.oc_code != LB_OK) {
-		rv_done(rv);
+	/* Only a signed revocation has a signature to check off the loop. */
+	if (rv->rv_out.oc_code != LB_OK || rv->rv_env == NULL) {
+		rv_store(rv);
 		return;
 	}
-	if (workers_submit(gw->gw_workers, gw->gw_base, rv_work, rv_done, rv) != 0) {
+	if (workers_submit(gw->gw_workers, gw->gw_base, rv_verify, rv_store, rv) != 0) {
 		http_error(req, LB_E_INTERNAL, "the gateway is shutting down");
 		rv_free(rv);
 	}

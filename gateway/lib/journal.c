@@ -1,5 +1,5 @@
 /*
- * journal.c - the audit journal (DESIGN §7).
+ * journal.c - the audit journal (DESIGN §7): its writer thread.
  *
  * Every record is a leaf of one RFC 6962 Merkle tree kept in LMDB.  A single
  * writer thread owns all writes: callers on event loops queue operations and
@@ -11,133 +11,22 @@
  * batch instead of one per exchange, which is what lets the journal keep up
  * with the gateway while still acknowledging nothing that is not on disk.
  *
- * Named databases:
- *   rec   seq (8 bytes BE)       -> canonical record bytes
- *   leaf  seq (8 bytes BE)       -> SHA-256(0x00 || record), for proofs
- *   node  last seq (8 bytes BE) || level (1 byte)
- *                                -> root of the perfect subtree of 2^level
- *                                   leaves ending at that seq, for proofs
- *   ckpt  tree size (8 bytes BE) -> checkpoint envelope
- *   meta  "cr"                   -> size (8 bytes BE) || compact range peaks
- *         "latest"               -> the newest checkpoint envelope
- *   jti   jti (16 bytes)         -> keep_until, unix seconds (8 bytes BE)
- *   ix    tag || len || value || seq (8 bytes BE) -> empty
- *   rev   'j' || jti, or 's' || subject pseudonym || bundle
- *                                -> revoked_at || keep_until (8 bytes BE each)
- *
- * The "ix" database indexes records for auditors' queries.  Its tags are
- * 's' (subject pseudonym), 'c' (consumer), 'd' (department), 'i' (item) and
- * 't', whose value is the largest t_ms of the records up to and including
- * seq.  Record times follow the callers' clocks and are not quite in seq
- * order; their running maximum is, so the 't' entries are in seq order too
- * and a seek to since_ms finds the first record that can be that recent.
- * Index entries are written in the transaction that writes their record,
- * so an index never names a record that is not there.
- *
- * The "node" database holds every completed perfect subtree above the
- * leaves, so any subtree a proof needs is O(log n) reads instead of one read
- * per leaf.  A leaf completes the nodes it merges into the compact range, all
- * ending at its own seq, so keying by last seq then level makes every write
- * an append (MDB_APPEND: no page splits, full pages).  They are written in
- * the transaction that writes their leaf and cannot disagree with the tree.
+ * Queued operations are record appends, jti claims and consent revocations
+ * (journal_revoke.c); the databases and their layouts are described in
+ * journal_impl.h.
  */
 #include <errno.h>
-#include <limits.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include <lmdb.h>
-#include <openssl/crypto.h>
 #include <openssl/hmac.h>
 
-#include "lianban.h"
-
-#define JOURNAL_MAP_DEFAULT	((size_t)1 << 30)
-/* Growth stops here; past it appends fail with journal_unavailable. */
-#define JOURNAL_MAP_MAX		(SIZE_MAX / 4)
-/* Records (and claims) queued at most; beyond it callers see -1 (503). */
-#define JOURNAL_QUEUE_MAX	(8 * JOURNAL_BATCH_MAX)
-/* jti entries examined per expiry pass, and the pause between passes. */
-#define JOURNAL_EXPIRE_SCAN	1024
-#define JOURNAL_EXPIRE_EVERY_MS	1000
-/* Leaves per transaction when the node database is built at open. */
-#define JOURNAL_NODE_BATCH	(1u << 17)
-#define JNODE_KEY_LEN		9
-/* Records a query examines at most per call; the cursor resumes from there. */
-#define JOURNAL_QUERY_SCAN	20000
-#define JOURNAL_QUERY_LIMIT	1000
-/* Under load, one checkpoint per this interval is enough (DESIGN §7). */
-#define JOURNAL_CKPT_EVERY_US	1000000
-#define JOURNAL_HMAC_MIN	16
-
-enum jop_type {
-	JOP_APPEND,
-	JOP_CLAIM
-};
-
-/* One queued operation; owned by the queue, then the writer, then the loop. */
-struct jop {
-	struct jop		*jo_next;
-	enum jop_type		 jo_type;
-	struct event_base	*jo_base;
-	journal_done_fn		 jo_done;
-	journal_claim_fn	 jo_claim;
-	void			*jo_arg;
-	int			 jo_status;
-	uint64_t		 jo_first_seq;
-	uint8_t			 jo_jti[16];
-	uint64_t		 jo_keep_until;
-	size_t			 jo_n;
-	struct jrec		 jo_recs[];
-};
-
-struct journal {
-	MDB_env			*j_env;
-	MDB_dbi			 j_rec, j_leaf, j_ckpt, j_meta, j_jti, j_ix;
-	MDB_dbi			 j_rev;		/* consent revocations */
-	MDB_dbi			 j_node;	/* perfect subtrees, for proofs */
-	char			 j_origin[LB_ID_MAX];
-	EVP_PKEY		*j_key;
-	X509			*j_cert;
-	uint8_t			 j_kid[32];
-	uint8_t			*j_hmac;
-	size_t			 j_hmac_len;
-
-	/*
-	 * mdb_env_set_mapsize must not run while any transaction of this
-	 * process is open.  Readers hold this lock shared for the life of their
-	 * read transactions; the writer takes it exclusive only to grow the map.
-	 */
-	pthread_rwlock_t	 j_resize;
-
-	/* The queue, guarded by j_mtx. */
-	pthread_mutex_t		 j_mtx;
-	pthread_cond_t		 j_cond;
-	struct jop		*j_head, **j_tail;
-	size_t			 j_queued;	/* records and claims waiting */
-	bool			 j_closing;
-	bool			 j_ckpt_due;	/* committed tree has no checkpoint */
-	/* The committed compact range: written by the writer under j_mtx. */
-	struct merkle_cr	 j_cr;
-
-	/* Committed size, readable from any thread without a lock. */
-	_Atomic uint64_t	 j_size;
-
-	/* Writer-only state. */
-	pthread_t		 j_writer;
-	uint64_t		 j_ckpt_size;	/* size of the newest checkpoint */
-	uint64_t		 j_tmax;	/* largest t_ms committed (the 't' index) */
-	uint64_t		 j_ckpt_mono_us;	/* last attempt at signing one */
-	uint64_t		 j_expire_ms;	/* last expiry pass */
-	uint8_t			 j_expire_key[16]; /* where the next pass resumes */
-	bool			 j_expire_resume;
-};
+#include "journal_impl.h"
 
 static const char *const jkind_names[] = {
 	[JK_EXCHANGE] = "exchange",
@@ -148,49 +37,6 @@ static const char *const jkind_names[] = {
 	[JK_AUDIT_READ] = "audit-read",
 	[JK_REVOKE] = "revoke",
 };
-
-static void
-be64_put(uint8_t b[8], uint64_t v)
-{
-	int i;
-
-	for (i = 7; i >= 0; i--) {
-		b[i] = (uint8_t)v;
-		v >>= 8;
-	}
-}
-
-static uint64_t
-be64_get(const uint8_t b[8])
-{
-	uint64_t v = 0;
-	int i;
-
-	for (i = 0; i < 8; i++)
-		v = (v << 8) | b[i];
-	return v;
-}
-
-static int
-popcount64(uint64_t v)
-{
-	int n = 0;
-
-	for (; v != 0; v &= v - 1)
-		n++;
-	return n;
-}
-
-/* The nodes a leaf completes: one per trailing one bit of its seq. */
-static unsigned
-trailing_ones64(uint64_t v)
-{
-	unsigned n = 0;
-
-	for (; (v & 1) != 0; v >>= 1)
-		n++;
-	return n;
-}
 
 const char *
 journal_kind_name(enum jkind k)
@@ -266,7 +112,7 @@ done:
 void
 journal_pseudonym(const struct journal *j, const char *id, uint8_t out[32])
 {
-	unsigned int len = 32;
+	unsigned int len = JHASH_LEN;
 
 	/*
 	 * HMAC-SHA256 fails only when OpenSSL cannot allocate.  A zeroed or
@@ -274,7 +120,7 @@ journal_pseudonym(const struct journal *j, const char *id, uint8_t out[32])
 	 * treat it like any other allocation failure of the daemon.
 	 */
 	if (HMAC(EVP_sha256(), j->j_hmac, (int)j->j_hmac_len, (const unsigned char *)id,
-	    strlen(id), out, &len) == NULL || len != 32) {
+	    strlen(id), out, &len) == NULL || len != JHASH_LEN) {
 		log_warnx("journal: HMAC-SHA256 failed");
 		abort();
 	}
@@ -286,301 +132,10 @@ journal_size(struct journal *j)
 	return atomic_load(&j->j_size);
 }
 
-/*
- * Reader transactions.  MDB_NOTLS lets any thread run them; the shared lock
- * keeps the writer from resizing the map underneath them.
- */
-static int
-journal_rtxn_begin(struct journal *j, MDB_txn **txn)
-{
-	int rc;
-
-	pthread_rwlock_rdlock(&j->j_resize);
-	if ((rc = mdb_txn_begin(j->j_env, NULL, MDB_RDONLY, txn)) != 0) {
-		pthread_rwlock_unlock(&j->j_resize);
-		log_warnx("journal: read transaction: %s", mdb_strerror(rc));
-		*txn = NULL;
-		return -1;
-	}
-	return 0;
-}
-
-static void
-journal_rtxn_end(struct journal *j, MDB_txn *txn)
-{
-	if (txn == NULL)
-		return;
-	mdb_txn_abort(txn);
-	pthread_rwlock_unlock(&j->j_resize);
-}
-
-/* Number of records visible to txn. */
-static int
-journal_txn_size(struct journal *j, MDB_txn *txn, uint64_t *size)
-{
-	MDB_stat st;
-
-	if (mdb_stat(txn, j->j_rec, &st) != 0)
-		return -1;
-	*size = st.ms_entries;
-	return 0;
-}
-
-/* Decodes the payload of a checkpoint envelope. */
-static int
-journal_ckpt_decode(const void *buf, size_t len, uint64_t *size, uint8_t root[32],
-    uint64_t *t_ms)
-{
-	msgpack_zone z;
-	struct envelope env;
-	const char *why;
-	const uint8_t *p;
-	size_t n;
-	int ret = -1;
-
-	if (!msgpack_zone_init(&z, 1024))
-		return -1;
-	if (envelope_parse(buf, len, &z, "checkpoint", &env, &why) == -1)
-		goto done;
-	if (mpk_get_u64(&env.env_claims, "size", size) == -1 ||
-	    mpk_get_u64(&env.env_claims, "t_ms", t_ms) == -1 ||
-	    mpk_get_bytes(&env.env_claims, "root", &z, &p, &n) == -1 || n != 32)
-		goto done;
-	memcpy(root, p, 32);
-	ret = 0;
-done:
-	msgpack_zone_destroy(&z);
-	return ret;
-}
-
-int
-journal_checkpoint(struct journal *j, uint8_t **env, size_t *envlen, uint64_t *size,
-    uint8_t root[32], uint64_t *t_ms)
-{
-	MDB_txn *txn = NULL;
-	MDB_val k = { 6, "latest" }, v;
-	uint8_t *copy = NULL;
-	int ret = -1;
-
-	if (journal_rtxn_begin(j, &txn) == -1)
-		goto done;
-	if (mdb_get(txn, j->j_meta, &k, &v) != 0)
-		goto done;
-	if (journal_ckpt_decode(v.mv_data, v.mv_size, size, root, t_ms) == -1)
-		goto done;
-	if ((copy = malloc(v.mv_size)) == NULL)
-		goto done;
-	memcpy(copy, v.mv_data, v.mv_size);
-	*env = copy;
-	*envlen = v.mv_size;
-	copy = NULL;
-	ret = 0;
-done:
-	journal_rtxn_end(j, txn);
-	free(copy);
-	return ret;
-}
-
-int
-journal_leaves(struct journal *j, uint64_t start, uint64_t end, journal_leaf_cb fn, void *arg)
-{
-	MDB_txn *txn = NULL;
-	MDB_cursor *cur = NULL;
-	MDB_val k, v;
-	MDB_cursor_op op = MDB_SET_KEY;
-	uint8_t kb[8];
-	uint64_t seq, size;
-	int ret = -1;
-
-	if (start > end)
-		return -1;
-	if (journal_rtxn_begin(j, &txn) == -1)
-		goto done;
-	if (journal_txn_size(j, txn, &size) == -1 || end > size)
-		goto done;
-	if (mdb_cursor_open(txn, j->j_rec, &cur) != 0)
-		goto done;
-	be64_put(kb, start);
-	k.mv_data = kb;
-	k.mv_size = sizeof(kb);
-	for (seq = start; seq < end; seq++, op = MDB_NEXT) {
-		/* Records are dense from 0, so the cursor must land on seq. */
-		if (mdb_cursor_get(cur, &k, &v, op) != 0 || k.mv_size != 8 ||
-		    be64_get(k.mv_data) != seq)
-			goto done;
-		if (fn(arg, seq, v.mv_data, v.mv_size) != 0)
-			goto done;
-	}
-	ret = 0;
-done:
-	if (cur != NULL)
-		mdb_cursor_close(cur);
-	journal_rtxn_end(j, txn);
-	return ret;
-}
-
-/* Leaf and node hashes for the merkle_*_nodes callbacks, read inside one transaction. */
-struct jleafrd {
-	MDB_txn		*lr_txn;
-	MDB_dbi		 lr_dbi;
-	MDB_dbi		 lr_node;
-};
-
-/* Node index of level (>= 1) covers seqs up to ((index + 1) << level) - 1. */
-static void
-journal_node_key(uint8_t kb[JNODE_KEY_LEN], unsigned level, uint64_t index)
-{
-	be64_put(kb, ((index + 1) << level) - 1);
-	kb[8] = (uint8_t)level;
-}
-
-static int
-journal_leaf_read(void *arg, uint64_t idx, uint8_t out[32])
-{
-	struct jleafrd *lr = arg;
-	uint8_t kb[8];
-	MDB_val k = { sizeof(kb), kb }, v;
-
-	be64_put(kb, idx);
-	if (mdb_get(lr->lr_txn, lr->lr_dbi, &k, &v) != 0 || v.mv_size != 32)
-		return -1;
-	memcpy(out, v.mv_data, 32);
-	return 0;
-}
-
-static int
-journal_node_read(void *arg, unsigned level, uint64_t index, uint8_t out[32])
-{
-	struct jleafrd *lr = arg;
-	uint8_t kb[JNODE_KEY_LEN];
-	MDB_val k = { sizeof(kb), kb }, v;
-	int rc;
-
-	if (level == 0 || level > 63)
-		return -1;
-	journal_node_key(kb, level, index);
-	if ((rc = mdb_get(lr->lr_txn, lr->lr_node, &k, &v)) == MDB_NOTFOUND)
-		return 1;
-	if (rc != 0 || v.mv_size != 32)
-		return -1;
-	memcpy(out, v.mv_data, 32);
-	return 0;
-}
-
-int
-journal_inclusion(struct journal *j, uint64_t seq, uint64_t size, uint8_t path[][32],
-    size_t *npath)
-{
-	struct jleafrd lr = { NULL, 0, 0 };
-	uint64_t have;
-	int ret = -1;
-
-	if (seq >= size)
-		return -1;
-	if (journal_rtxn_begin(j, &lr.lr_txn) == -1)
-		goto done;
-	lr.lr_dbi = j->j_leaf;
-	lr.lr_node = j->j_node;
-	if (journal_txn_size(j, lr.lr_txn, &have) == -1 || size > have)
-		goto done;
-	if (merkle_inclusion_proof_nodes(MK_SHA256, journal_leaf_read, journal_node_read, &lr,
-	    seq, size, path, npath) == -1)
-		goto done;
-	ret = 0;
-done:
-	journal_rtxn_end(j, lr.lr_txn);
-	return ret;
-}
-
-int
-journal_consistency(struct journal *j, uint64_t first, uint64_t second, uint8_t path[][32],
-    size_t *npath)
-{
-	struct jleafrd lr = { NULL, 0, 0 };
-	uint64_t have;
-	int ret = -1;
-
-	if (first > second)
-		return -1;
-	if (journal_rtxn_begin(j, &lr.lr_txn) == -1)
-		goto done;
-	lr.lr_dbi = j->j_leaf;
-	lr.lr_node = j->j_node;
-	if (journal_txn_size(j, lr.lr_txn, &have) == -1 || second > have)
-		goto done;
-	if (merkle_consistency_proof_nodes(MK_SHA256, journal_leaf_read, journal_node_read,
-	    &lr, first, second, path, npath) == -1)
-		goto done;
-	ret = 0;
-done:
-	journal_rtxn_end(j, lr.lr_txn);
-	return ret;
-}
-
-int
-journal_root_at(struct journal *j, uint64_t size, uint8_t root[32])
-{
-	struct jleafrd lr = { NULL, 0, 0 };
-	struct merkle_cr cr;
-	uint8_t kb[8];
-	MDB_val k = { sizeof(kb), kb }, v;
-	uint64_t have, csize, t_ms;
-	int ret = -1;
-
-	if (journal_rtxn_begin(j, &lr.lr_txn) == -1)
-		goto done;
-	lr.lr_dbi = j->j_leaf;
-	lr.lr_node = j->j_node;
-	if (journal_txn_size(j, lr.lr_txn, &have) == -1 || size > have)
-		goto done;
-	if (size == 0) {
-		merkle_root(MK_SHA256, NULL, 0, root);
-		ret = 0;
-		goto done;
-	}
-	/* A signed checkpoint of that size already holds the root. */
-	be64_put(kb, size);
-	if (mdb_get(lr.lr_txn, j->j_ckpt, &k, &v) == 0 &&
-	    journal_ckpt_decode(v.mv_data, v.mv_size, &csize, root, &t_ms) == 0 &&
-	    csize == size) {
-		ret = 0;
-		goto done;
-	}
-	/* So does the committed compact range, when size is the current size. */
-	pthread_mutex_lock(&j->j_mtx);
-	cr = j->j_cr;
-	pthread_mutex_unlock(&j->j_mtx);
-	if (cr.cr_size == size) {
-		merkle_cr_root(MK_SHA256, &cr, root);
-		ret = 0;
-		goto done;
-	}
-	if (merkle_subtree_nodes(MK_SHA256, journal_leaf_read, journal_node_read, &lr, 0, size,
-	    root) == -1)
-		goto done;
-	ret = 0;
-done:
-	journal_rtxn_end(j, lr.lr_txn);
-	return ret;
-}
-
 /* Indexes. */
 
-#define JIX_KEY_MAX	(2 + 255 + 8)
-
-/* tag || len || value || seq; the key's length. */
-static size_t
-journal_ix_key(uint8_t key[JIX_KEY_MAX], char tag, const void *val, size_t len, uint64_t seq)
-{
-	key[0] = (uint8_t)tag;
-	key[1] = (uint8_t)len;
-	memcpy(key + 2, val, len);
-	be64_put(key + 2 + len, seq);
-	return 2 + len + 8;
-}
-
 static int
-journal_ix_put(struct journal *j, MDB_txn *txn, char tag, const void *val, size_t len,
+journal_ix_put(struct journal *j, MDB_txn *txn, enum jix_tag tag, const void *val, size_t len,
     uint64_t seq)
 {
 	uint8_t kb[JIX_KEY_MAX];
@@ -588,235 +143,51 @@ journal_ix_put(struct journal *j, MDB_txn *txn, char tag, const void *val, size_
 
 	if (len == 0)
 		return 0;
-	if (len > 255)
+	if (len > JIX_VALUE_MAX)
 		return EINVAL;
 	k.mv_data = kb;
 	k.mv_size = journal_ix_key(kb, tag, val, len, seq);
 	return mdb_put(txn, j->j_ix, &k, &v, 0);
 }
 
-/* The index entries of one record; t_ms feeds the running maximum. */
-static int
+int
 journal_ix_record(struct journal *j, MDB_txn *txn, uint64_t seq, const uint8_t *subject,
     const char *consumer, const char *dept, const char *item, uint64_t t_ms, uint64_t *tmax)
 {
-	uint8_t tb[8];
+	uint8_t tb[JU64_LEN];
 	int rc;
 
-	if (subject != NULL && (rc = journal_ix_put(j, txn, 's', subject, 32, seq)) != 0)
+	if (subject != NULL &&
+	    (rc = journal_ix_put(j, txn, JIX_SUBJECT, subject, JHASH_LEN, seq)) != 0)
 		return rc;
-	if ((rc = journal_ix_put(j, txn, 'c', consumer, strlen(consumer), seq)) != 0 ||
-	    (rc = journal_ix_put(j, txn, 'd', dept, strlen(dept), seq)) != 0 ||
-	    (rc = journal_ix_put(j, txn, 'i', item, strlen(item), seq)) != 0)
+	if ((rc = journal_ix_put(j, txn, JIX_CONSUMER, consumer, strlen(consumer), seq)) != 0 ||
+	    (rc = journal_ix_put(j, txn, JIX_DEPT, dept, strlen(dept), seq)) != 0 ||
+	    (rc = journal_ix_put(j, txn, JIX_ITEM, item, strlen(item), seq)) != 0)
 		return rc;
 	if (t_ms > *tmax)
 		*tmax = t_ms;
-	be64_put(tb, *tmax);
-	return journal_ix_put(j, txn, 't', tb, sizeof(tb), seq);
-}
-
-/*
- * Indexes records [from, size) from their stored bytes: a journal written
- * before the indexes existed gets them when it is opened.
- */
-static int
-journal_ix_rebuild(struct journal *j, MDB_txn *txn, uint64_t from, uint64_t size)
-{
-	MDB_val k, v;
-	msgpack_zone z;
-	msgpack_object rec;
-	const msgpack_object *o;
-	uint8_t kb[8];
-	char consumer[LB_ID_MAX], dept[LB_ID_MAX], item[LB_ITEM_MAX];
-	const uint8_t *subject;
-	uint64_t seq, t_ms;
-	int rc = 0;
-
-	if (!msgpack_zone_init(&z, 4096))
-		return ENOMEM;
-	for (seq = from; seq < size; seq++) {
-		be64_put(kb, seq);
-		k.mv_data = kb;
-		k.mv_size = sizeof(kb);
-		if ((rc = mdb_get(txn, j->j_rec, &k, &v)) != 0)
-			break;
-		msgpack_zone_clear(&z);
-		if (mpk_unpack(v.mv_data, v.mv_size, &z, &rec) != 0 ||
-		    mpk_get_u64(&rec, "t_ms", &t_ms) != 0) {
-			rc = EINVAL;
-			break;
-		}
-		consumer[0] = dept[0] = item[0] = '\0';
-		(void)mpk_get_str(&rec, "consumer", consumer, sizeof(consumer));
-		(void)mpk_get_str(&rec, "dept", dept, sizeof(dept));
-		(void)mpk_get_str(&rec, "item", item, sizeof(item));
-		subject = NULL;
-		if ((o = mpk_get(&rec, "subject")) != NULL && o->type == MSGPACK_OBJECT_BIN &&
-		    o->via.bin.size == 32)
-			subject = (const uint8_t *)o->via.bin.ptr;
-		if ((rc = journal_ix_record(j, txn, seq, subject, consumer, dept, item, t_ms,
-		    &j->j_tmax)) != 0)
-			break;
-	}
-	msgpack_zone_destroy(&z);
-	return rc;
-}
-
-/* Whether the decoded record rec passes every filter of f. */
-static bool
-journal_match(const struct journal_filter *f, const msgpack_object *rec)
-{
-	const msgpack_object *o;
-	uint64_t t_ms;
-
-	if (f->jf_has_subject && ((o = mpk_get(rec, "subject")) == NULL ||
-	    o->type != MSGPACK_OBJECT_BIN || o->via.bin.size != 32 ||
-	    memcmp(o->via.bin.ptr, f->jf_subject, 32) != 0))
-		return false;
-	if (f->jf_consumer[0] != '\0' && !mpk_str_eq(mpk_get(rec, "consumer"), f->jf_consumer))
-		return false;
-	if (f->jf_dept[0] != '\0' && !mpk_str_eq(mpk_get(rec, "dept"), f->jf_dept))
-		return false;
-	if (f->jf_item[0] != '\0' && !mpk_str_eq(mpk_get(rec, "item"), f->jf_item))
-		return false;
-	if (mpk_get_u64(rec, "t_ms", &t_ms) != 0 || t_ms < f->jf_since_ms ||
-	    (f->jf_until_ms != 0 && t_ms >= f->jf_until_ms))
-		return false;
-	return true;
-}
-
-int
-journal_query(struct journal *j, const struct journal_filter *f, journal_leaf_cb fn, void *arg,
-    bool *more, uint64_t *next)
-{
-	MDB_txn *txn = NULL;
-	MDB_cursor *cur = NULL;
-	MDB_val k, v;
-	MDB_cursor_op op = MDB_SET_RANGE, step;
-	msgpack_zone z;
-	msgpack_object rec;
-	uint8_t kb[JIX_KEY_MAX], tb[8], prefix[JIX_KEY_MAX];
-	size_t plen = 0, limit, found = 0, scanned = 0;
-	uint64_t start, seq, last = 0;
-	bool have_last = false;
-	int rc, ret = -1;
-
-	*more = false;
-	*next = 0;
-	limit = f->jf_limit == 0 || f->jf_limit > JOURNAL_QUERY_LIMIT ? JOURNAL_QUERY_LIMIT :
-	    f->jf_limit;
-	if (f->jf_has_after && f->jf_after == UINT64_MAX)
-		return 0;
-	start = f->jf_has_after ? f->jf_after + 1 : 0;
-	if (!msgpack_zone_init(&z, 4096))
-		return -1;
-	if (journal_rtxn_begin(j, &txn) == -1)
-		goto done;
-	if (mdb_cursor_open(txn, j->j_ix, &cur) != 0)
-		goto done;
-	/* No record before the first whose running maximum reaches since_ms. */
-	if (f->jf_since_ms > 0) {
-		be64_put(tb, f->jf_since_ms);
-		k.mv_data = kb;
-		k.mv_size = journal_ix_key(kb, 't', tb, sizeof(tb), 0);
-		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-		if (rc == MDB_NOTFOUND || (rc == 0 && (k.mv_size != 2 + 8 + 8 ||
-		    ((uint8_t *)k.mv_data)[0] != 't'))) {
-			ret = 0;
-			goto done;
-		}
-		if (rc != 0)
-			goto done;
-		seq = be64_get((uint8_t *)k.mv_data + 10);
-		if (seq > start)
-			start = seq;
-	}
-	/* Drive by the most selective index asked for, else by the records. */
-	if (f->jf_has_subject)
-		plen = journal_ix_key(prefix, 's', f->jf_subject, 32, 0) - 8;
-	else if (f->jf_item[0] != '\0')
-		plen = journal_ix_key(prefix, 'i', f->jf_item, strlen(f->jf_item), 0) - 8;
-	else if (f->jf_consumer[0] != '\0')
-		plen = journal_ix_key(prefix, 'c', f->jf_consumer, strlen(f->jf_consumer), 0) - 8;
-	else if (f->jf_dept[0] != '\0')
-		plen = journal_ix_key(prefix, 'd', f->jf_dept, strlen(f->jf_dept), 0) - 8;
-	if (plen == 0) {
-		mdb_cursor_close(cur);
-		cur = NULL;
-		if (mdb_cursor_open(txn, j->j_rec, &cur) != 0)
-			goto done;
-		be64_put(kb, start);
-		k.mv_data = kb;
-		k.mv_size = 8;
-	} else {
-		memcpy(kb, prefix, plen);
-		be64_put(kb + plen, start);
-		k.mv_data = kb;
-		k.mv_size = plen + 8;
-	}
-	step = f->jf_newest_first ? MDB_PREV : MDB_NEXT;
-	if (f->jf_newest_first) {
-		/* Start below the first key at or above the bound, or at the end. */
-		be64_put(kb + plen, f->jf_has_before ? f->jf_before : UINT64_MAX);
-		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-		if (rc != 0 && rc != MDB_NOTFOUND)
-			goto done;
-		op = rc == MDB_NOTFOUND ? MDB_LAST : MDB_PREV;
-	}
-	for (;; op = step) {
-		if ((rc = mdb_cursor_get(cur, &k, &v, op)) == MDB_NOTFOUND)
-			break;
-		if (rc != 0)
-			goto done;
-		if (plen == 0) {
-			if (k.mv_size != 8)
-				goto done;
-			seq = be64_get(k.mv_data);
-		} else {
-			if (k.mv_size != plen + 8 || memcmp(k.mv_data, prefix, plen) != 0)
-				break;
-			seq = be64_get((uint8_t *)k.mv_data + plen);
-		}
-		if (f->jf_newest_first ? seq < start : f->jf_has_before && seq >= f->jf_before)
-			break;
-		if (found == limit || scanned == JOURNAL_QUERY_SCAN) {
-			/* There is more to look at: the next page resumes after last. */
-			*more = have_last;
-			break;
-		}
-		scanned++;
-		if (plen != 0) {
-			be64_put(tb, seq);
-			k.mv_data = tb;
-			k.mv_size = sizeof(tb);
-			if (mdb_get(txn, j->j_rec, &k, &v) != 0)
-				goto done;
-		}
-		msgpack_zone_clear(&z);
-		if (mpk_unpack(v.mv_data, v.mv_size, &z, &rec) != 0)
-			goto done;
-		if (journal_match(f, &rec)) {
-			if (fn(arg, seq, v.mv_data, v.mv_size) != 0)
-				goto done;
-			found++;
-		}
-		last = seq;
-		have_last = true;
-	}
-	*next = last;
-	ret = 0;
-done:
-	if (cur != NULL)
-		mdb_cursor_close(cur);
-	journal_rtxn_end(j, txn);
-	msgpack_zone_destroy(&z);
-	return ret;
+	journal_u64_put(tb, *tmax);
+	return journal_ix_put(j, txn, JIX_TIME, tb, sizeof(tb), seq);
 }
 
 /* Queueing, from any thread. */
 
-static int
-journal_enqueue(struct journal *j, struct jop *op, size_t weight)
+struct jop *
+journal_op_new(enum jop_type type, struct event_base *base, void *arg, size_t n)
+{
+	struct jop *op;
+
+	if ((op = calloc(1, sizeof(*op) + n * sizeof(op->jo_recs[0]))) == NULL)
+		return NULL;
+	op->jo_type = type;
+	op->jo_base = base;
+	op->jo_arg = arg;
+	op->jo_n = n;
+	return op;
+}
+
+int
+journal_op_queue(struct journal *j, struct jop *op, size_t weight)
 {
 	int ret = -1;
 
@@ -828,9 +199,11 @@ journal_enqueue(struct journal *j, struct jop *op, size_t weight)
 	j->j_tail = &op->jo_next;
 	j->j_queued += weight;
 	pthread_cond_signal(&j->j_cond);
+	op = NULL;
 	ret = 0;
 done:
 	pthread_mutex_unlock(&j->j_mtx);
+	free(op);
 	return ret;
 }
 
@@ -838,55 +211,34 @@ int
 journal_append(struct journal *j, struct event_base *base, const struct jrec *recs, size_t n,
     journal_done_fn fn, void *arg)
 {
-	struct jop *op = NULL;
+	struct jop *op;
 	size_t i;
-	int ret = -1;
 
 	if (n == 0 || n > JOURNAL_BATCH_MAX)
-		goto done;
+		return -1;
 	/* Refuse bad records here so that one cannot fail a whole group commit. */
 	for (i = 0; i < n; i++)
 		if (journal_kind_name(recs[i].jr_kind) == NULL)
-			goto done;
-	if ((op = calloc(1, sizeof(*op) + n * sizeof(recs[0]))) == NULL)
-		goto done;
-	op->jo_type = JOP_APPEND;
-	op->jo_base = base;
+			return -1;
+	if ((op = journal_op_new(JOP_APPEND, base, arg, n)) == NULL)
+		return -1;
 	op->jo_done = fn;
-	op->jo_arg = arg;
-	op->jo_n = n;
 	memcpy(op->jo_recs, recs, n * sizeof(recs[0]));
-	if (journal_enqueue(j, op, n) == -1)
-		goto done;
-	op = NULL;
-	ret = 0;
-done:
-	free(op);
-	return ret;
+	return journal_op_queue(j, op, n);
 }
 
 int
 journal_jti_claim(struct journal *j, struct event_base *base, const uint8_t jti[16],
     uint64_t keep_until, journal_claim_fn fn, void *arg)
 {
-	struct jop *op = NULL;
-	int ret = -1;
+	struct jop *op;
 
-	if ((op = calloc(1, sizeof(*op))) == NULL)
-		goto done;
-	op->jo_type = JOP_CLAIM;
-	op->jo_base = base;
+	if ((op = journal_op_new(JOP_CLAIM, base, arg, 0)) == NULL)
+		return -1;
 	op->jo_claim = fn;
-	op->jo_arg = arg;
-	memcpy(op->jo_jti, jti, 16);
+	memcpy(op->jo_jti, jti, JJTI_LEN);
 	op->jo_keep_until = keep_until;
-	if (journal_enqueue(j, op, 1) == -1)
-		goto done;
-	op = NULL;
-	ret = 0;
-done:
-	free(op);
-	return ret;
+	return journal_op_queue(j, op, 1);
 }
 
 /* The writer thread. */
@@ -894,8 +246,8 @@ done:
 static int
 journal_put_claim(struct journal *j, MDB_txn *txn, struct jop *op)
 {
-	uint8_t vb[8];
-	MDB_val k = { 16, op->jo_jti }, v = { sizeof(vb), vb };
+	uint8_t vb[JJTI_VAL_LEN];
+	MDB_val k = { JJTI_LEN, op->jo_jti }, v = { sizeof(vb), vb };
 	int rc;
 
 	/*
@@ -908,7 +260,7 @@ journal_put_claim(struct journal *j, MDB_txn *txn, struct jop *op)
 		op->jo_status = 2;
 		return 0;
 	}
-	be64_put(vb, op->jo_keep_until);
+	journal_u64_put(vb, op->jo_keep_until);
 	/*
 	 * The insert itself is the replay check: of two claims of one jti,
 	 * even inside one transaction, only the first put succeeds.
@@ -923,19 +275,18 @@ journal_put_claim(struct journal *j, MDB_txn *txn, struct jop *op)
 	return rc;
 }
 
-/* Stores the n perfect subtrees that the leaf just appended to cr completed. */
-static int
+int
 journal_put_nodes(struct journal *j, MDB_txn *txn, const struct merkle_cr *cr,
     const uint8_t nodes[][32], int n)
 {
 	uint8_t kb[JNODE_KEY_LEN];
-	MDB_val k = { sizeof(kb), kb }, v;
+	MDB_val k, v;
 	int l, rc;
 
 	for (l = 1; l <= n; l++) {
-		journal_node_key(kb, (unsigned)l, (cr->cr_size >> l) - 1);
+		k = journal_node_key(kb, (unsigned)l, (cr->cr_size >> l) - 1);
 		v.mv_data = (void *)(uintptr_t)nodes[l - 1];
-		v.mv_size = 32;
+		v.mv_size = JHASH_LEN;
 		if ((rc = mdb_put(txn, j->j_node, &k, &v, MDB_APPEND)) != 0)
 			return rc;
 	}
@@ -947,8 +298,8 @@ journal_put_recs(struct journal *j, MDB_txn *txn, struct jop *op, struct merkle_
     uint64_t *tmax, msgpack_sbuffer *sb)
 {
 	const struct jrec *r;
-	uint8_t kb[8], leaf[32], nodes[64][32];
-	MDB_val k = { sizeof(kb), kb }, v;
+	uint8_t kb[JSEQ_KEY_LEN], leaf[JHASH_LEN], nodes[64][JHASH_LEN];
+	MDB_val k, v;
 	size_t i;
 	int n, rc;
 
@@ -958,7 +309,7 @@ journal_put_recs(struct journal *j, MDB_txn *txn, struct jop *op, struct merkle_
 		msgpack_sbuffer_clear(sb);
 		if (journal_record_pack(r, cr->cr_size, sb) == -1)
 			return EINVAL;
-		be64_put(kb, cr->cr_size);
+		k = journal_seq_key(kb, cr->cr_size);
 		v.mv_data = sb->data;
 		v.mv_size = sb->size;
 		/* Seqs only grow, so MDB_APPEND both checks that and saves page splits. */
@@ -984,63 +335,74 @@ journal_put_recs(struct journal *j, MDB_txn *txn, struct jop *op, struct merkle_
 static int
 journal_put_cr(struct journal *j, MDB_txn *txn, const struct merkle_cr *cr)
 {
-	uint8_t buf[8 + sizeof(cr->cr_peak)];
-	MDB_val k = { 2, "cr" }, v = { 8 + (size_t)cr->cr_n * 32, buf };
+	uint8_t buf[JCR_VAL_MAX];
+	MDB_val k = journal_meta_key(JMETA_CR), v = { 0, buf };
 
-	be64_put(buf, cr->cr_size);
-	memcpy(buf + 8, cr->cr_peak, (size_t)cr->cr_n * 32);
+	v.mv_size = journal_cr_put(buf, cr);
 	return mdb_put(txn, j->j_meta, &k, &v, 0);
 }
 
 /*
- * Removes a bounded number of expired jti entries, resuming where the last
- * pass stopped, so a large replay table never makes one commit slow.
+ * Removes a bounded number of expired entries, resuming where the last pass
+ * over the same database stopped, so a large table never makes one commit
+ * slow and every entry is reached in turn.
  */
-static int
-journal_expire(struct journal *j, MDB_txn *txn)
+int
+journal_sweep(MDB_txn *txn, MDB_dbi dbi, struct jsweep *sw, journal_keep_fn keep,
+    uint64_t now_s)
 {
 	MDB_cursor *cur = NULL;
 	MDB_val k, v;
 	MDB_cursor_op op;
-	uint8_t last[16];
-	bool have = false;
-	uint64_t now = now_ms(), now_s = now / 1000;
+	uint8_t last[sizeof(sw->js_key)];
+	size_t lastlen = 0;
+	uint64_t until;
 	int n, rc;
 
-	if (now - j->j_expire_ms < JOURNAL_EXPIRE_EVERY_MS)
-		return 0;
-	j->j_expire_ms = now;
-	if ((rc = mdb_cursor_open(txn, j->j_jti, &cur)) != 0)
+	if ((rc = mdb_cursor_open(txn, dbi, &cur)) != 0)
 		goto done;
-	k.mv_data = j->j_expire_key;
-	k.mv_size = sizeof(j->j_expire_key);
-	op = j->j_expire_resume ? MDB_SET_RANGE : MDB_FIRST;
+	k.mv_data = sw->js_key;
+	k.mv_size = sw->js_keylen;
+	op = sw->js_resume ? MDB_SET_RANGE : MDB_FIRST;
 	for (n = 0; n < JOURNAL_EXPIRE_SCAN; n++) {
 		if ((rc = mdb_cursor_get(cur, &k, &v, op)) != 0)
 			break;
 		/* After a delete, MDB_NEXT yields the entry that followed it. */
 		op = MDB_NEXT;
-		if (k.mv_size == sizeof(last)) {
-			memcpy(last, k.mv_data, sizeof(last));
-			have = true;
+		if (k.mv_size > 0 && k.mv_size <= sizeof(last)) {
+			memcpy(last, k.mv_data, k.mv_size);
+			lastlen = k.mv_size;
 		}
-		if (v.mv_size == 8 && be64_get(v.mv_data) < now_s &&
+		if (keep(&v, &until) == 0 && until < now_s &&
 		    (rc = mdb_cursor_del(cur, 0)) != 0)
 			goto done;
 	}
 	if (rc == MDB_NOTFOUND) {
 		/* Reached the end: the next pass starts from the beginning. */
-		j->j_expire_resume = false;
+		sw->js_resume = false;
 		rc = 0;
-	} else if (rc == 0 && have) {
+	} else if (rc == 0 && lastlen > 0) {
 		/* The first key >= last is where this pass stopped. */
-		memcpy(j->j_expire_key, last, sizeof(last));
-		j->j_expire_resume = true;
+		memcpy(sw->js_key, last, lastlen);
+		sw->js_keylen = lastlen;
+		sw->js_resume = true;
 	}
 done:
 	if (cur != NULL)
 		mdb_cursor_close(cur);
 	return rc;
+}
+
+/* Expired jti entries go in passes at most once a second. */
+static int
+journal_jti_expire(struct journal *j, MDB_txn *txn)
+{
+	uint64_t now = now_ms();
+
+	if (now - j->j_expire_ms < JOURNAL_EXPIRE_EVERY_MS)
+		return 0;
+	j->j_expire_ms = now;
+	return journal_sweep(txn, j->j_jti, &j->j_jti_sweep, journal_number_get, now / 1000);
 }
 
 /* Whether this commit should carry a checkpoint (DESIGN §7: at most 1/s under load). */
@@ -1067,7 +429,7 @@ journal_put_ckpt(struct journal *j, MDB_txn *txn, const struct merkle_cr *cr, bo
 	msgpack_zone *z;
 	struct mpk_map m;
 	msgpack_sbuffer payload, env;
-	uint8_t root[32], kb[8];
+	uint8_t root[JHASH_LEN], kb[JSEQ_KEY_LEN];
 	MDB_val k, v;
 	int rc = 0;
 
@@ -1092,15 +454,12 @@ journal_put_ckpt(struct journal *j, MDB_txn *txn, const struct merkle_cr *cr, bo
 		    (unsigned long long)cr->cr_size);
 		goto done;
 	}
-	be64_put(kb, cr->cr_size);
-	k.mv_data = kb;
-	k.mv_size = sizeof(kb);
+	k = journal_seq_key(kb, cr->cr_size);
 	v.mv_data = env.data;
 	v.mv_size = env.size;
 	if ((rc = mdb_put(txn, j->j_ckpt, &k, &v, 0)) != 0)
 		goto done;
-	k.mv_data = "latest";
-	k.mv_size = 6;
+	k = journal_meta_key(JMETA_LATEST);
 	if ((rc = mdb_put(txn, j->j_meta, &k, &v, 0)) != 0)
 		goto done;
 	*did_sign = true;
@@ -1125,22 +484,33 @@ journal_txn(struct journal *j, struct jop *batch)
 	struct merkle_cr cr = j->j_cr;
 	struct jop *op;
 	uint64_t tmax = j->j_tmax;
-	bool ckpt = false;
+	bool ckpt = false, revoked = false;
 	int rc;
 
 	msgpack_sbuffer_init(&sb);
 	if ((rc = mdb_txn_begin(j->j_env, NULL, 0, &txn)) != 0)
 		goto done;
-	/* Queue order is commit order: claims and appends interleave as queued. */
+	/* Queue order is commit order: operations of every kind interleave as queued. */
 	for (op = batch; op != NULL; op = op->jo_next) {
-		if (op->jo_type == JOP_CLAIM)
+		switch (op->jo_type) {
+		case JOP_CLAIM:
 			rc = journal_put_claim(j, txn, op);
-		else
+			break;
+		case JOP_REVOKE:
+			/* The revocation and its record (if any) commit together. */
+			rc = journal_revoke_store(j, txn, op, !revoked);
+			revoked = true;
+			if (rc == 0)
+				rc = journal_put_recs(j, txn, op, &cr, &tmax, &sb);
+			break;
+		case JOP_APPEND:
 			rc = journal_put_recs(j, txn, op, &cr, &tmax, &sb);
+			break;
+		}
 		if (rc != 0)
 			goto done;
 	}
-	if ((rc = journal_expire(j, txn)) != 0)
+	if ((rc = journal_jti_expire(j, txn)) != 0)
 		goto done;
 	if (cr.cr_size != j->j_cr.cr_size && (rc = journal_put_cr(j, txn, &cr)) != 0)
 		goto done;
@@ -1176,8 +546,7 @@ done:
 	return rc;
 }
 
-/* Doubles the map.  No transaction of this process may be open meanwhile. */
-static int
+int
 journal_grow(struct journal *j)
 {
 	MDB_envinfo info = { 0 };
@@ -1225,10 +594,11 @@ journal_op_done(void *arg)
 {
 	struct jop *op = arg;
 
-	if (op->jo_type == JOP_APPEND && op->jo_done != NULL)
+	if (op->jo_type == JOP_CLAIM) {
+		if (op->jo_claim != NULL)
+			op->jo_claim(op->jo_arg, op->jo_status);
+	} else if (op->jo_done != NULL)
 		op->jo_done(op->jo_arg, op->jo_status, op->jo_first_seq);
-	else if (op->jo_type == JOP_CLAIM && op->jo_claim != NULL)
-		op->jo_claim(op->jo_arg, op->jo_status);
 	free(op);
 }
 
@@ -1257,6 +627,7 @@ journal_take(struct journal *j)
 	size_t n = 0, w;
 
 	while ((op = *tail) != NULL) {
+		/* A revocation counts once, with the one record it may carry. */
 		w = op->jo_type == JOP_APPEND ? op->jo_n : 1;
 		if (n > 0 && n + w > JOURNAL_BATCH_MAX)
 			break;
@@ -1316,7 +687,7 @@ journal_wait(struct journal *j, bool *final)
 	}
 }
 
-static void *
+void *
 journal_writer(void *arg)
 {
 	struct journal *j = arg;
@@ -1341,593 +712,3 @@ journal_writer(void *arg)
 	return NULL;
 }
 
-/* Opening and closing. */
-
-/*
- * Opens the databases and restores the tree from meta "cr", checking it
- * against the records actually stored, so a damaged journal is refused
- * rather than extended into a different tree.
- */
-static int
-journal_restore(struct journal *j, char *err, size_t errlen)
-{
-	static const char *const names[] = { "rec", "leaf", "ckpt", "meta", "jti", "ix",
-	    "rev", "node" };
-	MDB_dbi *const dbis[] = { &j->j_rec, &j->j_leaf, &j->j_ckpt, &j->j_meta, &j->j_jti,
-	    &j->j_ix, &j->j_rev, &j->j_node };
-	MDB_txn *txn = NULL;
-	MDB_cursor *cur = NULL;
-	MDB_stat rst, lst;
-	MDB_val k = { 2, "cr" }, v;
-	uint8_t root[32], tk[JIX_KEY_MAX];
-	uint64_t size = 0, csize, t_ms, indexed = 0;
-	char why[128] = "";
-	size_t i;
-	int rc, ret = -1;
-
-	if ((rc = mdb_txn_begin(j->j_env, NULL, 0, &txn)) != 0)
-		goto done;
-	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if ((rc = mdb_dbi_open(txn, names[i], MDB_CREATE, dbis[i])) != 0)
-			goto done;
-	if ((rc = mdb_stat(txn, j->j_rec, &rst)) != 0 ||
-	    (rc = mdb_stat(txn, j->j_leaf, &lst)) != 0)
-		goto done;
-	merkle_cr_init(&j->j_cr);
-	if ((rc = mdb_get(txn, j->j_meta, &k, &v)) == 0) {
-		size = v.mv_size >= 8 ? be64_get(v.mv_data) : 0;
-		if (v.mv_size != 8 + (size_t)popcount64(size) * 32) {
-			snprintf(why, sizeof(why), "malformed compact range");
-			goto done;
-		}
-		j->j_cr.cr_size = size;
-		j->j_cr.cr_n = popcount64(size);
-		memcpy(j->j_cr.cr_peak, (uint8_t *)v.mv_data + 8, v.mv_size - 8);
-	} else if (rc != MDB_NOTFOUND)
-		goto done;
-	if (rst.ms_entries != size || lst.ms_entries != size) {
-		snprintf(why, sizeof(why), "tree size %llu but %zu records and %zu leaves",
-		    (unsigned long long)size, rst.ms_entries, lst.ms_entries);
-		goto done;
-	}
-	if (size > 0) {
-		/* Dense from 0 and counted right means the last key is size - 1. */
-		if ((rc = mdb_cursor_open(txn, j->j_rec, &cur)) != 0 ||
-		    (rc = mdb_cursor_get(cur, &k, &v, MDB_LAST)) != 0)
-			goto done;
-		if (k.mv_size != 8 || be64_get(k.mv_data) != size - 1) {
-			snprintf(why, sizeof(why), "records are not numbered 0 to %llu",
-			    (unsigned long long)size - 1);
-			goto done;
-		}
-		mdb_cursor_close(cur);
-		cur = NULL;
-		/*
-		 * The last 't' entry names the last indexed record and the
-		 * running maximum; records after it (none, unless the journal
-		 * predates its indexes) are indexed now.
-		 */
-		if ((rc = mdb_cursor_open(txn, j->j_ix, &cur)) != 0)
-			goto done;
-		memset(tk, 0xff, 2 + 8 + 8);
-		tk[0] = 't';
-		tk[1] = 8;
-		k.mv_data = tk;
-		k.mv_size = 2 + 8 + 8;
-		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-		rc = rc == 0 ? mdb_cursor_get(cur, &k, &v, MDB_PREV) :
-		    mdb_cursor_get(cur, &k, &v, MDB_LAST);
-		if (rc == 0 && k.mv_size == 2 + 8 + 8 && ((uint8_t *)k.mv_data)[0] == 't') {
-			j->j_tmax = be64_get((uint8_t *)k.mv_data + 2);
-			indexed = be64_get((uint8_t *)k.mv_data + 10) + 1;
-		} else if (rc != 0 && rc != MDB_NOTFOUND)
-			goto done;
-		mdb_cursor_close(cur);
-		cur = NULL;
-		if (indexed > size) {
-			snprintf(why, sizeof(why), "the index names records beyond the tree");
-			goto done;
-		}
-		if (indexed < size) {
-			log_info("journal: indexing records %llu to %llu",
-			    (unsigned long long)indexed, (unsigned long long)size - 1);
-			if ((rc = journal_ix_rebuild(j, txn, indexed, size)) != 0)
-				goto done;
-		}
-	}
-	k.mv_data = "latest";
-	k.mv_size = 6;
-	if ((rc = mdb_get(txn, j->j_meta, &k, &v)) == 0) {
-		if (journal_ckpt_decode(v.mv_data, v.mv_size, &csize, root, &t_ms) == -1 ||
-		    csize > size) {
-			snprintf(why, sizeof(why), "malformed latest checkpoint");
-			goto done;
-		}
-		j->j_ckpt_size = csize;
-	} else if (rc != MDB_NOTFOUND)
-		goto done;
-	/* A commit that skipped its checkpoint may have been the last one. */
-	j->j_ckpt_due = size > j->j_ckpt_size;
-	/* The handles opened here become usable by all transactions on commit. */
-	rc = mdb_txn_commit(txn);
-	txn = NULL;
-	if (rc != 0)
-		goto done;
-	atomic_store(&j->j_size, size);
-	ret = 0;
-done:
-	if (ret == -1)
-		snprintf(err, errlen, "journal: %s", why[0] != '\0' ? why : mdb_strerror(rc));
-	if (cur != NULL)
-		mdb_cursor_close(cur);
-	if (txn != NULL)
-		mdb_txn_abort(txn);
-	return ret;
-}
-
-/*
- * One transaction of journal_nodes_build.  Nodes are stored in seq order, so
- * every seq before the last stored node's has all its nodes; the build
- * resumes after that seq (or at it, when only some of its nodes are there),
- * rebuilds the compact range at that point from the stored peaks, and adds
- * the nodes of up to JOURNAL_NODE_BATCH more leaves.  *built counts the
- * nodes written; *more is false once every leaf up to size is covered.
- */
-static int
-journal_nodes_batch(struct journal *j, uint64_t size, uint64_t *built, bool *more,
-    char *why, size_t whylen)
-{
-	struct jleafrd lr = { NULL, 0, 0 };
-	struct merkle_cr cr;
-	MDB_cursor *cur = NULL;
-	MDB_val k, v;
-	MDB_cursor_op op = MDB_SET_KEY;
-	uint8_t kb[8], nodes[64][32];
-	uint64_t from = 0, seq, end, pos = 0;
-	uint64_t added = 0;
-	int b, n, rc;
-
-	*more = false;
-	if ((rc = mdb_txn_begin(j->j_env, NULL, 0, &lr.lr_txn)) != 0)
-		goto done;
-	lr.lr_dbi = j->j_leaf;
-	lr.lr_node = j->j_node;
-	if ((rc = mdb_cursor_open(lr.lr_txn, j->j_node, &cur)) != 0)
-		goto done;
-	if ((rc = mdb_cursor_get(cur, &k, &v, MDB_LAST)) == 0) {
-		if (k.mv_size != JNODE_KEY_LEN || be64_get(k.mv_data) >= size) {
-			snprintf(why, whylen,
-			    "the node database names leaves beyond the tree");
-			rc = EINVAL;
-			goto done;
-		}
-		from = be64_get(k.mv_data);
-		/*
-		 * Seq from completes one node per trailing one bit.  If its
-		 * highest one is there, so is the rest; otherwise its nodes
-		 * are removed and it is done again.
-		 */
-		if (((uint8_t *)k.mv_data)[8] == trailing_ones64(from))
-			from++;
-		else {
-			while (rc == 0 && be64_get(k.mv_data) == from) {
-				if ((rc = mdb_cursor_del(cur, 0)) != 0 ||
-				    (rc = mdb_cursor_get(cur, &k, &v, MDB_LAST)) != 0)
-					break;
-				if (k.mv_size != JNODE_KEY_LEN) {
-					rc = EINVAL;
-					goto done;
-				}
-			}
-			if (rc != 0 && rc != MDB_NOTFOUND)
-				goto done;
-		}
-	} else if (rc != MDB_NOTFOUND)
-		goto done;
-	mdb_cursor_close(cur);
-	cur = NULL;
-	rc = 0;
-	if (from >= size)
-		goto done;
-
-	/* The peaks of the first from leaves are stored nodes (or one leaf). */
-	merkle_cr_init(&cr);
-	for (b = 63; b >= 0; b--) {
-		if ((from & ((uint64_t)1 << b)) == 0)
-			continue;
-		if (b == 0)
-			rc = journal_leaf_read(&lr, pos, cr.cr_peak[cr.cr_n]);
-		else
-			rc = journal_node_read(&lr, (unsigned)b, pos >> b,
-			    cr.cr_peak[cr.cr_n]);
-		if (rc != 0) {
-			snprintf(why, whylen, "the node database lacks a node below seq %llu",
-			    (unsigned long long)from);
-			rc = EINVAL;
-			goto done;
-		}
-		cr.cr_n++;
-		pos += (uint64_t)1 << b;
-	}
-	cr.cr_size = from;
-
-	end = size - from > JOURNAL_NODE_BATCH ? from + JOURNAL_NODE_BATCH : size;
-	if ((rc = mdb_cursor_open(lr.lr_txn, j->j_leaf, &cur)) != 0)
-		goto done;
-	be64_put(kb, from);
-	k.mv_data = kb;
-	k.mv_size = sizeof(kb);
-	for (seq = from; seq < end; seq++, op = MDB_NEXT) {
-		if ((rc = mdb_cursor_get(cur, &k, &v, op)) != 0 || k.mv_size != 8 ||
-		    be64_get(k.mv_data) != seq || v.mv_size != 32) {
-			snprintf(why, whylen, "leaf %llu is missing or malformed",
-			    (unsigned long long)seq);
-			rc = rc != 0 ? rc : EINVAL;
-			goto done;
-		}
-		n = merkle_cr_append_nodes(MK_SHA256, &cr, v.mv_data, nodes);
-		if ((rc = journal_put_nodes(j, lr.lr_txn, &cr, (const uint8_t (*)[32])nodes,
-		    n)) != 0)
-			goto done;
-		added += (uint64_t)n;
-	}
-	mdb_cursor_close(cur);
-	cur = NULL;
-	if (added == 0 && end == size)
-		goto done;
-	rc = mdb_txn_commit(lr.lr_txn);
-	lr.lr_txn = NULL;
-	if (rc != 0)
-		goto done;
-	*built += added;
-	*more = end < size;
-done:
-	if (cur != NULL)
-		mdb_cursor_close(cur);
-	if (lr.lr_txn != NULL)
-		mdb_txn_abort(lr.lr_txn);
-	return rc;
-}
-
-/*
- * Journals written before the node database existed, or whose node database
- * is behind the tree, get their nodes built here, in batches of one
- * transaction each so that a large journal never needs one huge transaction
- * and an interrupted build resumes where it stopped.  Afterwards the stored
- * nodes must give the root of the committed compact range, or the journal is
- * refused like any other damage.  Runs before the writer starts.
- */
-static int
-journal_nodes_build(struct journal *j, char *err, size_t errlen)
-{
-	struct jleafrd lr = { NULL, 0, 0 };
-	uint8_t want[32], got[32];
-	uint64_t size = j->j_cr.cr_size, built = 0;
-	char why[128] = "";
-	bool more = true;
-	int rc = 0, ret = -1;
-
-	while (more) {
-		rc = journal_nodes_batch(j, size, &built, &more, why, sizeof(why));
-		if (rc == MDB_MAP_FULL) {
-			if (journal_grow(j) == -1)
-				goto done;
-			more = true;
-		} else if (rc != 0)
-			goto done;
-	}
-	if (built > 0)
-		log_info("journal: built %llu tree nodes for %llu records",
-		    (unsigned long long)built, (unsigned long long)size);
-	if ((rc = mdb_txn_begin(j->j_env, NULL, MDB_RDONLY, &lr.lr_txn)) != 0)
-		goto done;
-	lr.lr_dbi = j->j_leaf;
-	lr.lr_node = j->j_node;
-	merkle_cr_root(MK_SHA256, &j->j_cr, want);
-	if (merkle_subtree_nodes(MK_SHA256, journal_leaf_read, journal_node_read, &lr, 0,
-	    size, got) == -1 || memcmp(want, got, sizeof(want)) != 0) {
-		snprintf(why, sizeof(why), "the node database disagrees with the tree");
-		goto done;
-	}
-	ret = 0;
-done:
-	if (lr.lr_txn != NULL)
-		mdb_txn_abort(lr.lr_txn);
-	if (ret == -1)
-		snprintf(err, errlen, "journal: %s", why[0] != '\0' ? why : mdb_strerror(rc));
-	return ret;
-}
-
-static int
-journal_env_open(struct journal *j, const struct journal_config *cfg, char *err,
-    size_t errlen)
-{
-	struct stat sb;
-	int rc;
-
-	if (mkdir(cfg->jc_dir, 0700) == -1 && errno != EEXIST) {
-		snprintf(err, errlen, "journal: mkdir %s: %s", cfg->jc_dir, strerror(errno));
-		return -1;
-	}
-	if (stat(cfg->jc_dir, &sb) == -1 || !S_ISDIR(sb.st_mode)) {
-		snprintf(err, errlen, "journal: %s is not a directory", cfg->jc_dir);
-		return -1;
-	}
-	if ((rc = mdb_env_create(&j->j_env)) != 0)
-		goto fail;
-	if ((rc = mdb_env_set_maxdbs(j->j_env, 8)) != 0 ||
-	    (rc = mdb_env_set_mapsize(j->j_env, cfg->jc_map_size != 0 ?
-	    cfg->jc_map_size : JOURNAL_MAP_DEFAULT)) != 0)
-		goto fail;
-	/*
-	 * MDB_NOTLS ties reader slots to transactions rather than threads, so
-	 * proofs and checkpoints can be read from any loop or worker.  No
-	 * MDB_NOSYNC / MDB_NOMETASYNC: a commit must be on disk.
-	 */
-	if ((rc = mdb_env_open(j->j_env, cfg->jc_dir, MDB_NOTLS, 0600)) != 0)
-		goto fail;
-	return 0;
-fail:
-	snprintf(err, errlen, "journal: %s: %s", cfg->jc_dir, mdb_strerror(rc));
-	return -1;
-}
-
-static void
-journal_free(struct journal *j)
-{
-	if (j->j_env != NULL)
-		mdb_env_close(j->j_env);
-	if (j->j_hmac != NULL) {
-		OPENSSL_cleanse(j->j_hmac, j->j_hmac_len);
-		free(j->j_hmac);
-	}
-	EVP_PKEY_free(j->j_key);
-	X509_free(j->j_cert);
-	pthread_rwlock_destroy(&j->j_resize);
-	pthread_cond_destroy(&j->j_cond);
-	pthread_mutex_destroy(&j->j_mtx);
-	free(j);
-}
-
-struct journal *
-journal_open(const struct journal_config *cfg, char *err, size_t errlen)
-{
-	struct journal *j = NULL, *ret = NULL;
-	pthread_rwlockattr_t ra;
-	pthread_condattr_t ca;
-	sigset_t all, old;
-	int rc;
-
-	snprintf(err, errlen, "journal: out of memory");
-	if (cfg->jc_dir == NULL || cfg->jc_origin == NULL || cfg->jc_ckpt_key == NULL ||
-	    cfg->jc_ckpt_cert == NULL || cfg->jc_hmac_key == NULL) {
-		snprintf(err, errlen, "journal: incomplete configuration");
-		return NULL;
-	}
-	if (cfg->jc_hmac_key_len < JOURNAL_HMAC_MIN || cfg->jc_hmac_key_len > INT_MAX) {
-		snprintf(err, errlen, "journal: the pseudonym key must be at least %d bytes",
-		    JOURNAL_HMAC_MIN);
-		return NULL;
-	}
-	if ((j = calloc(1, sizeof(*j))) == NULL)
-		return NULL;
-	pthread_mutex_init(&j->j_mtx, NULL);
-	/* The writer's timed waits must not jump with the wall clock. */
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&j->j_cond, &ca);
-	pthread_condattr_destroy(&ca);
-	/*
-	 * glibc prefers readers by default; with a steady stream of auditor
-	 * reads the writer could then wait forever to grow the map.
-	 */
-	pthread_rwlockattr_init(&ra);
-	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-	pthread_rwlock_init(&j->j_resize, &ra);
-	pthread_rwlockattr_destroy(&ra);
-	j->j_tail = &j->j_head;
-
-	if (strlcpy_chk(j->j_origin, cfg->jc_origin, sizeof(j->j_origin)) == -1 ||
-	    j->j_origin[0] == '\0') {
-		snprintf(err, errlen, "journal: bad gateway id");
-		goto done;
-	}
-	if (X509_check_private_key(cfg->jc_ckpt_cert, cfg->jc_ckpt_key) != 1) {
-		snprintf(err, errlen, "journal: checkpoint key does not match its certificate");
-		goto done;
-	}
-	if (key_id_cert(cfg->jc_ckpt_cert, j->j_kid) == -1) {
-		snprintf(err, errlen, "journal: cannot derive the checkpoint key id");
-		goto done;
-	}
-	if (EVP_PKEY_up_ref(cfg->jc_ckpt_key) != 1)
-		goto done;
-	j->j_key = cfg->jc_ckpt_key;
-	if (X509_up_ref(cfg->jc_ckpt_cert) != 1)
-		goto done;
-	j->j_cert = cfg->jc_ckpt_cert;
-	if ((j->j_hmac = malloc(cfg->jc_hmac_key_len)) == NULL)
-		goto done;
-	memcpy(j->j_hmac, cfg->jc_hmac_key, cfg->jc_hmac_key_len);
-	j->j_hmac_len = cfg->jc_hmac_key_len;
-
-	if (journal_env_open(j, cfg, err, errlen) == -1 ||
-	    journal_restore(j, err, errlen) == -1 ||
-	    journal_nodes_build(j, err, errlen) == -1)
-		goto done;
-
-	/*
-	 * Signals are for the event loop; keeping them off the writer means a
-	 * commit's fsync is never interrupted on their account.
-	 */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	rc = pthread_create(&j->j_writer, NULL, journal_writer, j);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (rc != 0) {
-		snprintf(err, errlen, "journal: writer thread: %s", strerror(rc));
-		goto done;
-	}
-	ret = j;
-	j = NULL;
-done:
-	if (j != NULL)
-		journal_free(j);
-	return ret;
-}
-
-void
-journal_close(struct journal *j)
-{
-	if (j == NULL)
-		return;
-	/* New work is refused from here; queued work still commits. */
-	pthread_mutex_lock(&j->j_mtx);
-	j->j_closing = true;
-	pthread_cond_signal(&j->j_cond);
-	pthread_mutex_unlock(&j->j_mtx);
-	pthread_join(j->j_writer, NULL);
-	journal_free(j);
-}
-
-/* Consent revocations. */
-
-/* Removes up to JOURNAL_EXPIRE_SCAN revocations whose keep_until has passed. */
-static int
-journal_revoke_expire(struct journal *j, MDB_txn *txn, uint64_t now_s)
-{
-	MDB_cursor *cur;
-	MDB_val k, v;
-	int n, rc;
-
-	if ((rc = mdb_cursor_open(txn, j->j_rev, &cur)) != 0)
-		return rc;
-	for (n = 0; n < JOURNAL_EXPIRE_SCAN; n++) {
-		if ((rc = mdb_cursor_get(cur, &k, &v, n == 0 ? MDB_FIRST : MDB_NEXT)) != 0)
-			break;
-		if (v.mv_size == 16 && be64_get((const uint8_t *)v.mv_data + 8) < now_s &&
-		    (rc = mdb_cursor_del(cur, 0)) != 0)
-			break;
-	}
-	mdb_cursor_close(cur);
-	return rc == MDB_NOTFOUND ? 0 : rc;
-}
-
-int
-journal_revoke_put(struct journal *j, const uint8_t *key, size_t keylen, uint64_t revoked_at,
-    uint64_t keep_until)
-{
-	MDB_txn *txn = NULL;
-	MDB_val k = { keylen, (void *)(uintptr_t)key }, v, old;
-	uint8_t vb[16];
-	int rc;
-
-	if (keylen == 0 || keylen > JOURNAL_REVOKE_KEY_MAX)
-		return -1;
-	be64_put(vb, revoked_at);
-	be64_put(vb + 8, keep_until);
-	v.mv_size = sizeof(vb);
-	v.mv_data = vb;
-	/*
-	 * A write transaction of its own: LMDB serializes it with the writer
-	 * thread's.  The shared lock keeps the map from being resized under it.
-	 */
-	pthread_rwlock_rdlock(&j->j_resize);
-	if ((rc = mdb_txn_begin(j->j_env, NULL, 0, &txn)) != 0)
-		goto done;
-	if ((rc = journal_revoke_expire(j, txn, now_ms() / 1000)) != 0)
-		goto done;
-	/*
-	 * A later revocation of the same key covers more tokens: keep the
-	 * latest, and never let an older one (a replay) shrink it.
-	 */
-	if ((rc = mdb_get(txn, j->j_rev, &k, &old)) == 0 && old.mv_size == 16 &&
-	    be64_get(old.mv_data) >= revoked_at) {
-		rc = 0;
-		goto done;
-	}
-	if (rc != 0 && rc != MDB_NOTFOUND)
-		goto done;
-	if ((rc = mdb_put(txn, j->j_rev, &k, &v, 0)) != 0)
-		goto done;
-	rc = mdb_txn_commit(txn);
-	txn = NULL;
-done:
-	if (txn != NULL)
-		mdb_txn_abort(txn);
-	pthread_rwlock_unlock(&j->j_resize);
-	if (rc != 0)
-		log_warnx("journal: revocation not stored: %s", mdb_strerror(rc));
-	return rc == 0 ? 0 : -1;
-}
-
-int
-journal_revoked(struct journal *j, const uint8_t *key, size_t keylen, uint64_t *revoked_at)
-{
-	MDB_txn *txn;
-	MDB_val k = { keylen, (void *)(uintptr_t)key }, v;
-	int rc, ret = -1;
-
-	if (keylen == 0 || keylen > JOURNAL_REVOKE_KEY_MAX)
-		return -1;
-	if (journal_rtxn_begin(j, &txn) == -1)
-		return -1;
-	if ((rc = mdb_get(txn, j->j_rev, &k, &v)) == MDB_NOTFOUND)
-		ret = 0;
-	else if (rc == 0 && v.mv_size == 16) {
-		*revoked_at = be64_get(v.mv_data);
-		ret = 1;
-	}
-	journal_rtxn_end(j, txn);
-	return ret;
-}
-
-int
-journal_revoke_key(const struct journal *j, const uint8_t *jti, const char *subject,
-    const char *bundle, uint8_t key[JOURNAL_REVOKE_KEY_MAX], size_t *keylen)
-{
-	size_t	blen;
-
-	if (jti != NULL) {
-		key[0] = 'j';
-		memcpy(key + 1, jti, 16);
-		*keylen = 17;
-		return 0;
-	}
-	if (subject == NULL || bundle == NULL || (blen = strlen(bundle)) == 0 ||
-	    blen >= LB_ID_MAX)
-		return -1;
-	key[0] = 's';
-	journal_pseudonym(j, subject, key + 1);
-	memcpy(key + 33, bundle, blen);
-	*keylen = 33 + blen;
-	return 0;
-}
-
-enum lb_err
-journal_revoke_check(struct journal *j, const struct consent *cs, char *msg, size_t msglen)
-{
-	uint8_t		key[JOURNAL_REVOKE_KEY_MAX];
-	size_t		keylen;
-	uint64_t	at;
-	int		r;
-
-	journal_revoke_key(j, cs->cs_jti, NULL, NULL, key, &keylen);
-	if ((r = journal_revoked(j, key, keylen, &at)) == 1) {
-		snprintf(msg, msglen, "this consent token was revoked");
-		return LB_E_CONSENT_REVOKED;
-	}
-	if (r == 0 && (r = journal_revoke_key(j, NULL, cs->cs_sub, cs->cs_bundle, key,
-	    &keylen)) == 0 && (r = journal_revoked(j, key, keylen, &at)) == 1) {
-		if (cs->cs_iat >= 0 && (uint64_t)cs->cs_iat > at)
-			return LB_OK;	/* consent given again after the revocation */
-		snprintf(msg, msglen, "the citizen revoked the consent to bundle \"%s\" "
-		    "given up to this token", cs->cs_bundle);
-		return LB_E_CONSENT_REVOKED;
-	}
-	if (r != 0) {
-		snprintf(msg, msglen, "the revocation list cannot be read");
-		return LB_E_JOURNAL_UNAVAILABLE;
-	}
-	return LB_OK;
-}

@@ -87,9 +87,17 @@ enum lb_err	 lb_err_from_code(const char *);
 
 /* util.c */
 void		 log_init(const char *prog, int verbose);
-void		 log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
-void		 log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
-void		 log_debug(const char *, ...) __attribute__((format(printf, 1, 2)));
+/* Debug lines are written only when log_init was given verbose. */
+enum log_level {
+	LB_LOG_INFO,
+	LB_LOG_WARN,
+	LB_LOG_DEBUG
+};
+/* One line on stderr, "prog: [warning: | debug: ]message"; any thread. */
+void		 log_msg(enum log_level, const char *, ...) __attribute__((format(printf, 2, 3)));
+#define log_info(...)	log_msg(LB_LOG_INFO, __VA_ARGS__)
+#define log_warnx(...)	log_msg(LB_LOG_WARN, __VA_ARGS__)
+#define log_debug(...)	log_msg(LB_LOG_DEBUG, __VA_ARGS__)
 uint64_t	 now_ms(void);
 uint64_t	 now_us_mono(void);
 /* Base64url without padding.  The result is malloc'ed and NUL-terminated. */
@@ -278,6 +286,13 @@ void		 merkle_cr_init(struct merkle_cr *);
 void		 merkle_cr_append(enum mk_hash, struct merkle_cr *, const uint8_t leaf[32]);
 void		 merkle_cr_root(enum mk_hash, const struct merkle_cr *, uint8_t out[32]);
 /*
+ * Sets cr to the tree of size leaves with the n peaks given (largest first,
+ * copied), as stored by a caller; -1, and cr unchanged, unless n is the
+ * number of peaks such a tree has (one per set bit of size).
+ */
+int		 merkle_cr_set(struct merkle_cr *, uint64_t size, const uint8_t peaks[][32],
+		    size_t n);
+/*
  * merkle_cr_append that also returns the perfect subtrees the leaf completed:
  * nodes[l - 1] (when nodes is not NULL; it holds 64 hashes) is the root of the
  * 2^l leaves ending with this one, for l = 1 .. the returned count.  That node
@@ -341,7 +356,10 @@ int		 workers_submit(struct workers *, struct event_base *base,
 /* Runs fn(arg) on base's loop; safe from any thread (libevent locking on). */
 int		 loop_post(struct event_base *base, void (*fn)(void *), void *arg);
 
-/* journal.c: the audit journal (DESIGN §7) */
+/*
+ * journal.c, journal_read.c, journal_restore.c, journal_revoke.c: the audit
+ * journal (DESIGN §7)
+ */
 enum jkind {
 	JK_EXCHANGE = 0,
 	JK_ITEM,
@@ -442,15 +460,26 @@ uint64_t	 journal_size(struct journal *);
  * Consent revocations (POST /v1/revocations), kept in the journal's LMDB
  * environment.  key is 'j' || jti (17 bytes) or 's' || subject pseudonym ||
  * bundle; a token matches a subject revocation when its iat is at or
- * before revoked_at.  journal_revoke_put commits in a write transaction of
- * its own (disk: call it from a worker, never the loop) and removes a few
- * expired revocations.  journal_revoked returns 1 when a matching
- * revocation exists (*revoked_at set), 0 when none, -1 on failure.  Any
- * thread.
+ * before revoked_at.
+ *
+ * journal_revoke queues a revocation (kept until keep_until, unix seconds)
+ * for the writer thread, with rec (copied; NULL for none), the record that
+ * says who revoked what: both are stored in one group commit, so the
+ * revocation is in force exactly when its record is durable.  A stored
+ * revocation time only moves forward; an older revocation of the same key
+ * changes nothing and still succeeds.  The commit also removes a few
+ * expired revocations.  fn runs as for journal_append (first_seq: rec's
+ * seq when there is one), in queue order with appends and claims.  Returns
+ * -1, and fn is never called, for a key of bad length, a record of unknown
+ * kind, a full queue or a closing journal.
+ *
+ * journal_revoked returns 1 when a matching revocation exists (*revoked_at
+ * set), 0 when none, -1 on failure.  Any thread.
  */
 #define JOURNAL_REVOKE_KEY_MAX	(1 + 32 + LB_ID_MAX)
-int		 journal_revoke_put(struct journal *, const uint8_t *key, size_t keylen,
-		    uint64_t revoked_at, uint64_t keep_until);
+int		 journal_revoke(struct journal *, struct event_base *, const uint8_t *key,
+		    size_t keylen, uint64_t revoked_at, uint64_t keep_until,
+		    const struct jrec *rec, journal_done_fn fn, void *arg);
 int		 journal_revoked(struct journal *, const uint8_t *key, size_t keylen,
 		    uint64_t *revoked_at);
 /* The revocation key of a jti (when not NULL) or of (subject, bundle). */

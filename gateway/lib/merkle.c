@@ -46,6 +46,10 @@ static int		 merkle_perfect(enum mk_hash, merkle_leaf_fn,
 			    merkle_node_fn, void *, unsigned, uint64_t,
 			    uint8_t [MK_LEN]);
 static int		 merkle_popcount(uint64_t);
+static int		 merkle_path(enum mk_hash, merkle_leaf_fn,
+			    merkle_node_fn, void *, uint64_t, uint64_t, int,
+			    uint8_t [][32], size_t *);
+static int		 merkle_climb(uint64_t *, uint64_t *);
 
 /*
  * The hashing interfaces return nothing, so a digest that cannot be
@@ -243,6 +247,20 @@ merkle_cr_append_nodes(enum mk_hash h, struct merkle_cr *cr,
 	return level;
 }
 
+int
+merkle_cr_set(struct merkle_cr *cr, uint64_t size, const uint8_t peaks[][32],
+    size_t n)
+{
+	if (n != (size_t)merkle_popcount(size))
+		return -1;
+	merkle_cr_init(cr);
+	if (n > 0)
+		memcpy(cr->cr_peak, peaks, n * MK_LEN);
+	cr->cr_n = (int)n;
+	cr->cr_size = size;
+	return 0;
+}
+
 void
 merkle_cr_append(enum mk_hash h, struct merkle_cr *cr, const uint8_t leaf[32])
 {
@@ -374,6 +392,57 @@ merkle_subtree_nodes(enum mk_hash h, merkle_leaf_fn fn,
 }
 
 /*
+ * The walk both proofs make: from the tree [0, size) down towards leaf idx,
+ * taking at each split the root of the half that does not hold it, then
+ * those roots leaf-first into path.  to_leaf walks down to the leaf itself
+ * (PATH).  Otherwise the walk stops at the first subtree that ends with
+ * leaf idx, where the old tree of idx + 1 leaves stops splitting off
+ * (SUBPROOF); if the walk ever went right, the old root is not a node of
+ * the new tree and that subtree's own root comes first in the proof.
+ */
+static int
+merkle_path(enum mk_hash h, merkle_leaf_fn fn, merkle_node_fn node_fn,
+    void *arg, uint64_t idx, uint64_t size, int to_leaf, uint8_t path[][32],
+    size_t *npath)
+{
+	uint8_t		sib[MK_MAX_PATH][MK_LEN];
+	uint64_t	lo = 0, n = size, k;
+	size_t		cnt = 0, i, off = 0;
+
+	while (to_leaf ? n > 1 : idx != n - 1) {
+		if (cnt == MK_MAX_PATH)
+			return -1;
+		k = merkle_split(n);
+		if (idx < k) {
+			if (merkle_subtree_nodes(h, fn, node_fn, arg, lo + k,
+			    n - k, sib[cnt]) == -1)
+				return -1;
+			n = k;
+		} else {
+			if (merkle_subtree_nodes(h, fn, node_fn, arg, lo, k,
+			    sib[cnt]) == -1)
+				return -1;
+			lo += k;
+			idx -= k;
+			n -= k;
+		}
+		cnt++;
+	}
+	if (!to_leaf && lo != 0) {
+		if (cnt == MK_MAX_PATH)
+			return -1;
+		if (merkle_subtree_nodes(h, fn, node_fn, arg, lo, n,
+		    path[0]) == -1)
+			return -1;
+		off = 1;
+	}
+	for (i = 0; i < cnt; i++)
+		memcpy(path[off + i], sib[cnt - 1 - i], MK_LEN);
+	*npath = off + cnt;
+	return 0;
+}
+
+/*
  * RFC 6962 §2.1.1 PATH(m, D[n]).  The recursion there descends towards
  * leaf m and, at each split, appends the root of the half that does not
  * hold m after the path of the half that does.  Walking down iteratively
@@ -393,35 +462,9 @@ merkle_inclusion_proof_nodes(enum mk_hash h, merkle_leaf_fn fn,
     merkle_node_fn node_fn, void *arg, uint64_t idx, uint64_t size,
     uint8_t path[][32], size_t *npath)
 {
-	uint8_t		sib[MK_MAX_PATH][MK_LEN];
-	uint64_t	lo = 0, n = size, m = idx, k;
-	size_t		cnt = 0, i;
-
 	if (fn == NULL || path == NULL || npath == NULL || idx >= size)
 		return -1;
-	while (n > 1) {
-		if (cnt == MK_MAX_PATH)
-			return -1;
-		k = merkle_split(n);
-		if (m < k) {
-			if (merkle_subtree_nodes(h, fn, node_fn, arg, lo + k,
-			    n - k, sib[cnt]) == -1)
-				return -1;
-			n = k;
-		} else {
-			if (merkle_subtree_nodes(h, fn, node_fn, arg, lo, k,
-			    sib[cnt]) == -1)
-				return -1;
-			lo += k;
-			m -= k;
-			n -= k;
-		}
-		cnt++;
-	}
-	for (i = 0; i < cnt; i++)
-		memcpy(path[i], sib[cnt - 1 - i], MK_LEN);
-	*npath = cnt;
-	return 0;
+	return merkle_path(h, fn, node_fn, arg, idx, size, 1, path, npath);
 }
 
 /*
@@ -447,49 +490,33 @@ merkle_consistency_proof_nodes(enum mk_hash h, merkle_leaf_fn fn,
     merkle_node_fn node_fn, void *arg, uint64_t first, uint64_t second,
     uint8_t path[][32], size_t *npath)
 {
-	uint8_t		sib[MK_MAX_PATH][MK_LEN];
-	uint8_t		head[MK_LEN];
-	uint64_t	lo = 0, n = second, m = first, k;
-	size_t		cnt = 0, i, off;
-	int		whole = 1;
-
 	if (fn == NULL || path == NULL || npath == NULL || first == 0 ||
 	    first > second)
 		return -1;
-	while (m != n) {
-		if (cnt == MK_MAX_PATH)
-			return -1;
-		k = merkle_split(n);
-		if (m <= k) {
-			if (merkle_subtree_nodes(h, fn, node_fn, arg, lo + k,
-			    n - k, sib[cnt]) == -1)
-				return -1;
-			n = k;
-		} else {
-			if (merkle_subtree_nodes(h, fn, node_fn, arg, lo, k,
-			    sib[cnt]) == -1)
-				return -1;
-			lo += k;
-			m -= k;
-			n -= k;
-			whole = 0;
+	return merkle_path(h, fn, node_fn, arg, first - 1, second, 0, path,
+	    npath);
+}
+
+/*
+ * One level of the verification walks of RFC 9162 (§2.1.3.2, §2.1.4.2):
+ * 1 when the next path entry is a left sibling, because the node at fn is
+ * a right child or the last node of its level (which then climbs, unpaired,
+ * until it is a right child); 0 when the entry is a right sibling.  fn and
+ * sn move up past that entry.
+ */
+static int
+merkle_climb(uint64_t *fn, uint64_t *sn)
+{
+	int	left = (*fn & 1) != 0 || *fn == *sn;
+
+	if (left)
+		while (*fn != 0 && (*fn & 1) == 0) {
+			*fn >>= 1;
+			*sn >>= 1;
 		}
-		cnt++;
-	}
-	off = 0;
-	if (!whole) {
-		if (cnt == MK_MAX_PATH)
-			return -1;
-		if (merkle_subtree_nodes(h, fn, node_fn, arg, lo, n,
-		    head) == -1)
-			return -1;
-		memcpy(path[0], head, MK_LEN);
-		off = 1;
-	}
-	for (i = 0; i < cnt; i++)
-		memcpy(path[off + i], sib[cnt - 1 - i], MK_LEN);
-	*npath = off + cnt;
-	return 0;
+	*fn >>= 1;
+	*sn >>= 1;
+	return left;
 }
 
 /*
@@ -518,16 +545,10 @@ merkle_root_from_path(enum mk_hash h, const uint8_t leaf[32], uint64_t idx,
 	for (i = 0; i < npath; i++) {
 		if (sn == 0)
 			return -1;
-		if ((fn & 1) != 0 || fn == sn) {
+		if (merkle_climb(&fn, &sn))
 			merkle_node_hash(h, path[i], r, r);
-			while (fn != 0 && (fn & 1) == 0) {
-				fn >>= 1;
-				sn >>= 1;
-			}
-		} else
+		else
 			merkle_node_hash(h, r, path[i], r);
-		fn >>= 1;
-		sn >>= 1;
 	}
 	if (sn != 0)
 		return -1;
@@ -597,17 +618,11 @@ merkle_verify_consistency(enum mk_hash h, uint64_t first, uint64_t second,
 	for (; i < npath; i++) {
 		if (sn == 0)
 			return -1;
-		if ((fn & 1) != 0 || fn == sn) {
+		if (merkle_climb(&fn, &sn)) {
 			merkle_node_hash(h, path[i], fr, fr);
 			merkle_node_hash(h, path[i], sr, sr);
-			while (fn != 0 && (fn & 1) == 0) {
-				fn >>= 1;
-				sn >>= 1;
-			}
 		} else
 			merkle_node_hash(h, sr, path[i], sr);
-		fn >>= 1;
-		sn >>= 1;
 	}
 	if (sn != 0 || memcmp(fr, root1, MK_LEN) != 0 ||
 	    memcmp(sr, root2, MK_LEN) != 0)

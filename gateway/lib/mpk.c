@@ -27,57 +27,42 @@ mpk_zalloc(msgpack_zone *z, size_t n)
 	return p;
 }
 
+/*
+ * The constructors of scalar objects, one compound literal each: the
+ * members it does not name are zero, and readers look only at the member
+ * of via that the type selects.
+ */
 msgpack_object
 mpk_nil(void)
 {
-	msgpack_object	o;
-
-	memset(&o, 0, sizeof(o));
-	o.type = MSGPACK_OBJECT_NIL;
-	return o;
+	return (msgpack_object){ .type = MSGPACK_OBJECT_NIL };
 }
 
 msgpack_object
 mpk_bool(bool v)
 {
-	msgpack_object	o = mpk_nil();
-
-	o.type = MSGPACK_OBJECT_BOOLEAN;
-	o.via.boolean = v;
-	return o;
+	return (msgpack_object){ .type = MSGPACK_OBJECT_BOOLEAN, .via.boolean = v };
 }
 
 msgpack_object
 mpk_uint(uint64_t v)
 {
-	msgpack_object	o = mpk_nil();
-
-	o.type = MSGPACK_OBJECT_POSITIVE_INTEGER;
-	o.via.u64 = v;
-	return o;
+	return (msgpack_object){ .type = MSGPACK_OBJECT_POSITIVE_INTEGER, .via.u64 = v };
 }
 
 msgpack_object
 mpk_int(int64_t v)
 {
-	msgpack_object	o = mpk_nil();
-
 	if (v >= 0)
 		return mpk_uint((uint64_t)v);
-	o.type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
-	o.via.i64 = v;
-	return o;
+	return (msgpack_object){ .type = MSGPACK_OBJECT_NEGATIVE_INTEGER, .via.i64 = v };
 }
 
 msgpack_object
 mpk_strn(const char *s, size_t n)
 {
-	msgpack_object	o = mpk_nil();
-
-	o.type = MSGPACK_OBJECT_STR;
-	o.via.str.ptr = s;
-	o.via.str.size = (uint32_t)n;
-	return o;
+	return (msgpack_object){ .type = MSGPACK_OBJECT_STR,
+	    .via.str = { .size = (uint32_t)n, .ptr = s } };
 }
 
 msgpack_object
@@ -89,12 +74,8 @@ mpk_str(const char *s)
 msgpack_object
 mpk_bin(const void *p, size_t n)
 {
-	msgpack_object	o = mpk_nil();
-
-	o.type = MSGPACK_OBJECT_BIN;
-	o.via.bin.ptr = p;
-	o.via.bin.size = (uint32_t)n;
-	return o;
+	return (msgpack_object){ .type = MSGPACK_OBJECT_BIN,
+	    .via.bin = { .size = (uint32_t)n, .ptr = p } };
 }
 
 msgpack_object

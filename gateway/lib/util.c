@@ -25,58 +25,33 @@ log_init(const char *prog, int verbose)
 	log_verbose = verbose;
 }
 
-static void	log_emit(const char *, const char *, va_list)
-		    __attribute__((format(printf, 2, 0)));
-
-static void
-log_emit(const char *level, const char *fmt, va_list ap)
+void
+log_msg(enum log_level level, const char *fmt, ...)
 {
+	static const char *const prefix[] = {
+		[LB_LOG_INFO] = "",
+		[LB_LOG_WARN] = "warning: ",
+		[LB_LOG_DEBUG] = "debug: ",
+	};
 	char	 line[1024];
+	va_list	 ap;
 	int	 n;
 
+	if (level == LB_LOG_DEBUG && !log_verbose)
+		return;
 	/* One write per line so lines of several threads never interleave. */
-	n = snprintf(line, sizeof(line), "%s: %s", log_prog, level);
+	n = snprintf(line, sizeof(line), "%s: %s", log_prog, prefix[level]);
 	if (n < 0 || (size_t)n >= sizeof(line))
 		return;
+	va_start(ap, fmt);
 	vsnprintf(line + n, sizeof(line) - n, fmt, ap);
+	va_end(ap);
 	n = strlen(line);
 	if ((size_t)n + 1 < sizeof(line)) {
 		line[n++] = '\n';
 		line[n] = '\0';
 	}
 	(void)fputs(line, stderr);
-}
-
-void
-log_info(const char *fmt, ...)
-{
-	va_list	ap;
-
-	va_start(ap, fmt);
-	log_emit("", fmt, ap);
-	va_end(ap);
-}
-
-void
-log_warnx(const char *fmt, ...)
-{
-	va_list	ap;
-
-	va_start(ap, fmt);
-	log_emit("warning: ", fmt, ap);
-	va_end(ap);
-}
-
-void
-log_debug(const char *fmt, ...)
-{
-	va_list	ap;
-
-	if (!log_verbose)
-		return;
-	va_start(ap, fmt);
-	log_emit("debug: ", fmt, ap);
-	va_end(ap);
 }
 
 uint64_t
