@@ -71,8 +71,6 @@ enum lb_err {
 /* The wire code ("consent_expired") and the HTTP status of an error. */
 const char	*lb_err_code(enum lb_err);
 int		 lb_err_status(enum lb_err);
-/* Maps a wire code back to the enum; LB_E__COUNT when unknown. */
-enum lb_err	 lb_err_from_code(const char *);
 
 /* util.c */
 void		 log_init(const char *prog, int verbose);
