@@ -93,6 +93,16 @@ int		 file_write(const char *path, const void *, size_t, int mode);
 int		 path_join(char *buf, size_t bufsz, const char *a, const char *b);
 /* Copies a NUL-terminated string; -1 when it does not fit. */
 int		 strlcpy_chk(char *dst, const char *src, size_t dstsize);
+/*
+ * Calls fn with the path of every file of dir whose name ends in suffix
+ * (and is longer than it), in name order; more than max such files is an
+ * error.  The walk stops at the first fn that fails, whose err is kept as
+ * it is; the other failures get a sentence naming dir.  path is valid only
+ * during the call.
+ */
+typedef int	(*dir_each_fn)(void *arg, const char *path, char *err, size_t errlen);
+int		 dir_each(const char *dir, const char *suffix, size_t max, dir_each_fn fn,
+		    void *arg, char *err, size_t errlen);
 
 /* keys.c: key and certificate files */
 /*
