@@ -46,6 +46,7 @@ usage(FILE *f)
 	    "                       (default 2; 0 signs every claim alone)\n"
 	    "  --seal-batch N       claims per seal batch at most (1 to 256, default 256)\n"
 	    "  -v, --verbose        log every exchange state transition\n"
+	    "  -V, --version        print the version and exit\n"
 	    "  -h, --help           this text\n"
 	    "\n"
 	    "Signals: SIGHUP reloads trust, policies and adapters; SIGTERM and SIGINT\n"
@@ -81,6 +82,7 @@ parse_args(int argc, char **argv, struct gw_config *gc)
 		{ "seal-window", required_argument, NULL, 'W' },
 		{ "seal-batch", required_argument, NULL, 'B' },
 		{ "verbose", no_argument, NULL, 'v' },
+		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -97,7 +99,7 @@ parse_args(int argc, char **argv, struct gw_config *gc)
 	gc->gc_workers = 2;
 	gc->gc_seal_window_us = SEALER_WINDOW_US;
 	gc->gc_seal_batch = SEALER_MAX_BATCH;
-	while ((ch = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "vVh", opts, NULL)) != -1) {
 		dst = NULL;
 		switch (ch) {
 		case 'l': dst = gc->gc_listen; dstsize = sizeof(gc->gc_listen); break;
@@ -131,6 +133,9 @@ parse_args(int argc, char **argv, struct gw_config *gc)
 		case 'v':
 			gc->gc_verbose = 1;
 			break;
+		case 'V':
+			printf("lianband %s\n", PACKAGE_VERSION);
+			exit(0);
 		case 'h':
 			usage(stdout);
 			exit(0);
