@@ -35,7 +35,6 @@ config_json_file(const char *path, msgpack_zone *z, msgpack_object *out, char *e
 	return ret;
 }
 
-/* Calls fn with every *.json file of dir, parsed, in name order. */
 typedef int	(*config_json_fn)(void *arg, const msgpack_object *, char *err, size_t errlen);
 
 struct config_walk {
@@ -66,6 +65,7 @@ done:
 	return ret;
 }
 
+/* Calls fn with every *.json file of dir, parsed, in name order. */
 static int
 config_each_json(const char *dir, config_json_fn fn, void *arg, char *err, size_t errlen)
 {
@@ -424,6 +424,7 @@ fail:
 static void
 snapshot_assert_loop(const struct snapshot *sn)
 {
+	(void)sn;	/* with NDEBUG */
 	assert(!sn->sn_shared || pthread_equal(pthread_self(), sn->sn_loop));
 }
 
