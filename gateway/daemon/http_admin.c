@@ -344,6 +344,9 @@ admin_loaded(void *arg)
 {
 	struct admin_change	*ch = arg;
 
+	/* Checked: the change no longer needs the snapshot it was checked against. */
+	snapshot_unref(ch->ch_cur);
+	ch->ch_cur = NULL;
 	if (ch->ch_err != LB_OK || ch->ch_noop)
 		admin_finish(ch);
 	else
