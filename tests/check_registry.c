@@ -13,17 +13,29 @@
 
 #include "gateway.h"
 
-static char	tdir[64];
+static char		 tdir[64];
+static struct registry	*rg_open;	/* each test's, opened by reg_setup */
+
+static void
+reg_setup(void)
+{
+	char	err[256] = "";
+
+	rg_open = registry_open(tdir, err, sizeof(err));
+	ck_assert_msg(rg_open != NULL, "registry_open: %s", err);
+}
+
+static void
+reg_teardown(void)
+{
+	registry_close(rg_open);
+	rg_open = NULL;
+}
 
 static struct registry *
 reg(void)
 {
-	struct registry	*rg;
-	char		 err[256] = "";
-
-	rg = registry_get(tdir, err, sizeof(err));
-	ck_assert_msg(rg != NULL, "registry_get: %s", err);
-	return rg;
+	return rg_open;
 }
 
 static struct reg_head
@@ -177,16 +189,35 @@ START_TEST(test_bad_ids_and_room)
 }
 END_TEST
 
+/* The handle is the registry's only state: what one stored, the next one reads. */
+START_TEST(test_reopen_keeps_what_was_stored)
+{
+	struct reg_head	h = head(2, true, "mca"), got;
+	bool		found = false;
+
+	put(REG_ADAPTER, "ro-a", &h, NULL);
+	reg_teardown();
+	reg_setup();
+	ck_assert_int_eq(registry_head(reg(), REG_ADAPTER, "ro-a", &got, &found), 0);
+	ck_assert(found);
+	ck_assert_uint_eq(got.rh_version, 2);
+	ck_assert(got.rh_disabled);
+	ck_assert_str_eq(got.rh_dept, "mca");
+}
+END_TEST
+
 static Suite *
 registry_suite(void)
 {
 	Suite	*su = suite_create("registry");
 	TCase	*tc = tcase_create("store");
 
+	tcase_add_checked_fixture(tc, reg_setup, reg_teardown);
 	tcase_add_test(tc, test_head_round_trip);
 	tcase_add_test(tc, test_each_gives_the_current_version);
 	tcase_add_test(tc, test_a_version_is_written_once);
 	tcase_add_test(tc, test_bad_ids_and_room);
+	tcase_add_test(tc, test_reopen_keeps_what_was_stored);
 	suite_add_tcase(su, tc);
 	return su;
 }

@@ -57,3 +57,11 @@ if [ "$failures" -ne 0 ]; then
 	exit 1
 fi
 echo "all command-line checks passed"
+
+# lianband --version prints its name and the package version, and --help names the flag.
+version=$("$lianband" --version) || { echo "FAIL: lianband --version exited $?"; exit 1; }
+[[ $version =~ ^lianband\ [0-9]+\.[0-9]+\.[0-9]+$ ]] ||
+	{ echo "FAIL: lianband --version said \"$version\""; exit 1; }
+[[ $("$lianband" --help) == *--version* ]] ||
+	{ echo "FAIL: lianband --help does not name --version"; exit 1; }
+echo "lianband --version: $version"

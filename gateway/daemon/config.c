@@ -1,11 +1,12 @@
 /*
- * config.c - loading the configuration snapshot (trust, policies, adapters,
- * seal keys) from the directories named on the command line, then the
- * adapters and policies registered through the API (registry.c).
+ * config.c - the configuration snapshot (trust, policies, adapters, seal
+ * keys): loading it from the directories named on the command line and the
+ * adapters and policies registered through the API (registry.c), and the
+ * one way a new snapshot replaces the running one, for SIGHUP and for
+ * registry changes alike.
  */
-#include <dirent.h>
+#include <assert.h>
 #include <errno.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,73 +35,86 @@ config_json_file(const char *path, msgpack_zone *z, msgpack_object *out, char *e
 	return ret;
 }
 
-/* Calls fn for every *.json file of dir, in name order. */
-static int
-config_each_json(const char *dir, int (*fn)(void *, const char *, const msgpack_object *,
-    char *, size_t), void *arg, char *err, size_t errlen)
-{
-	struct dirent	**names = NULL;
-	msgpack_zone	  z;
-	msgpack_object	  o;
-	char		  path[PATH_MAX], why[384];
-	size_t		  len;
-	int		  i, n, ret = -1;
+typedef int	(*config_json_fn)(void *arg, const msgpack_object *, char *err, size_t errlen);
 
-	if ((n = scandir(dir, &names, NULL, alphasort)) < 0) {
-		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
-		return -1;
-	}
-	if (n > CONFIG_MAX_FILES) {
-		snprintf(err, errlen, "%s: more than %d files", dir, CONFIG_MAX_FILES);
+struct config_walk {
+	config_json_fn	 cw_fn;
+	void		*cw_arg;
+};
+
+static int
+config_json_one(void *arg, const char *path, char *err, size_t errlen)
+{
+	struct config_walk	*cw = arg;
+	msgpack_zone		 z;
+	msgpack_object		 o;
+	char			 why[384];
+	int			 ret = -1;
+
+	msgpack_zone_init(&z, 8192);
+	if (config_json_file(path, &z, &o, err, errlen) != 0)
 		goto done;
-	}
-	for (i = 0; i < n; i++) {
-		len = strlen(names[i]->d_name);
-		if (len < 6 || strcmp(names[i]->d_name + len - 5, ".json") != 0)
-			continue;
-		if (path_join(path, sizeof(path), dir, names[i]->d_name) != 0) {
-			snprintf(err, errlen, "%s: path too long", dir);
-			goto done;
-		}
-		msgpack_zone_init(&z, 8192);
-		if (config_json_file(path, &z, &o, err, errlen) != 0) {
-			msgpack_zone_destroy(&z);
-			goto done;
-		}
-		if (fn(arg, path, &o, why, sizeof(why)) != 0) {
-			snprintf(err, errlen, "%s: %s", path, why);
-			msgpack_zone_destroy(&z);
-			goto done;
-		}
-		msgpack_zone_destroy(&z);
+	why[0] = '\0';
+	if (cw->cw_fn(cw->cw_arg, &o, why, sizeof(why)) != 0) {
+		snprintf(err, errlen, "%s: %s", path, why[0] != '\0' ? why : "out of memory");
+		goto done;
 	}
 	ret = 0;
 done:
-	for (i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
+	msgpack_zone_destroy(&z);
 	return ret;
 }
 
+/* Calls fn with every *.json file of dir, parsed, in name order. */
 static int
-config_add_policy(void *arg, const char *path, const msgpack_object *o, char *err,
+config_each_json(const char *dir, config_json_fn fn, void *arg, char *err, size_t errlen)
+{
+	struct config_walk	cw = { fn, arg };
+
+	return dir_each(dir, ".json", CONFIG_MAX_FILES, config_json_one, &cw, err, errlen);
+}
+
+/* Where bundle's policy is in sn, or sn_npolicies when it is not there. */
+static size_t
+config_policy_at(const struct snapshot *sn, const char *bundle)
+{
+	size_t	i;
+
+	for (i = 0; i < sn->sn_npolicies; i++)
+		if (strcmp(sn->sn_policies[i]->po_bundle, bundle) == 0)
+			break;
+	return i;
+}
+
+/* Where adapter id is in sn, or sn_nadapters when it is not there. */
+static size_t
+config_adapter_at(const struct snapshot *sn, const char *id)
+{
+	size_t	i;
+
+	for (i = 0; i < sn->sn_nadapters; i++)
+		if (strcmp(sn->sn_adapters[i]->ad_id, id) == 0)
+			break;
+	return i;
+}
+
+/*
+ * Puts po at index i of sn's policies: in place of the one there, which is
+ * freed, or added when i is sn_npolicies.  Takes po, also when it fails.
+ */
+static int
+config_put_policy(struct snapshot *sn, size_t i, struct policy *po, char *err,
     size_t errlen)
 {
-	struct snapshot	 *sn = arg;
-	struct policy	 *po, **np;
-	size_t		  i;
+	struct policy	**np;
 
-	(void)path;
-	if (policy_parse(o, &po, err, errlen) != 0)
-		return -1;
-	po->po_version = 1;
-	for (i = 0; i < sn->sn_npolicies; i++)
-		if (strcmp(sn->sn_policies[i]->po_bundle, po->po_bundle) == 0) {
-			snprintf(err, errlen, "bundle \"%s\" is defined twice", po->po_bundle);
-			policy_free(po);
-			return -1;
-		}
-	if ((np = reallocarray(sn->sn_policies, sn->sn_npolicies + 1, sizeof(*np))) == NULL) {
+	if (i < sn->sn_npolicies) {
+		policy_free(sn->sn_policies[i]);
+		sn->sn_policies[i] = po;
+		return 0;
+	}
+	if ((np = reallocarray(sn->sn_policies, i + 1, sizeof(*np))) == NULL) {
+		snprintf(err, errlen, "out of memory");
 		policy_free(po);
 		return -1;
 	}
@@ -109,36 +123,71 @@ config_add_policy(void *arg, const char *path, const msgpack_object *o, char *er
 	return 0;
 }
 
+/* The same for adapters. */
+static int
+config_put_adapter(struct snapshot *sn, size_t i, struct adapter *ad, char *err,
+    size_t errlen)
+{
+	struct adapter	**na;
+
+	if (i < sn->sn_nadapters) {
+		adapter_free(sn->sn_adapters[i]);
+		sn->sn_adapters[i] = ad;
+		return 0;
+	}
+	if ((na = reallocarray(sn->sn_adapters, i + 1, sizeof(*na))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		adapter_free(ad);
+		return -1;
+	}
+	sn->sn_adapters = na;
+	sn->sn_adapters[sn->sn_nadapters++] = ad;
+	return 0;
+}
+
+static int
+config_add_policy(void *arg, const msgpack_object *o, char *err, size_t errlen)
+{
+	struct snapshot	*sn = arg;
+	struct policy	*po;
+	size_t		 i;
+
+	if (policy_parse(o, &po, err, errlen) != 0)
+		return -1;
+	po->po_version = 1;
+	if ((i = config_policy_at(sn, po->po_bundle)) < sn->sn_npolicies) {
+		snprintf(err, errlen, "bundle \"%s\" is defined twice", po->po_bundle);
+		policy_free(po);
+		return -1;
+	}
+	return config_put_policy(sn, i, po, err, errlen);
+}
+
 struct adapter_load {
 	struct snapshot		*al_sn;
 	const struct gw_config	*al_conf;
 };
-
-static int
-config_add_seal(struct snapshot *sn, const struct gw_config *gc, const char *id,
-    char *err, size_t errlen)
-{
-	struct seal_key	*ns;
-
-	if (snapshot_seal(sn, id) != NULL)
-		return 0;
-	if ((ns = reallocarray(sn->sn_seals, sn->sn_nseals + 1, sizeof(*ns))) == NULL)
-		return -1;
-	sn->sn_seals = ns;
-	if (seal_key_load(gc->gc_certs, id, &sn->sn_seals[sn->sn_nseals], err, errlen) != 0)
-		return -1;
-	sn->sn_nseals++;
-	return 0;
-}
 
 /* Loads the seal an adapter names and checks that it is its department's. */
 static int
 config_adapter_seal(struct snapshot *sn, const struct gw_config *gc,
     const struct adapter *ad, char *err, size_t errlen)
 {
-	if (config_add_seal(sn, gc, ad->ad_seal, err, errlen) != 0)
-		return -1;
-	if (strcmp(snapshot_seal(sn, ad->ad_seal)->sk_dept, ad->ad_dept) != 0) {
+	const struct seal_key	*sk;
+	struct seal_key		*ns;
+
+	if ((sk = snapshot_seal(sn, ad->ad_seal)) == NULL) {
+		if ((ns = reallocarray(sn->sn_seals, sn->sn_nseals + 1, sizeof(*ns))) == NULL) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		sn->sn_seals = ns;
+		if (seal_key_load(gc->gc_certs, ad->ad_seal, &sn->sn_seals[sn->sn_nseals], err,
+		    errlen) != 0)
+			return -1;
+		sk = &sn->sn_seals[sn->sn_nseals++];
+	}
+	if (strcmp(sk->sk_dept, ad->ad_dept) != 0) {
 		snprintf(err, errlen, "adapter \"%s\" of %s names seal \"%s\" of another "
 		    "department", ad->ad_id, ad->ad_dept, ad->ad_seal);
 		return -1;
@@ -147,33 +196,26 @@ config_adapter_seal(struct snapshot *sn, const struct gw_config *gc,
 }
 
 static int
-config_add_adapter(void *arg, const char *path, const msgpack_object *o, char *err,
-    size_t errlen)
+config_add_adapter(void *arg, const msgpack_object *o, char *err, size_t errlen)
 {
-	struct adapter_load	 *al = arg;
-	struct snapshot		 *sn = al->al_sn;
-	struct adapter		 *ad, **na;
-	size_t			  i;
+	struct adapter_load	*al = arg;
+	struct snapshot		*sn = al->al_sn;
+	struct adapter		*ad;
+	size_t			 i;
 
-	(void)path;
 	if (adapter_parse(o, &ad, err, errlen) != 0)
 		return -1;
 	ad->ad_version = 1;
-	for (i = 0; i < sn->sn_nadapters; i++)
-		if (strcmp(sn->sn_adapters[i]->ad_id, ad->ad_id) == 0) {
-			snprintf(err, errlen, "adapter \"%s\" is defined twice", ad->ad_id);
-			goto fail;
-		}
-	if (config_adapter_seal(sn, al->al_conf, ad, err, errlen) != 0)
-		goto fail;
-	if ((na = reallocarray(sn->sn_adapters, sn->sn_nadapters + 1, sizeof(*na))) == NULL)
-		goto fail;
-	sn->sn_adapters = na;
-	sn->sn_adapters[sn->sn_nadapters++] = ad;
-	return 0;
-fail:
-	adapter_free(ad);
-	return -1;
+	if ((i = config_adapter_at(sn, ad->ad_id)) < sn->sn_nadapters) {
+		snprintf(err, errlen, "adapter \"%s\" is defined twice", ad->ad_id);
+		adapter_free(ad);
+		return -1;
+	}
+	if (config_adapter_seal(sn, al->al_conf, ad, err, errlen) != 0) {
+		adapter_free(ad);
+		return -1;
+	}
+	return config_put_adapter(sn, i, ad, err, errlen);
 }
 
 static void
@@ -197,8 +239,19 @@ snapshot_free(struct snapshot *sn)
 /*
  * Registry entries (registry.c) override the files: a stored version
  * replaces the file's spec of the same id, and a disabled adapter stays
- * disabled whatever the files say.
+ * disabled whatever the files say.  Both decode a stored spec first.
  */
+static int
+config_reg_unpack(const uint8_t *spec, size_t len, msgpack_zone *z, msgpack_object *o,
+    char *err, size_t errlen)
+{
+	if (mpk_unpack(spec, len, z, o) != 0) {
+		snprintf(err, errlen, "the stored spec is not msgpack");
+		return -1;
+	}
+	return 0;
+}
+
 static int
 config_reg_policy(struct snapshot *sn, const char *id, const struct reg_head *h,
     const uint8_t *spec, size_t len, char *err, size_t errlen)
@@ -206,40 +259,21 @@ config_reg_policy(struct snapshot *sn, const char *id, const struct reg_head *h,
 	msgpack_zone	 z;
 	msgpack_object	 o;
 	struct policy	*po = NULL;
-	size_t		 i;
 	int		 ret = -1;
 
 	if (spec == NULL)
 		return 0;
 	msgpack_zone_init(&z, 8192);
-	if (mpk_unpack(spec, len, &z, &o) != 0) {
-		snprintf(err, errlen, "the stored spec is not msgpack");
-		goto done;
-	}
-	if (policy_parse(&o, &po, err, errlen) != 0)
+	if (config_reg_unpack(spec, len, &z, &o, err, errlen) != 0 ||
+	    policy_parse(&o, &po, err, errlen) != 0)
 		goto done;
 	if (strcmp(po->po_bundle, id) != 0) {
 		snprintf(err, errlen, "the spec is for bundle \"%s\"", po->po_bundle);
 		goto done;
 	}
 	po->po_version = h->rh_version;
-	for (i = 0; i < sn->sn_npolicies; i++)
-		if (strcmp(sn->sn_policies[i]->po_bundle, id) == 0)
-			break;
-	if (i == sn->sn_npolicies) {
-		struct policy **np;
-
-		if ((np = reallocarray(sn->sn_policies, i + 1, sizeof(*np))) == NULL) {
-			snprintf(err, errlen, "out of memory");
-			goto done;
-		}
-		sn->sn_policies = np;
-		sn->sn_npolicies++;
-	} else
-		policy_free(sn->sn_policies[i]);
-	sn->sn_policies[i] = po;
+	ret = config_put_policy(sn, config_policy_at(sn, id), po, err, errlen);
 	po = NULL;
-	ret = 0;
 done:
 	policy_free(po);
 	msgpack_zone_destroy(&z);
@@ -253,12 +287,9 @@ config_reg_adapter(struct snapshot *sn, const struct gw_config *gc, const char *
 	msgpack_zone	 z;
 	msgpack_object	 o;
 	struct adapter	*ad = NULL;
-	size_t		 i;
+	size_t		 i = config_adapter_at(sn, id);
 	int		 ret = -1;
 
-	for (i = 0; i < sn->sn_nadapters; i++)
-		if (strcmp(sn->sn_adapters[i]->ad_id, id) == 0)
-			break;
 	if (spec == NULL) {
 		/* A file adapter disabled through the API. */
 		if (i < sn->sn_nadapters) {
@@ -273,11 +304,8 @@ config_reg_adapter(struct snapshot *sn, const struct gw_config *gc, const char *
 		return 0;
 	}
 	msgpack_zone_init(&z, 8192);
-	if (mpk_unpack(spec, len, &z, &o) != 0) {
-		snprintf(err, errlen, "the stored spec is not msgpack");
-		goto done;
-	}
-	if (adapter_parse(&o, &ad, err, errlen) != 0)
+	if (config_reg_unpack(spec, len, &z, &o, err, errlen) != 0 ||
+	    adapter_parse(&o, &ad, err, errlen) != 0)
 		goto done;
 	if (strcmp(ad->ad_id, id) != 0 || strcmp(ad->ad_dept, h->rh_dept) != 0) {
 		snprintf(err, errlen, "the spec is adapter \"%s\" of %s", ad->ad_id,
@@ -288,25 +316,25 @@ config_reg_adapter(struct snapshot *sn, const struct gw_config *gc, const char *
 		goto done;
 	ad->ad_version = h->rh_version;
 	ad->ad_disabled = h->rh_disabled;
-	if (i == sn->sn_nadapters) {
-		struct adapter **na;
-
-		if ((na = reallocarray(sn->sn_adapters, i + 1, sizeof(*na))) == NULL) {
-			snprintf(err, errlen, "out of memory");
-			goto done;
-		}
-		sn->sn_adapters = na;
-		sn->sn_nadapters++;
-	} else
-		adapter_free(sn->sn_adapters[i]);
-	sn->sn_adapters[i] = ad;
+	ret = config_put_adapter(sn, i, ad, err, errlen);
 	ad = NULL;
-	ret = 0;
 done:
 	if (ad != NULL)
 		adapter_free(ad);
 	msgpack_zone_destroy(&z);
 	return ret;
+}
+
+/* A registry entry, or the change about to be made, on top of sn. */
+static int
+config_reg_apply(struct snapshot *sn, const struct gw_config *gc, enum reg_kind kind,
+    const char *id, const struct reg_head *h, const uint8_t *spec, size_t len, char *err,
+    size_t errlen)
+{
+	err[0] = '\0';
+	if (kind == REG_POLICY)
+		return config_reg_policy(sn, id, h, spec, len, err, errlen);
+	return config_reg_adapter(sn, gc, id, h, spec, len, err, errlen);
 }
 
 struct reg_load {
@@ -328,42 +356,33 @@ config_reg_one(void *arg, const char *id, const struct reg_head *h, const uint8_
 	struct reg_load	*rl = arg;
 	char		 why[384];
 	size_t		 i;
-	int		 rc;
 
-	why[0] = '\0';
-	if (rl->rl_kind == REG_POLICY)
-		rc = config_reg_policy(rl->rl_sn, id, h, spec, len, why, sizeof(why));
-	else
-		rc = config_reg_adapter(rl->rl_sn, rl->rl_conf, id, h, spec, len, why,
-		    sizeof(why));
-	if (rc == 0)
+	if (config_reg_apply(rl->rl_sn, rl->rl_conf, rl->rl_kind, id, h, spec, len, why,
+	    sizeof(why)) == 0)
 		return 0;
 	log_warnx("registry: %s \"%s\" version %llu is left out: %s",
 	    rl->rl_kind == REG_POLICY ? "policy" : "adapter", id,
 	    (unsigned long long)h->rh_version, why);
-	if (rl->rl_kind == REG_ADAPTER)
-		for (i = 0; i < rl->rl_sn->sn_nadapters; i++)
-			if (strcmp(rl->rl_sn->sn_adapters[i]->ad_id, id) == 0)
-				rl->rl_sn->sn_adapters[i]->ad_disabled = true;
+	if (rl->rl_kind == REG_ADAPTER &&
+	    (i = config_adapter_at(rl->rl_sn, id)) < rl->rl_sn->sn_nadapters)
+		rl->rl_sn->sn_adapters[i]->ad_disabled = true;
 	return 0;
 }
 
 struct snapshot *
-snapshot_load(const struct gw_config *gc, char *err, size_t errlen)
+snapshot_load(const struct gw_config *gc, struct registry *rg, char *err, size_t errlen)
 {
-	return snapshot_load_with(gc, NULL, err, errlen);
+	return snapshot_load_with(gc, rg, NULL, err, errlen);
 }
 
 struct snapshot *
-snapshot_load_with(const struct gw_config *gc, const struct reg_change *chg, char *err,
-    size_t errlen)
+snapshot_load_with(const struct gw_config *gc, struct registry *rg,
+    const struct reg_change *chg, char *err, size_t errlen)
 {
 	struct snapshot		*sn;
 	struct adapter_load	 al;
 	struct reg_load		 rl;
-	struct registry		*rg;
 	char			 why[384];
-	int			 rc;
 
 	err[0] = '\0';
 	if ((sn = calloc(1, sizeof(*sn))) == NULL) {
@@ -379,8 +398,6 @@ snapshot_load_with(const struct gw_config *gc, const struct reg_change *chg, cha
 	al.al_conf = gc;
 	if (config_each_json(gc->gc_adapters, config_add_adapter, &al, err, errlen) != 0)
 		goto fail;
-	if ((rg = registry_get(gc->gc_data, err, errlen)) == NULL)
-		goto fail;
 	rl.rl_sn = sn;
 	rl.rl_conf = gc;
 	rl.rl_kind = REG_POLICY;
@@ -389,18 +406,10 @@ snapshot_load_with(const struct gw_config *gc, const struct reg_change *chg, cha
 	rl.rl_kind = REG_ADAPTER;
 	if (registry_each(rg, REG_ADAPTER, config_reg_one, &rl, err, errlen) != 0)
 		goto fail;
-	if (chg != NULL) {
-		why[0] = '\0';
-		if (chg->rc_kind == REG_POLICY)
-			rc = config_reg_policy(sn, chg->rc_id, chg->rc_head, chg->rc_spec,
-			    chg->rc_spec_len, why, sizeof(why));
-		else
-			rc = config_reg_adapter(sn, gc, chg->rc_id, chg->rc_head, chg->rc_spec,
-			    chg->rc_spec_len, why, sizeof(why));
-		if (rc != 0) {
-			snprintf(err, errlen, "%s", why[0] != '\0' ? why : "out of memory");
-			goto fail;
-		}
+	if (chg != NULL && config_reg_apply(sn, gc, chg->rc_kind, chg->rc_id, chg->rc_head,
+	    chg->rc_spec, chg->rc_spec_len, why, sizeof(why)) != 0) {
+		snprintf(err, errlen, "%s", why[0] != '\0' ? why : "out of memory");
+		goto fail;
 	}
 	return sn;
 fail:
@@ -408,28 +417,170 @@ fail:
 	return NULL;
 }
 
+/*
+ * Exchanges take and drop references on the loop without a lock, so an
+ * installed snapshot's count must never be touched from another thread.
+ */
+static void
+snapshot_assert_loop(const struct snapshot *sn)
+{
+	(void)sn;	/* with NDEBUG */
+	assert(!sn->sn_shared || pthread_equal(pthread_self(), sn->sn_loop));
+}
+
 void
 snapshot_ref(struct snapshot *sn)
 {
+	snapshot_assert_loop(sn);
 	sn->sn_refs++;
 }
 
 void
 snapshot_unref(struct snapshot *sn)
 {
-	if (sn != NULL && --sn->sn_refs == 0)
+	if (sn == NULL)
+		return;
+	snapshot_assert_loop(sn);
+	if (--sn->sn_refs == 0)
 		snapshot_free(sn);
+}
+
+void
+snapshot_install(struct gw *gw, struct snapshot *sn)
+{
+	assert(pthread_equal(pthread_self(), gw->gw_loop));
+	sn->sn_shared = true;
+	sn->sn_loop = gw->gw_loop;
+	snapshot_unref(gw->gw_snap);
+	gw->gw_snap = sn;
+	gw->gw_snap_gen++;
+}
+
+/* One snapshot_reload: its load on a worker, its install on the loop. */
+struct snapshot_job {
+	struct gw		*sj_gw;
+	struct snapshot		*sj_snap;	/* loaded, not yet installed */
+	uint64_t		 sj_gen;	/* gw_snap_gen when sj_snap was started */
+	snapshot_reload_fn	 sj_done;
+	void			*sj_arg;
+	char			 sj_err[512];
+};
+
+static void	snapshot_job_start(struct snapshot_job *);
+
+static void
+snapshot_job_finish(struct snapshot_job *sj, const struct snapshot *sn, const char *err)
+{
+	sj->sj_done(sj->sj_arg, sn, err);
+	free(sj);
+}
+
+/* On a worker: the configuration from the files and the registry. */
+static void
+snapshot_job_work(void *arg)
+{
+	struct snapshot_job	*sj = arg;
+	struct gw		*gw = sj->sj_gw;
+
+	sj->sj_snap = snapshot_load(&gw->gw_conf, gw->gw_registry, sj->sj_err,
+	    sizeof(sj->sj_err));
+}
+
+/* On the loop: install sj_snap, unless an install overtook its load. */
+static void
+snapshot_job_done(void *arg)
+{
+	struct snapshot_job	*sj = arg;
+	struct gw		*gw = sj->sj_gw;
+
+	if (sj->sj_snap == NULL) {
+		snapshot_job_finish(sj, NULL, sj->sj_err);
+		return;
+	}
+	if (gw->gw_snap_gen != sj->sj_gen) {
+		snapshot_unref(sj->sj_snap);
+		sj->sj_snap = NULL;
+		if (gw->gw_stopping)
+			snapshot_job_finish(sj, NULL, "the gateway is stopping");
+		else
+			snapshot_job_start(sj);
+		return;
+	}
+	snapshot_install(gw, sj->sj_snap);
+	sj->sj_snap = NULL;
+	snapshot_job_finish(sj, gw->gw_snap, NULL);
+}
+
+static void
+snapshot_job_start(struct snapshot_job *sj)
+{
+	struct gw	*gw = sj->sj_gw;
+
+	sj->sj_gen = gw->gw_snap_gen;
+	if (workers_submit(gw->gw_workers, gw->gw_base, snapshot_job_work, snapshot_job_done,
+	    sj) != 0)
+		snapshot_job_finish(sj, NULL, "the workers are stopping");
+}
+
+void
+snapshot_reload(struct gw *gw, struct snapshot *sn, uint64_t gen, snapshot_reload_fn done,
+    void *arg)
+{
+	struct snapshot_job	*sj;
+
+	if ((sj = calloc(1, sizeof(*sj))) == NULL) {
+		snapshot_unref(sn);
+		done(arg, NULL, "out of memory");
+		return;
+	}
+	sj->sj_gw = gw;
+	sj->sj_done = done;
+	sj->sj_arg = arg;
+	if (sn == NULL) {
+		snapshot_job_start(sj);
+		return;
+	}
+	sj->sj_snap = sn;
+	sj->sj_gen = gen;
+	snapshot_job_done(sj);
+}
+
+static void
+config_sighup_done(void *arg, const struct snapshot *sn, const char *err)
+{
+	struct gw	*gw = arg;
+
+	gw->gw_sighup.sh_running = false;
+	gw->gw_inflight--;
+	if (sn == NULL)
+		log_warnx("reload failed, keeping the running configuration: %s", err);
+	else
+		log_info("reloaded: %zu authorities, %zu policies, %zu adapters, %zu seals",
+		    sn->sn_trust->t_nauth, sn->sn_npolicies, sn->sn_nadapters, sn->sn_nseals);
+	if (gw->gw_sighup.sh_again && !gw->gw_stopping) {
+		gw->gw_sighup.sh_again = false;
+		config_sighup(gw);
+	}
+}
+
+void
+config_sighup(struct gw *gw)
+{
+	if (gw->gw_sighup.sh_running) {
+		gw->gw_sighup.sh_again = true;
+		return;
+	}
+	gw->gw_sighup.sh_running = true;
+	gw->gw_inflight++;
+	snapshot_reload(gw, NULL, 0, config_sighup_done, gw);
 }
 
 const struct policy *
 snapshot_policy(const struct snapshot *sn, const char *bundle)
 {
-	size_t	i;
+	size_t	i = config_policy_at(sn, bundle);
 
-	for (i = 0; i < sn->sn_npolicies; i++)
-		if (strcmp(sn->sn_policies[i]->po_bundle, bundle) == 0)
-			return sn->sn_policies[i];
-	return NULL;
+	return i < sn->sn_npolicies ? sn->sn_policies[i] : NULL;
 }
 
 const struct adapter *
@@ -448,12 +599,9 @@ snapshot_adapter_for(const struct snapshot *sn, const char *dept, const char *it
 const struct adapter *
 snapshot_adapter(const struct snapshot *sn, const char *id)
 {
-	size_t	i;
+	size_t	i = config_adapter_at(sn, id);
 
-	for (i = 0; i < sn->sn_nadapters; i++)
-		if (strcmp(sn->sn_adapters[i]->ad_id, id) == 0)
-			return sn->sn_adapters[i];
-	return NULL;
+	return i < sn->sn_nadapters ? sn->sn_adapters[i] : NULL;
 }
 
 const struct seal_key *

@@ -213,7 +213,7 @@ fanout_reap_cb(evutil_socket_t fd, short what, void *arg)
  * this runs inside libevent's callbacks of that very connection.
  */
 static void
-pconn_kill(struct pconn *pc)
+fanout_conn_kill(struct pconn *pc)
 {
 	pc->pc_dead = true;
 	if (pc->pc_busy == 0)
@@ -221,10 +221,10 @@ pconn_kill(struct pconn *pc)
 }
 
 static void
-pconn_closed_cb(struct evhttp_connection *conn, void *arg)
+fanout_conn_closed_cb(struct evhttp_connection *conn, void *arg)
 {
 	(void)conn;
-	pconn_kill(arg);
+	fanout_conn_kill(arg);
 }
 
 struct fanout *
@@ -359,13 +359,13 @@ fanout_conn(struct fanout *fo, const char *host, int port, bool tls)
 	evhttp_connection_set_retries(pc->pc_conn, 0);
 	evhttp_connection_set_max_body_size(pc->pc_conn, LB_DEPT_BODY_MAX);
 	evhttp_connection_set_max_headers_size(pc->pc_conn, 64 * 1024);
-	evhttp_connection_set_closecb(pc->pc_conn, pconn_closed_cb, pc);
+	evhttp_connection_set_closecb(pc->pc_conn, fanout_conn_closed_cb, pc);
 	pl->pl_conns[pl->pl_nconns++] = pc;
 	return pc;
 }
 
 static void
-fetch_finish(struct fetch *fe, enum lb_err e, const uint8_t *body, size_t len,
+fanout_fetch_finish(struct fetch *fe, enum lb_err e, const uint8_t *body, size_t len,
     const char *msg)
 {
 	event_free(fe->fe_timer);
@@ -383,7 +383,7 @@ fetch_finish(struct fetch *fe, enum lb_err e, const uint8_t *body, size_t len,
  * alert.
  */
 static void
-fetch_tls_why(struct pconn *pc, char *why, size_t whylen)
+fanout_fetch_tls_why(struct pconn *pc, char *why, size_t whylen)
 {
 	struct bufferevent	*bev;
 	const char		*reason = NULL;
@@ -411,7 +411,7 @@ fetch_tls_why(struct pconn *pc, char *why, size_t whylen)
 }
 
 static void
-fetch_error_cb(enum evhttp_request_error err, void *arg)
+fanout_fetch_error_cb(enum evhttp_request_error err, void *arg)
 {
 	struct fetch	*fe = arg;
 
@@ -420,7 +420,7 @@ fetch_error_cb(enum evhttp_request_error err, void *arg)
 }
 
 static void
-fetch_done_cb(struct evhttp_request *req, void *arg)
+fanout_fetch_done_cb(struct evhttp_request *req, void *arg)
 {
 	struct fetch	*fe = arg;
 	struct evbuffer	*in;
@@ -432,54 +432,54 @@ fetch_done_cb(struct evhttp_request *req, void *arg)
 	fe->fe_req = NULL;
 	if (req == NULL || (code = evhttp_request_get_response_code(req)) == 0) {
 		/* Whatever went wrong, the connection is not trusted again. */
-		fetch_tls_why(fe->fe_pc, why, sizeof(why));
-		pconn_kill(fe->fe_pc);
+		fanout_fetch_tls_why(fe->fe_pc, why, sizeof(why));
+		fanout_conn_kill(fe->fe_pc);
 		if (fe->fe_errored && fe->fe_error == EVREQ_HTTP_DATA_TOO_LONG) {
 			snprintf(msg, sizeof(msg), "department %s sent an answer larger than "
 			    "%d bytes", fe->fe_dept, LB_DEPT_BODY_MAX);
-			fetch_finish(fe, LB_E_DEPARTMENT_BAD_RESPONSE, NULL, 0, msg);
+			fanout_fetch_finish(fe, LB_E_DEPARTMENT_BAD_RESPONSE, NULL, 0, msg);
 		} else if (why[0] != '\0') {
 			snprintf(msg, sizeof(msg), "department %s: TLS handshake failed: %s",
 			    fe->fe_dept, why);
-			fetch_finish(fe, LB_E_DEPARTMENT_UNAVAILABLE, NULL, 0, msg);
+			fanout_fetch_finish(fe, LB_E_DEPARTMENT_UNAVAILABLE, NULL, 0, msg);
 		} else {
 			snprintf(msg, sizeof(msg), "department %s could not be reached",
 			    fe->fe_dept);
-			fetch_finish(fe, LB_E_DEPARTMENT_UNAVAILABLE, NULL, 0, msg);
+			fanout_fetch_finish(fe, LB_E_DEPARTMENT_UNAVAILABLE, NULL, 0, msg);
 		}
 		return;
 	}
 	fe->fe_pc->pc_answered = true;
 	if (code >= 500) {
 		snprintf(msg, sizeof(msg), "department %s answered HTTP %d", fe->fe_dept, code);
-		fetch_finish(fe, LB_E_DEPARTMENT_UNAVAILABLE, NULL, 0, msg);
+		fanout_fetch_finish(fe, LB_E_DEPARTMENT_UNAVAILABLE, NULL, 0, msg);
 		return;
 	}
 	if (code == 404) {
 		snprintf(msg, sizeof(msg), "department %s has no record for this subject",
 		    fe->fe_dept);
-		fetch_finish(fe, LB_E_DEPARTMENT_BAD_RESPONSE, NULL, 0, msg);
+		fanout_fetch_finish(fe, LB_E_DEPARTMENT_BAD_RESPONSE, NULL, 0, msg);
 		return;
 	}
 	if (code != 200) {
 		snprintf(msg, sizeof(msg), "department %s answered HTTP %d", fe->fe_dept, code);
-		fetch_finish(fe, LB_E_DEPARTMENT_BAD_RESPONSE, NULL, 0, msg);
+		fanout_fetch_finish(fe, LB_E_DEPARTMENT_BAD_RESPONSE, NULL, 0, msg);
 		return;
 	}
 	in = evhttp_request_get_input_buffer(req);
 	len = evbuffer_get_length(in);
 	if ((body = malloc(len + 1)) == NULL) {
-		fetch_finish(fe, LB_E_INTERNAL, NULL, 0, "out of memory");
+		fanout_fetch_finish(fe, LB_E_INTERNAL, NULL, 0, "out of memory");
 		return;
 	}
 	evbuffer_remove(in, body, len);
 	body[len] = '\0';
-	fetch_finish(fe, LB_OK, body, len, NULL);
+	fanout_fetch_finish(fe, LB_OK, body, len, NULL);
 	free(body);
 }
 
 static void
-fetch_timeout_cb(evutil_socket_t fd, short what, void *arg)
+fanout_fetch_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct fetch	*fe = arg;
 	char		 msg[128];
@@ -488,19 +488,19 @@ fetch_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	/* A refused request never left: its timer only reports why. */
 	if (fe->fe_pc == NULL) {
-		fetch_finish(fe, LB_E_DEPARTMENT_UNAVAILABLE, NULL, 0, fe->fe_refused);
+		fanout_fetch_finish(fe, LB_E_DEPARTMENT_UNAVAILABLE, NULL, 0, fe->fe_refused);
 		return;
 	}
 	/*
-	 * Cancelling means libevent will not call fetch_done_cb for it; it
+	 * Cancelling means libevent will not call fanout_fetch_done_cb for it; it
 	 * resets the connection when the request was on the wire.
 	 */
 	if (fe->fe_req != NULL)
 		evhttp_cancel_request(fe->fe_req);
 	fe->fe_req = NULL;
-	pconn_kill(fe->fe_pc);
+	fanout_conn_kill(fe->fe_pc);
 	snprintf(msg, sizeof(msg), "department %s did not answer in time", fe->fe_dept);
-	fetch_finish(fe, LB_E_DEPARTMENT_TIMEOUT, NULL, 0, msg);
+	fanout_fetch_finish(fe, LB_E_DEPARTMENT_TIMEOUT, NULL, 0, msg);
 }
 
 int
@@ -539,7 +539,7 @@ fanout_fetch(struct fanout *fo, const struct adapter *ad, const char *item,
 	fe->fe_cb = cb;
 	fe->fe_arg = arg;
 	snprintf(fe->fe_dept, sizeof(fe->fe_dept), "%s", ad->ad_dept);
-	if ((fe->fe_timer = evtimer_new(fo->fo_base, fetch_timeout_cb, fe)) == NULL)
+	if ((fe->fe_timer = evtimer_new(fo->fo_base, fanout_fetch_timeout_cb, fe)) == NULL)
 		goto done;
 	if (tls && fo->fo_tls == NULL) {
 		/*
@@ -557,9 +557,9 @@ fanout_fetch(struct fanout *fo, const struct adapter *ad, const char *item,
 		goto done;
 	}
 	if ((fe->fe_pc = fanout_conn(fo, host, port, tls)) == NULL ||
-	    (fe->fe_req = evhttp_request_new(fetch_done_cb, fe)) == NULL)
+	    (fe->fe_req = evhttp_request_new(fanout_fetch_done_cb, fe)) == NULL)
 		goto done;
-	evhttp_request_set_error_cb(fe->fe_req, fetch_error_cb);
+	evhttp_request_set_error_cb(fe->fe_req, fanout_fetch_error_cb);
 	evhttp_add_header(evhttp_request_get_output_headers(fe->fe_req), "Host", host);
 	evhttp_add_header(evhttp_request_get_output_headers(fe->fe_req), "Accept", "*/*");
 	evhttp_add_header(evhttp_request_get_output_headers(fe->fe_req), "User-Agent",
@@ -569,7 +569,7 @@ fanout_fetch(struct fanout *fo, const struct adapter *ad, const char *item,
 		/* libevent frees the request when make_request fails. */
 		fe->fe_req = NULL;
 		fe->fe_pc->pc_busy--;
-		pconn_kill(fe->fe_pc);
+		fanout_conn_kill(fe->fe_pc);
 		goto done;
 	}
 	tv.tv_sec = ad->ad_timeout_ms / 1000;

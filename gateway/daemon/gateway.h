@@ -6,6 +6,8 @@
 #ifndef GATEWAY_H
 #define GATEWAY_H
 
+#include <pthread.h>
+
 #include <openssl/ssl.h>
 
 #include "lianban.h"
@@ -18,11 +20,15 @@ struct fanout;
  * Everything loaded from files that SIGHUP reloads: trust, policies,
  * adapters and the seal keys they name.  A snapshot is immutable; each
  * exchange holds a reference to the one it started with, so a reload never
- * changes the rules in the middle of an exchange.  References are taken
- * and dropped on the event loop thread only.
+ * changes the rules in the middle of an exchange.  A snapshot is loaded on
+ * a worker and handed whole to the loop; once installed (snapshot_install)
+ * it is shared, and its references are taken and dropped on the event loop
+ * thread only, which snapshot_ref and snapshot_unref assert.
  */
 struct snapshot {
 	int		  sn_refs;
+	bool		  sn_shared;	/* installed: sn_refs belongs to sn_loop */
+	pthread_t	  sn_loop;
 	struct trust	 *sn_trust;
 	struct policy	**sn_policies;
 	size_t		  sn_npolicies;
@@ -48,16 +54,43 @@ struct gw_config {
 /* Rate-limit buckets: one per (bundle, consumer) seen recently (docs/consent.md). */
 #define GW_RATE_BUCKETS	256
 
+/* SIGHUP loads (config.c): one at a time; signals meanwhile ask for one more. */
+struct config_sighup {
+	bool		sh_running;
+	bool		sh_again;
+};
+
+/*
+ * Registry changes waiting for their turn (http_admin.c).  They are made
+ * one at a time, so that version numbers and ownership checks never race.
+ */
+struct admin_change;
+struct admin_queue {
+	struct admin_change	*aq_head, *aq_tail;
+	size_t			 aq_queued;
+	bool			 aq_busy;	/* a change is under way */
+};
+
+struct registry;
+
+/*
+ * The daemon.  Everything in it belongs to the event loop thread, except
+ * what its comments say workers may read.
+ */
 struct gw {
-	struct gw_config	 gw_conf;
+	struct gw_config	 gw_conf;	/* read by workers; fixed after start */
+	pthread_t		 gw_loop;	/* the event loop's thread */
 	struct event_base	*gw_base;
 	struct evhttp		*gw_http;
 	SSL_CTX			*gw_ssl;
 	struct workers		*gw_workers;
 	struct journal		*gw_journal;
+	struct registry		*gw_registry;	/* DATA/registry; workers use it */
 	struct fanout		*gw_fanout;
-	struct snapshot		*gw_snap;
+	struct snapshot		*gw_snap;	/* the running configuration */
 	uint64_t		 gw_snap_gen;	/* counts installs of gw_snap */
+	struct config_sighup	 gw_sighup;
+	struct admin_queue	 gw_admin;
 	EVP_PKEY		*gw_ckpt_key;
 	X509			*gw_ckpt_cert;
 	int			 gw_inflight;	/* exchanges not yet answered */
@@ -68,18 +101,6 @@ struct gw {
 	struct sealer		*gw_sealer;
 	struct policy_rates	*gw_rates;	/* rate-limit buckets (loop thread) */
 };
-
-/* config.c */
-struct snapshot	*snapshot_load(const struct gw_config *, char *err, size_t errlen);
-void		 snapshot_ref(struct snapshot *);
-void		 snapshot_unref(struct snapshot *);
-const struct policy *snapshot_policy(const struct snapshot *, const char *bundle);
-const struct adapter *snapshot_adapter_for(const struct snapshot *, const char *dept,
-		    const char *item);
-const struct seal_key *snapshot_seal(const struct snapshot *, const char *id);
-/* Parses a JSON file into a msgpack object in z. */
-int		 config_json_file(const char *path, msgpack_zone *z, msgpack_object *out,
-		    char *err, size_t errlen);
 
 /* registry.c: adapters and policies registered through the API */
 enum reg_kind {
@@ -94,12 +115,14 @@ struct reg_head {
 	char		rh_principal[16 + LB_ID_MAX];	/* "role:id" of the last change */
 	uint64_t	rh_t_ms;
 };
-struct registry;
 /*
- * The registry of the data directory (DATA/registry, created if missing),
- * opened on first use and closed at exit.  Any thread after the first call.
+ * Opens the registry of the data directory (DATA/registry, both created if
+ * missing).  The daemon opens one in main and keeps it in gw_registry; the
+ * caller closes it with registry_close once no thread uses it.  A handle
+ * may be used from any thread.
  */
-struct registry	*registry_get(const char *datadir, char *err, size_t errlen);
+struct registry	*registry_open(const char *datadir, char *err, size_t errlen);
+void		 registry_close(struct registry *);
 /* *found false when the id was never registered. */
 int		 registry_head(struct registry *, enum reg_kind, const char *id,
 		    struct reg_head *, bool *found);
@@ -123,9 +146,19 @@ int		 registry_put(struct registry *, enum reg_kind, const char *id,
 /* False when storing a spec of speclen bytes could fill the registry's map. */
 bool		 registry_has_room(struct registry *, size_t speclen);
 
+/* config.c */
 /*
- * A change about to be made (config.c): snapshot_load_with loads it on top
- * of the files and the registry, which checks that it would load.
+ * Loads a snapshot: the trust store, policies and adapters of the
+ * directories in gc (with the seal keys the adapters name), then what the
+ * registry rg holds on top.  Reads files and LMDB: call it on a worker
+ * (or before the loop runs).  The caller owns the one reference of the
+ * result; NULL with a sentence in err (naming the file) when it fails.
+ */
+struct snapshot	*snapshot_load(const struct gw_config *gc, struct registry *rg, char *err,
+		    size_t errlen);
+/*
+ * A change about to be made: snapshot_load_with loads it on top of the
+ * files and the registry, which checks that it would load.
  */
 struct reg_change {
 	enum reg_kind		 rc_kind;
@@ -134,10 +167,49 @@ struct reg_change {
 	const uint8_t		*rc_spec;	/* NULL: keep the current spec (disable) */
 	size_t			 rc_spec_len;
 };
-struct snapshot	*snapshot_load_with(const struct gw_config *, const struct reg_change *,
-		    char *err, size_t errlen);
+struct snapshot	*snapshot_load_with(const struct gw_config *gc, struct registry *rg,
+		    const struct reg_change *, char *err, size_t errlen);
+/* Loop thread only, once the snapshot is installed (asserted). */
+void		 snapshot_ref(struct snapshot *);
+void		 snapshot_unref(struct snapshot *);
+/*
+ * The one way a snapshot takes over, on the loop: sn (whose reference the
+ * gateway now owns) replaces gw_snap, whose reference is dropped (the
+ * exchanges in flight keep theirs), and gw_snap_gen counts the install.
+ */
+void		 snapshot_install(struct gw *, struct snapshot *sn);
+/*
+ * How a reload ended, on the loop: sn is the snapshot it installed
+ * (gw_snap, borrowed), or NULL when it installed none and err says why.
+ */
+typedef void	(*snapshot_reload_fn)(void *arg, const struct snapshot *sn, const char *err);
+/*
+ * The one asynchronous reload.  With sn NULL the configuration is loaded
+ * on a worker; sn is otherwise a snapshot the caller loaded when
+ * gw_snap_gen was gen (a registry change's), and the reload owns its
+ * reference.  On the loop the snapshot is installed, unless another install
+ * came in between: it may lack that install's change, so it is thrown away
+ * and the configuration loaded again (now with the change), for as long
+ * as installs keep overtaking the load and the gateway is not stopping.
+ * done runs exactly once, on the loop; before the call returns when sn is
+ * installed at once or no worker takes the load.
+ */
+void		 snapshot_reload(struct gw *, struct snapshot *sn, uint64_t gen,
+		    snapshot_reload_fn done, void *arg);
+/*
+ * SIGHUP: reloads the configuration (snapshot_reload) and logs the
+ * outcome.  A signal while a load runs asks for one more after it.
+ */
+void		 config_sighup(struct gw *);
+const struct policy *snapshot_policy(const struct snapshot *, const char *bundle);
+const struct adapter *snapshot_adapter_for(const struct snapshot *, const char *dept,
+		    const char *item);
 /* Any adapter of the snapshot by id, disabled ones included. */
 const struct adapter *snapshot_adapter(const struct snapshot *, const char *id);
+const struct seal_key *snapshot_seal(const struct snapshot *, const char *id);
+/* Parses a JSON file into a msgpack object in z. */
+int		 config_json_file(const char *path, msgpack_zone *z, msgpack_object *out,
+		    char *err, size_t errlen);
 
 /* http.c */
 struct principal {
@@ -163,13 +235,26 @@ int		 http_body(struct evhttp_request *, msgpack_zone *z, msgpack_object *out,
 
 /* http_admin.c */
 /*
- * Answers /v1/adapters[/{id}] and /v1/policies[/{bundle}]: the registry of
- * department adapters and bundle policies (DESIGN §8).  A change is
- * journaled, stored, and then applied to the next exchanges by a new
- * snapshot.
+ * The registry of department adapters and bundle policies (DESIGN §8):
+ * the routes under /v1/adapters and /v1/policies, called by http.c once
+ * the method and the role fit.  id is the path's last segment, already
+ * checked to be an id.  A change is journaled, stored, and then applied to
+ * the next exchanges by a new snapshot.
  */
-void		 http_admin(struct gw *, struct evhttp_request *, const struct principal *,
-		    const char *path);
+void		 http_admin_adapters(struct gw *, struct evhttp_request *,
+		    const struct principal *, const char *path);
+void		 http_admin_adapter_get(struct gw *, struct evhttp_request *,
+		    const struct principal *, const char *id);
+void		 http_admin_adapter_put(struct gw *, struct evhttp_request *,
+		    const struct principal *, const char *id);
+void		 http_admin_adapter_disable(struct gw *, struct evhttp_request *,
+		    const struct principal *, const char *id);
+void		 http_admin_policies(struct gw *, struct evhttp_request *,
+		    const struct principal *, const char *path);
+void		 http_admin_policy_get(struct gw *, struct evhttp_request *,
+		    const struct principal *, const char *id);
+void		 http_admin_policy_put(struct gw *, struct evhttp_request *,
+		    const struct principal *, const char *id);
 
 /* http_journal.c */
 /*

@@ -163,11 +163,14 @@ http_body(struct evhttp_request *req, msgpack_zone *z, msgpack_object *out, char
 }
 
 static void
-http_health(struct gw *gw, struct evhttp_request *req)
+http_health(struct gw *gw, struct evhttp_request *req, const struct principal *pr,
+    const char *path)
 {
 	msgpack_zone	z;
 	struct mpk_map	m;
 
+	(void)pr;
+	(void)path;
 	msgpack_zone_init(&z, 256);
 	mpk_map_init(&m, &z, 2);
 	mpk_map_put(&m, "status", mpk_str(gw->gw_stopping ? "stopping" : "ok"));
@@ -176,45 +179,164 @@ http_health(struct gw *gw, struct evhttp_request *req)
 	msgpack_zone_destroy(&z);
 }
 
+/*
+ * The routes.  A request's path picks the first row that matches it; the
+ * rows of that same path then say which methods it takes, and the row of
+ * the request's method who may call it and what answers.  Order matters
+ * only where paths overlap ("/v1/adapters/" is a list before it is an id).
+ */
+enum http_match {
+	HM_EXACT,	/* the path itself */
+	HM_UNDER,	/* any path that starts with it; the handler gets the path */
+	HM_ID		/* it, then an id (the handler's argument): no id is a 400 */
+};
+
+typedef void	(*http_handler)(struct gw *, struct evhttp_request *, const struct principal *,
+		    const char *arg);
+/* Requests with a body: the handler gets it decoded (z is freed after the call). */
+typedef void	(*http_body_handler)(struct gw *, struct evhttp_request *,
+		    const struct principal *, msgpack_zone *z, const msgpack_object *body);
+
+struct http_route {
+	const char		*rt_path;
+	enum http_match		 rt_match;
+	enum evhttp_cmd_type	 rt_method;
+	bool			 rt_public;	/* answered without a client certificate */
+	const char		*rt_roles[2];	/* who may call it; none: anyone authenticated */
+	const char		*rt_what;	/* HM_ID: what the id names, for the 400 */
+	http_handler		 rt_fn;
+	http_body_handler	 rt_body_fn;	/* instead of rt_fn */
+};
+
+static const struct http_route http_routes[] = {
+	{ "/v1/health", HM_EXACT, EVHTTP_REQ_GET, true, { NULL }, NULL,
+	    http_health, NULL },
+	{ "/v1/exchanges", HM_EXACT, EVHTTP_REQ_POST, false, { "consumer" }, NULL,
+	    NULL, exchange_start },
+	/* Any role: revocation_start checks it, since authorities sign through any client. */
+	{ "/v1/revocations", HM_EXACT, EVHTTP_REQ_POST, false, { NULL }, NULL,
+	    NULL, revocation_start },
+	{ "/v1/journal/", HM_UNDER, EVHTTP_REQ_GET, false, { "auditor" }, NULL,
+	    http_journal, NULL },
+	{ "/v1/subjects/", HM_UNDER, EVHTTP_REQ_GET, false, { "consumer" }, NULL,
+	    http_subject, NULL },
+	{ "/v1/adapters", HM_EXACT, EVHTTP_REQ_GET, false, { "department", "admin" }, NULL,
+	    http_admin_adapters, NULL },
+	{ "/v1/adapters/", HM_EXACT, EVHTTP_REQ_GET, false, { "department", "admin" }, NULL,
+	    http_admin_adapters, NULL },
+	{ "/v1/adapters/", HM_ID, EVHTTP_REQ_GET, false, { "department", "admin" },
+	    "an adapter id", http_admin_adapter_get, NULL },
+	{ "/v1/adapters/", HM_ID, EVHTTP_REQ_PUT, false, { "department" },
+	    "an adapter id", http_admin_adapter_put, NULL },
+	{ "/v1/adapters/", HM_ID, EVHTTP_REQ_DELETE, false, { "department" },
+	    "an adapter id", http_admin_adapter_disable, NULL },
+	{ "/v1/policies", HM_EXACT, EVHTTP_REQ_GET, false, { NULL }, NULL,
+	    http_admin_policies, NULL },
+	{ "/v1/policies/", HM_EXACT, EVHTTP_REQ_GET, false, { NULL }, NULL,
+	    http_admin_policies, NULL },
+	{ "/v1/policies/", HM_ID, EVHTTP_REQ_GET, false, { NULL },
+	    "a bundle id", http_admin_policy_get, NULL },
+	{ "/v1/policies/", HM_ID, EVHTTP_REQ_PUT, false, { "admin" },
+	    "a bundle id", http_admin_policy_put, NULL },
+};
+#define HTTP_NROUTES	(sizeof(http_routes) / sizeof(http_routes[0]))
+
+static bool
+http_route_matches(const struct http_route *rt, const char *path)
+{
+	size_t	n = strlen(rt->rt_path);
+
+	if (rt->rt_match == HM_EXACT)
+		return strcmp(path, rt->rt_path) == 0;
+	return strncmp(path, rt->rt_path, n) == 0;
+}
+
+/* Letters, digits, '-', '_' and '.', 1 to LB_ID_MAX - 1 of them. */
+static bool
+http_id_ok(const char *s)
+{
+	size_t	n = strlen(s), i;
+
+	if (n == 0 || n >= LB_ID_MAX)
+		return false;
+	for (i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+		    (s[i] >= '0' && s[i] <= '9') || s[i] == '-' || s[i] == '_' || s[i] == '.'))
+			return false;
+	return true;
+}
+
+static const char *
+http_method_name(enum evhttp_cmd_type m)
+{
+	switch (m) {
+	case EVHTTP_REQ_GET:	return "GET";
+	case EVHTTP_REQ_POST:	return "POST";
+	case EVHTTP_REQ_PUT:	return "PUT";
+	case EVHTTP_REQ_DELETE:	return "DELETE";
+	default:		return "?";
+	}
+}
+
+/*
+ * The row of rt's path for method, or NULL; then buf lists the methods
+ * that path takes ("GET, PUT or DELETE").
+ */
+static const struct http_route *
+http_route_method(const struct http_route *rt, enum evhttp_cmd_type method, char *buf,
+    size_t bufsz)
+{
+	const struct http_route	*o, *end = http_routes + HTTP_NROUTES;
+	size_t			 n = 0, k = 0;
+
+	for (o = rt; o < end; o++)
+		if (o->rt_match == rt->rt_match && strcmp(o->rt_path, rt->rt_path) == 0) {
+			if (o->rt_method == method)
+				return o;
+			n++;
+		}
+	buf[0] = '\0';
+	for (o = rt; o < end; o++)
+		if (o->rt_match == rt->rt_match && strcmp(o->rt_path, rt->rt_path) == 0) {
+			k++;
+			snprintf(buf + strlen(buf), bufsz - strlen(buf), "%s%s",
+			    k == 1 ? "" : k == n ? " or " : ", ", http_method_name(o->rt_method));
+		}
+	return NULL;
+}
+
+/* True when pr has one of rt's roles; answers 403 otherwise. */
+static bool
+http_role(struct evhttp_request *req, const struct principal *pr, const struct http_route *rt)
+{
+	const char	*a = rt->rt_roles[0], *b = rt->rt_roles[1];
+
+	if (a == NULL || strcmp(pr->pr_role, a) == 0 || (b != NULL && strcmp(pr->pr_role, b) == 0))
+		return true;
+	http_error(req, LB_E_FORBIDDEN_ROLE, "this call is for the %s%s%s role; your "
+	    "certificate is %s %s", a, b != NULL ? " or " : "", b != NULL ? b : "",
+	    pr->pr_role, pr->pr_id);
+	return false;
+}
+
 static void
-http_exchanges(struct gw *gw, struct evhttp_request *req, const struct principal *pr)
+http_run(struct gw *gw, struct evhttp_request *req, const struct principal *pr,
+    const struct http_route *rt, const char *arg)
 {
 	msgpack_zone	z;
 	msgpack_object	body;
 	char		err[256];
 
+	if (rt->rt_fn != NULL) {
+		rt->rt_fn(gw, req, pr, arg);
+		return;
+	}
 	msgpack_zone_init(&z, 8192);
 	if (http_body(req, &z, &body, err, sizeof(err)) != 0)
 		http_error(req, LB_E_BAD_REQUEST, "%s", err);
 	else
-		exchange_start(gw, req, pr, &z, &body);
+		rt->rt_body_fn(gw, req, pr, &z, &body);
 	msgpack_zone_destroy(&z);
-}
-
-/* The role is checked by revocation_start: authorities sign through any client. */
-static void
-http_revocations(struct gw *gw, struct evhttp_request *req, const struct principal *pr)
-{
-	msgpack_zone	z;
-	msgpack_object	body;
-	char		err[256];
-
-	msgpack_zone_init(&z, 4096);
-	if (http_body(req, &z, &body, err, sizeof(err)) != 0)
-		http_error(req, LB_E_BAD_REQUEST, "%s", err);
-	else
-		revocation_start(gw, req, pr, &z, &body);
-	msgpack_zone_destroy(&z);
-}
-
-static bool
-http_role(struct evhttp_request *req, const struct principal *pr, const char *role)
-{
-	if (strcmp(pr->pr_role, role) == 0)
-		return true;
-	http_error(req, LB_E_FORBIDDEN_ROLE, "this call is for the %s role; your "
-	    "certificate is %s %s", role, pr->pr_role, pr->pr_id);
-	return false;
 }
 
 /*
@@ -233,67 +355,61 @@ http_nodelay(struct evhttp_request *req)
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
 }
 
+/*
+ * Every request: the route, then (but for public routes) the client
+ * certificate, the id of the path, the method and the role, in that order.
+ */
 static void
 http_route(struct evhttp_request *req, void *arg)
 {
-	struct gw		*gw = arg;
-	struct principal	 pr;
-	const char		*path;
-	enum evhttp_cmd_type	 method = evhttp_request_get_command(req);
+	struct gw		 *gw = arg;
+	struct principal	  pr;
+	const struct http_route	 *rt = NULL, *mrt;
+	const char		 *path, *rest;
+	char			  methods[64];
+	size_t			  i;
 
 	http_nodelay(req);
 	path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
 	if (path == NULL)
 		path = "/";
-	if (strcmp(path, "/v1/health") == 0) {
-		if (method != EVHTTP_REQ_GET)
-			http_error(req, LB_E_METHOD_NOT_ALLOWED, "use GET %s", path);
-		else
-			http_health(gw, req);
+	for (i = 0; i < HTTP_NROUTES && rt == NULL; i++)
+		if (http_route_matches(&http_routes[i], path))
+			rt = &http_routes[i];
+	if (rt == NULL || !rt->rt_public) {
+		if (http_principal(req, &pr) != 0) {
+			http_error(req, LB_E_UNAUTHENTICATED, "a client certificate issued by "
+			    "the platform CA, with OU department, consumer, auditor or admin, is "
+			    "required");
+			return;
+		}
+		if (gw->gw_stopping) {
+			http_error(req, LB_E_INTERNAL, "the gateway is shutting down");
+			return;
+		}
+	}
+	if (rt == NULL) {
+		http_error(req, LB_E_NOT_FOUND, "no such API route: %s", path);
 		return;
 	}
-	if (http_principal(req, &pr) != 0) {
-		http_error(req, LB_E_UNAUTHENTICATED, "a client certificate issued by the "
-		    "platform CA, with OU department, consumer, auditor or admin, is required");
+	rest = path;
+	if (rt->rt_match == HM_ID) {
+		rest = path + strlen(rt->rt_path);
+		if (!http_id_ok(rest)) {
+			http_error(req, LB_E_BAD_REQUEST, "%s is 1 to %d letters, digits, '-', "
+			    "'_' or '.'", rt->rt_what, LB_ID_MAX - 1);
+			return;
+		}
+	}
+	if ((mrt = http_route_method(rt, evhttp_request_get_command(req), methods,
+	    sizeof(methods))) == NULL) {
+		http_error(req, LB_E_METHOD_NOT_ALLOWED, "use %s %s", methods, path);
 		return;
 	}
-	if (gw->gw_stopping) {
-		http_error(req, LB_E_INTERNAL, "the gateway is shutting down");
-		return;
-	}
-	if (strcmp(path, "/v1/exchanges") == 0) {
-		if (method != EVHTTP_REQ_POST)
-			http_error(req, LB_E_METHOD_NOT_ALLOWED, "use POST %s", path);
-		else if (http_role(req, &pr, "consumer"))
-			http_exchanges(gw, req, &pr);
-		return;
-	}
-	if (strcmp(path, "/v1/revocations") == 0) {
-		if (method != EVHTTP_REQ_POST)
-			http_error(req, LB_E_METHOD_NOT_ALLOWED, "use POST %s", path);
-		else
-			http_revocations(gw, req, &pr);
-		return;
-	}
-	if (strncmp(path, "/v1/journal/", 12) == 0) {
-		if (method != EVHTTP_REQ_GET)
-			http_error(req, LB_E_METHOD_NOT_ALLOWED, "use GET %s", path);
-		else if (http_role(req, &pr, "auditor"))
-			http_journal(gw, req, &pr, path);
-		return;
-	}
-	if (strncmp(path, "/v1/subjects/", 13) == 0) {
-		if (method != EVHTTP_REQ_GET)
-			http_error(req, LB_E_METHOD_NOT_ALLOWED, "use GET %s", path);
-		else if (http_role(req, &pr, "consumer"))
-			http_subject(gw, req, &pr, path);
-		return;
-	}
-	if (strncmp(path, "/v1/adapters", 12) == 0 || strncmp(path, "/v1/policies", 12) == 0) {
-		http_admin(gw, req, &pr, path);
-		return;
-	}
-	http_error(req, LB_E_NOT_FOUND, "no such API route: %s", path);
+	if (rt->rt_public)
+		http_run(gw, req, NULL, mrt, rest);
+	else if (http_role(req, &pr, mrt))
+		http_run(gw, req, &pr, mrt, rest);
 }
 
 bool

@@ -1,23 +1,27 @@
 /*
  * http_admin.c - the registry API (DESIGN §8, §9, §10): departments
  * register and disable their adapters, the admin loads bundle policies,
- * and anyone authenticated may read them.
+ * and anyone authenticated may read them.  http.c has already checked the
+ * method, the caller's role and the id of the path.
  *
  * A change goes through four steps, one change at a time so that version
  * numbers and ownership checks never race:
  *
- *   check     (loop)    role, ownership, the next version number
+ *   check     (worker)  ownership and the next version number, against the
+ *                       snapshot running when the change's turn came and
+ *                       the registry
  *   load      (worker)  a snapshot with the change on top: proves it loads
  *   journal   (writer)  the "adapter" / "policy" record, durable
  *   store     (worker)  the registry's LMDB transaction
  *
- * and then, on the loop, the new snapshot replaces the running one: the
- * next exchange uses it, the exchanges in flight keep theirs.  Nothing is
- * stored or applied unless the journal holds the record first; a crash
- * between journal and store leaves a journaled change that never took
- * effect, which an auditor can tell from the registry's versions, never
- * the reverse.
+ * and then, on the loop, the new snapshot replaces the running one
+ * (snapshot_reload): the next exchange uses it, the exchanges in flight
+ * keep theirs.  Nothing is stored or applied unless the journal holds the
+ * record first; a crash between journal and store leaves a journaled
+ * change that never took effect, which an auditor can tell from the
+ * registry's versions, never the reverse.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,47 +40,30 @@ enum admin_op {
 };
 
 struct admin_change {
-	struct gw		*ac_gw;
-	struct evhttp_request	*ac_req;
-	enum reg_kind		 ac_kind;
-	enum admin_op		 ac_op;
-	char			 ac_id[LB_ID_MAX];
-	char			 ac_role[16];
-	char			 ac_caller[LB_ID_MAX];
-	struct adapter		*ac_ad;		/* AOP_PUT of an adapter: the parsed spec */
-	struct policy		*ac_po;		/* AOP_PUT of a policy */
-	struct reg_head		 ac_head;	/* what the registry will hold */
-	const uint8_t		*ac_spec;	/* canonical spec (in ac_ad / ac_po), or NULL */
-	size_t			 ac_spec_len;
-	uint8_t			 ac_spec_hash[32];
-	bool			 ac_has_hash;
-	struct snapshot		*ac_snap;	/* the snapshot with the change */
-	uint64_t		 ac_gen;	/* gw_snap_gen when ac_snap was started */
-	enum lb_err		 ac_err;
-	char			 ac_msg[512];
-	struct admin_change	*ac_next;
+	struct gw		*ch_gw;
+	struct evhttp_request	*ch_req;
+	enum reg_kind		 ch_kind;
+	enum admin_op		 ch_op;
+	char			 ch_id[LB_ID_MAX];
+	char			 ch_role[16];
+	char			 ch_caller[LB_ID_MAX];
+	struct adapter		*ch_ad;		/* AOP_PUT of an adapter: the parsed spec */
+	struct policy		*ch_po;		/* AOP_PUT of a policy */
+	struct reg_head		 ch_head;	/* what the registry will hold */
+	const uint8_t		*ch_spec;	/* canonical spec (in ch_ad / ch_po), or NULL */
+	size_t			 ch_spec_len;
+	uint8_t			 ch_spec_hash[32];
+	bool			 ch_has_hash;
+	struct snapshot		*ch_cur;	/* running when the change's turn came */
+	uint64_t		 ch_gen;	/* gw_snap_gen of ch_cur */
+	struct snapshot		*ch_snap;	/* ch_cur's sources with the change */
+	bool			 ch_noop;	/* nothing changes: answered, not journaled */
+	enum lb_err		 ch_err;
+	char			 ch_msg[512];
+	struct admin_change	*ch_next;
 };
 
-/* The daemon has one HTTP front, hence one queue of changes (loop thread only). */
-static struct admin_change	*admin_head, *admin_tail;
-static size_t			 admin_queued;
-static bool			 admin_busy;
-
-static void	admin_next(void);
-
-static bool
-admin_id_ok(const char *s)
-{
-	size_t	n = strlen(s), i;
-
-	if (n == 0 || n >= LB_ID_MAX)
-		return false;
-	for (i = 0; i < n; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
-		    (s[i] >= '0' && s[i] <= '9') || s[i] == '-' || s[i] == '_' || s[i] == '.'))
-			return false;
-	return true;
-}
+static void	admin_next(struct gw *);
 
 static const char *
 admin_kind_name(enum reg_kind k)
@@ -84,126 +71,107 @@ admin_kind_name(enum reg_kind k)
 	return k == REG_ADAPTER ? "adapter" : "policy";
 }
 
+/* Loop thread only: the snapshots' references are the loop's. */
 static void
-admin_free(struct admin_change *ac)
+admin_free(struct admin_change *ch)
 {
-	if (ac == NULL)
-		return;
-	if (ac->ac_ad != NULL)
-		adapter_free(ac->ac_ad);
-	policy_free(ac->ac_po);
-	snapshot_unref(ac->ac_snap);
-	free(ac);
+	if (ch->ch_ad != NULL)
+		adapter_free(ch->ch_ad);
+	policy_free(ch->ch_po);
+	snapshot_unref(ch->ch_cur);
+	snapshot_unref(ch->ch_snap);
+	free(ch);
+}
+
+/* Records why the change is refused, on any thread; -1 for the caller to return. */
+static int
+admin_error(struct admin_change *ch, enum lb_err e, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int
+admin_error(struct admin_change *ch, enum lb_err e, const char *fmt, ...)
+{
+	va_list	ap;
+
+	ch->ch_err = e;
+	va_start(ap, fmt);
+	vsnprintf(ch->ch_msg, sizeof(ch->ch_msg), fmt, ap);
+	va_end(ap);
+	return -1;
 }
 
 /* Answers the change's request and goes on with the next change. */
 static void
-admin_finish(struct admin_change *ac)
+admin_finish(struct admin_change *ch)
 {
-	struct gw	*gw = ac->ac_gw;
+	struct gw	*gw = ch->ch_gw;
 	msgpack_zone	 z;
 	struct mpk_map	 m;
 
-	if (ac->ac_err != LB_OK)
-		http_error(ac->ac_req, ac->ac_err, "%s", ac->ac_msg);
+	if (ch->ch_err != LB_OK)
+		http_error(ch->ch_req, ch->ch_err, "%s", ch->ch_msg);
 	else {
 		msgpack_zone_init(&z, 256);
 		mpk_map_init(&m, &z, 3);
-		mpk_map_put(&m, ac->ac_kind == REG_ADAPTER ? "id" : "bundle", mpk_str(ac->ac_id));
-		mpk_map_put(&m, "version", mpk_uint(ac->ac_head.rh_version));
-		if (ac->ac_kind == REG_ADAPTER)
-			mpk_map_put(&m, "disabled", mpk_bool(ac->ac_head.rh_disabled));
-		http_reply(ac->ac_req, 200, &m.mm_obj);
+		mpk_map_put(&m, ch->ch_kind == REG_ADAPTER ? "id" : "bundle", mpk_str(ch->ch_id));
+		mpk_map_put(&m, "version", mpk_uint(ch->ch_head.rh_version));
+		if (ch->ch_kind == REG_ADAPTER)
+			mpk_map_put(&m, "disabled", mpk_bool(ch->ch_head.rh_disabled));
+		http_reply(ch->ch_req, 200, &m.mm_obj);
 		msgpack_zone_destroy(&z);
 	}
-	admin_free(ac);
+	admin_free(ch);
 	gw->gw_inflight--;
-	admin_busy = false;
-	admin_next();
+	gw->gw_admin.aq_busy = false;
+	admin_next(gw);
 }
 
+/* The change is stored; the answer says so whether or not a snapshot took over. */
 static void
-admin_fail(struct admin_change *ac, enum lb_err e, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-admin_fail(struct admin_change *ac, enum lb_err e, const char *fmt, ...)
+admin_installed(void *arg, const struct snapshot *sn, const char *err)
 {
-	va_list	ap;
+	struct admin_change	*ch = arg;
 
-	ac->ac_err = e;
-	va_start(ap, fmt);
-	vsnprintf(ac->ac_msg, sizeof(ac->ac_msg), fmt, ap);
-	va_end(ap);
-	admin_finish(ac);
-}
-
-static void	admin_stored(void *);
-
-/* On a worker: the configuration again, from the files and the registry. */
-static void
-admin_reload(void *arg)
-{
-	struct admin_change	*ac = arg;
-	char			 err[512];
-
-	if ((ac->ac_snap = snapshot_load(&ac->ac_gw->gw_conf, err, sizeof(err))) == NULL)
+	if (sn != NULL)
+		log_info("registry: %s \"%s\" version %llu %s by %s",
+		    admin_kind_name(ch->ch_kind), ch->ch_id,
+		    (unsigned long long)ch->ch_head.rh_version,
+		    ch->ch_op == AOP_PUT ? "registered" : "disabled", ch->ch_head.rh_principal);
+	else
 		log_warnx("registry: %s \"%s\" is stored but the configuration could not be "
 		    "reloaded; it takes effect at the next reload: %s",
-		    admin_kind_name(ac->ac_kind), ac->ac_id, err);
+		    admin_kind_name(ch->ch_kind), ch->ch_id, err);
+	admin_finish(ch);
 }
 
 /* Step 4 done: the registry holds the change; the new snapshot takes over. */
 static void
 admin_stored(void *arg)
 {
-	struct admin_change	*ac = arg;
-	struct gw		*gw = ac->ac_gw;
+	struct admin_change	*ch = arg;
+	struct snapshot		*sn = ch->ch_snap;
 
-	if (ac->ac_err == LB_OK && ac->ac_snap != NULL && gw->gw_snap_gen != ac->ac_gen) {
-		/*
-		 * The running configuration changed (SIGHUP) while ac_snap was
-		 * built from the older one: installing ac_snap would undo that
-		 * reload.  Load again, off the loop, from the files and the
-		 * registry, which now holds the change.
-		 */
-		snapshot_unref(ac->ac_snap);
-		ac->ac_snap = NULL;
-		ac->ac_gen = gw->gw_snap_gen;
-		if (workers_submit(gw->gw_workers, gw->gw_base, admin_reload, admin_stored,
-		    ac) == 0)
-			return;
-		log_warnx("registry: %s \"%s\" is stored; it takes effect at the next reload",
-		    admin_kind_name(ac->ac_kind), ac->ac_id);
+	if (ch->ch_err != LB_OK) {
+		admin_finish(ch);
+		return;
 	}
-	if (ac->ac_err == LB_OK && ac->ac_snap != NULL) {
-		snapshot_unref(gw->gw_snap);
-		gw->gw_snap = ac->ac_snap;
-		gw->gw_snap_gen++;
-		ac->ac_snap = NULL;
-		log_info("registry: %s \"%s\" version %llu %s by %s", admin_kind_name(ac->ac_kind),
-		    ac->ac_id, (unsigned long long)ac->ac_head.rh_version,
-		    ac->ac_op == AOP_PUT ? "registered" : "disabled", ac->ac_head.rh_principal);
-	}
-	admin_finish(ac);
+	ch->ch_snap = NULL;
+	snapshot_reload(ch->ch_gw, sn, ch->ch_gen, admin_installed, ch);
 }
 
 static void
 admin_store(void *arg)
 {
-	struct admin_change	*ac = arg;
-	struct registry		*rg;
+	struct admin_change	*ch = arg;
 	char			 err[384];
 
-	if ((rg = registry_get(ac->ac_gw->gw_conf.gc_data, err, sizeof(err))) == NULL ||
-	    registry_put(rg, ac->ac_kind, ac->ac_id, &ac->ac_head, ac->ac_spec, ac->ac_spec_len,
-	    err, sizeof(err)) != 0) {
+	if (registry_put(ch->ch_gw->gw_registry, ch->ch_kind, ch->ch_id, &ch->ch_head,
+	    ch->ch_spec, ch->ch_spec_len, err, sizeof(err)) != 0) {
 		log_warnx("%s \"%s\" version %llu is journaled but was not stored: %s",
-		    admin_kind_name(ac->ac_kind), ac->ac_id,
-		    (unsigned long long)ac->ac_head.rh_version, err);
-		ac->ac_err = LB_E_INTERNAL;
-		snprintf(ac->ac_msg, sizeof(ac->ac_msg), "the registry could not store the "
-		    "change, so it is not applied: %s", err);
+		    admin_kind_name(ch->ch_kind), ch->ch_id,
+		    (unsigned long long)ch->ch_head.rh_version, err);
+		admin_error(ch, LB_E_INTERNAL, "the registry could not store the change, so it "
+		    "is not applied: %s", err);
 	}
 }
 
@@ -211,265 +179,306 @@ admin_store(void *arg)
 static void
 admin_journaled(void *arg, int status, uint64_t first_seq)
 {
-	struct admin_change	*ac = arg;
+	struct admin_change	*ch = arg;
 
 	(void)first_seq;
-	if (status != 0) {
-		admin_fail(ac, LB_E_JOURNAL_UNAVAILABLE, "the journal could not record the "
+	if (status != 0)
+		admin_error(ch, LB_E_JOURNAL_UNAVAILABLE, "the journal could not record the "
 		    "change, so it is not applied");
+	else if (workers_submit(ch->ch_gw->gw_workers, ch->ch_gw->gw_base, admin_store,
+	    admin_stored, ch) == 0)
 		return;
-	}
-	if (workers_submit(ac->ac_gw->gw_workers, ac->ac_gw->gw_base, admin_store,
-	    admin_stored, ac) != 0)
-		admin_fail(ac, LB_E_INTERNAL, "the gateway is shutting down");
+	else
+		admin_error(ch, LB_E_INTERNAL, "the gateway is shutting down");
+	admin_finish(ch);
 }
 
 static void
-admin_journal(struct admin_change *ac)
+admin_journal(struct admin_change *ch)
 {
 	struct jrec	rec;
 
 	memset(&rec, 0, sizeof(rec));
-	rec.jr_kind = ac->ac_kind == REG_ADAPTER ? JK_ADAPTER : JK_POLICY;
-	rec.jr_t_ms = ac->ac_head.rh_t_ms;
-	if (ac->ac_kind == REG_ADAPTER) {
-		snprintf(rec.jr_id, sizeof(rec.jr_id), "%s", ac->ac_id);
-		snprintf(rec.jr_dept, sizeof(rec.jr_dept), "%s", ac->ac_head.rh_dept);
+	rec.jr_kind = ch->ch_kind == REG_ADAPTER ? JK_ADAPTER : JK_POLICY;
+	rec.jr_t_ms = ch->ch_head.rh_t_ms;
+	if (ch->ch_kind == REG_ADAPTER) {
+		snprintf(rec.jr_id, sizeof(rec.jr_id), "%s", ch->ch_id);
+		snprintf(rec.jr_dept, sizeof(rec.jr_dept), "%s", ch->ch_head.rh_dept);
 	} else
-		snprintf(rec.jr_bundle, sizeof(rec.jr_bundle), "%s", ac->ac_id);
-	snprintf(rec.jr_op, sizeof(rec.jr_op), "%s", ac->ac_op == AOP_PUT ? "put" : "disable");
-	snprintf(rec.jr_principal, sizeof(rec.jr_principal), "%s", ac->ac_head.rh_principal);
+		snprintf(rec.jr_bundle, sizeof(rec.jr_bundle), "%s", ch->ch_id);
+	snprintf(rec.jr_op, sizeof(rec.jr_op), "%s", ch->ch_op == AOP_PUT ? "put" : "disable");
+	snprintf(rec.jr_principal, sizeof(rec.jr_principal), "%s", ch->ch_head.rh_principal);
 	rec.jr_has_version = true;
-	rec.jr_version = ac->ac_head.rh_version;
-	if (ac->ac_has_hash) {
+	rec.jr_version = ch->ch_head.rh_version;
+	if (ch->ch_has_hash) {
 		rec.jr_has_spec = true;
-		memcpy(rec.jr_spec, ac->ac_spec_hash, 32);
+		memcpy(rec.jr_spec, ch->ch_spec_hash, 32);
 	}
 	snprintf(rec.jr_decision, sizeof(rec.jr_decision), "allow");
 	snprintf(rec.jr_code, sizeof(rec.jr_code), "ok");
-	if (journal_append(ac->ac_gw->gw_journal, ac->ac_gw->gw_base, &rec, 1,
-	    admin_journaled, ac) != 0)
-		admin_fail(ac, LB_E_JOURNAL_UNAVAILABLE, "the journal cannot record the change "
+	if (journal_append(ch->ch_gw->gw_journal, ch->ch_gw->gw_base, &rec, 1,
+	    admin_journaled, ch) != 0) {
+		admin_error(ch, LB_E_JOURNAL_UNAVAILABLE, "the journal cannot record the change "
 		    "now, so it is not applied; try again");
-}
-
-/* Step 2, on a worker: the snapshot with the change must load. */
-static void
-admin_load(void *arg)
-{
-	struct admin_change	*ac = arg;
-	struct reg_change	 chg;
-	char			 err[512];
-
-	chg.rc_kind = ac->ac_kind;
-	chg.rc_id = ac->ac_id;
-	chg.rc_head = &ac->ac_head;
-	chg.rc_spec = ac->ac_spec;
-	chg.rc_spec_len = ac->ac_spec_len;
-	err[0] = '\0';
-	if ((ac->ac_snap = snapshot_load_with(&ac->ac_gw->gw_conf, &chg, err,
-	    sizeof(err))) == NULL) {
-		ac->ac_err = LB_E_BAD_REQUEST;
-		snprintf(ac->ac_msg, sizeof(ac->ac_msg), "the %s does not load: %s",
-		    admin_kind_name(ac->ac_kind), err[0] != '\0' ? err : "out of memory");
+		admin_finish(ch);
 	}
 }
 
-static void
-admin_loaded(void *arg)
-{
-	struct admin_change	*ac = arg;
-
-	if (ac->ac_err != LB_OK)
-		admin_finish(ac);
-	else
-		admin_journal(ac);
-}
-
 /*
- * Step 1 for an adapter, against the running snapshot and the registry:
- * the id belongs to the caller's department (or to nobody yet), and the
- * next version is one above every version the id had.
+ * Step 1 for an adapter, against ch_cur and the registry: the id belongs
+ * to the caller's department (or to nobody yet), and the next version is
+ * one above every version the id had.
  */
 static int
-admin_check_adapter(struct admin_change *ac, struct registry *rg)
+admin_check_adapter(struct admin_change *ch, struct registry *rg)
 {
-	const struct snapshot	*sn = ac->ac_gw->gw_snap;
+	const struct snapshot	*sn = ch->ch_cur;
 	const struct adapter	*cur, *o;
 	struct reg_head		 h;
 	bool			 found;
 	uint64_t		 version = 0;
 	size_t			 i, j;
 
-	if (registry_head(rg, REG_ADAPTER, ac->ac_id, &h, &found) != 0) {
-		admin_fail(ac, LB_E_INTERNAL, "the registry cannot be read");
-		return -1;
-	}
-	cur = snapshot_adapter(sn, ac->ac_id);
-	if ((found && strcmp(h.rh_dept, ac->ac_caller) != 0) ||
-	    (cur != NULL && strcmp(cur->ad_dept, ac->ac_caller) != 0)) {
-		admin_fail(ac, LB_E_FORBIDDEN_ROLE, "adapter \"%s\" belongs to department %s, "
-		    "not %s", ac->ac_id, found ? h.rh_dept : cur->ad_dept, ac->ac_caller);
-		return -1;
-	}
+	if (registry_head(rg, REG_ADAPTER, ch->ch_id, &h, &found) != 0)
+		return admin_error(ch, LB_E_INTERNAL, "the registry cannot be read");
+	cur = snapshot_adapter(sn, ch->ch_id);
+	if ((found && strcmp(h.rh_dept, ch->ch_caller) != 0) ||
+	    (cur != NULL && strcmp(cur->ad_dept, ch->ch_caller) != 0))
+		return admin_error(ch, LB_E_FORBIDDEN_ROLE, "adapter \"%s\" belongs to "
+		    "department %s, not %s", ch->ch_id, found ? h.rh_dept : cur->ad_dept,
+		    ch->ch_caller);
 	if (found)
 		version = h.rh_version;
 	if (cur != NULL && cur->ad_version > version)
 		version = cur->ad_version;
-	if (ac->ac_op == AOP_DISABLE) {
-		if (cur == NULL && !found) {
-			admin_fail(ac, LB_E_NOT_FOUND, "there is no adapter \"%s\"", ac->ac_id);
-			return -1;
-		}
-		ac->ac_head.rh_version = version;
-		ac->ac_head.rh_disabled = true;
+	if (ch->ch_op == AOP_DISABLE) {
+		if (cur == NULL && !found)
+			return admin_error(ch, LB_E_NOT_FOUND, "there is no adapter \"%s\"",
+			    ch->ch_id);
+		ch->ch_head.rh_version = version;
+		ch->ch_head.rh_disabled = true;
 		if ((cur != NULL && cur->ad_disabled) || (cur == NULL && h.rh_disabled)) {
 			/* Already disabled: nothing changes, nothing is journaled. */
-			admin_finish(ac);
+			ch->ch_noop = true;
 			return -1;
 		}
 		if (cur != NULL && cur->ad_spec != NULL) {
-			SHA256(cur->ad_spec, cur->ad_spec_len, ac->ac_spec_hash);
-			ac->ac_has_hash = true;
+			SHA256(cur->ad_spec, cur->ad_spec_len, ch->ch_spec_hash);
+			ch->ch_has_hash = true;
 		}
 		return 0;
 	}
 	/* Two enabled adapters of one department serving one item would be ambiguous. */
 	for (i = 0; i < sn->sn_nadapters; i++) {
 		o = sn->sn_adapters[i];
-		if (o->ad_disabled || strcmp(o->ad_id, ac->ac_id) == 0 ||
-		    strcmp(o->ad_dept, ac->ac_caller) != 0)
+		if (o->ad_disabled || strcmp(o->ad_id, ch->ch_id) == 0 ||
+		    strcmp(o->ad_dept, ch->ch_caller) != 0)
 			continue;
-		for (j = 0; j < ac->ac_ad->ad_nitems; j++)
-			if (adapter_serves(o, ac->ac_ad->ad_items[j])) {
-				admin_fail(ac, LB_E_BAD_REQUEST, "item %s is already served by "
-				    "adapter \"%s\"; disable it first", ac->ac_ad->ad_items[j],
-				    o->ad_id);
-				return -1;
-			}
+		for (j = 0; j < ch->ch_ad->ad_nitems; j++)
+			if (adapter_serves(o, ch->ch_ad->ad_items[j]))
+				return admin_error(ch, LB_E_BAD_REQUEST, "item %s is already "
+				    "served by adapter \"%s\"; disable it first",
+				    ch->ch_ad->ad_items[j], o->ad_id);
 	}
-	if (cur == NULL && !found && sn->sn_nadapters >= ADMIN_MAX_IDS) {
-		admin_fail(ac, LB_E_TOO_LARGE, "the gateway holds %d adapters, the most it "
-		    "takes; register a new version of an existing one", ADMIN_MAX_IDS);
-		return -1;
-	}
-	ac->ac_head.rh_version = version + 1;
-	ac->ac_head.rh_disabled = false;
+	if (cur == NULL && !found && sn->sn_nadapters >= ADMIN_MAX_IDS)
+		return admin_error(ch, LB_E_TOO_LARGE, "the gateway holds %d adapters, the most "
+		    "it takes; register a new version of an existing one", ADMIN_MAX_IDS);
+	ch->ch_head.rh_version = version + 1;
+	ch->ch_head.rh_disabled = false;
 	return 0;
 }
 
 static int
-admin_check_policy(struct admin_change *ac, struct registry *rg)
+admin_check_policy(struct admin_change *ch, struct registry *rg)
 {
 	const struct policy	*cur;
 	struct reg_head		 h;
 	bool			 found;
 	uint64_t		 version = 0;
 
-	if (registry_head(rg, REG_POLICY, ac->ac_id, &h, &found) != 0) {
-		admin_fail(ac, LB_E_INTERNAL, "the registry cannot be read");
-		return -1;
-	}
+	if (registry_head(rg, REG_POLICY, ch->ch_id, &h, &found) != 0)
+		return admin_error(ch, LB_E_INTERNAL, "the registry cannot be read");
 	if (found)
 		version = h.rh_version;
-	if ((cur = snapshot_policy(ac->ac_gw->gw_snap, ac->ac_id)) != NULL &&
-	    cur->po_version > version)
+	if ((cur = snapshot_policy(ch->ch_cur, ch->ch_id)) != NULL && cur->po_version > version)
 		version = cur->po_version;
-	if (cur == NULL && !found && ac->ac_gw->gw_snap->sn_npolicies >= ADMIN_MAX_IDS) {
-		admin_fail(ac, LB_E_TOO_LARGE, "the gateway holds %d bundle policies, the most "
-		    "it takes", ADMIN_MAX_IDS);
-		return -1;
-	}
-	ac->ac_head.rh_version = version + 1;
+	if (cur == NULL && !found && ch->ch_cur->sn_npolicies >= ADMIN_MAX_IDS)
+		return admin_error(ch, LB_E_TOO_LARGE, "the gateway holds %d bundle policies, "
+		    "the most it takes", ADMIN_MAX_IDS);
+	ch->ch_head.rh_version = version + 1;
 	return 0;
+}
+
+/* Steps 1 and 2, on a worker: the change is allowed and a snapshot with it loads. */
+static void
+admin_load(void *arg)
+{
+	struct admin_change	*ch = arg;
+	struct registry		*rg = ch->ch_gw->gw_registry;
+	struct reg_change	 chg;
+	char			 err[512];
+	int			 rc;
+
+	/* Refused before the journal sees it, rather than journaled and lost. */
+	if (!registry_has_room(rg, ch->ch_spec_len)) {
+		admin_error(ch, LB_E_TOO_LARGE, "the registry is full; ask the operator");
+		return;
+	}
+	rc = ch->ch_kind == REG_ADAPTER ? admin_check_adapter(ch, rg) :
+	    admin_check_policy(ch, rg);
+	if (rc != 0)
+		return;
+	chg.rc_kind = ch->ch_kind;
+	chg.rc_id = ch->ch_id;
+	chg.rc_head = &ch->ch_head;
+	chg.rc_spec = ch->ch_spec;
+	chg.rc_spec_len = ch->ch_spec_len;
+	if ((ch->ch_snap = snapshot_load_with(&ch->ch_gw->gw_conf, rg, &chg, err,
+	    sizeof(err))) == NULL)
+		admin_error(ch, LB_E_BAD_REQUEST, "the %s does not load: %s",
+		    admin_kind_name(ch->ch_kind), err[0] != '\0' ? err : "out of memory");
+}
+
+static void
+admin_loaded(void *arg)
+{
+	struct admin_change	*ch = arg;
+
+	/* Checked: the change no longer needs the snapshot it was checked against. */
+	snapshot_unref(ch->ch_cur);
+	ch->ch_cur = NULL;
+	if (ch->ch_err != LB_OK || ch->ch_noop)
+		admin_finish(ch);
+	else
+		admin_journal(ch);
 }
 
 /* Starts the change at the head of the queue, unless one is under way. */
 static void
-admin_next(void)
+admin_next(struct gw *gw)
 {
-	struct admin_change	*ac;
-	struct registry		*rg;
-	char			 err[384];
-	int			 rc;
+	struct admin_queue	*aq = &gw->gw_admin;
+	struct admin_change	*ch;
 
-	while (!admin_busy && (ac = admin_head) != NULL) {
-		if ((admin_head = ac->ac_next) == NULL)
-			admin_tail = NULL;
-		admin_queued--;
-		admin_busy = true;
-		ac->ac_head.rh_t_ms = now_ms();
-		snprintf(ac->ac_head.rh_principal, sizeof(ac->ac_head.rh_principal), "%s:%s",
-		    ac->ac_role, ac->ac_caller);
-		if ((rg = registry_get(ac->ac_gw->gw_conf.gc_data, err, sizeof(err))) == NULL) {
-			admin_fail(ac, LB_E_INTERNAL, "%s", err);
-			continue;
+	while (!aq->aq_busy && (ch = aq->aq_head) != NULL) {
+		if ((aq->aq_head = ch->ch_next) == NULL)
+			aq->aq_tail = NULL;
+		aq->aq_queued--;
+		aq->aq_busy = true;
+		ch->ch_head.rh_t_ms = now_ms();
+		snprintf(ch->ch_head.rh_principal, sizeof(ch->ch_head.rh_principal), "%s:%s",
+		    ch->ch_role, ch->ch_caller);
+		/* The worker checks against this snapshot; the reference keeps it alive. */
+		ch->ch_cur = gw->gw_snap;
+		snapshot_ref(ch->ch_cur);
+		ch->ch_gen = gw->gw_snap_gen;
+		if (workers_submit(gw->gw_workers, gw->gw_base, admin_load, admin_loaded,
+		    ch) != 0) {
+			admin_error(ch, LB_E_INTERNAL, "the gateway is shutting down");
+			admin_finish(ch);	/* goes on with the queue */
 		}
-		/* Refused before the journal sees it, rather than journaled and lost. */
-		if (!registry_has_room(rg, ac->ac_spec_len)) {
-			admin_fail(ac, LB_E_TOO_LARGE, "the registry is full; ask the operator");
-			continue;
-		}
-		rc = ac->ac_kind == REG_ADAPTER ? admin_check_adapter(ac, rg) :
-		    admin_check_policy(ac, rg);
-		if (rc != 0)
-			continue;	/* answered; admin_fail went on with the queue */
-		ac->ac_gen = ac->ac_gw->gw_snap_gen;
-		if (workers_submit(ac->ac_gw->gw_workers, ac->ac_gw->gw_base, admin_load,
-		    admin_loaded, ac) != 0)
-			admin_fail(ac, LB_E_INTERNAL, "the gateway is shutting down");
 	}
 }
 
+/*
+ * Queues a change of id by the caller pr, with the parsed spec of a put
+ * (ad or po, taken whatever happens).
+ */
 static void
-admin_enqueue(struct admin_change *ac)
+admin_submit(struct gw *gw, struct evhttp_request *req, const struct principal *pr,
+    enum reg_kind kind, const char *id, struct adapter *ad, struct policy *po)
 {
-	if (admin_queued >= ADMIN_QUEUE_MAX) {
-		http_error(ac->ac_req, LB_E_RATE_LIMITED, "%d registry changes are waiting; "
-		    "try again", ADMIN_QUEUE_MAX);
-		admin_free(ac);
-		return;
+	struct admin_queue	*aq = &gw->gw_admin;
+	struct admin_change	*ch;
+
+	if (aq->aq_queued >= ADMIN_QUEUE_MAX) {
+		http_error(req, LB_E_RATE_LIMITED, "%d registry changes are waiting; try "
+		    "again", ADMIN_QUEUE_MAX);
+		goto fail;
 	}
-	ac->ac_gw->gw_inflight++;
-	if (admin_tail != NULL)
-		admin_tail->ac_next = ac;
-	else
-		admin_head = ac;
-	admin_tail = ac;
-	admin_queued++;
-	admin_next();
-}
-
-static struct admin_change *
-admin_new(struct gw *gw, struct evhttp_request *req, const struct principal *pr,
-    enum reg_kind kind, enum admin_op op, const char *id)
-{
-	struct admin_change	*ac;
-
-	if ((ac = calloc(1, sizeof(*ac))) == NULL) {
+	if ((ch = calloc(1, sizeof(*ch))) == NULL) {
 		http_error(req, LB_E_INTERNAL, "out of memory");
-		return NULL;
+		goto fail;
 	}
-	ac->ac_gw = gw;
-	ac->ac_req = req;
-	ac->ac_kind = kind;
-	ac->ac_op = op;
-	snprintf(ac->ac_id, sizeof(ac->ac_id), "%s", id);
-	snprintf(ac->ac_role, sizeof(ac->ac_role), "%s", pr->pr_role);
-	snprintf(ac->ac_caller, sizeof(ac->ac_caller), "%s", pr->pr_id);
-	return ac;
+	ch->ch_gw = gw;
+	ch->ch_req = req;
+	ch->ch_kind = kind;
+	ch->ch_op = ad != NULL || po != NULL ? AOP_PUT : AOP_DISABLE;
+	snprintf(ch->ch_id, sizeof(ch->ch_id), "%s", id);
+	snprintf(ch->ch_role, sizeof(ch->ch_role), "%s", pr->pr_role);
+	snprintf(ch->ch_caller, sizeof(ch->ch_caller), "%s", pr->pr_id);
+	if (kind == REG_ADAPTER)
+		snprintf(ch->ch_head.rh_dept, sizeof(ch->ch_head.rh_dept), "%s", pr->pr_id);
+	ch->ch_ad = ad;
+	ch->ch_po = po;
+	if (ad != NULL) {
+		ch->ch_spec = ad->ad_spec;
+		ch->ch_spec_len = ad->ad_spec_len;
+	} else if (po != NULL) {
+		ch->ch_spec = po->po_spec;
+		ch->ch_spec_len = po->po_spec_len;
+	}
+	if (ch->ch_spec != NULL) {
+		SHA256(ch->ch_spec, ch->ch_spec_len, ch->ch_spec_hash);
+		ch->ch_has_hash = true;
+	}
+	gw->gw_inflight++;
+	if (aq->aq_tail != NULL)
+		aq->aq_tail->ch_next = ch;
+	else
+		aq->aq_head = ch;
+	aq->aq_tail = ch;
+	aq->aq_queued++;
+	admin_next(gw);
+	return;
+fail:
+	if (ad != NULL)
+		adapter_free(ad);
+	policy_free(po);
 }
 
-/* PUT /v1/adapters/{id} */
-static void
-admin_put_adapter(struct gw *gw, struct evhttp_request *req, const struct principal *pr,
-    const char *id)
+/*
+ * Before the parser sees an adapter spec: its department and id, when it
+ * names them, are the caller's and the path's, so that another department
+ * learns nothing from the parser's sentences.  Answers when they are not.
+ */
+static int
+admin_adapter_owner(struct evhttp_request *req, const struct principal *pr,
+    const msgpack_object *body, const char *id)
 {
-	struct admin_change	*ac = NULL;
-	struct adapter		*ad = NULL;
-	msgpack_zone		 z;
-	msgpack_object		 body;
-	char			 err[512], dept[LB_ID_MAX], sid[LB_ID_MAX];
+	char	dept[LB_ID_MAX], sid[LB_ID_MAX];
+
+	if (mpk_get_str(body, "dept", dept, sizeof(dept)) == 0 &&
+	    strcmp(dept, pr->pr_id) != 0) {
+		http_error(req, LB_E_FORBIDDEN_ROLE, "department %s cannot register an "
+		    "adapter of department %s", pr->pr_id, dept);
+		return -1;
+	}
+	if (mpk_get_str(body, "id", sid, sizeof(sid)) == 0 && strcmp(sid, id) != 0) {
+		http_error(req, LB_E_BAD_REQUEST, "the spec's id \"%s\" differs from the "
+		    "path's \"%s\"", sid, id);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * PUT /v1/adapters/{id} and PUT /v1/policies/{bundle}: the body is a spec
+ * of kind for the path's id (and, for an adapter, of the caller's
+ * department); then the change waits for its turn.
+ */
+static void
+admin_put(struct gw *gw, struct evhttp_request *req, const struct principal *pr,
+    enum reg_kind kind, const char *id)
+{
+	struct adapter	*ad = NULL;
+	struct policy	*po = NULL;
+	const char	*name;
+	const uint8_t	*spec;
+	msgpack_zone	 z;
+	msgpack_object	 body;
+	char		 err[512];
+	int		 rc;
 
 	msgpack_zone_init(&z, 8192);
 	if (http_body(req, &z, &body, err, sizeof(err)) != 0) {
@@ -477,104 +486,66 @@ admin_put_adapter(struct gw *gw, struct evhttp_request *req, const struct princi
 		goto done;
 	}
 	if (body.type != MSGPACK_OBJECT_MAP) {
-		http_error(req, LB_E_BAD_REQUEST, "an adapter spec is an object");
+		http_error(req, LB_E_BAD_REQUEST, "%s spec is an object",
+		    kind == REG_ADAPTER ? "an adapter" : "a policy");
 		goto done;
 	}
-	/* Ownership first, so another department learns nothing from the parser. */
-	if (mpk_get_str(&body, "dept", dept, sizeof(dept)) == 0 &&
-	    strcmp(dept, pr->pr_id) != 0) {
-		http_error(req, LB_E_FORBIDDEN_ROLE, "department %s cannot register an "
-		    "adapter of department %s", pr->pr_id, dept);
+	if (kind == REG_ADAPTER && admin_adapter_owner(req, pr, &body, id) != 0)
 		goto done;
-	}
-	if (mpk_get_str(&body, "id", sid, sizeof(sid)) == 0 && strcmp(sid, id) != 0) {
-		http_error(req, LB_E_BAD_REQUEST, "the spec's id \"%s\" differs from the "
-		    "path's \"%s\"", sid, id);
-		goto done;
-	}
 	err[0] = '\0';
-	if (adapter_parse(&body, &ad, err, sizeof(err)) != 0) {
+	rc = kind == REG_ADAPTER ? adapter_parse(&body, &ad, err, sizeof(err)) :
+	    policy_parse(&body, &po, err, sizeof(err));
+	if (rc != 0) {
 		http_error(req, LB_E_BAD_REQUEST, "%s", err[0] != '\0' ? err :
-		    "the adapter spec is invalid");
+		    "the spec is invalid");
 		goto done;
 	}
-	if (strcmp(ad->ad_id, id) != 0) {
-		http_error(req, LB_E_BAD_REQUEST, "the spec's id \"%s\" differs from the "
-		    "path's \"%s\"", ad->ad_id, id);
+	name = ad != NULL ? ad->ad_id : po->po_bundle;
+	spec = ad != NULL ? ad->ad_spec : po->po_spec;
+	if (strcmp(name, id) != 0) {
+		http_error(req, LB_E_BAD_REQUEST, "the spec's %s \"%s\" differs from the "
+		    "path's \"%s\"", kind == REG_ADAPTER ? "id" : "bundle", name, id);
 		goto done;
 	}
-	if (strcmp(ad->ad_dept, pr->pr_id) != 0) {
+	if (ad != NULL && strcmp(ad->ad_dept, pr->pr_id) != 0) {
 		http_error(req, LB_E_FORBIDDEN_ROLE, "department %s cannot register an "
 		    "adapter of department %s", pr->pr_id, ad->ad_dept);
 		goto done;
 	}
-	if (ad->ad_spec == NULL) {
+	if (spec == NULL) {
 		http_error(req, LB_E_INTERNAL, "the spec has no canonical form");
 		goto done;
 	}
-	if ((ac = admin_new(gw, req, pr, REG_ADAPTER, AOP_PUT, id)) == NULL)
-		goto done;
-	ac->ac_ad = ad;
+	admin_submit(gw, req, pr, kind, id, ad, po);
 	ad = NULL;
-	ac->ac_spec = ac->ac_ad->ad_spec;
-	ac->ac_spec_len = ac->ac_ad->ad_spec_len;
-	SHA256(ac->ac_spec, ac->ac_spec_len, ac->ac_spec_hash);
-	ac->ac_has_hash = true;
-	snprintf(ac->ac_head.rh_dept, sizeof(ac->ac_head.rh_dept), "%s", pr->pr_id);
-	admin_enqueue(ac);
+	po = NULL;
 done:
 	if (ad != NULL)
 		adapter_free(ad);
+	policy_free(po);
 	msgpack_zone_destroy(&z);
 }
 
-/* PUT /v1/policies/{bundle} */
-static void
-admin_put_policy(struct gw *gw, struct evhttp_request *req, const struct principal *pr,
+void
+http_admin_adapter_put(struct gw *gw, struct evhttp_request *req, const struct principal *pr,
+    const char *id)
+{
+	admin_put(gw, req, pr, REG_ADAPTER, id);
+}
+
+/* DELETE /v1/adapters/{id} */
+void
+http_admin_adapter_disable(struct gw *gw, struct evhttp_request *req,
+    const struct principal *pr, const char *id)
+{
+	admin_submit(gw, req, pr, REG_ADAPTER, id, NULL, NULL);
+}
+
+void
+http_admin_policy_put(struct gw *gw, struct evhttp_request *req, const struct principal *pr,
     const char *bundle)
 {
-	struct admin_change	*ac;
-	struct policy		*po = NULL;
-	msgpack_zone		 z;
-	msgpack_object		 body;
-	char			 err[512];
-
-	msgpack_zone_init(&z, 8192);
-	if (http_body(req, &z, &body, err, sizeof(err)) != 0) {
-		http_error(req, LB_E_BAD_REQUEST, "%s", err);
-		goto done;
-	}
-	if (body.type != MSGPACK_OBJECT_MAP) {
-		http_error(req, LB_E_BAD_REQUEST, "a bundle policy is an object");
-		goto done;
-	}
-	err[0] = '\0';
-	if (policy_parse(&body, &po, err, sizeof(err)) != 0) {
-		http_error(req, LB_E_BAD_REQUEST, "%s", err[0] != '\0' ? err :
-		    "the bundle policy is invalid");
-		goto done;
-	}
-	if (strcmp(po->po_bundle, bundle) != 0) {
-		http_error(req, LB_E_BAD_REQUEST, "the policy's bundle \"%s\" differs from the "
-		    "path's \"%s\"", po->po_bundle, bundle);
-		goto done;
-	}
-	if (po->po_spec == NULL) {
-		http_error(req, LB_E_INTERNAL, "the policy has no canonical form");
-		goto done;
-	}
-	if ((ac = admin_new(gw, req, pr, REG_POLICY, AOP_PUT, bundle)) == NULL)
-		goto done;
-	ac->ac_po = po;
-	po = NULL;
-	ac->ac_spec = ac->ac_po->po_spec;
-	ac->ac_spec_len = ac->ac_po->po_spec_len;
-	SHA256(ac->ac_spec, ac->ac_spec_len, ac->ac_spec_hash);
-	ac->ac_has_hash = true;
-	admin_enqueue(ac);
-done:
-	policy_free(po);
-	msgpack_zone_destroy(&z);
+	admin_put(gw, req, pr, REG_POLICY, bundle);
 }
 
 /* The stored spec bytes as an object in z (nil when there are none). */
@@ -631,39 +602,60 @@ admin_policy_object(msgpack_zone *z, const struct policy *po, bool with_spec)
 	return m.mm_obj;
 }
 
-/* GET /v1/adapters: a department sees its own adapters, the admin all. */
+/* Answers one adapter (ad) or one policy (po), with its spec. */
 static void
-admin_list_adapters(struct gw *gw, struct evhttp_request *req, const struct principal *pr)
+admin_reply_one(struct evhttp_request *req, const struct adapter *ad, const struct policy *po)
+{
+	msgpack_zone	z;
+	msgpack_object	o;
+
+	msgpack_zone_init(&z, 16384);
+	o = ad != NULL ? admin_adapter_object(&z, ad, true) : admin_policy_object(&z, po, true);
+	http_reply(req, 200, &o);
+	msgpack_zone_destroy(&z);
+}
+
+/* Answers {key: list}; list and the answer are in z, which is then destroyed. */
+static void
+admin_reply_list(struct evhttp_request *req, msgpack_zone *z, const char *key,
+    msgpack_object list)
+{
+	struct mpk_map	m;
+
+	mpk_map_init(&m, z, 1);
+	mpk_map_put(&m, key, list);
+	http_reply(req, 200, &m.mm_obj);
+	msgpack_zone_destroy(z);
+}
+
+/* GET /v1/adapters: a department sees its own adapters, the admin all. */
+void
+http_admin_adapters(struct gw *gw, struct evhttp_request *req, const struct principal *pr,
+    const char *path)
 {
 	const struct snapshot	*sn = gw->gw_snap;
 	bool			 all = strcmp(pr->pr_role, "admin") == 0;
 	msgpack_zone		 z;
 	msgpack_object		 list;
-	struct mpk_map		 m;
-	size_t			 i, n = 0;
+	size_t			 i;
 
+	(void)path;
 	msgpack_zone_init(&z, 8192);
+	list = mpk_array(&z, (uint32_t)sn->sn_nadapters);
+	list.via.array.size = 0;
 	for (i = 0; i < sn->sn_nadapters; i++)
 		if (all || strcmp(sn->sn_adapters[i]->ad_dept, pr->pr_id) == 0)
-			n++;
-	list = mpk_array(&z, (uint32_t)n);
-	for (i = 0, n = 0; i < sn->sn_nadapters; i++)
-		if (all || strcmp(sn->sn_adapters[i]->ad_dept, pr->pr_id) == 0)
-			list.via.array.ptr[n++] = admin_adapter_object(&z, sn->sn_adapters[i],
-			    false);
-	mpk_map_init(&m, &z, 1);
-	mpk_map_put(&m, "adapters", list);
-	http_reply(req, 200, &m.mm_obj);
-	msgpack_zone_destroy(&z);
+			list.via.array.ptr[list.via.array.size++] =
+			    admin_adapter_object(&z, sn->sn_adapters[i], false);
+	admin_reply_list(req, &z, "adapters", list);
 }
 
-static void
-admin_get_adapter(struct gw *gw, struct evhttp_request *req, const struct principal *pr,
+/* GET /v1/adapters/{id}: the department's own, or any for the admin. */
+void
+http_admin_adapter_get(struct gw *gw, struct evhttp_request *req, const struct principal *pr,
     const char *id)
 {
 	const struct adapter	*ad;
-	msgpack_zone		 z;
-	msgpack_object		 o;
 
 	if ((ad = snapshot_adapter(gw->gw_snap, id)) == NULL) {
 		http_error(req, LB_E_NOT_FOUND, "there is no adapter \"%s\"", id);
@@ -674,147 +666,38 @@ admin_get_adapter(struct gw *gw, struct evhttp_request *req, const struct princi
 		    "department", id);
 		return;
 	}
-	msgpack_zone_init(&z, 16384);
-	o = admin_adapter_object(&z, ad, true);
-	http_reply(req, 200, &o);
-	msgpack_zone_destroy(&z);
+	admin_reply_one(req, ad, NULL);
 }
 
-static void
-admin_list_policies(struct gw *gw, struct evhttp_request *req)
+/* GET /v1/policies */
+void
+http_admin_policies(struct gw *gw, struct evhttp_request *req, const struct principal *pr,
+    const char *path)
 {
 	const struct snapshot	*sn = gw->gw_snap;
 	msgpack_zone		 z;
 	msgpack_object		 list;
-	struct mpk_map		 m;
 	size_t			 i;
 
+	(void)pr;
+	(void)path;
 	msgpack_zone_init(&z, 8192);
 	list = mpk_array(&z, (uint32_t)sn->sn_npolicies);
 	for (i = 0; i < sn->sn_npolicies; i++)
 		list.via.array.ptr[i] = admin_policy_object(&z, sn->sn_policies[i], false);
-	mpk_map_init(&m, &z, 1);
-	mpk_map_put(&m, "policies", list);
-	http_reply(req, 200, &m.mm_obj);
-	msgpack_zone_destroy(&z);
+	admin_reply_list(req, &z, "policies", list);
 }
 
-static void
-admin_get_policy(struct gw *gw, struct evhttp_request *req, const char *bundle)
+/* GET /v1/policies/{bundle} */
+void
+http_admin_policy_get(struct gw *gw, struct evhttp_request *req, const struct principal *pr,
+    const char *bundle)
 {
 	const struct policy	*po;
-	msgpack_zone		 z;
-	msgpack_object		 o;
 
-	if ((po = snapshot_policy(gw->gw_snap, bundle)) == NULL) {
+	(void)pr;
+	if ((po = snapshot_policy(gw->gw_snap, bundle)) == NULL)
 		http_error(req, LB_E_NOT_FOUND, "there is no bundle policy \"%s\"", bundle);
-		return;
-	}
-	msgpack_zone_init(&z, 16384);
-	o = admin_policy_object(&z, po, true);
-	http_reply(req, 200, &o);
-	msgpack_zone_destroy(&z);
-}
-
-static bool
-admin_role(struct evhttp_request *req, const struct principal *pr, const char *a,
-    const char *b)
-{
-	if (strcmp(pr->pr_role, a) == 0 || (b != NULL && strcmp(pr->pr_role, b) == 0))
-		return true;
-	http_error(req, LB_E_FORBIDDEN_ROLE, "this call is for the %s%s%s role; your "
-	    "certificate is %s %s", a, b != NULL ? " or " : "", b != NULL ? b : "",
-	    pr->pr_role, pr->pr_id);
-	return false;
-}
-
-static void
-admin_adapters(struct gw *gw, struct evhttp_request *req, const struct principal *pr,
-    const char *rest)
-{
-	enum evhttp_cmd_type	 method = evhttp_request_get_command(req);
-	struct admin_change	*ac;
-
-	if (rest[0] == '\0' || strcmp(rest, "/") == 0) {
-		if (method != EVHTTP_REQ_GET)
-			http_error(req, LB_E_METHOD_NOT_ALLOWED, "use GET /v1/adapters");
-		else if (admin_role(req, pr, "department", "admin"))
-			admin_list_adapters(gw, req, pr);
-		return;
-	}
-	if (rest[0] != '/' || !admin_id_ok(rest + 1)) {
-		http_error(req, LB_E_BAD_REQUEST, "an adapter id is 1 to %d letters, digits, "
-		    "'-', '_' or '.'", LB_ID_MAX - 1);
-		return;
-	}
-	rest++;
-	switch (method) {
-	case EVHTTP_REQ_GET:
-		if (admin_role(req, pr, "department", "admin"))
-			admin_get_adapter(gw, req, pr, rest);
-		break;
-	case EVHTTP_REQ_PUT:
-		if (admin_role(req, pr, "department", NULL))
-			admin_put_adapter(gw, req, pr, rest);
-		break;
-	case EVHTTP_REQ_DELETE:
-		if (admin_role(req, pr, "department", NULL) &&
-		    (ac = admin_new(gw, req, pr, REG_ADAPTER, AOP_DISABLE, rest)) != NULL) {
-			snprintf(ac->ac_head.rh_dept, sizeof(ac->ac_head.rh_dept), "%s",
-			    pr->pr_id);
-			admin_enqueue(ac);
-		}
-		break;
-	default:
-		http_error(req, LB_E_METHOD_NOT_ALLOWED, "use GET, PUT or DELETE "
-		    "/v1/adapters/%s", rest);
-		break;
-	}
-}
-
-static void
-admin_policies(struct gw *gw, struct evhttp_request *req, const struct principal *pr,
-    const char *rest)
-{
-	enum evhttp_cmd_type	method = evhttp_request_get_command(req);
-
-	if (rest[0] == '\0' || strcmp(rest, "/") == 0) {
-		if (method != EVHTTP_REQ_GET)
-			http_error(req, LB_E_METHOD_NOT_ALLOWED, "use GET /v1/policies");
-		else
-			admin_list_policies(gw, req);
-		return;
-	}
-	if (rest[0] != '/' || !admin_id_ok(rest + 1)) {
-		http_error(req, LB_E_BAD_REQUEST, "a bundle id is 1 to %d letters, digits, "
-		    "'-', '_' or '.'", LB_ID_MAX - 1);
-		return;
-	}
-	rest++;
-	switch (method) {
-	case EVHTTP_REQ_GET:
-		admin_get_policy(gw, req, rest);
-		break;
-	case EVHTTP_REQ_PUT:
-		if (admin_role(req, pr, "admin", NULL))
-			admin_put_policy(gw, req, pr, rest);
-		break;
-	default:
-		http_error(req, LB_E_METHOD_NOT_ALLOWED, "use GET or PUT /v1/policies/%s",
-		    rest);
-		break;
-	}
-}
-
-void
-http_admin(struct gw *gw, struct evhttp_request *req, const struct principal *pr,
-    const char *path)
-{
-	if (strncmp(path, "/v1/adapters", 12) == 0 && (path[12] == '\0' || path[12] == '/'))
-		admin_adapters(gw, req, pr, path + 12);
-	else if (strncmp(path, "/v1/policies", 12) == 0 &&
-	    (path[12] == '\0' || path[12] == '/'))
-		admin_policies(gw, req, pr, path + 12);
 	else
-		http_error(req, LB_E_NOT_FOUND, "no such API route: %s", path);
+		admin_reply_one(req, NULL, po);
 }

@@ -33,34 +33,39 @@ enum jq_kind {
 	JQ_CONSISTENCY
 };
 
-/* The routes, and the "item" their audit-read records carry. */
-static const struct {
+/*
+ * The routes, the "item" their audit-read records carry, and the names of
+ * their two numeric parameters (the range of leaves, the proof's sizes).
+ */
+struct jq_route {
 	const char	*jp_path;
 	enum jq_kind	 jp_kind;
 	const char	*jp_name;
-} jq_routes[] = {
-	{ "/v1/journal/checkpoint",		JQ_CHECKPOINT,	"checkpoint" },
-	{ "/v1/journal/leaves",			JQ_LEAVES,	"leaves" },
-	{ "/v1/journal/records",		JQ_RECORDS,	"records" },
-	{ "/v1/journal/proof/inclusion",	JQ_INCLUSION,	"inclusion" },
-	{ "/v1/journal/proof/consistency",	JQ_CONSISTENCY,	"consistency" },
+	const char	*jp_a, *jp_b;
+};
+
+static const struct jq_route jq_routes[] = {
+	{ "/v1/journal/checkpoint",	  JQ_CHECKPOINT,  "checkpoint",	 NULL,	  NULL },
+	{ "/v1/journal/leaves",		  JQ_LEAVES,	  "leaves",	 "start", "end" },
+	{ "/v1/journal/records",	  JQ_RECORDS,	  "records",	 NULL,	  NULL },
+	{ "/v1/journal/proof/inclusion",  JQ_INCLUSION,	  "inclusion",	 "seq",	  "size" },
+	{ "/v1/journal/proof/consistency", JQ_CONSISTENCY, "consistency", "first", "second" },
 };
 
 /* One auditor read: parsed on the loop, run on a worker, journaled, answered. */
 struct jread {
-	struct gw		*jr_gw;
-	struct evhttp_request	*jr_req;
-	enum jq_kind		 jr_kind;
-	const char		*jr_name;
-	char			 jr_auditor[LB_ID_MAX];
-	uint64_t		 jr_a, jr_b;	/* start/end, seq/size or first/second */
-	struct journal_filter	 jr_filter;
-	msgpack_zone		 jr_zone;
-	msgpack_object		 jr_list;	/* leaves or records being filled */
-	uint32_t		 jr_n;
-	msgpack_object		 jr_body;
-	enum lb_err		 jr_err;
-	char			 jr_msg[160];
+	struct gw		*rd_gw;
+	struct evhttp_request	*rd_req;
+	const struct jq_route	*rd_route;
+	char			 rd_auditor[LB_ID_MAX];
+	uint64_t		 rd_a, rd_b;	/* the route's jp_a and jp_b */
+	struct journal_filter	 rd_filter;
+	msgpack_zone		 rd_zone;
+	msgpack_object		 rd_list;	/* leaves or records being filled */
+	uint32_t		 rd_n;
+	msgpack_object		 rd_body;
+	enum lb_err		 rd_err;
+	char			 rd_msg[160];
 };
 
 /* A string parameter of at most bufsz - 1 bytes; "" when absent. */
@@ -78,152 +83,148 @@ jq_str(const struct evkeyvalq *q, const char *name, char *buf, size_t bufsz)
 static int
 jread_leaf(void *arg, uint64_t seq, const void *rec, size_t len)
 {
-	struct jread	*jr = arg;
-	uint64_t	 i = seq - jr->jr_a;
+	struct jread	*rd = arg;
+	uint64_t	 i = seq - rd->rd_a;
 
-	if (seq < jr->jr_a || seq >= jr->jr_b)
+	if (seq < rd->rd_a || seq >= rd->rd_b)
 		return -1;
-	jr->jr_list.via.array.ptr[i] = mpk_bindup(&jr->jr_zone, rec, len);
-	jr->jr_n++;
+	rd->rd_list.via.array.ptr[i] = mpk_bindup(&rd->rd_zone, rec, len);
+	rd->rd_n++;
 	return 0;
 }
 
 static int
 jread_record(void *arg, uint64_t seq, const void *rec, size_t len)
 {
-	struct jread	*jr = arg;
+	struct jread	*rd = arg;
 	struct mpk_map	 m;
 	msgpack_object	 dec;
 
-	if (jr->jr_n >= jr->jr_list.via.array.size ||
-	    mpk_unpack(rec, len, &jr->jr_zone, &dec) != 0)
+	if (rd->rd_n >= rd->rd_list.via.array.size ||
+	    mpk_unpack(rec, len, &rd->rd_zone, &dec) != 0)
 		return -1;
-	mpk_map_init(&m, &jr->jr_zone, 3);
+	mpk_map_init(&m, &rd->rd_zone, 3);
 	mpk_map_put(&m, "seq", mpk_uint(seq));
-	mpk_map_put(&m, "leaf", mpk_bindup(&jr->jr_zone, rec, len));
+	mpk_map_put(&m, "leaf", mpk_bindup(&rd->rd_zone, rec, len));
 	mpk_map_put(&m, "record", dec);
-	jr->jr_list.via.array.ptr[jr->jr_n++] = m.mm_obj;
+	rd->rd_list.via.array.ptr[rd->rd_n++] = m.mm_obj;
 	return 0;
 }
 
 static void
-jread_fail(struct jread *jr, enum lb_err e, const char *msg)
+jread_fail(struct jread *rd, enum lb_err e, const char *msg)
 {
-	jr->jr_err = e;
-	snprintf(jr->jr_msg, sizeof(jr->jr_msg), "%s", msg);
+	rd->rd_err = e;
+	snprintf(rd->rd_msg, sizeof(rd->rd_msg), "%s", msg);
 }
 
 /* A proof path as a list of bin. */
 static msgpack_object
-jread_path(struct jread *jr, uint8_t path[][32], size_t n)
+jread_path(struct jread *rd, uint8_t path[][32], size_t n)
 {
-	msgpack_object	a = mpk_array(&jr->jr_zone, (uint32_t)n);
+	msgpack_object	a = mpk_array(&rd->rd_zone, (uint32_t)n);
 	size_t		i;
 
 	for (i = 0; i < n; i++)
-		a.via.array.ptr[i] = mpk_bindup(&jr->jr_zone, path[i], 32);
+		a.via.array.ptr[i] = mpk_bindup(&rd->rd_zone, path[i], 32);
 	return a;
 }
 
 static void
 jread_work(void *arg)
 {
-	struct jread	*jr = arg;
-	struct journal	*j = jr->jr_gw->gw_journal;
+	struct jread	*rd = arg;
+	struct journal	*j = rd->rd_gw->gw_journal;
 	struct mpk_map	 m;
 	uint8_t		*env, root[32], path[MK_MAX_PATH][32];
 	size_t		 envlen, npath;
 	uint64_t	 size, t_ms, next;
 	bool		 more;
+	int		 rc;
 
-	mpk_map_init(&m, &jr->jr_zone, 4);
-	switch (jr->jr_kind) {
+	mpk_map_init(&m, &rd->rd_zone, 4);
+	switch (rd->rd_route->jp_kind) {
 	case JQ_CHECKPOINT:
 		if (journal_checkpoint(j, &env, &envlen, &size, root, &t_ms) != 0) {
-			jread_fail(jr, LB_E_NOT_FOUND, "the journal has no checkpoint yet");
+			jread_fail(rd, LB_E_NOT_FOUND, "the journal has no checkpoint yet");
 			return;
 		}
 		mpk_map_put(&m, "size", mpk_uint(size));
-		mpk_map_put(&m, "root", mpk_bindup(&jr->jr_zone, root, 32));
+		mpk_map_put(&m, "root", mpk_bindup(&rd->rd_zone, root, 32));
 		mpk_map_put(&m, "t_ms", mpk_uint(t_ms));
-		mpk_map_put(&m, "envelope", mpk_bindup(&jr->jr_zone, env, envlen));
+		mpk_map_put(&m, "envelope", mpk_bindup(&rd->rd_zone, env, envlen));
 		free(env);
 		break;
 	case JQ_LEAVES:
-		jr->jr_list = mpk_array(&jr->jr_zone, (uint32_t)(jr->jr_b - jr->jr_a));
-		if (jr->jr_b > jr->jr_a &&
-		    journal_leaves(j, jr->jr_a, jr->jr_b, jread_leaf, jr) != 0) {
-			jread_fail(jr, LB_E_JOURNAL_UNAVAILABLE, "the journal could not be read");
+		rd->rd_list = mpk_array(&rd->rd_zone, (uint32_t)(rd->rd_b - rd->rd_a));
+		if (rd->rd_b > rd->rd_a &&
+		    journal_leaves(j, rd->rd_a, rd->rd_b, jread_leaf, rd) != 0) {
+			jread_fail(rd, LB_E_JOURNAL_UNAVAILABLE, "the journal could not be read");
 			return;
 		}
-		mpk_map_put(&m, "leaves", jr->jr_list);
-		mpk_map_put(&m, "start", mpk_uint(jr->jr_a));
-		mpk_map_put(&m, "end", mpk_uint(jr->jr_b));
+		mpk_map_put(&m, "leaves", rd->rd_list);
+		mpk_map_put(&m, rd->rd_route->jp_a, mpk_uint(rd->rd_a));
+		mpk_map_put(&m, rd->rd_route->jp_b, mpk_uint(rd->rd_b));
 		break;
 	case JQ_RECORDS:
-		jr->jr_list = mpk_array(&jr->jr_zone, (uint32_t)jr->jr_filter.jf_limit);
-		if (journal_query(j, &jr->jr_filter, jread_record, jr, &more, &next) != 0) {
-			jread_fail(jr, LB_E_JOURNAL_UNAVAILABLE, "the journal could not be read");
+		rd->rd_list = mpk_array(&rd->rd_zone, (uint32_t)rd->rd_filter.jf_limit);
+		if (journal_query(j, &rd->rd_filter, jread_record, rd, &more, &next) != 0) {
+			jread_fail(rd, LB_E_JOURNAL_UNAVAILABLE, "the journal could not be read");
 			return;
 		}
-		jr->jr_list.via.array.size = jr->jr_n;
-		mpk_map_put(&m, "records", jr->jr_list);
+		rd->rd_list.via.array.size = rd->rd_n;
+		mpk_map_put(&m, "records", rd->rd_list);
 		mpk_map_put(&m, "next", more ? mpk_uint(next) : mpk_nil());
 		break;
 	case JQ_INCLUSION:
-		if (journal_inclusion(j, jr->jr_a, jr->jr_b, path, &npath) != 0) {
-			jread_fail(jr, LB_E_JOURNAL_UNAVAILABLE, "the proof could not be read");
-			return;
-		}
-		mpk_map_put(&m, "seq", mpk_uint(jr->jr_a));
-		mpk_map_put(&m, "size", mpk_uint(jr->jr_b));
-		mpk_map_put(&m, "path", jread_path(jr, path, npath));
-		break;
 	case JQ_CONSISTENCY:
-		if (journal_consistency(j, jr->jr_a, jr->jr_b, path, &npath) != 0) {
-			jread_fail(jr, LB_E_JOURNAL_UNAVAILABLE, "the proof could not be read");
+		rc = rd->rd_route->jp_kind == JQ_INCLUSION ?
+		    journal_inclusion(j, rd->rd_a, rd->rd_b, path, &npath) :
+		    journal_consistency(j, rd->rd_a, rd->rd_b, path, &npath);
+		if (rc != 0) {
+			jread_fail(rd, LB_E_JOURNAL_UNAVAILABLE, "the proof could not be read");
 			return;
 		}
-		mpk_map_put(&m, "first", mpk_uint(jr->jr_a));
-		mpk_map_put(&m, "second", mpk_uint(jr->jr_b));
-		mpk_map_put(&m, "path", jread_path(jr, path, npath));
+		mpk_map_put(&m, rd->rd_route->jp_a, mpk_uint(rd->rd_a));
+		mpk_map_put(&m, rd->rd_route->jp_b, mpk_uint(rd->rd_b));
+		mpk_map_put(&m, "path", jread_path(rd, path, npath));
 		break;
 	}
-	jr->jr_body = m.mm_obj;
+	rd->rd_body = m.mm_obj;
 }
 
 static void
-jread_free(struct jread *jr)
+jread_free(struct jread *rd)
 {
-	jr->jr_gw->gw_inflight--;
-	msgpack_zone_destroy(&jr->jr_zone);
-	free(jr);
+	rd->rd_gw->gw_inflight--;
+	msgpack_zone_destroy(&rd->rd_zone);
+	free(rd);
 }
 
 /* The audit-read record is durable: now the answer may go. */
 static void
 jread_logged(void *arg, int status, uint64_t first_seq)
 {
-	struct jread	*jr = arg;
+	struct jread	*rd = arg;
 
 	(void)first_seq;
 	if (status != 0)
-		http_error(jr->jr_req, LB_E_JOURNAL_UNAVAILABLE, "the journal could not record "
+		http_error(rd->rd_req, LB_E_JOURNAL_UNAVAILABLE, "the journal could not record "
 		    "this read, so its answer is withheld");
 	else
-		http_reply(jr->jr_req, 200, &jr->jr_body);
-	jread_free(jr);
+		http_reply(rd->rd_req, 200, &rd->rd_body);
+	jread_free(rd);
 }
 
 static void
 jread_done(void *arg)
 {
-	struct jread	*jr = arg;
+	struct jread	*rd = arg;
 	struct jrec	 rec;
 
-	if (jr->jr_err != LB_OK) {
-		http_error(jr->jr_req, jr->jr_err, "%s", jr->jr_msg);
-		jread_free(jr);
+	if (rd->rd_err != LB_OK) {
+		http_error(rd->rd_req, rd->rd_err, "%s", rd->rd_msg);
+		jread_free(rd);
 		return;
 	}
 	/*
@@ -236,39 +237,54 @@ jread_done(void *arg)
 	rec.jr_kind = JK_AUDIT_READ;
 	rec.jr_t_ms = now_ms();
 	rec.jr_has_actor = true;
-	journal_pseudonym(jr->jr_gw->gw_journal, jr->jr_auditor, rec.jr_actor);
-	if (jr->jr_kind == JQ_RECORDS && jr->jr_filter.jf_has_subject) {
+	journal_pseudonym(rd->rd_gw->gw_journal, rd->rd_auditor, rec.jr_actor);
+	if (rd->rd_route->jp_kind == JQ_RECORDS && rd->rd_filter.jf_has_subject) {
 		rec.jr_has_subject = true;
-		memcpy(rec.jr_subject, jr->jr_filter.jf_subject, 32);
+		memcpy(rec.jr_subject, rd->rd_filter.jf_subject, 32);
 	}
-	snprintf(rec.jr_item, sizeof(rec.jr_item), "%s", jr->jr_name);
+	snprintf(rec.jr_item, sizeof(rec.jr_item), "%s", rd->rd_route->jp_name);
 	snprintf(rec.jr_decision, sizeof(rec.jr_decision), "allow");
 	snprintf(rec.jr_code, sizeof(rec.jr_code), "ok");
-	if (journal_append(jr->jr_gw->gw_journal, jr->jr_gw->gw_base, &rec, 1, jread_logged,
-	    jr) != 0) {
-		http_error(jr->jr_req, LB_E_JOURNAL_UNAVAILABLE, "the journal cannot record "
+	if (journal_append(rd->rd_gw->gw_journal, rd->rd_gw->gw_base, &rec, 1, jread_logged,
+	    rd) != 0) {
+		http_error(rd->rd_req, LB_E_JOURNAL_UNAVAILABLE, "the journal cannot record "
 		    "this read now; try again");
-		jread_free(jr);
+		jread_free(rd);
 	}
 }
 
-/* Checks the query of jr's route; on failure the sentence is in err. */
+/* The route's two decimal parameters, which may be required. */
 static int
-jread_parse(struct jread *jr, const struct evkeyvalq *q, char *err, size_t errlen)
+jread_pair(const struct jread *rd, const struct evkeyvalq *q, bool required, uint64_t *a,
+    uint64_t *b, bool *has_b, char *err, size_t errlen)
 {
-	struct journal_filter	*f = &jr->jr_filter;
-	char			 subject[LB_SUBJECT_MAX];
-	uint64_t		 size = journal_size(jr->jr_gw->gw_journal), a = 0, b = 0, lim = 0;
-	bool			 has_a, has_b, has_lim, has_since, has_until;
+	const struct jq_route	*rt = rd->rd_route;
+	bool			 has_a;
 
-	switch (jr->jr_kind) {
+	if (!http_query_u64(q, rt->jp_a, a, &has_a) || !http_query_u64(q, rt->jp_b, b, has_b) ||
+	    (required && (!has_a || !*has_b))) {
+		snprintf(err, errlen, "%s and %s %s", rt->jp_a, rt->jp_b, required ?
+		    "are required decimal integers" : "must be decimal integers");
+		return -1;
+	}
+	return 0;
+}
+
+/* Checks the query of rd's route; on failure the sentence is in err. */
+static int
+jread_parse(struct jread *rd, const struct evkeyvalq *q, char *err, size_t errlen)
+{
+	struct journal_filter	*f = &rd->rd_filter;
+	char			 subject[LB_SUBJECT_MAX];
+	uint64_t		 size = journal_size(rd->rd_gw->gw_journal), a = 0, b = 0, lim = 0;
+	bool			 has_b, has_lim, has_since, has_until;
+
+	switch (rd->rd_route->jp_kind) {
 	case JQ_CHECKPOINT:
 		return 0;
 	case JQ_LEAVES:
-		if (!http_query_u64(q, "start", &a, &has_a) || !http_query_u64(q, "end", &b, &has_b)) {
-			snprintf(err, errlen, "start and end must be decimal integers");
+		if (jread_pair(rd, q, false, &a, &b, &has_b, err, errlen) != 0)
 			return -1;
-		}
 		if (!has_b)
 			b = size;
 		if (a > b || b > size) {
@@ -307,16 +323,13 @@ jread_parse(struct jread *jr, const struct evkeyvalq *q, char *err, size_t errle
 		f->jf_limit = has_lim ? (size_t)lim : 100;
 		if (subject[0] != '\0') {
 			f->jf_has_subject = true;
-			journal_pseudonym(jr->jr_gw->gw_journal, subject, f->jf_subject);
+			journal_pseudonym(rd->rd_gw->gw_journal, subject, f->jf_subject);
 			OPENSSL_cleanse(subject, sizeof(subject));
 		}
 		break;
 	case JQ_INCLUSION:
-		if (!http_query_u64(q, "seq", &a, &has_a) || !http_query_u64(q, "size", &b, &has_b) ||
-		    !has_a || !has_b) {
-			snprintf(err, errlen, "seq and size are required decimal integers");
+		if (jread_pair(rd, q, true, &a, &b, &has_b, err, errlen) != 0)
 			return -1;
-		}
 		if (a >= b || b > size) {
 			snprintf(err, errlen, "need seq < size <= %llu (the journal size)",
 			    (unsigned long long)size);
@@ -324,11 +337,8 @@ jread_parse(struct jread *jr, const struct evkeyvalq *q, char *err, size_t errle
 		}
 		break;
 	case JQ_CONSISTENCY:
-		if (!http_query_u64(q, "first", &a, &has_a) || !http_query_u64(q, "second", &b, &has_b) ||
-		    !has_a || !has_b) {
-			snprintf(err, errlen, "first and second are required decimal integers");
+		if (jread_pair(rd, q, true, &a, &b, &has_b, err, errlen) != 0)
 			return -1;
-		}
 		if (a == 0 || a > b || b > size) {
 			snprintf(err, errlen, "need 1 <= first <= second <= %llu (the journal "
 			    "size)", (unsigned long long)size);
@@ -336,8 +346,8 @@ jread_parse(struct jread *jr, const struct evkeyvalq *q, char *err, size_t errle
 		}
 		break;
 	}
-	jr->jr_a = a;
-	jr->jr_b = b;
+	rd->rd_a = a;
+	rd->rd_b = b;
 	return 0;
 }
 
@@ -346,7 +356,7 @@ http_journal(struct gw *gw, struct evhttp_request *req, const struct principal *
     const char *path)
 {
 	struct evkeyvalq	 q;
-	struct jread		*jr;
+	struct jread		*rd;
 	const char		*query;
 	char			 err[160];
 	size_t			 i;
@@ -359,33 +369,32 @@ http_journal(struct gw *gw, struct evhttp_request *req, const struct principal *
 		http_error(req, LB_E_NOT_FOUND, "no such API route: %s", path);
 		return;
 	}
-	if ((jr = calloc(1, sizeof(*jr))) == NULL) {
+	if ((rd = calloc(1, sizeof(*rd))) == NULL) {
 		http_error(req, LB_E_INTERNAL, "out of memory");
 		return;
 	}
-	jr->jr_gw = gw;
-	jr->jr_req = req;
-	jr->jr_kind = jq_routes[i].jp_kind;
-	jr->jr_name = jq_routes[i].jp_name;
-	snprintf(jr->jr_auditor, sizeof(jr->jr_auditor), "%s", pr->pr_id);
+	rd->rd_gw = gw;
+	rd->rd_req = req;
+	rd->rd_route = &jq_routes[i];
+	snprintf(rd->rd_auditor, sizeof(rd->rd_auditor), "%s", pr->pr_id);
 	TAILQ_INIT(&q);
 	query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
 	if (query != NULL && evhttp_parse_query_str(query, &q) != 0) {
-		free(jr);
+		free(rd);
 		http_error(req, LB_E_BAD_REQUEST, "the query string is malformed");
 		return;
 	}
-	rc = jread_parse(jr, &q, err, sizeof(err));
+	rc = jread_parse(rd, &q, err, sizeof(err));
 	evhttp_clear_headers(&q);
 	if (rc != 0) {
-		free(jr);
+		free(rd);
 		http_error(req, LB_E_BAD_REQUEST, "%s", err);
 		return;
 	}
-	msgpack_zone_init(&jr->jr_zone, 8192);
+	msgpack_zone_init(&rd->rd_zone, 8192);
 	gw->gw_inflight++;
-	if (workers_submit(gw->gw_workers, gw->gw_base, jread_work, jread_done, jr) != 0) {
+	if (workers_submit(gw->gw_workers, gw->gw_base, jread_work, jread_done, rd) != 0) {
 		http_error(req, LB_E_INTERNAL, "the gateway is shutting down");
-		jread_free(jr);
+		jread_free(rd);
 	}
 }

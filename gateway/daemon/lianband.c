@@ -46,6 +46,7 @@ usage(FILE *f)
 	    "                       (default 2; 0 signs every claim alone)\n"
 	    "  --seal-batch N       claims per seal batch at most (1 to 256, default 256)\n"
 	    "  -v, --verbose        log every exchange state transition\n"
+	    "  -V, --version        print the version and exit\n"
 	    "  -h, --help           this text\n"
 	    "\n"
 	    "Signals: SIGHUP reloads trust, policies and adapters; SIGTERM and SIGINT\n"
@@ -81,6 +82,7 @@ parse_args(int argc, char **argv, struct gw_config *gc)
 		{ "seal-window", required_argument, NULL, 'W' },
 		{ "seal-batch", required_argument, NULL, 'B' },
 		{ "verbose", no_argument, NULL, 'v' },
+		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -97,7 +99,7 @@ parse_args(int argc, char **argv, struct gw_config *gc)
 	gc->gc_workers = 2;
 	gc->gc_seal_window_us = SEALER_WINDOW_US;
 	gc->gc_seal_batch = SEALER_MAX_BATCH;
-	while ((ch = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "vVh", opts, NULL)) != -1) {
 		dst = NULL;
 		switch (ch) {
 		case 'l': dst = gc->gc_listen; dstsize = sizeof(gc->gc_listen); break;
@@ -131,6 +133,9 @@ parse_args(int argc, char **argv, struct gw_config *gc)
 		case 'v':
 			gc->gc_verbose = 1;
 			break;
+		case 'V':
+			printf("lianband %s\n", PACKAGE_VERSION);
+			exit(0);
 		case 'h':
 			usage(stdout);
 			exit(0);
@@ -185,82 +190,12 @@ done:
 	return ret;
 }
 
-/*
- * SIGHUP: the configuration is loaded again on a worker, since reading
- * files, keys and the registry must not hold up the loop.  A signal while a
- * load runs asks for one more after it.  A load that a registry change
- * overtook (the running snapshot moved on while it read) may lack that
- * change, so it is thrown away and done again.
- */
-static struct {
-	struct snapshot	*rl_snap;
-	uint64_t	 rl_gen;	/* gw_snap_gen when the load started */
-	bool		 rl_running, rl_again;
-	char		 rl_err[512];
-} reload;
-
-static void	reload_start(struct gw *);
-
-static void
-reload_work(void *arg)
-{
-	struct gw	*gw = arg;
-
-	reload.rl_snap = snapshot_load(&gw->gw_conf, reload.rl_err, sizeof(reload.rl_err));
-}
-
-static void
-reload_done(void *arg)
-{
-	struct gw	*gw = arg;
-	struct snapshot	*sn = reload.rl_snap;
-
-	reload.rl_running = false;
-	reload.rl_snap = NULL;
-	gw->gw_inflight--;
-	if (sn == NULL)
-		log_warnx("reload failed, keeping the running configuration: %s",
-		    reload.rl_err);
-	else if (gw->gw_snap_gen != reload.rl_gen) {
-		snapshot_unref(sn);
-		reload.rl_again = true;
-	} else {
-		snapshot_unref(gw->gw_snap);
-		gw->gw_snap = sn;
-		gw->gw_snap_gen++;
-		log_info("reloaded: %zu authorities, %zu policies, %zu adapters, %zu seals",
-		    sn->sn_trust->t_nauth, sn->sn_npolicies, sn->sn_nadapters, sn->sn_nseals);
-	}
-	if (reload.rl_again && !gw->gw_stopping) {
-		reload.rl_again = false;
-		reload_start(gw);
-	}
-}
-
-static void
-reload_start(struct gw *gw)
-{
-	if (reload.rl_running) {
-		reload.rl_again = true;
-		return;
-	}
-	reload.rl_running = true;
-	reload.rl_gen = gw->gw_snap_gen;
-	gw->gw_inflight++;
-	if (workers_submit(gw->gw_workers, gw->gw_base, reload_work, reload_done, gw) != 0) {
-		reload.rl_running = false;
-		gw->gw_inflight--;
-		log_warnx("reload failed, keeping the running configuration: the workers are "
-		    "stopping");
-	}
-}
-
 static void
 on_reload(evutil_socket_t sig, short what, void *arg)
 {
 	(void)sig;
 	(void)what;
-	reload_start(arg);
+	config_sighup(arg);
 }
 
 static void
@@ -303,6 +238,7 @@ int
 main(int argc, char **argv)
 {
 	struct gw		 gw;
+	struct snapshot		*sn;
 	struct journal_config	 jc;
 	struct event		*ev_term = NULL, *ev_int = NULL, *ev_hup = NULL;
 	uint8_t			 hmac[32];
@@ -310,6 +246,7 @@ main(int argc, char **argv)
 	int			 ret = 1;
 
 	memset(&gw, 0, sizeof(gw));
+	gw.gw_loop = pthread_self();
 	if (parse_args(argc, argv, &gw.gw_conf) != 0)
 		return 2;
 	log_init("lianband", gw.gw_conf.gc_verbose);
@@ -318,10 +255,12 @@ main(int argc, char **argv)
 		log_warnx("cannot set up the event loop");
 		return 1;
 	}
-	if ((gw.gw_snap = snapshot_load(&gw.gw_conf, err, sizeof(err))) == NULL) {
+	if ((gw.gw_registry = registry_open(gw.gw_conf.gc_data, err, sizeof(err))) == NULL ||
+	    (sn = snapshot_load(&gw.gw_conf, gw.gw_registry, err, sizeof(err))) == NULL) {
 		log_warnx("%s", err);
 		goto done;
 	}
+	snapshot_install(&gw, sn);
 	snprintf(path, sizeof(path), "%s/journal/checkpoint.key", gw.gw_conf.gc_certs);
 	if (key_load(path, &gw.gw_ckpt_key, err, sizeof(err)) != 0) {
 		log_warnx("%s", err);
@@ -399,6 +338,7 @@ done:
 		event_base_loop(gw.gw_base, EVLOOP_NONBLOCK);
 	snapshot_unref(gw.gw_snap);
 	policy_rates_free(gw.gw_rates);
+	registry_close(gw.gw_registry);
 	EVP_PKEY_free(gw.gw_ckpt_key);
 	X509_free(gw.gw_ckpt_cert);
 	if (gw.gw_drain != NULL)

@@ -11,7 +11,8 @@
  *             "dept", "principal", "t_ms"}
  *
  * Writes are rare (one per API change) and the HTTP front serializes them;
- * reads come from the snapshot loader on any thread (MDB_NOTLS).
+ * reads come from the snapshot loader and the registry API's checks, on
+ * any worker (MDB_NOTLS).
  */
 #include <errno.h>
 #include <limits.h>
@@ -35,27 +36,21 @@ struct registry {
 	char		 rg_dir[PATH_MAX];
 };
 
-/*
- * The daemon has one data directory, hence one registry, opened by the
- * first snapshot load and closed at exit.
- */
-static struct registry	*registry_one;
-
 static int
-reg_kind_byte(enum reg_kind k)
+registry_kind_byte(enum reg_kind k)
 {
 	return k == REG_ADAPTER ? 'a' : 'p';
 }
 
 /* Key of a head: kind byte and id (no NUL). */
 static int
-reg_head_key(enum reg_kind k, const char *id, uint8_t *buf, MDB_val *key)
+registry_head_key(enum reg_kind k, const char *id, uint8_t *buf, MDB_val *key)
 {
 	size_t	n = strlen(id);
 
 	if (n == 0 || n >= LB_ID_MAX)
 		return -1;
-	buf[0] = (uint8_t)reg_kind_byte(k);
+	buf[0] = (uint8_t)registry_kind_byte(k);
 	memcpy(buf + 1, id, n);
 	key->mv_data = buf;
 	key->mv_size = 1 + n;
@@ -63,7 +58,7 @@ reg_head_key(enum reg_kind k, const char *id, uint8_t *buf, MDB_val *key)
 }
 
 static int
-reg_version_key(enum reg_kind k, const char *id, uint64_t version, uint8_t *buf,
+registry_version_key(enum reg_kind k, const char *id, uint64_t version, uint8_t *buf,
     MDB_val *key)
 {
 	size_t	n = strlen(id);
@@ -71,7 +66,7 @@ reg_version_key(enum reg_kind k, const char *id, uint64_t version, uint8_t *buf,
 
 	if (n == 0 || n >= LB_ID_MAX)
 		return -1;
-	buf[0] = (uint8_t)reg_kind_byte(k);
+	buf[0] = (uint8_t)registry_kind_byte(k);
 	memcpy(buf + 1, id, n);
 	buf[1 + n] = '\0';
 	for (i = 0; i < 8; i++)
@@ -81,7 +76,7 @@ reg_version_key(enum reg_kind k, const char *id, uint64_t version, uint8_t *buf,
 	return 0;
 }
 
-static void
+void
 registry_close(struct registry *rg)
 {
 	if (rg == NULL)
@@ -91,14 +86,7 @@ registry_close(struct registry *rg)
 	free(rg);
 }
 
-static void
-registry_atexit(void)
-{
-	registry_close(registry_one);
-	registry_one = NULL;
-}
-
-static struct registry *
+struct registry *
 registry_open(const char *datadir, char *err, size_t errlen)
 {
 	struct registry	*rg;
@@ -144,19 +132,9 @@ fail:
 	return NULL;
 }
 
-struct registry *
-registry_get(const char *datadir, char *err, size_t errlen)
-{
-	if (registry_one != NULL)
-		return registry_one;
-	if ((registry_one = registry_open(datadir, err, errlen)) != NULL)
-		atexit(registry_atexit);
-	return registry_one;
-}
-
 /* Decodes a stored head; -1 when it is damaged. */
 static int
-reg_head_decode(const MDB_val *v, struct reg_head *h)
+registry_head_decode(const MDB_val *v, struct reg_head *h)
 {
 	msgpack_zone		 z;
 	msgpack_object		 o;
@@ -189,14 +167,14 @@ registry_head(struct registry *rg, enum reg_kind k, const char *id, struct reg_h
 	int	 rc, ret = -1;
 
 	*found = false;
-	if (reg_head_key(k, id, kb, &key) != 0)
+	if (registry_head_key(k, id, kb, &key) != 0)
 		return 0;		/* no id that long was ever stored */
 	if (mdb_txn_begin(rg->rg_env, NULL, MDB_RDONLY, &txn) != 0)
 		return -1;
 	rc = mdb_get(txn, rg->rg_heads, &key, &v);
 	if (rc == MDB_NOTFOUND)
 		ret = 0;
-	else if (rc == 0 && reg_head_decode(&v, h) == 0) {
+	else if (rc == 0 && registry_head_decode(&v, h) == 0) {
 		*found = true;
 		ret = 0;
 	}
@@ -214,7 +192,7 @@ registry_each(struct registry *rg, enum reg_kind k, registry_each_fn fn, void *a
 	struct reg_head	 h;
 	uint8_t		 kb[REG_KEY_MAX];
 	char		 id[LB_ID_MAX];
-	uint8_t		 kind = (uint8_t)reg_kind_byte(k);
+	uint8_t		 kind = (uint8_t)registry_kind_byte(k);
 	int		 rc, ret = -1;
 
 	if ((rc = mdb_txn_begin(rg->rg_env, NULL, MDB_RDONLY, &txn)) != 0 ||
@@ -228,7 +206,7 @@ registry_each(struct registry *rg, enum reg_kind k, registry_each_fn fn, void *a
 	    rc = mdb_cursor_get(cur, &key, &v, MDB_NEXT)) {
 		if (key.mv_size < 2 || ((uint8_t *)key.mv_data)[0] != kind)
 			break;
-		if (key.mv_size - 1 >= sizeof(id) || reg_head_decode(&v, &h) != 0) {
+		if (key.mv_size - 1 >= sizeof(id) || registry_head_decode(&v, &h) != 0) {
 			snprintf(err, errlen, "registry: a stored head is damaged");
 			goto done;
 		}
@@ -237,7 +215,7 @@ registry_each(struct registry *rg, enum reg_kind k, registry_each_fn fn, void *a
 		/* A disabled file adapter has a head but no stored spec. */
 		sv.mv_data = NULL;
 		sv.mv_size = 0;
-		if (reg_version_key(k, id, h.rh_version, kb, &key) != 0) {
+		if (registry_version_key(k, id, h.rh_version, kb, &key) != 0) {
 			snprintf(err, errlen, "registry: a stored id is damaged");
 			goto done;
 		}
@@ -311,7 +289,7 @@ registry_put(struct registry *rg, enum reg_kind k, const char *id, const struct 
 	if ((rc = mdb_txn_begin(rg->rg_env, NULL, 0, &txn)) != 0)
 		goto lmdb;
 	if (spec != NULL) {
-		if (reg_version_key(k, id, h->rh_version, kb, &key) != 0)
+		if (registry_version_key(k, id, h->rh_version, kb, &key) != 0)
 			goto badid;
 		v.mv_data = (void *)(uintptr_t)spec;
 		v.mv_size = speclen;
@@ -319,7 +297,7 @@ registry_put(struct registry *rg, enum reg_kind k, const char *id, const struct 
 		if ((rc = mdb_put(txn, rg->rg_versions, &key, &v, MDB_NOOVERWRITE)) != 0)
 			goto lmdb;
 	}
-	if (reg_head_key(k, id, kb, &key) != 0)
+	if (registry_head_key(k, id, kb, &key) != 0)
 		goto badid;
 	v.mv_data = sb.data;
 	v.mv_size = sb.size;

@@ -26,12 +26,12 @@
 
 /* Claims of one seal key waiting for their batch. */
 struct sealq {
-	struct sealer		*q_sealer;
-	const struct seal_key	*q_key;
-	struct seal_req		*q_head, **q_tail;
-	size_t			 q_n;
-	struct event		*q_timer;	/* the window opened by the first claim */
-	struct sealq		*q_next;
+	struct sealer		*qu_sealer;
+	const struct seal_key	*qu_key;
+	struct seal_req		*qu_head, **qu_tail;
+	size_t			 qu_n;
+	struct event		*qu_timer;	/* the window opened by the first claim */
+	struct sealq		*qu_next;
 };
 
 /* A flushed queue on its way through a worker. */
@@ -44,16 +44,16 @@ struct seal_run {
 };
 
 struct sealer {
-	struct event_base	*s_base;
-	struct workers		*s_workers;
-	struct timeval		 s_window;
-	size_t			 s_max;
-	int			 s_expect;	/* exchanges that may still add claims */
-	struct sealq		*s_queues;
-	uint64_t		 s_batches;	/* statistics, loop thread only */
-	uint64_t		 s_claims;
-	int			 s_running;	/* batches on the workers */
-	bool			 s_closed;	/* freed by the last running batch */
+	struct event_base	*se_base;
+	struct workers		*se_workers;
+	struct timeval		 se_window;
+	size_t			 se_max;
+	int			 se_expect;	/* exchanges that may still add claims */
+	struct sealq		*se_queues;
+	uint64_t		 se_batches;	/* statistics, loop thread only */
+	uint64_t		 se_claims;
+	int			 se_running;	/* batches on the workers */
+	bool			 se_closed;	/* freed by the last running batch */
 };
 
 static void	sealer_flush(struct sealq *, const char *why);
@@ -75,11 +75,11 @@ sealer_new(struct event_base *base, struct workers *w, unsigned window_us, size_
 		max = SEALER_MAX_BATCH;
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return NULL;
-	s->s_base = base;
-	s->s_workers = w;
-	s->s_window.tv_sec = window_us / 1000000;
-	s->s_window.tv_usec = window_us % 1000000;
-	s->s_max = max;
+	s->se_base = base;
+	s->se_workers = w;
+	s->se_window.tv_sec = window_us / 1000000;
+	s->se_window.tv_usec = window_us % 1000000;
+	s->se_max = max;
 	return s;
 }
 
@@ -88,14 +88,14 @@ sealer_free(struct sealer *s)
 {
 	if (s == NULL)
 		return;
-	while (s->s_queues != NULL)
-		sealer_flush(s->s_queues, "the sealer stops");
+	while (s->se_queues != NULL)
+		sealer_flush(s->se_queues, "the sealer stops");
 	/*
 	 * Batches still in a worker post their completion to the loop, which
 	 * needs the sealer: the last of them frees it.
 	 */
-	if (s->s_running > 0)
-		s->s_closed = true;
+	if (s->se_running > 0)
+		s->se_closed = true;
 	else
 		free(s);
 }
@@ -103,8 +103,8 @@ sealer_free(struct sealer *s)
 void
 sealer_stats(const struct sealer *s, uint64_t *batches, uint64_t *claims)
 {
-	*batches = s->s_batches;
-	*claims = s->s_claims;
+	*batches = s->se_batches;
+	*claims = s->se_claims;
 }
 
 static void
@@ -159,7 +159,7 @@ sealer_run_done(void *arg)
 		r->sr_done(r->sr_arg, r);
 	}
 	free(sb);
-	if (--s->s_running == 0 && s->s_closed)
+	if (--s->se_running == 0 && s->se_closed)
 		free(s);
 }
 
@@ -167,28 +167,28 @@ sealer_run_done(void *arg)
 static void
 sealer_flush(struct sealq *q, const char *why)
 {
-	struct sealer	 *s = q->q_sealer;
+	struct sealer	 *s = q->qu_sealer;
 	struct sealq	**pp;
 	struct seal_run	 *sb;
 
-	for (pp = &s->s_queues; *pp != q; pp = &(*pp)->q_next)
+	for (pp = &s->se_queues; *pp != q; pp = &(*pp)->qu_next)
 		;
-	*pp = q->q_next;
-	event_free(q->q_timer);
+	*pp = q->qu_next;
+	event_free(q->qu_timer);
 	if ((sb = calloc(1, sizeof(*sb))) == NULL)
 		goto fail;
 	sb->sb_sealer = s;
-	sb->sb_key = q->q_key;
-	sb->sb_head = q->q_head;
-	sb->sb_n = q->q_n;
+	sb->sb_key = q->qu_key;
+	sb->sb_head = q->qu_head;
+	sb->sb_n = q->qu_n;
 	sb->sb_iat = now_ms() / 1000;
-	s->s_batches++;
-	s->s_claims += q->q_n;
-	s->s_running++;
-	log_debug("sealer: batch of %zu claims for seal %s (%s)", q->q_n, q->q_key->sk_id, why);
-	if (workers_submit(s->s_workers, s->s_base, sealer_run_work, sealer_run_done,
+	s->se_batches++;
+	s->se_claims += q->qu_n;
+	s->se_running++;
+	log_debug("sealer: batch of %zu claims for seal %s (%s)", q->qu_n, q->qu_key->sk_id, why);
+	if (workers_submit(s->se_workers, s->se_base, sealer_run_work, sealer_run_done,
 	    sb) != 0) {
-		s->s_running--;
+		s->se_running--;
 		free(sb);
 		goto fail;
 	}
@@ -199,7 +199,7 @@ fail:
 	{
 		struct seal_req	*r, *next;
 
-		for (r = q->q_head; r != NULL; r = next) {
+		for (r = q->qu_head; r != NULL; r = next) {
 			next = r->sr_next;
 			r->sr_next = NULL;
 			r->sr_status = -1;
@@ -214,23 +214,23 @@ sealer_queue(struct sealer *s, const struct seal_key *sk)
 {
 	struct sealq	*q;
 
-	for (q = s->s_queues; q != NULL; q = q->q_next)
-		if (q->q_key == sk)
+	for (q = s->se_queues; q != NULL; q = q->qu_next)
+		if (q->qu_key == sk)
 			return q;
 	if ((q = calloc(1, sizeof(*q))) == NULL)
 		return NULL;
-	if ((q->q_timer = evtimer_new(s->s_base, sealer_window_cb, q)) == NULL ||
-	    evtimer_add(q->q_timer, &s->s_window) != 0) {
-		if (q->q_timer != NULL)
-			event_free(q->q_timer);
+	if ((q->qu_timer = evtimer_new(s->se_base, sealer_window_cb, q)) == NULL ||
+	    evtimer_add(q->qu_timer, &s->se_window) != 0) {
+		if (q->qu_timer != NULL)
+			event_free(q->qu_timer);
 		free(q);
 		return NULL;
 	}
-	q->q_sealer = s;
-	q->q_key = sk;
-	q->q_tail = &q->q_head;
-	q->q_next = s->s_queues;
-	s->s_queues = q;
+	q->qu_sealer = s;
+	q->qu_key = sk;
+	q->qu_tail = &q->qu_head;
+	q->qu_next = s->se_queues;
+	s->se_queues = q;
 	return q;
 }
 
@@ -238,23 +238,23 @@ sealer_queue(struct sealer *s, const struct seal_key *sk)
 static void
 sealer_idle_flush(struct sealer *s)
 {
-	if (s->s_expect > 0)
+	if (s->se_expect > 0)
 		return;
-	while (s->s_queues != NULL)
-		sealer_flush(s->s_queues, "no exchange is on its way");
+	while (s->se_queues != NULL)
+		sealer_flush(s->se_queues, "no exchange is on its way");
 }
 
 void
 sealer_expect(struct sealer *s)
 {
-	s->s_expect++;
+	s->se_expect++;
 }
 
 void
 sealer_unexpect(struct sealer *s)
 {
-	if (s->s_expect > 0)
-		s->s_expect--;
+	if (s->se_expect > 0)
+		s->se_expect--;
 	sealer_idle_flush(s);
 }
 
@@ -275,9 +275,9 @@ sealer_submit(struct sealer *s, struct seal_req *const *reqs, size_t n)
 			r->sr_done(r->sr_arg, r);
 			continue;
 		}
-		*q->q_tail = r;
-		q->q_tail = &r->sr_next;
-		if (++q->q_n >= s->s_max)
+		*q->qu_tail = r;
+		q->qu_tail = &r->sr_next;
+		if (++q->qu_n >= s->se_max)
 			sealer_flush(q, "the batch is full");
 	}
 	sealer_idle_flush(s);

@@ -9,8 +9,8 @@
 #include "lianban.h"
 
 static const struct {
-	const char	*code;
-	int		 status;
+	const char	*er_code;
+	int		 er_status;
 } lb_errs[LB_E__COUNT] = {
 	[LB_OK] =			{ "ok",				200 },
 	[LB_E_BAD_REQUEST] =		{ "bad_request",		400 },
@@ -63,7 +63,7 @@ lb_err_code(enum lb_err e)
 {
 	if ((unsigned)e >= LB_E__COUNT)
 		return "internal_error";
-	return lb_errs[e].code;
+	return lb_errs[e].er_code;
 }
 
 int
@@ -71,16 +71,5 @@ lb_err_status(enum lb_err e)
 {
 	if ((unsigned)e >= LB_E__COUNT)
 		return 500;
-	return lb_errs[e].status;
-}
-
-enum lb_err
-lb_err_from_code(const char *code)
-{
-	int	i;
-
-	for (i = 0; i < LB_E__COUNT; i++)
-		if (strcmp(lb_errs[i].code, code) == 0)
-			return (enum lb_err)i;
-	return LB_E__COUNT;
+	return lb_errs[e].er_status;
 }

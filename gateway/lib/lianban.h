@@ -82,8 +82,6 @@ void		 lb_outcome_fail(struct lb_outcome *oc, enum lb_err, const char *fmt, ...)
 /* The wire code ("consent_expired") and the HTTP status of an error. */
 const char	*lb_err_code(enum lb_err);
 int		 lb_err_status(enum lb_err);
-/* Maps a wire code back to the enum; LB_E__COUNT when unknown. */
-enum lb_err	 lb_err_from_code(const char *);
 
 /* util.c */
 void		 log_init(const char *prog, int verbose);
@@ -114,6 +112,16 @@ int		 file_write(const char *path, const void *, size_t, int mode);
 int		 path_join(char *buf, size_t bufsz, const char *a, const char *b);
 /* Copies a NUL-terminated string; -1 when it does not fit. */
 int		 strlcpy_chk(char *dst, const char *src, size_t dstsize);
+/*
+ * Calls fn with the path of every file of dir whose name ends in suffix
+ * (and is longer than it), in name order; more than max such files is an
+ * error.  The walk stops at the first fn that fails, whose err is kept as
+ * it is; the other failures get a sentence naming dir.  path is valid only
+ * during the call.
+ */
+typedef int	(*dir_each_fn)(void *arg, const char *path, char *err, size_t errlen);
+int		 dir_each(const char *dir, const char *suffix, size_t max, dir_each_fn fn,
+		    void *arg, char *err, size_t errlen);
 
 /* keys.c: key and certificate files */
 /*

@@ -5,7 +5,6 @@
  * A store is immutable once loaded; SIGHUP loads a new one and swaps it in,
  * so readers never see a half-loaded store.
  */
-#include <dirent.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,51 +16,36 @@
 
 #define TRUST_MAX_AUTHORITIES	64
 
+/* One face-auth authority certificate of DIR/trust/consent. */
+static int
+trust_add_authority(void *arg, const char *path, char *err, size_t errlen)
+{
+	struct trust		*t = arg;
+	struct trust_authority	*ta = &t->t_auth[t->t_nauth];
+
+	if (cert_load(path, &ta->ta_cert, err, errlen) != 0)
+		return -1;
+	t->t_nauth++;
+	if (cert_subject_field(ta->ta_cert, NID_commonName, ta->ta_name,
+	    sizeof(ta->ta_name)) != 0 || key_id_cert(ta->ta_cert, ta->ta_kid) != 0) {
+		snprintf(err, errlen, "%s: certificate has no usable CN or key", path);
+		return -1;
+	}
+	return 0;
+}
+
 static int
 trust_load_authorities(struct trust *t, const char *certsdir, char *err, size_t errlen)
 {
-	char		 dir[PATH_MAX], path[PATH_MAX];
-	struct dirent	**names = NULL;
-	struct trust_authority *ta;
-	size_t		 len;
-	int		 i, n, ret = -1;
+	char	dir[PATH_MAX];
 
 	snprintf(dir, sizeof(dir), "%s/trust/consent", certsdir);
-	if ((n = scandir(dir, &names, NULL, alphasort)) < 0) {
-		snprintf(err, errlen, "%s: cannot read the consent trust directory", dir);
+	if ((t->t_auth = calloc(TRUST_MAX_AUTHORITIES, sizeof(*t->t_auth))) == NULL) {
+		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	if ((t->t_auth = calloc(TRUST_MAX_AUTHORITIES, sizeof(*t->t_auth))) == NULL)
-		goto done;
-	for (i = 0; i < n; i++) {
-		len = strlen(names[i]->d_name);
-		if (len < 5 || strcmp(names[i]->d_name + len - 4, ".pem") != 0)
-			continue;
-		if (t->t_nauth == TRUST_MAX_AUTHORITIES) {
-			snprintf(err, errlen, "%s: more than %d authorities", dir,
-			    TRUST_MAX_AUTHORITIES);
-			goto done;
-		}
-		ta = &t->t_auth[t->t_nauth];
-		if (path_join(path, sizeof(path), dir, names[i]->d_name) != 0) {
-			snprintf(err, errlen, "%s: path too long", dir);
-			goto done;
-		}
-		if (cert_load(path, &ta->ta_cert, err, errlen) != 0)
-			goto done;
-		t->t_nauth++;
-		if (cert_subject_field(ta->ta_cert, NID_commonName, ta->ta_name,
-		    sizeof(ta->ta_name)) != 0 || key_id_cert(ta->ta_cert, ta->ta_kid) != 0) {
-			snprintf(err, errlen, "%s: certificate has no usable CN or key", path);
-			goto done;
-		}
-	}
-	ret = 0;
-done:
-	for (i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
-	return ret;
+	return dir_each(dir, ".pem", TRUST_MAX_AUTHORITIES, trust_add_authority, t, err,
+	    errlen);
 }
 
 struct trust *

@@ -4,6 +4,7 @@
  */
 #include <sys/stat.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -293,4 +294,40 @@ path_join(char *buf, size_t bufsz, const char *a, const char *b)
 
 	n = snprintf(buf, bufsz, "%s/%s", a, b);
 	return n < 0 || (size_t)n >= bufsz ? -1 : 0;
+}
+
+int
+dir_each(const char *dir, const char *suffix, size_t max, dir_each_fn fn, void *arg,
+    char *err, size_t errlen)
+{
+	struct dirent	**names = NULL;
+	char		  path[PATH_MAX];
+	size_t		  len, slen = strlen(suffix), nfiles = 0;
+	int		  i, n, ret = -1;
+
+	if ((n = scandir(dir, &names, NULL, alphasort)) < 0) {
+		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		len = strlen(names[i]->d_name);
+		if (len <= slen || strcmp(names[i]->d_name + len - slen, suffix) != 0)
+			continue;
+		if (++nfiles > max) {
+			snprintf(err, errlen, "%s: more than %zu *%s files", dir, max, suffix);
+			goto done;
+		}
+		if (path_join(path, sizeof(path), dir, names[i]->d_name) != 0) {
+			snprintf(err, errlen, "%s: path too long", dir);
+			goto done;
+		}
+		if (fn(arg, path, err, errlen) != 0)
+			goto done;
+	}
+	ret = 0;
+done:
+	for (i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	return ret;
 }
