@@ -21,8 +21,8 @@
 #include <openssl/x509.h>
 
 #include "lianban.h"
+#include "check_util.h"
 
-#define NELEM(a)	(sizeof(a) / sizeof((a)[0]))
 #define NALG		3
 
 /* The three algorithms of the contract, indexed by the loop tests. */
@@ -84,19 +84,6 @@ keys_teardown(void)
 		EVP_PKEY_free(keys[i]);
 		keys[i] = NULL;
 	}
-}
-
-static void
-ck_bytes_eq(const void *got, size_t gotlen, const void *want, size_t wantlen)
-{
-	char	gh[2 * 48 + 1], wh[2 * 48 + 1];
-
-	if (gotlen == wantlen && memcmp(got, want, wantlen) == 0)
-		return;
-	hex_encode(got, gotlen < 48 ? gotlen : 48, gh);
-	hex_encode(want, wantlen < 48 ? wantlen : 48, wh);
-	ck_abort_msg("bytes differ: got %zu bytes %s..., want %zu bytes %s...",
-	    gotlen, gh, wantlen, wh);
 }
 
 /*
@@ -331,28 +318,6 @@ ck_parse_refused(const void *buf, size_t len, const char *typ, const char *what)
 	    what);
 	ck_assert_msg(why != NULL && strlen(why) > 5, "no reason given for: %s", what);
 	msgpack_zone_destroy(&z);
-}
-
-/* A self-signed certificate for key with the given CN. */
-static X509 *
-make_cert(EVP_PKEY *key, const char *cn, long serial)
-{
-	X509		*x;
-	X509_NAME	*name;
-
-	ck_assert_ptr_nonnull(x = X509_new());
-	ck_assert_int_eq(X509_set_version(x, 2), 1);
-	ck_assert_int_eq(ASN1_INTEGER_set(X509_get_serialNumber(x), serial), 1);
-	ck_assert_ptr_nonnull(X509_gmtime_adj(X509_getm_notBefore(x), -3600));
-	ck_assert_ptr_nonnull(X509_gmtime_adj(X509_getm_notAfter(x), 86400));
-	ck_assert_int_eq(X509_set_pubkey(x, key), 1);
-	name = X509_get_subject_name(x);
-	ck_assert_int_eq(X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
-	    (const unsigned char *)cn, -1, -1, 0), 1);
-	ck_assert_int_eq(X509_set_issuer_name(x, name), 1);
-	ck_assert_int_gt(X509_sign(x, key, EVP_PKEY_is_a(key, "ED25519") ? NULL :
-	    EVP_sha256()), 0);
-	return x;
 }
 
 /*
@@ -836,7 +801,8 @@ START_TEST(test_x5c)
 	int		 k = _i;
 
 	for (i = 0; i < 5; i++)
-		certs[i] = make_cert(keys[k], i == 0 ? "signer" : "ca", i + 1);
+		certs[i] = check_cert(keys[k], i == 0 ? "/CN=signer" : "/CN=ca", i + 1, NULL, NULL,
+		    false);
 	sign_env(k, "seal-batch", certs, 2, &sb);
 	msgpack_zone_init(&z, 4096);
 	ck_assert_int_eq(envelope_parse(sb.data, sb.size, &z, "seal-batch", &env, &why), 0);
@@ -1055,7 +1021,7 @@ START_TEST(test_key_id)
 		if (k != _i)
 			ck_assert(memcmp(kids[k], got, 32) != 0);
 	if (algs[_i].alg != LB_ALG_SM2) {
-		cert = make_cert(keys[_i], "faceauth", 7);
+		cert = check_cert(keys[_i], "/CN=faceauth", 7, NULL, NULL, false);
 		ck_assert_int_eq(key_id_cert(cert, fromcert), 0);
 		ck_bytes_eq(fromcert, 32, want, 32);
 		X509_free(cert);
@@ -1107,12 +1073,5 @@ envelope_suite(void)
 int
 main(void)
 {
-	SRunner	*sr;
-	int	 failed;
-
-	sr = srunner_create(envelope_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed > 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(envelope_suite());
 }

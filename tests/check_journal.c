@@ -3,7 +3,6 @@
  * group commit from many threads, checkpoints, proofs, reopening, jti claims
  * and map growth, against a real LMDB environment in a temporary directory.
  */
-#include <ftw.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -24,14 +23,12 @@
 #include <openssl/x509.h>
 
 #include "lianban.h"
-
-#define ORIGIN	"lianban-test"
+#include "check_util.h"
 
 static char		 tparent[64];	/* removed by main, even after failures */
 static char		 tdir[128];
 static EVP_PKEY		*tkey;
 static X509		*tcert;
-static uint8_t		 thmac[32];
 static struct event_base *tbase;
 static struct journal	*tj;
 
@@ -68,103 +65,30 @@ on_claim(void *arg, int status)
 	ndone++;
 }
 
-static void
-tick(evutil_socket_t fd, short what, void *arg)
-{
-	int want = *(int *)arg;
-
-	(void)fd;
-	(void)what;
-	if (ndone >= want)
-		event_base_loopbreak(tbase);
-}
-
-/* Runs the loop until want completions arrived (or 60 s passed). */
+/* Runs the loop until want completions arrived; a minute is the limit. */
 static void
 run_until(int want)
 {
-	struct timeval tv = { 0, 2000 };
-	struct event *ev;
-	time_t deadline = time(NULL) + 60;
-
-	ev = event_new(tbase, -1, EV_PERSIST, tick, &want);
-	ck_assert_ptr_nonnull(ev);
-	event_add(ev, &tv);
-	while (ndone < want && time(NULL) < deadline)
-		event_base_loop(tbase, EVLOOP_ONCE);
-	event_free(ev);
+	check_run_until(tbase, &ndone, want, 60 * 1000);
 	ck_assert_int_eq(ndone, want);
 }
 
-static void
-make_cert(void)
-{
-	X509_NAME *name;
-
-	tkey = EVP_EC_gen("P-256");
-	ck_assert_ptr_nonnull(tkey);
-	tcert = X509_new();
-	ck_assert_ptr_nonnull(tcert);
-	X509_set_version(tcert, 2);
-	ASN1_INTEGER_set(X509_get_serialNumber(tcert), 1);
-	X509_gmtime_adj(X509_getm_notBefore(tcert), -60);
-	X509_gmtime_adj(X509_getm_notAfter(tcert), 3600);
-	name = X509_get_subject_name(tcert);
-	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-	    (const unsigned char *)"journal checkpoint", -1, -1, 0);
-	X509_set_issuer_name(tcert, name);
-	X509_set_pubkey(tcert, tkey);
-	ck_assert_int_gt(X509_sign(tcert, tkey, EVP_sha256()), 0);
-}
-
+/* The journal of the running test, in its directory, signed by its key. */
 static struct journal *
 open_journal(size_t map_size)
 {
-	struct journal_config cfg = {
-		.jc_dir = tdir,
-		.jc_origin = ORIGIN,
-		.jc_ckpt_key = tkey,
-		.jc_ckpt_cert = tcert,
-		.jc_hmac_key = thmac,
-		.jc_hmac_key_len = sizeof(thmac),
-		.jc_map_size = map_size,
-	};
-	char err[256] = "";
-	struct journal *j;
-
-	j = journal_open(&cfg, err, sizeof(err));
-	ck_assert_msg(j != NULL, "journal_open: %s", err);
-	return j;
-}
-
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	remove(path);
-	return 0;
-}
-
-static void
-rm_tree(const char *dir)
-{
-	nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	return check_journal_open(tdir, tkey, tcert, map_size);
 }
 
 static void
 setup(void)
 {
-	size_t i;
-
 	/* A subdirectory, so that journal_open's mkdir is exercised. */
 	snprintf(tdir, sizeof(tdir), "%s/t.XXXXXX", tparent);
 	ck_assert_ptr_nonnull(mkdtemp(tdir));
 	strcat(tdir, "/db");
-	make_cert();
-	for (i = 0; i < sizeof(thmac); i++)
-		thmac[i] = (uint8_t)(0xa0 + i);
+	ck_assert_ptr_nonnull(tkey = EVP_EC_gen("P-256"));
+	tcert = check_cert(tkey, "/CN=journal checkpoint", 1, NULL, NULL, false);
 	tbase = event_base_new();
 	ck_assert_ptr_nonnull(tbase);
 	ndone = 0;
@@ -184,7 +108,7 @@ teardown(void)
 	/* The mkdtemp directory, db and all. */
 	if ((slash = strrchr(tdir, '/')) != NULL)
 		*slash = '\0';
-	rm_tree(tdir);
+	(void)check_rm_tree(tdir);
 }
 
 static void
@@ -307,7 +231,7 @@ check_checkpoint(uint64_t want_size, uint8_t root_out[32])
 	ck_assert_int_eq(key_id_cert(tcert, kid), 0);
 	ck_assert_mem_eq(env.env_kid, kid, 32);
 	ck_assert_int_eq(mpk_get_str(&env.env_claims, "origin", origin, sizeof(origin)), 0);
-	ck_assert_str_eq(origin, ORIGIN);
+	ck_assert_str_eq(origin, CHECK_ORIGIN);
 	ck_assert_int_eq(mpk_get_u64(&env.env_claims, "size", &v), 0);
 	ck_assert_uint_eq(v, want_size);
 	ck_assert_int_eq(mpk_get_u64(&env.env_claims, "t_ms", &v), 0);
@@ -811,10 +735,7 @@ END_TEST
  */
 START_TEST(test_nodes_used)
 {
-	struct journal_config cfg = {
-		.jc_dir = tdir, .jc_origin = ORIGIN, .jc_ckpt_key = tkey,
-		.jc_ckpt_cert = tcert, .jc_hmac_key = thmac, .jc_hmac_key_len = sizeof(thmac),
-	};
+	struct journal_config cfg;
 	MDB_env *env;
 	MDB_txn *txn;
 	MDB_dbi node;
@@ -826,6 +747,7 @@ START_TEST(test_nodes_used)
 	size_t npath;
 	char err[256] = "";
 
+	check_journal_config(&cfg, tdir, tkey, tcert);
 	tj = open_journal(0);
 	append_wait(0, 100);
 	readback(&rb, 100, false);
@@ -866,10 +788,7 @@ END_TEST
 /* The stored tree is checked against the stored records at open. */
 START_TEST(test_reopen_refuses_inconsistent)
 {
-	struct journal_config cfg = {
-		.jc_dir = tdir, .jc_origin = ORIGIN, .jc_ckpt_key = tkey,
-		.jc_ckpt_cert = tcert, .jc_hmac_key = thmac, .jc_hmac_key_len = sizeof(thmac),
-	};
+	struct journal_config cfg;
 	MDB_env *env;
 	MDB_txn *txn;
 	MDB_dbi dbi;
@@ -877,6 +796,7 @@ START_TEST(test_reopen_refuses_inconsistent)
 	MDB_val k = { sizeof(kb), kb };
 	char err[256] = "";
 
+	check_journal_config(&cfg, tdir, tkey, tcert);
 	tj = open_journal(0);
 	append_wait(0, 5);
 	journal_close(tj);
@@ -1445,10 +1365,7 @@ END_TEST
 
 START_TEST(test_pseudonym)
 {
-	struct journal_config cfg = {
-		.jc_dir = tdir, .jc_origin = ORIGIN, .jc_ckpt_key = tkey,
-		.jc_ckpt_cert = tcert, .jc_hmac_key = thmac, .jc_hmac_key_len = 8,
-	};
+	struct journal_config cfg;
 	EVP_PKEY *other;
 	uint8_t a[32], b[32], want[32];
 	unsigned int len = 32;
@@ -1457,7 +1374,7 @@ START_TEST(test_pseudonym)
 
 	tj = open_journal(0);
 	journal_pseudonym(tj, id, a);
-	ck_assert_ptr_nonnull(HMAC(EVP_sha256(), thmac, sizeof(thmac),
+	ck_assert_ptr_nonnull(HMAC(EVP_sha256(), check_hmac_key, sizeof(check_hmac_key),
 	    (const unsigned char *)id, strlen(id), want, &len));
 	ck_assert_mem_eq(a, want, 32);
 	journal_pseudonym(tj, "110101201801010020", b);
@@ -1466,10 +1383,12 @@ START_TEST(test_pseudonym)
 	tj = NULL;
 
 	/* A short pseudonym key would make ID numbers guessable. */
+	check_journal_config(&cfg, tdir, tkey, tcert);
+	cfg.jc_hmac_key_len = 8;
 	ck_assert_ptr_null(journal_open(&cfg, err, sizeof(err)));
 	ck_assert_ptr_nonnull(strstr(err, "16 bytes"));
 	/* A key that does not belong to the certificate is refused. */
-	cfg.jc_hmac_key_len = sizeof(thmac);
+	cfg.jc_hmac_key_len = sizeof(check_hmac_key);
 	other = EVP_EC_gen("P-256");
 	cfg.jc_ckpt_key = other;
 	ck_assert_ptr_null(journal_open(&cfg, err, sizeof(err)));
@@ -1530,6 +1449,6 @@ main(void)
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
-	rm_tree(tparent);
+	(void)check_rm_tree(tparent);
 	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

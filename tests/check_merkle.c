@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "lianban.h"
+#include "check_util.h"
 
 #define NLEAVES		300
 
@@ -89,8 +90,6 @@ static const struct rfc_proof rfc_consistency[] = {
 	    "b08693ec2e721597130641e8211e7eedccb4c26413963eee6c1e2ed16ffb1a5f",
 	    "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7" } },
 };
-
-#define NELEM(a)	(sizeof(a) / sizeof((a)[0]))
 
 /* Leaf hashes served to the proof functions through merkle_leaf_fn. */
 struct leafset {
@@ -1331,12 +1330,5 @@ merkle_suite(void)
 int
 main(void)
 {
-	SRunner	*sr;
-	int	 failed;
-
-	sr = srunner_create(merkle_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed > 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(merkle_suite());
 }
