@@ -158,18 +158,26 @@ hand_tbs(struct hbuf *b, const void *prot, size_t plen, const void *pay, size_t 
 	hb_bin(b, pay, paylen);
 }
 
-/* The protected map {"alg", "kid", "typ"} in canonical order. */
+/* The entries "alg", "kid", "typ" of a protected map, in canonical order. */
 static void
-hand_prot(struct hbuf *b, const char *alg, const uint8_t *kid, size_t kidlen,
+hand_prot_entries(struct hbuf *b, const char *alg, const uint8_t *kid, size_t kidlen,
     const char *typ)
 {
-	hb_byte(b, 0x83);
 	hb_str(b, "alg");
 	hb_str(b, alg);
 	hb_str(b, "kid");
 	hb_bin(b, kid, kidlen);
 	hb_str(b, "typ");
 	hb_str(b, typ);
+}
+
+/* The protected map {"alg", "kid", "typ"} in canonical order. */
+static void
+hand_prot(struct hbuf *b, const char *alg, const uint8_t *kid, size_t kidlen,
+    const char *typ)
+{
+	hb_byte(b, 0x83);
+	hand_prot_entries(b, alg, kid, kidlen, typ);
 }
 
 static void
@@ -318,6 +326,35 @@ ck_parse_refused(const void *buf, size_t len, const char *typ, const char *what)
 	    what);
 	ck_assert_msg(why != NULL && strlen(why) > 5, "no reason given for: %s", what);
 	msgpack_zone_destroy(&z);
+}
+
+/*
+ * The test payload in a "consent" envelope signed by keys[0] under the
+ * hand-built protected header prot is refused; prot is emptied for the
+ * next header.
+ */
+static void
+ck_prot_refused(struct hbuf *prot, const char *what)
+{
+	struct hbuf	env = { 0 };
+
+	ref_envelope(&env, 0, prot->hb_p, prot->hb_len, payload, sizeof(payload));
+	ck_parse_refused(env.hb_p, env.hb_len, "consent", what);
+	hb_free(prot);
+	hb_free(&env);
+}
+
+/* The control of ck_prot_refused: that envelope parses and verifies. */
+static void
+ck_prot_verifies(struct hbuf *prot)
+{
+	struct hbuf	env = { 0 };
+	int		stage;
+
+	ref_envelope(&env, 0, prot->hb_p, prot->hb_len, payload, sizeof(payload));
+	ck_assert_int_eq(parse_verify(env.hb_p, env.hb_len, "consent", keys[0], &stage), 0);
+	hb_free(prot);
+	hb_free(&env);
 }
 
 /*
@@ -496,26 +533,19 @@ END_TEST
 START_TEST(test_unknown_alg)
 {
 	static const char *const bad[] = { "RS256", "none", "es256", "ES256 ", "ES384", "", "Ed25519" };
-	struct hbuf	prot = { 0 }, env = { 0 };
+	struct hbuf	prot = { 0 };
 	size_t		i;
-	int		stage;
 
 	for (i = 0; i < NELEM(bad); i++) {
 		hand_prot(&prot, bad[i], kids[0], 32, "consent");
-		ref_envelope(&env, 0, prot.hb_p, prot.hb_len, payload, sizeof(payload));
-		ck_parse_refused(env.hb_p, env.hb_len, "consent", bad[i]);
-		hb_free(&prot);
-		hb_free(&env);
+		ck_prot_refused(&prot, bad[i]);
 	}
 	ck_assert_int_eq(envelope_alg_from_name("RS256"), LB_ALG_NONE);
 	ck_assert_int_eq(envelope_alg_from_name("none"), LB_ALG_NONE);
 
 	/* The control: the same construction with "ES256" passes. */
 	hand_prot(&prot, "ES256", kids[0], 32, "consent");
-	ref_envelope(&env, 0, prot.hb_p, prot.hb_len, payload, sizeof(payload));
-	ck_assert_int_eq(parse_verify(env.hb_p, env.hb_len, "consent", keys[0], &stage), 0);
-	hb_free(&prot);
-	hb_free(&env);
+	ck_prot_verifies(&prot);
 }
 END_TEST
 
@@ -523,16 +553,13 @@ START_TEST(test_kid_shape)
 {
 	static const size_t lens[] = { 0, 16, 31, 33, 64 };
 	uint8_t		kid[64];
-	struct hbuf	prot = { 0 }, env = { 0 };
+	struct hbuf	prot = { 0 };
 	size_t		i;
 
 	memset(kid, 0x5a, sizeof(kid));
 	for (i = 0; i < NELEM(lens); i++) {
 		hand_prot(&prot, "ES256", kid, lens[i], "consent");
-		ref_envelope(&env, 0, prot.hb_p, prot.hb_len, payload, sizeof(payload));
-		ck_parse_refused(env.hb_p, env.hb_len, "consent", "kid of wrong length");
-		hb_free(&prot);
-		hb_free(&env);
+		ck_prot_refused(&prot, "kid of wrong length");
 	}
 
 	/* A kid of 32 bytes, but as str: {"alg", "kid": str8(32), "typ"}. */
@@ -545,10 +572,7 @@ START_TEST(test_kid_shape)
 	hb_put(&prot, "01234567890123456789012345678901", 32);
 	hb_str(&prot, "typ");
 	hb_str(&prot, "consent");
-	ref_envelope(&env, 0, prot.hb_p, prot.hb_len, payload, sizeof(payload));
-	ck_parse_refused(env.hb_p, env.hb_len, "consent", "kid as str");
-	hb_free(&prot);
-	hb_free(&env);
+	ck_prot_refused(&prot, "kid as str");
 
 	/* No kid at all. */
 	hb_byte(&prot, 0x82);
@@ -556,10 +580,7 @@ START_TEST(test_kid_shape)
 	hb_str(&prot, "ES256");
 	hb_str(&prot, "typ");
 	hb_str(&prot, "consent");
-	ref_envelope(&env, 0, prot.hb_p, prot.hb_len, payload, sizeof(payload));
-	ck_parse_refused(env.hb_p, env.hb_len, "consent", "kid missing");
-	hb_free(&prot);
-	hb_free(&env);
+	ck_prot_refused(&prot, "kid missing");
 }
 END_TEST
 
@@ -620,21 +641,11 @@ START_TEST(test_noncanonical_protected)
 			break;
 		case 3:		/* map16 header for three entries */
 			hb_put(&prot, "\xde\x00\x03", 3);
-			hb_str(&prot, "alg");
-			hb_str(&prot, "ES256");
-			hb_str(&prot, "kid");
-			hb_bin(&prot, kids[0], 32);
-			hb_str(&prot, "typ");
-			hb_str(&prot, "consent");
+			hand_prot_entries(&prot, "ES256", kids[0], 32, "consent");
 			break;
 		case 4:		/* duplicate typ */
 			hb_byte(&prot, 0x84);
-			hb_str(&prot, "alg");
-			hb_str(&prot, "ES256");
-			hb_str(&prot, "kid");
-			hb_bin(&prot, kids[0], 32);
-			hb_str(&prot, "typ");
-			hb_str(&prot, "consent");
+			hand_prot_entries(&prot, "ES256", kids[0], 32, "consent");
 			hb_str(&prot, "typ");
 			hb_str(&prot, "consent");
 			break;
@@ -650,8 +661,7 @@ END_TEST
 
 START_TEST(test_extra_protected_field)
 {
-	struct hbuf	prot = { 0 }, env = { 0 };
-	int		stage;
+	struct hbuf	prot = { 0 };
 
 	hb_byte(&prot, 0x84);
 	hb_str(&prot, "alg");
@@ -662,26 +672,17 @@ START_TEST(test_extra_protected_field)
 	hb_bin(&prot, kids[0], 32);
 	hb_str(&prot, "typ");
 	hb_str(&prot, "consent");
-	ref_envelope(&env, 0, prot.hb_p, prot.hb_len, payload, sizeof(payload));
-	ck_parse_refused(env.hb_p, env.hb_len, "consent", "crit field");
-	hb_free(&prot);
-	hb_free(&env);
+	ck_prot_refused(&prot, "crit field");
 
 	hand_prot(&prot, "ES256", kids[0], 32, "consent");
 	prot.hb_p[0] = 0x84;
 	hb_str(&prot, "zzz");
 	hb_byte(&prot, 0x01);
-	ref_envelope(&env, 0, prot.hb_p, prot.hb_len, payload, sizeof(payload));
-	ck_parse_refused(env.hb_p, env.hb_len, "consent", "zzz field");
-	hb_free(&prot);
-	hb_free(&env);
+	ck_prot_refused(&prot, "zzz field");
 
 	/* Control: the three known fields alone verify. */
 	hand_prot(&prot, "ES256", kids[0], 32, "consent");
-	ref_envelope(&env, 0, prot.hb_p, prot.hb_len, payload, sizeof(payload));
-	ck_assert_int_eq(parse_verify(env.hb_p, env.hb_len, "consent", keys[0], &stage), 0);
-	hb_free(&prot);
-	hb_free(&env);
+	ck_prot_verifies(&prot);
 }
 END_TEST
 

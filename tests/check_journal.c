@@ -603,14 +603,24 @@ check_proofs(uint64_t size)
 	readback_free(&rb);
 }
 
-/* Opens the journal's LMDB directly, as an older gateway or a crash would leave it. */
+/*
+ * Opens the journal's LMDB directly, behind the closed journal's back, and
+ * begins a transaction (flags: 0, or MDB_RDONLY for both).
+ */
 static void
-raw_open(MDB_env **env, MDB_txn **txn, MDB_dbi *node)
+raw_txn(MDB_env **env, MDB_txn **txn, unsigned int flags)
 {
 	ck_assert_int_eq(mdb_env_create(env), 0);
 	ck_assert_int_eq(mdb_env_set_maxdbs(*env, 8), 0);
-	ck_assert_int_eq(mdb_env_open(*env, tdir, 0, 0600), 0);
-	ck_assert_int_eq(mdb_txn_begin(*env, NULL, 0, txn), 0);
+	ck_assert_int_eq(mdb_env_open(*env, tdir, flags, 0600), 0);
+	ck_assert_int_eq(mdb_txn_begin(*env, NULL, flags, txn), 0);
+}
+
+/* The node database, as an older gateway or a crash would leave it. */
+static void
+raw_open(MDB_env **env, MDB_txn **txn, MDB_dbi *node)
+{
+	raw_txn(env, txn, 0);
 	ck_assert_int_eq(mdb_dbi_open(*txn, "node", 0, node), 0);
 }
 
@@ -803,10 +813,7 @@ START_TEST(test_reopen_refuses_inconsistent)
 	tj = NULL;
 
 	/* Lose the last record behind the journal's back. */
-	ck_assert_int_eq(mdb_env_create(&env), 0);
-	ck_assert_int_eq(mdb_env_set_maxdbs(env, 8), 0);
-	ck_assert_int_eq(mdb_env_open(env, tdir, 0, 0600), 0);
-	ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	raw_txn(&env, &txn, 0);
 	ck_assert_int_eq(mdb_dbi_open(txn, "rec", 0, &dbi), 0);
 	ck_assert_int_eq(mdb_del(txn, dbi, &k, NULL), 0);
 	ck_assert_int_eq(mdb_txn_commit(txn), 0);
@@ -840,10 +847,7 @@ START_TEST(test_reopen_signs_tail)
 	tj = NULL;
 
 	/* Put the checkpoint of size 10 back as the latest one. */
-	ck_assert_int_eq(mdb_env_create(&env), 0);
-	ck_assert_int_eq(mdb_env_set_maxdbs(env, 8), 0);
-	ck_assert_int_eq(mdb_env_open(env, tdir, 0, 0600), 0);
-	ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	raw_txn(&env, &txn, 0);
 	ck_assert_int_eq(mdb_dbi_open(txn, "ckpt", 0, &ckpt), 0);
 	ck_assert_int_eq(mdb_dbi_open(txn, "meta", 0, &meta), 0);
 	ck_assert_int_eq(mdb_get(txn, ckpt, &k, &v), 0);
@@ -1150,10 +1154,7 @@ START_TEST(test_ckpt_cadence)
 	free(recs);
 
 	most = 2 + elapsed_us / 1000000;
-	ck_assert_int_eq(mdb_env_create(&env), 0);
-	ck_assert_int_eq(mdb_env_set_maxdbs(env, 8), 0);
-	ck_assert_int_eq(mdb_env_open(env, tdir, MDB_RDONLY, 0600), 0);
-	ck_assert_int_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+	raw_txn(&env, &txn, MDB_RDONLY);
 	ck_assert_int_eq(mdb_dbi_open(txn, "ckpt", 0, &ckpt), 0);
 	ck_assert_int_eq(mdb_stat(txn, ckpt, &st), 0);
 	ck_assert_msg(st.ms_entries >= 2 && st.ms_entries <= most,
