@@ -19,6 +19,7 @@
 #include <event2/thread.h>
 
 #include "gateway.h"
+#include "check_util.h"
 
 static char		 tdir[64];	/* everything the tests write */
 static char		 pki[128];	/* tdir/pki, made once by certs/mkdemo */
@@ -627,13 +628,10 @@ config_suite(bool forking)
 int
 main(void)
 {
-	SRunner		*sr;
 	const char	*fork_env = getenv("CK_FORK");
 	char		 cmd[512];
 	int		 failed;
 
-	if (evthread_use_pthreads() != 0)
-		return 1;
 	log_init("check_config", 0);
 	snprintf(tdir, sizeof(tdir), "/tmp/check_config.XXXXXX");
 	if (mkdtemp(tdir) == NULL)
@@ -644,12 +642,8 @@ main(void)
 		fprintf(stderr, "check_config: %s failed\n", cmd);
 		return 1;
 	}
-	sr = srunner_create(config_suite(fork_env == NULL || strcmp(fork_env, "no") != 0));
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	snprintf(cmd, sizeof(cmd), "rm -rf -- '%s'", tdir);
-	if (system(cmd) != 0)
+	failed = check_run(config_suite(fork_env == NULL || strcmp(fork_env, "no") != 0));
+	if (check_rm_tree(tdir) != 0)
 		fprintf(stderr, "check_config: could not remove %s\n", tdir);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return failed;
 }

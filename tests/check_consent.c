@@ -23,8 +23,7 @@
 #include <openssl/x509.h>
 
 #include "lianban.h"
-
-#define NELEM(a)	(sizeof(a) / sizeof((a)[0]))
+#include "check_util.h"
 
 #define NOW		INT64_C(1767225600)	/* 2026-01-01T00:00:00Z */
 #define GATEWAY		"lianban-demo"
@@ -238,29 +237,6 @@ ck_verify(const struct claims *c, const struct request *r, enum lb_err want)
 	ck_outcome(e, msg, sizeof(msg), want);
 }
 
-/* A self-signed certificate of key with the given CN. */
-static X509 *
-make_cert(EVP_PKEY *key, const char *cn)
-{
-	X509		*x;
-	X509_NAME	*name;
-
-	ck_assert_ptr_nonnull(x = X509_new());
-	ck_assert_int_eq(X509_set_version(x, 2), 1);
-	ck_assert_int_eq(ASN1_INTEGER_set(X509_get_serialNumber(x), 1), 1);
-	ck_assert_ptr_nonnull(X509_gmtime_adj(X509_getm_notBefore(x), -3600));
-	ck_assert_ptr_nonnull(X509_gmtime_adj(X509_getm_notAfter(x), 86400));
-	ck_assert_int_eq(X509_set_pubkey(x, key), 1);
-	name = X509_get_subject_name(x);
-	ck_assert_int_eq(X509_NAME_add_entry_by_txt(name, "OU", MBSTRING_UTF8,
-	    (const unsigned char *)"authority", -1, -1, 0), 1);
-	ck_assert_int_eq(X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
-	    (const unsigned char *)cn, -1, -1, 0), 1);
-	ck_assert_int_eq(X509_set_issuer_name(x, name), 1);
-	ck_assert_int_gt(X509_sign(x, key, EVP_sha256()), 0);
-	return x;
-}
-
 static struct policy *
 parse_policy_text(const char *txt, char *err, size_t errlen)
 {
@@ -285,7 +261,7 @@ setup(void)
 
 	ck_assert_ptr_nonnull(auth_key = EVP_EC_gen("P-256"));
 	ck_assert_ptr_nonnull(rogue_key = EVP_EC_gen("P-256"));
-	auth_cert = make_cert(auth_key, "faceauth");
+	auth_cert = check_cert(auth_key, "/OU=authority/CN=faceauth", 1, NULL, NULL, false);
 	ck_assert_int_eq(key_id_pkey(rogue_key, rogue_kid), 0);
 
 	memset(&auth, 0, sizeof(auth));
@@ -1192,27 +1168,6 @@ END_TEST
  * that bundle issued up to it, entries survive a reopen, and expired ones
  * are dropped.
  */
-static struct journal *
-open_journal(const char *dir)
-{
-	static const uint8_t	 hmac[32] = { 1, 2, 3 };
-	struct journal_config	 cfg;
-	struct journal		*j;
-	char			 err[256];
-
-	memset(&cfg, 0, sizeof(cfg));
-	cfg.jc_dir = dir;
-	cfg.jc_origin = GATEWAY;
-	cfg.jc_ckpt_key = auth_key;
-	cfg.jc_ckpt_cert = auth_cert;
-	cfg.jc_hmac_key = hmac;
-	cfg.jc_hmac_key_len = sizeof(hmac);
-	cfg.jc_map_size = 1 << 20;
-	j = journal_open(&cfg, err, sizeof(err));
-	ck_assert_msg(j != NULL, "journal_open: %s", err);
-	return j;
-}
-
 /* The completion of journal_revoke, on the test's loop. */
 struct revwait {
 	struct event_base	*rw_base;
@@ -1256,7 +1211,7 @@ revoke_wait(struct journal *j, const uint8_t *key, size_t keylen, uint64_t at,
 
 START_TEST(test_revocation_store)
 {
-	char		 tdir[] = "/tmp/check_consent.XXXXXX", dir[64], msg[256], cmd[128];
+	char		 tdir[] = "/tmp/check_consent.XXXXXX", dir[64], msg[256];
 	struct journal	*j;
 	struct consent	 cs;
 	uint8_t		 key[JOURNAL_REVOKE_KEY_MAX], other[16] = { 9 };
@@ -1265,7 +1220,7 @@ START_TEST(test_revocation_store)
 
 	ck_assert_ptr_nonnull(mkdtemp(tdir));
 	snprintf(dir, sizeof(dir), "%s/j", tdir);
-	j = open_journal(dir);
+	j = check_journal_open(dir, auth_key, auth_cert, 1 << 20);
 	memset(&cs, 0, sizeof(cs));
 	memset(cs.cs_jti, 7, sizeof(cs.cs_jti));
 	strcpy(cs.cs_sub, SUBJECT);
@@ -1306,7 +1261,7 @@ START_TEST(test_revocation_store)
 
 	/* Durable across a reopen. */
 	journal_close(j);
-	j = open_journal(dir);
+	j = check_journal_open(dir, auth_key, auth_cert, 1 << 20);
 	ck_assert_int_eq(journal_revoke_check(j, &cs, msg, sizeof(msg)), LB_E_CONSENT_REVOKED);
 	ck_assert_int_eq(journal_revoke_key(j, NULL, SUBJECT, "newborn", key, &keylen), 0);
 	ck_assert_int_eq(journal_revoked(j, key, keylen, &at), 1);
@@ -1326,8 +1281,7 @@ START_TEST(test_revocation_store)
 	ck_assert_int_eq(journal_revoked(j, key, keylen, &at), 0);
 	journal_close(j);
 
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", tdir);
-	ck_assert_int_eq(system(cmd), 0);
+	ck_assert_int_eq(check_rm_tree(tdir), 0);
 }
 END_TEST
 
@@ -1468,15 +1422,5 @@ consent_suite(void)
 int
 main(void)
 {
-	SRunner	*sr;
-	int	 failed;
-
-	/* Revocations complete on a loop, posted from the journal's writer thread. */
-	if (evthread_use_pthreads() != 0)
-		return EXIT_FAILURE;
-	sr = srunner_create(consent_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed > 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(consent_suite());
 }

@@ -21,8 +21,8 @@
 #include <openssl/x509.h>
 
 #include "lianban.h"
+#include "check_util.h"
 
-#define NELEM(a)	(sizeof(a) / sizeof((a)[0]))
 #define NALG		3
 
 /* The three algorithms of the contract, indexed by the loop tests. */
@@ -84,19 +84,6 @@ keys_teardown(void)
 		EVP_PKEY_free(keys[i]);
 		keys[i] = NULL;
 	}
-}
-
-static void
-ck_bytes_eq(const void *got, size_t gotlen, const void *want, size_t wantlen)
-{
-	char	gh[2 * 48 + 1], wh[2 * 48 + 1];
-
-	if (gotlen == wantlen && memcmp(got, want, wantlen) == 0)
-		return;
-	hex_encode(got, gotlen < 48 ? gotlen : 48, gh);
-	hex_encode(want, wantlen < 48 ? wantlen : 48, wh);
-	ck_abort_msg("bytes differ: got %zu bytes %s..., want %zu bytes %s...",
-	    gotlen, gh, wantlen, wh);
 }
 
 /*
@@ -171,18 +158,26 @@ hand_tbs(struct hbuf *b, const void *prot, size_t plen, const void *pay, size_t 
 	hb_bin(b, pay, paylen);
 }
 
-/* The protected map {"alg", "kid", "typ"} in canonical order. */
+/* The entries "alg", "kid", "typ" of a protected map, in canonical order. */
 static void
-hand_prot(struct hbuf *b, const char *alg, const uint8_t *kid, size_t kidlen,
+hand_prot_entries(struct hbuf *b, const char *alg, const uint8_t *kid, size_t kidlen,
     const char *typ)
 {
-	hb_byte(b, 0x83);
 	hb_str(b, "alg");
 	hb_str(b, alg);
 	hb_str(b, "kid");
 	hb_bin(b, kid, kidlen);
 	hb_str(b, "typ");
 	hb_str(b, typ);
+}
+
+/* The protected map {"alg", "kid", "typ"} in canonical order. */
+static void
+hand_prot(struct hbuf *b, const char *alg, const uint8_t *kid, size_t kidlen,
+    const char *typ)
+{
+	hb_byte(b, 0x83);
+	hand_prot_entries(b, alg, kid, kidlen, typ);
 }
 
 static void
@@ -333,26 +328,33 @@ ck_parse_refused(const void *buf, size_t len, const char *typ, const char *what)
 	msgpack_zone_destroy(&z);
 }
 
-/* A self-signed certificate for key with the given CN. */
-static X509 *
-make_cert(EVP_PKEY *key, const char *cn, long serial)
+/*
+ * The test payload in a "consent" envelope signed by keys[0] under the
+ * hand-built protected header prot is refused; prot is emptied for the
+ * next header.
+ */
+static void
+ck_prot_refused(struct hbuf *prot, const char *what)
 {
-	X509		*x;
-	X509_NAME	*name;
+	struct hbuf	env = { 0 };
 
-	ck_assert_ptr_nonnull(x = X509_new());
-	ck_assert_int_eq(X509_set_version(x, 2), 1);
-	ck_assert_int_eq(ASN1_INTEGER_set(X509_get_serialNumber(x), serial), 1);
-	ck_assert_ptr_nonnull(X509_gmtime_adj(X509_getm_notBefore(x), -3600));
-	ck_assert_ptr_nonnull(X509_gmtime_adj(X509_getm_notAfter(x), 86400));
-	ck_assert_int_eq(X509_set_pubkey(x, key), 1);
-	name = X509_get_subject_name(x);
-	ck_assert_int_eq(X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
-	    (const unsigned char *)cn, -1, -1, 0), 1);
-	ck_assert_int_eq(X509_set_issuer_name(x, name), 1);
-	ck_assert_int_gt(X509_sign(x, key, EVP_PKEY_is_a(key, "ED25519") ? NULL :
-	    EVP_sha256()), 0);
-	return x;
+	ref_envelope(&env, 0, prot->hb_p, prot->hb_len, payload, sizeof(payload));
+	ck_parse_refused(env.hb_p, env.hb_len, "consent", what);
+	hb_free(prot);
+	hb_free(&env);
+}
+
+/* The control of ck_prot_refused: that envelope parses and verifies. */
+static void
+ck_prot_verifies(struct hbuf *prot)
+{
+	struct hbuf	env = { 0 };
+	int		stage;
+
+	ref_envelope(&env, 0, prot->hb_p, prot->hb_len, payload, sizeof(payload));
+	ck_assert_int_eq(parse_verify(env.hb_p, env.hb_len, "consent", keys[0], &stage), 0);
+	hb_free(prot);
+	hb_free(&env);
 }
 
 /*
@@ -531,26 +533,19 @@ END_TEST
 START_TEST(test_unknown_alg)
 {
 	static const char *const bad[] = { "RS256", "none", "es256", "ES256 ", "ES384", "", "Ed25519" };
-	struct hbuf	prot = { 0 }, env = { 0 };
+	struct hbuf	prot = { 0 };
 	size_t		i;
-	int		stage;
 
 	for (i = 0; i < NELEM(bad); i++) {
 		hand_prot(&prot, bad[i], kids[0], 32, "consent");
-		ref_envelope(&env, 0, prot.hb_p, prot.hb_len, payload, sizeof(payload));
-		ck_parse_refused(env.hb_p, env.hb_len, "consent", bad[i]);
-		hb_free(&prot);
-		hb_free(&env);
+		ck_prot_refused(&prot, bad[i]);
 	}
 	ck_assert_int_eq(envelope_alg_from_name("RS256"), LB_ALG_NONE);
 	ck_assert_int_eq(envelope_alg_from_name("none"), LB_ALG_NONE);
 
 	/* The control: the same construction with "ES256" passes. */
 	hand_prot(&prot, "ES256", kids[0], 32, "consent");
-	ref_envelope(&env, 0, prot.hb_p, prot.hb_len, payload, sizeof(payload));
-	ck_assert_int_eq(parse_verify(env.hb_p, env.hb_len, "consent", keys[0], &stage), 0);
-	hb_free(&prot);
-	hb_free(&env);
+	ck_prot_verifies(&prot);
 }
 END_TEST
 
@@ -558,16 +553,13 @@ START_TEST(test_kid_shape)
 {
 	static const size_t lens[] = { 0, 16, 31, 33, 64 };
 	uint8_t		kid[64];
-	struct hbuf	prot = { 0 }, env = { 0 };
+	struct hbuf	prot = { 0 };
 	size_t		i;
 
 	memset(kid, 0x5a, sizeof(kid));
 	for (i = 0; i < NELEM(lens); i++) {
 		hand_prot(&prot, "ES256", kid, lens[i], "consent");
-		ref_envelope(&env, 0, prot.hb_p, prot.hb_len, payload, sizeof(payload));
-		ck_parse_refused(env.hb_p, env.hb_len, "consent", "kid of wrong length");
-		hb_free(&prot);
-		hb_free(&env);
+		ck_prot_refused(&prot, "kid of wrong length");
 	}
 
 	/* A kid of 32 bytes, but as str: {"alg", "kid": str8(32), "typ"}. */
@@ -580,10 +572,7 @@ START_TEST(test_kid_shape)
 	hb_put(&prot, "01234567890123456789012345678901", 32);
 	hb_str(&prot, "typ");
 	hb_str(&prot, "consent");
-	ref_envelope(&env, 0, prot.hb_p, prot.hb_len, payload, sizeof(payload));
-	ck_parse_refused(env.hb_p, env.hb_len, "consent", "kid as str");
-	hb_free(&prot);
-	hb_free(&env);
+	ck_prot_refused(&prot, "kid as str");
 
 	/* No kid at all. */
 	hb_byte(&prot, 0x82);
@@ -591,10 +580,7 @@ START_TEST(test_kid_shape)
 	hb_str(&prot, "ES256");
 	hb_str(&prot, "typ");
 	hb_str(&prot, "consent");
-	ref_envelope(&env, 0, prot.hb_p, prot.hb_len, payload, sizeof(payload));
-	ck_parse_refused(env.hb_p, env.hb_len, "consent", "kid missing");
-	hb_free(&prot);
-	hb_free(&env);
+	ck_prot_refused(&prot, "kid missing");
 }
 END_TEST
 
@@ -655,21 +641,11 @@ START_TEST(test_noncanonical_protected)
 			break;
 		case 3:		/* map16 header for three entries */
 			hb_put(&prot, "\xde\x00\x03", 3);
-			hb_str(&prot, "alg");
-			hb_str(&prot, "ES256");
-			hb_str(&prot, "kid");
-			hb_bin(&prot, kids[0], 32);
-			hb_str(&prot, "typ");
-			hb_str(&prot, "consent");
+			hand_prot_entries(&prot, "ES256", kids[0], 32, "consent");
 			break;
 		case 4:		/* duplicate typ */
 			hb_byte(&prot, 0x84);
-			hb_str(&prot, "alg");
-			hb_str(&prot, "ES256");
-			hb_str(&prot, "kid");
-			hb_bin(&prot, kids[0], 32);
-			hb_str(&prot, "typ");
-			hb_str(&prot, "consent");
+			hand_prot_entries(&prot, "ES256", kids[0], 32, "consent");
 			hb_str(&prot, "typ");
 			hb_str(&prot, "consent");
 			break;
@@ -685,8 +661,7 @@ END_TEST
 
 START_TEST(test_extra_protected_field)
 {
-	struct hbuf	prot = { 0 }, env = { 0 };
-	int		stage;
+	struct hbuf	prot = { 0 };
 
 	hb_byte(&prot, 0x84);
 	hb_str(&prot, "alg");
@@ -697,26 +672,17 @@ START_TEST(test_extra_protected_field)
 	hb_bin(&prot, kids[0], 32);
 	hb_str(&prot, "typ");
 	hb_str(&prot, "consent");
-	ref_envelope(&env, 0, prot.hb_p, prot.hb_len, payload, sizeof(payload));
-	ck_parse_refused(env.hb_p, env.hb_len, "consent", "crit field");
-	hb_free(&prot);
-	hb_free(&env);
+	ck_prot_refused(&prot, "crit field");
 
 	hand_prot(&prot, "ES256", kids[0], 32, "consent");
 	prot.hb_p[0] = 0x84;
 	hb_str(&prot, "zzz");
 	hb_byte(&prot, 0x01);
-	ref_envelope(&env, 0, prot.hb_p, prot.hb_len, payload, sizeof(payload));
-	ck_parse_refused(env.hb_p, env.hb_len, "consent", "zzz field");
-	hb_free(&prot);
-	hb_free(&env);
+	ck_prot_refused(&prot, "zzz field");
 
 	/* Control: the three known fields alone verify. */
 	hand_prot(&prot, "ES256", kids[0], 32, "consent");
-	ref_envelope(&env, 0, prot.hb_p, prot.hb_len, payload, sizeof(payload));
-	ck_assert_int_eq(parse_verify(env.hb_p, env.hb_len, "consent", keys[0], &stage), 0);
-	hb_free(&prot);
-	hb_free(&env);
+	ck_prot_verifies(&prot);
 }
 END_TEST
 
@@ -836,7 +802,8 @@ START_TEST(test_x5c)
 	int		 k = _i;
 
 	for (i = 0; i < 5; i++)
-		certs[i] = make_cert(keys[k], i == 0 ? "signer" : "ca", i + 1);
+		certs[i] = check_cert(keys[k], i == 0 ? "/CN=signer" : "/CN=ca", i + 1, NULL, NULL,
+		    false);
 	sign_env(k, "seal-batch", certs, 2, &sb);
 	msgpack_zone_init(&z, 4096);
 	ck_assert_int_eq(envelope_parse(sb.data, sb.size, &z, "seal-batch", &env, &why), 0);
@@ -1055,7 +1022,7 @@ START_TEST(test_key_id)
 		if (k != _i)
 			ck_assert(memcmp(kids[k], got, 32) != 0);
 	if (algs[_i].alg != LB_ALG_SM2) {
-		cert = make_cert(keys[_i], "faceauth", 7);
+		cert = check_cert(keys[_i], "/CN=faceauth", 7, NULL, NULL, false);
 		ck_assert_int_eq(key_id_cert(cert, fromcert), 0);
 		ck_bytes_eq(fromcert, 32, want, 32);
 		X509_free(cert);
@@ -1107,12 +1074,5 @@ envelope_suite(void)
 int
 main(void)
 {
-	SRunner	*sr;
-	int	 failed;
-
-	sr = srunner_create(envelope_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed > 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(envelope_suite());
 }

@@ -13,6 +13,7 @@
 #include <check.h>
 
 #include "lianban.h"
+#include "check_util.h"
 
 #define ITEM	"marriage_certificate"
 #define SUBJ	"110105199003151239"
@@ -583,11 +584,5 @@ formats_suite(void)
 int
 main(void)
 {
-	SRunner	*sr = srunner_create(formats_suite());
-	int	 failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return check_run(formats_suite());
 }

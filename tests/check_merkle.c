@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "lianban.h"
+#include "check_util.h"
 
 #define NLEAVES		300
 
@@ -90,14 +91,21 @@ static const struct rfc_proof rfc_consistency[] = {
 	    "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7" } },
 };
 
-#define NELEM(a)	(sizeof(a) / sizeof((a)[0]))
-
 /* Leaf hashes served to the proof functions through merkle_leaf_fn. */
 struct leafset {
 	const uint8_t	(*ls_leaf)[32];
 	uint64_t	  ls_n;
 	uint64_t	  ls_fail_at;	/* UINT64_MAX: never fail */
 };
+
+/* A leafset of the first n of leaves (an array of 32-byte hashes) that never fails. */
+static void
+leafset_init(struct leafset *ls, const void *leaves, uint64_t n)
+{
+	ls->ls_leaf = leaves;
+	ls->ls_n = n;
+	ls->ls_fail_at = UINT64_MAX;
+}
 
 static int
 leafset_get(void *arg, uint64_t idx, uint8_t out[32])
@@ -153,6 +161,22 @@ rfc_leaves(uint8_t leaves[8][32])
 		unhex(rfc_leaf_hex[i], data, len);
 		merkle_leaf_hash(MK_SHA256, data, len, leaves[i]);
 	}
+}
+
+/*
+ * The RFC 6962 test leaves, the expected path of vector v in want, and a
+ * leafset over the first v->b leaves (the tree the vector's proof is of).
+ */
+static void
+rfc_vector(const struct rfc_proof *v, uint8_t leaves[8][32], uint8_t want[3][32],
+    struct leafset *ls)
+{
+	size_t	i;
+
+	rfc_leaves(leaves);
+	for (i = 0; i < v->n; i++)
+		unhex(v->p[i], want[i], 32);
+	leafset_init(ls, leaves, v->b);
 }
 
 static void
@@ -372,9 +396,7 @@ START_TEST(test_rfc_roots)
 	uint64_t		n;
 
 	rfc_leaves(leaves);
-	ls.ls_leaf = (const uint8_t (*)[32])leaves;
-	ls.ls_n = 8;
-	ls.ls_fail_at = UINT64_MAX;
+	leafset_init(&ls, leaves, 8);
 	merkle_cr_init(&cr);
 	for (n = 1; n <= 8; n++) {
 		merkle_root(MK_SHA256, (const uint8_t (*)[32])leaves, n, out);
@@ -483,15 +505,10 @@ START_TEST(test_rfc_inclusion)
 	uint8_t			 leaves[8][32], want[3][32], root[32];
 	uint8_t			 path[MK_MAX_PATH][32], out[32];
 	struct leafset		 ls;
-	size_t			 i, n;
+	size_t			 n;
 
-	rfc_leaves(leaves);
-	for (i = 0; i < v->n; i++)
-		unhex(v->p[i], want[i], 32);
+	rfc_vector(v, leaves, want, &ls);
 	unhex(rfc_root_hex[v->b - 1], root, 32);
-	ls.ls_leaf = (const uint8_t (*)[32])leaves;
-	ls.ls_n = v->b;
-	ls.ls_fail_at = UINT64_MAX;
 
 	ck_assert_int_eq(merkle_inclusion_proof(MK_SHA256, leafset_get, &ls,
 	    v->a, v->b, path, &n), 0);
@@ -586,16 +603,11 @@ START_TEST(test_rfc_consistency)
 	uint8_t			 leaves[8][32], want[3][32], r1[32], r2[32];
 	uint8_t			 path[MK_MAX_PATH][32];
 	struct leafset		 ls;
-	size_t			 i, n;
+	size_t			 n;
 
-	rfc_leaves(leaves);
-	for (i = 0; i < v->n; i++)
-		unhex(v->p[i], want[i], 32);
+	rfc_vector(v, leaves, want, &ls);
 	unhex(rfc_root_hex[v->a - 1], r1, 32);
 	unhex(rfc_root_hex[v->b - 1], r2, 32);
-	ls.ls_leaf = (const uint8_t (*)[32])leaves;
-	ls.ls_n = v->b;
-	ls.ls_fail_at = UINT64_MAX;
 
 	ck_assert_int_eq(merkle_consistency_proof(MK_SHA256, leafset_get, &ls,
 	    v->a, v->b, path, &n), 0);
@@ -628,9 +640,7 @@ START_TEST(test_inclusion_all)
 	make_leaves(h, leaves, 141);
 	for (size = 0; size <= 141; size++)
 		merkle_root(h, (const uint8_t (*)[32])leaves, size, roots[size]);
-	ls.ls_leaf = (const uint8_t (*)[32])leaves;
-	ls.ls_n = 141;
-	ls.ls_fail_at = UINT64_MAX;
+	leafset_init(&ls, leaves, 141);
 
 	for (size = 1; size <= 70; size++) {
 		for (idx = 0; idx < size; idx++) {
@@ -715,9 +725,7 @@ START_TEST(test_consistency_all)
 	make_leaves(h, leaves, 41);
 	for (n = 0; n <= 41; n++)
 		merkle_root(h, (const uint8_t (*)[32])leaves, n, roots[n]);
-	ls.ls_leaf = (const uint8_t (*)[32])leaves;
-	ls.ls_n = 41;
-	ls.ls_fail_at = UINT64_MAX;
+	leafset_init(&ls, leaves, 41);
 
 	for (n = 1; n <= 40; n++) {
 		for (m = 1; m <= n; m++) {
@@ -882,9 +890,7 @@ nodeset_init(struct nodeset *ns, enum mk_hash h, const uint8_t (*leaves)[32],
 	int			c, l;
 
 	memset(ns, 0, sizeof(*ns));
-	ns->ns_ls.ls_leaf = leaves;
-	ns->ns_ls.ls_n = n;
-	ns->ns_ls.ls_fail_at = UINT64_MAX;
+	leafset_init(&ns->ns_ls, leaves, n);
 	ns->ns_n = n;
 	for (l = 1; l < 64 && (n >> l) > 0; l++) {
 		ns->ns_node[l] = calloc(n >> l, 32);
@@ -933,6 +939,22 @@ nodeset_budget(uint64_t size)
 	return b * b;
 }
 
+/*
+ * A path read through stored nodes equals the leaf-only one (want), and
+ * with every node stored it took at most budget reads.
+ */
+static void
+ck_nodes_path(const struct nodeset *ns, const uint8_t (*path)[32], size_t n,
+    const uint8_t (*want)[32], size_t nw, uint64_t budget)
+{
+	ck_assert_uint_eq(n, nw);
+	if (n > 0)
+		ck_assert_mem_eq(path, want, n * 32);
+	if (ns->ns_drop == NS_KEEP_ALL)
+		ck_assert_uint_le(ns->ns_reads, budget);
+	ck_assert_uint_eq(ns->ns_unaligned, 0);
+}
+
 static void
 check_nodes_inclusion(enum mk_hash h, struct nodeset *ns, uint64_t idx,
     uint64_t size)
@@ -945,12 +967,8 @@ check_nodes_inclusion(enum mk_hash h, struct nodeset *ns, uint64_t idx,
 	ns->ns_reads = 0;
 	ck_assert_int_eq(merkle_inclusion_proof_nodes(h, nodeset_leaf,
 	    nodeset_node, ns, idx, size, path, &n), 0);
-	ck_assert_uint_eq(n, nw);
-	if (n > 0)
-		ck_assert_mem_eq(path, want, n * 32);
-	if (ns->ns_drop == NS_KEEP_ALL)
-		ck_assert_uint_le(ns->ns_reads, nodeset_budget(size));
-	ck_assert_uint_eq(ns->ns_unaligned, 0);
+	ck_nodes_path(ns, (const uint8_t (*)[32])path, n, (const uint8_t (*)[32])want, nw,
+	    nodeset_budget(size));
 }
 
 static void
@@ -965,13 +983,8 @@ check_nodes_consistency(enum mk_hash h, struct nodeset *ns, uint64_t first,
 	ns->ns_reads = 0;
 	ck_assert_int_eq(merkle_consistency_proof_nodes(h, nodeset_leaf,
 	    nodeset_node, ns, first, second, path, &n), 0);
-	ck_assert_uint_eq(n, nw);
-	if (n > 0)
-		ck_assert_mem_eq(path, want, n * 32);
-	if (ns->ns_drop == NS_KEEP_ALL)
-		ck_assert_uint_le(ns->ns_reads, nodeset_budget(second) +
-		    nodeset_budget(second));
-	ck_assert_uint_eq(ns->ns_unaligned, 0);
+	ck_nodes_path(ns, (const uint8_t (*)[32])path, n, (const uint8_t (*)[32])want, nw,
+	    nodeset_budget(second) + nodeset_budget(second));
 }
 
 /*
@@ -1097,9 +1110,7 @@ START_TEST(test_bad_args)
 
 	make_leaves(MK_SHA256, leaves, 16);
 	merkle_root(MK_SHA256, (const uint8_t (*)[32])leaves, 16, root);
-	ls.ls_leaf = (const uint8_t (*)[32])leaves;
-	ls.ls_n = 16;
-	ls.ls_fail_at = UINT64_MAX;
+	leafset_init(&ls, leaves, 16);
 
 	/* Inclusion: index outside the tree, empty tree, missing pieces. */
 	ck_assert_int_eq(merkle_inclusion_proof(MK_SHA256, leafset_get, &ls,
@@ -1233,9 +1244,7 @@ thread_main(void *arg)
 		for (j = 0; j < TLEAVES; j++)
 			merkle_cr_append(hs[i], &cr, leaves[j]);
 		merkle_cr_root(hs[i], &cr, tj->tj_cr[i]);
-		ls.ls_leaf = (const uint8_t (*)[32])leaves;
-		ls.ls_n = TLEAVES;
-		ls.ls_fail_at = UINT64_MAX;
+		leafset_init(&ls, leaves, TLEAVES);
 		for (j = 0; j < TLEAVES; j += 37) {
 			if (merkle_inclusion_proof(hs[i], leafset_get, &ls, j,
 			    TLEAVES, path, &n) == -1 ||
@@ -1331,12 +1340,5 @@ merkle_suite(void)
 int
 main(void)
 {
-	SRunner	*sr;
-	int	 failed;
-
-	sr = srunner_create(merkle_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed > 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(merkle_suite());
 }

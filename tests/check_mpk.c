@@ -15,22 +15,7 @@
 #include <check.h>
 
 #include "lianban.h"
-
-#define NELEM(a)	(sizeof(a) / sizeof((a)[0]))
-
-/* Fails with both byte strings in hex when they differ. */
-static void
-ck_bytes_eq(const void *got, size_t gotlen, const void *want, size_t wantlen)
-{
-	char	gh[2 * 64 + 1], wh[2 * 64 + 1];
-
-	if (gotlen == wantlen && memcmp(got, want, wantlen) == 0)
-		return;
-	hex_encode(got, gotlen < 64 ? gotlen : 64, gh);
-	hex_encode(want, wantlen < 64 ? wantlen : 64, wh);
-	ck_abort_msg("bytes differ: got %zu bytes %s..., want %zu bytes %s...",
-	    gotlen, gh, wantlen, wh);
-}
+#include "check_util.h"
 
 /* Packs o into a fresh buffer and compares it with want. */
 static void
@@ -1144,12 +1129,5 @@ mpk_suite(void)
 int
 main(void)
 {
-	SRunner	*sr;
-	int	 failed;
-
-	sr = srunner_create(mpk_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed > 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(mpk_suite());
 }

@@ -7,11 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <check.h>
 
 #include "gateway.h"
+#include "check_util.h"
 
 static char		 tdir[64];
 static struct registry	*rg_open;	/* each test's, opened by reg_setup */
@@ -225,24 +225,13 @@ registry_suite(void)
 int
 main(void)
 {
-	SRunner	*sr;
-	char	 path[128];
-	int	 failed;
+	int	status;
 
 	log_init("check_registry", 0);
 	snprintf(tdir, sizeof(tdir), "/tmp/check_registry.XXXXXX");
 	if (mkdtemp(tdir) == NULL)
 		return 1;
-	sr = srunner_create(registry_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	snprintf(path, sizeof(path), "%s/registry/data.mdb", tdir);
-	(void)unlink(path);
-	snprintf(path, sizeof(path), "%s/registry/lock.mdb", tdir);
-	(void)unlink(path);
-	snprintf(path, sizeof(path), "%s/registry", tdir);
-	(void)rmdir(path);
-	(void)rmdir(tdir);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	status = check_run(registry_suite());
+	(void)check_rm_tree(tdir);
+	return status;
 }

@@ -12,9 +12,9 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <openssl/x509.h>
-#include <openssl/x509v3.h>
 
 #include "gateway.h"
+#include "check_util.h"
 
 #define NCLAIMS	16
 
@@ -42,30 +42,18 @@ static int		ndone;
 static void
 make_key(struct seal_key *sk, const char *id)
 {
-	X509		*c;
-	X509_NAME	*nm;
+	char	subject[128];
 
 	memset(sk, 0, sizeof(*sk));
 	snprintf(sk->sk_id, sizeof(sk->sk_id), "%s", id);
 	snprintf(sk->sk_dept, sizeof(sk->sk_dept), "nhc");
 	ck_assert_ptr_nonnull(sk->sk_key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256"));
-	ck_assert_ptr_nonnull(c = X509_new());
-	ck_assert_int_eq(X509_set_version(c, 2), 1);
-	ASN1_INTEGER_set(X509_get_serialNumber(c), 1);
-	X509_gmtime_adj(X509_getm_notBefore(c), -86400);
-	X509_gmtime_adj(X509_getm_notAfter(c), 86400);
-	nm = X509_get_subject_name(c);
-	X509_NAME_add_entry_by_txt(nm, "O", MBSTRING_ASC, (const unsigned char *)id, -1, -1, 0);
-	X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_ASC, (const unsigned char *)"nhc", -1,
-	    -1, 0);
-	X509_set_issuer_name(c, nm);
-	X509_set_pubkey(c, sk->sk_key);
-	ck_assert_int_gt(X509_sign(c, sk->sk_key, EVP_sha256()), 0);
-	sk->sk_cert = c;
+	snprintf(subject, sizeof(subject), "/O=%s/CN=nhc", id);
+	sk->sk_cert = check_cert(sk->sk_key, subject, 1, NULL, NULL, false);
 	sk->sk_alg = LB_ALG_ES256;
 	sk->sk_hash = MK_SHA256;
-	ck_assert_int_eq(key_id_cert(c, sk->sk_kid), 0);
-	X509_STORE_add_cert(roots, c);
+	ck_assert_int_eq(key_id_cert(sk->sk_cert, sk->sk_kid), 0);
+	X509_STORE_add_cert(roots, sk->sk_cert);
 }
 
 static void
@@ -144,19 +132,6 @@ submit(struct sealer *s, int from, int to, const struct seal_key *sk)
 	}
 }
 
-/* Runs the loop until want completions arrived or ms passed. */
-static void
-run_until(int want, int ms)
-{
-	uint64_t	deadline = now_us_mono() + (uint64_t)ms * 1000;
-	struct timeval	tick = { 0, 1000 };
-
-	while (ndone < want && now_us_mono() < deadline) {
-		event_base_loopexit(base, &tick);
-		event_base_dispatch(base);
-	}
-}
-
 /* The batch envelope bytes of a receipt, copied into buf. */
 static size_t
 receipt_batch(const struct tclaim *tc, uint8_t *buf, size_t bufsz)
@@ -220,7 +195,7 @@ START_TEST(test_idle_claim_is_signed_at_once)
 	ck_assert_ptr_nonnull(s = sealer_new(base, workers, 10 * 1000000, 256));
 	t0 = now_us_mono();
 	submit(s, 0, 1, &key_a);
-	run_until(1, 5000);
+	check_run_until(base, &ndone, 1, 5000);
 	ck_assert_int_eq(ndone, 1);
 	ck_assert_uint_lt(claims[0].tc_done_us - t0, 1000000);
 	assert_one_batch(0, 1);
@@ -245,11 +220,11 @@ START_TEST(test_claims_wait_for_expected_exchange)
 		r[i] = claim(i, &key_a);
 	sealer_submit(s, r, 3);
 	sealer_unexpect(s);		/* A is done submitting */
-	run_until(1, 100);
+	check_run_until(base, &ndone, 1, 100);
 	ck_assert_int_eq(ndone, 0);
 	submit(s, 3, 5, &key_a);	/* B's claims ... */
 	sealer_unexpect(s);		/* ... and B is done: nothing left to wait for */
-	run_until(5, 5000);
+	check_run_until(base, &ndone, 5, 5000);
 	ck_assert_int_eq(ndone, 5);
 	assert_one_batch(0, 5);
 	sealer_free(s);
@@ -265,14 +240,14 @@ START_TEST(test_window_cuts_the_batch)
 	sealer_expect(s);		/* an exchange that never comes */
 	t0 = now_us_mono();
 	submit(s, 0, 2, &key_a);
-	run_until(2, 5000);
+	check_run_until(base, &ndone, 2, 5000);
 	ck_assert_int_eq(ndone, 2);
 	ck_assert_uint_ge(claims[0].tc_done_us - t0, 45 * 1000);
 	ck_assert_uint_lt(claims[0].tc_done_us - t0, 4000 * 1000);
 	assert_one_batch(0, 2);
 	/* A claim after the cut opens a new window and a new batch. */
 	submit(s, 2, 3, &key_a);
-	run_until(3, 5000);
+	check_run_until(base, &ndone, 3, 5000);
 	assert_one_batch(2, 3);
 	sealer_unexpect(s);
 	sealer_free(s);
@@ -287,12 +262,12 @@ START_TEST(test_size_limit_cuts_the_batch)
 	ck_assert_ptr_nonnull(s = sealer_new(base, workers, 10 * 1000000, 4));
 	sealer_expect(s);
 	submit(s, 0, 10, &key_a);
-	run_until(8, 5000);
+	check_run_until(base, &ndone, 8, 5000);
 	ck_assert_int_eq(ndone, 8);
 	assert_one_batch(0, 4);
 	assert_one_batch(4, 8);
 	sealer_unexpect(s);
-	run_until(10, 5000);
+	check_run_until(base, &ndone, 10, 5000);
 	assert_one_batch(8, 10);
 	sealer_stats(s, &batches, &nclaims);
 	ck_assert_uint_eq(batches, 3);
@@ -314,7 +289,7 @@ START_TEST(test_one_batch_per_key)
 	r[2] = claim(1, &key_a);
 	r[3] = claim(3, &key_b);
 	sealer_submit(s, r, 4);
-	run_until(4, 5000);
+	check_run_until(base, &ndone, 4, 5000);
 	ck_assert_int_eq(ndone, 4);
 	assert_one_batch(0, 2);
 	assert_one_batch(2, 4);
@@ -333,7 +308,7 @@ START_TEST(test_free_signs_waiting_claims)
 	sealer_expect(s);
 	submit(s, 0, 3, &key_a);
 	sealer_free(s);		/* the batch finishes after the sealer is gone */
-	run_until(3, 5000);
+	check_run_until(base, &ndone, 3, 5000);
 	ck_assert_int_eq(ndone, 3);
 	assert_one_batch(0, 3);
 }
@@ -352,31 +327,6 @@ static const struct {
 	{ "ED25519",	NULL,		"SHA-256",	LB_ALG_EDDSA },
 };
 
-static X509 *
-make_cert(EVP_PKEY *key, EVP_PKEY *ca, X509 *cacert, const char *cn, bool is_ca)
-{
-	X509		*c;
-	X509_EXTENSION	*ext;
-
-	ck_assert_ptr_nonnull(c = X509_new());
-	X509_set_version(c, 2);
-	ASN1_INTEGER_set(X509_get_serialNumber(c), is_ca ? 1 : 2);
-	X509_gmtime_adj(X509_getm_notBefore(c), -86400);
-	X509_gmtime_adj(X509_getm_notAfter(c), 86400);
-	X509_NAME_add_entry_by_txt(X509_get_subject_name(c), "CN", MBSTRING_ASC,
-	    (const unsigned char *)cn, -1, -1, 0);
-	X509_set_issuer_name(c, X509_get_subject_name(cacert != NULL ? cacert : c));
-	X509_set_pubkey(c, key);
-	if (is_ca) {
-		ck_assert_ptr_nonnull(ext = X509V3_EXT_conf_nid(NULL, NULL,
-		    NID_basic_constraints, "critical,CA:TRUE"));
-		X509_add_ext(c, ext, -1);
-		X509_EXTENSION_free(ext);
-	}
-	ck_assert_int_gt(X509_sign(c, ca, EVP_sha256()), 0);
-	return c;
-}
-
 START_TEST(test_batch_sizes_verify)
 {
 	static const size_t	 sizes[] = { 1, 2, 3, 5, 7, 8, 13, 64, 100, 255, 256 };
@@ -392,7 +342,7 @@ START_TEST(test_batch_sizes_verify)
 	char			 err[512];
 
 	ck_assert_ptr_nonnull(ca = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256"));
-	cacert = make_cert(ca, ca, NULL, "check seal root", true);
+	cacert = check_cert(ca, "/CN=check seal root", 1, NULL, NULL, true);
 	ck_assert_ptr_nonnull(store = X509_STORE_new());
 	X509_STORE_add_cert(store, cacert);
 
@@ -404,7 +354,7 @@ START_TEST(test_batch_sizes_verify)
 	else
 		sk.sk_key = EVP_PKEY_Q_keygen(NULL, NULL, kinds[_i].ka_type);
 	ck_assert_ptr_nonnull(sk.sk_key);
-	sk.sk_cert = make_cert(sk.sk_key, ca, cacert, "nhc", false);
+	sk.sk_cert = check_cert(sk.sk_key, "/CN=nhc", 2, ca, cacert, false);
 	sk.sk_alg = envelope_alg_of_key(sk.sk_key);
 	ck_assert_int_eq(sk.sk_alg, kinds[_i].ka_alg);
 	sk.sk_hash = sk.sk_alg == LB_ALG_SM2 ? MK_SM3 : MK_SHA256;
@@ -522,15 +472,6 @@ sealer_suite(void)
 int
 main(void)
 {
-	SRunner	*sr;
-	int	 failed;
-
-	if (evthread_use_pthreads() != 0)
-		return 1;
 	log_init("check_sealer", 0);
-	sr = srunner_create(sealer_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return check_run(sealer_suite());
 }

@@ -10,6 +10,7 @@
 #include <jansson.h>
 
 #include "lianban.h"
+#include "check_util.h"
 
 #define ITEM	"birth_medical_certificate"
 #define SUBJ	"S1"
@@ -1185,11 +1186,5 @@ translate_suite(void)
 int
 main(void)
 {
-	SRunner	*sr = srunner_create(translate_suite());
-	int	 failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return check_run(translate_suite());
 }

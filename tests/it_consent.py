@@ -14,7 +14,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import unittest
 
@@ -415,19 +414,7 @@ class Consent(unittest.TestCase):
     # Replay store --------------------------------------------------------------
 
     def test_60_one_token_many_connections_exactly_one_wins(self):
-        tok = token()
-        results = []
-        go = threading.Barrier(20)
-
-        def one():
-            go.wait()
-            results.append(exchange(NEWBORN, [ITEM], tok))
-
-        threads = [threading.Thread(target=one) for _ in range(20)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        results = P.concurrent_exchanges(NEWBORN, [ITEM], [token()] * 20)
         statuses = sorted(st for st, _ in results)
         self.assertEqual(statuses, [200] + [409] * 19, results)
         for st, body in results:

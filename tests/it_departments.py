@@ -303,9 +303,7 @@ class Bundles(unittest.TestCase):
         del data["families"][1]["members"][0]["ss_card"]["bank"]
         tmp = tempfile.mkdtemp(prefix="lianban-data-")
         try:
-            path = os.path.join(tmp, "families.json")
-            with open(path, "w") as f:
-                json.dump(data, f, ensure_ascii=False)
+            path = lbtest.write_json(tmp, "families.json", data)
             r = subprocess.run([lbtest.DEPTSIM, "--listen", "127.0.0.1:0", "--data", path],
                                capture_output=True, text=True, timeout=30)
             self.assertEqual(r.returncode, 1, r.stderr)

@@ -19,7 +19,6 @@ import stat
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import unittest
 
@@ -133,8 +132,7 @@ class HSMPlatform(lbtest.Platform):
         with open(path) as f:
             spec = json.load(f)
         spec["seal"] = SEAL
-        with open(path, "w") as f:
-            json.dump(spec, f, ensure_ascii=False)
+        lbtest.write_json(self.specs, "nhc-birth.json", spec)
 
 
 def setUpModule():
@@ -153,13 +151,6 @@ def tearDownModule():
     shutil.rmtree(TMP, ignore_errors=True)
 
 
-def save(name, answer):
-    path = os.path.join(TMP, name)
-    with open(path, "w") as f:
-        json.dump(answer, f, ensure_ascii=False)
-    return path
-
-
 class TokenSeal(unittest.TestCase):
 
     def test_01_no_key_file(self):
@@ -169,18 +160,8 @@ class TokenSeal(unittest.TestCase):
         self.assertEqual(mode & 0o077, 0)
 
     def test_02_exchanges_sealed_by_the_token_verify_offline(self):
-        n = 8
-        tokens = [P.issue(NEWBORN, [ITEM]) for _ in range(n)]
-        answers = [None] * n
-
-        def go(i):
-            answers[i] = P.exchange(NEWBORN, [ITEM], tokens[i])
-
-        threads = [threading.Thread(target=go, args=(i,)) for i in range(n)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        answers = P.concurrent_exchanges(NEWBORN, [ITEM],
+                                         [P.issue(NEWBORN, [ITEM]) for _ in range(8)])
         with open(os.path.join(P.pki, "seals", SEAL + ".pem"), "rb") as f:
             hsm_cert = x509.load_pem_x509_certificate(f.read())
         root = os.path.join(P.pki, "seal-root.pem")
@@ -194,7 +175,7 @@ class TokenSeal(unittest.TestCase):
             self.assertEqual(prot["alg"], "ES256")
             # The batch was signed by the token's key: its certificate is in x5c.
             self.assertEqual(prot["kid"], lbtest.kid_of(hsm_cert))
-            path = save("hsm-%d.json" % i, body)
+            path = lbtest.write_json(TMP, "hsm-%d.json" % i, body)
             out = P.ctl("seal", "verify", path)
             self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
             self.assertIn("seal %s, ES256" % SEAL, out.stdout)
@@ -208,7 +189,7 @@ class TokenSeal(unittest.TestCase):
         seal = body["results"][0]["seal"]
         b = b64d(seal["batch"])
         seal["batch"] = b64e(b[:-1] + bytes([b[-1] ^ 1]))
-        out = P.ctl("seal", "verify", save("hsm-bad.json", body))
+        out = P.ctl("seal", "verify", lbtest.write_json(TMP, "hsm-bad.json", body))
         self.assertEqual(out.returncode, 1, out.stdout + out.stderr)
         self.assertIn("batch signature does not verify", out.stdout)
 

@@ -42,13 +42,6 @@ def tearDownModule():
         P.close()
 
 
-def write_json(name, obj):
-    path = os.path.join(TMP, name)
-    with open(path, "w") as f:
-        json.dump(obj, f, ensure_ascii=False)
-    return path
-
-
 def spec_hash(obj):
     return hashlib.sha256(lbtest.canonical(obj)).digest()
 
@@ -163,7 +156,7 @@ class Registry(unittest.TestCase):
 
     def test_04_register_applies_to_the_next_exchange(self):
         spec = mapped({"1": "M", "2": "F"})
-        out = P.ctl("adapter", "register", write_json("v2.json", spec),
+        out = P.ctl("adapter", "register", lbtest.write_json(TMP, "v2.json", spec),
                     client="department-nhc")
         self.assertEqual(out.returncode, 0, out.stderr)
         self.assertIn("version 2", out.stdout)
@@ -212,7 +205,7 @@ class Registry(unittest.TestCase):
             status, ans = P.request("PUT", "/v1/adapters/nhc-birth", raw,
                                     client="department-nhc")
             self.assertEqual(status, 400, ans)
-        out = P.ctl("adapter", "register", write_json("bad.json", bad_format),
+        out = P.ctl("adapter", "register", lbtest.write_json(TMP, "bad.json", bad_format),
                     client="department-nhc")
         self.assertEqual(out.returncode, 1)
         self.assertIn("bad_request", out.stderr)
@@ -236,7 +229,8 @@ class Registry(unittest.TestCase):
         status, ans = P.request("PUT", "/v1/policies/newborn", broken, client="admin-ops")
         self.assertEqual((status, ans["error"]["code"]), (400, "bad_request"), ans)
         self.assertFalse([c for c in changes() if c["kind"] == "policy"])
-        out = P.ctl("policy", "load", write_json("newborn.json", policy), client="admin-ops")
+        path = lbtest.write_json(TMP, "newborn.json", policy)
+        out = P.ctl("policy", "load", path, client="admin-ops")
         self.assertEqual(out.returncode, 0, out.stderr)
         self.assertIn("version 2", out.stdout)
         r = fetch()

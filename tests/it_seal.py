@@ -13,7 +13,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import unittest
 
 import msgpack
@@ -51,8 +50,7 @@ class SealPlatform(lbtest.Platform):
         with open(path) as f:
             spec = json.load(f)
         spec["seal"] = self.seal
-        with open(path, "w") as f:
-            json.dump(spec, f, ensure_ascii=False)
+        lbtest.write_json(self.specs, "nhc-birth.json", spec)
 
 
 def setUpModule():
@@ -71,13 +69,6 @@ def tearDownModule():
         if p is not None:
             p.close()
     shutil.rmtree(TMP, ignore_errors=True)
-
-
-def save(name, answer):
-    path = os.path.join(TMP, name)
-    with open(path, "w") as f:
-        json.dump(answer, f, ensure_ascii=False)
-    return path
 
 
 def lianctl_verify(platform, path, *extra):
@@ -111,22 +102,6 @@ def assert_checks_listed(test, out, hashname, alg, index, size):
     test.assertRegex(out, r"validity         certificate valid at iat \d+ ")
 
 
-def concurrent_exchanges(platform, n):
-    """n exchanges at once, one per thread; returns their answers."""
-    tokens = [platform.issue(NEWBORN, [ITEM]) for _ in range(n)]
-    answers = [None] * n
-
-    def run(i):
-        answers[i] = platform.exchange(NEWBORN, [ITEM], tokens[i])
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return answers
-
-
 class Batching(unittest.TestCase):
 
     def test_01_lone_exchange_does_not_wait_for_the_window(self):
@@ -150,7 +125,8 @@ class Batching(unittest.TestCase):
 
     def test_02_concurrent_exchanges_share_one_batch(self):
         n = 5
-        answers = concurrent_exchanges(P, n)
+        answers = P.concurrent_exchanges(NEWBORN, [ITEM],
+                                         [P.issue(NEWBORN, [ITEM]) for _ in range(n)])
         batches, indices, exchanges = set(), set(), set()
         for status, body in answers:
             self.assertEqual(status, 200, body)
@@ -164,7 +140,7 @@ class Batching(unittest.TestCase):
             batches.add(r["seal"]["batch"])
             indices.add(r["seal"]["index"])
             exchanges.add(body["exchange"])
-            out = lianctl_verify(P, save("concurrent.json", body))
+            out = lianctl_verify(P, lbtest.write_json(TMP, "concurrent.json", body))
             self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
             self.assertIn("batch leaf %d of %d" % (r["seal"]["index"], n), out.stdout)
             assert_checks_listed(self, out.stdout, "SHA-256", "ES256", r["seal"]["index"], n)
@@ -180,7 +156,7 @@ class SM2Seals(unittest.TestCase):
     def test_sm2_seal_verifies_with_lianctl_and_openssl(self):
         body = answer_of(SM2)
         (r,) = body["results"]
-        path = save("sm2.json", body)
+        path = lbtest.write_json(TMP, "sm2.json", body)
         out = lianctl_verify(SM2, path)
         self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
         self.assertIn("seal nhc-sm2, SM2", out.stdout)
@@ -218,7 +194,7 @@ class EdDSASeals(unittest.TestCase):
         claim, payload = lbtest.verify_seal(r["seal"], doc, os.path.join(ED.pki, "seal-root.pem"))
         self.assertEqual(claim["seal"], "nhc-ed")
         self.assertEqual(claim["doc"], hashlib.sha256(doc).digest())
-        path = save("ed.json", body)
+        path = lbtest.write_json(TMP, "ed.json", body)
         out = lianctl_verify(ED, path)
         self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
         self.assertIn("seal nhc-ed, EdDSA", out.stdout)
@@ -231,7 +207,7 @@ class EdDSASeals(unittest.TestCase):
         body = copy.deepcopy(answer_of(ED))
         r = body["results"][0]
         r["seal"]["batch"] = b64e(flip_last(b64d(r["seal"]["batch"])))
-        path = save("ed-bad.json", body)
+        path = lbtest.write_json(TMP, "ed-bad.json", body)
         out = lianctl_verify(ED, path)
         self.assertEqual(out.returncode, 1, out.stdout + out.stderr)
         self.assertIn("batch signature does not verify", out.stdout)
@@ -255,8 +231,7 @@ class DocumentedCommands(unittest.TestCase):
         d = tempfile.mkdtemp(dir=TMP)
         shutil.copy(OUTSIDER, os.path.join(d, "verify_seal_outsider.py"))
         shutil.copy(root, os.path.join(d, "seal-root.pem"))
-        with open(os.path.join(d, "answer.json"), "w") as f:
-            json.dump(answer, f, ensure_ascii=False)
+        lbtest.write_json(d, "answer.json", answer)
         # The documented block calls "python3": the one running this test.
         bindir = os.path.join(d, "bin")
         os.mkdir(bindir)
@@ -309,7 +284,8 @@ class Outsider(unittest.TestCase):
     """The documented outsider verification (docs/seals.md) on ES256 seals."""
 
     def test_outsider_verifies_es256_batch(self):
-        out = outsider_verify(save("shared.json", SHARED), os.path.join(P.pki, "seal-root.pem"))
+        out = outsider_verify(lbtest.write_json(TMP, "shared.json", SHARED),
+                              os.path.join(P.pki, "seal-root.pem"))
         self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
         self.assertRegex(out.stdout, r"seal ok: issuer nhc, seal nhc, ES256, leaf \d of 5")
 
@@ -317,7 +293,8 @@ class Outsider(unittest.TestCase):
         body = copy.deepcopy(SHARED)
         r = body["results"][0]
         r["document_bytes"] = b64e(flip_in_string(b64d(r["document_bytes"])))
-        out = outsider_verify(save("outsider-bad.json", body), os.path.join(P.pki, "seal-root.pem"))
+        out = outsider_verify(lbtest.write_json(TMP, "outsider-bad.json", body),
+                              os.path.join(P.pki, "seal-root.pem"))
         self.assertEqual(out.returncode, 1, out.stdout)
         self.assertIn("document digest does not match the claim", out.stdout)
 
@@ -355,7 +332,7 @@ class Tampering(unittest.TestCase):
     """Each change makes `lianctl seal verify` fail and say what is wrong."""
 
     def check_fails(self, body, why, *extra):
-        out = lianctl_verify(P, save("tampered.json", body), *extra)
+        out = lianctl_verify(P, lbtest.write_json(TMP, "tampered.json", body), *extra)
         self.assertEqual(out.returncode, 1, out.stdout + out.stderr)
         self.assertIn("SEAL INVALID", out.stdout)
         self.assertIn(why, out.stdout)
@@ -366,7 +343,7 @@ class Tampering(unittest.TestCase):
         return body, body["results"][0]
 
     def test_untouched_verifies(self):
-        out = lianctl_verify(P, save("untouched.json", SHARED))
+        out = lianctl_verify(P, lbtest.write_json(TMP, "untouched.json", SHARED))
         self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
 
     def test_document_byte(self):

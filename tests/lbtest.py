@@ -16,6 +16,7 @@ import signal
 import ssl
 import subprocess
 import tempfile
+import threading
 import time
 
 import msgpack
@@ -62,6 +63,14 @@ def demo_pki():
             subprocess.run([os.path.join(SRCDIR, "certs", "mkdemo"), pki], check=True,
                            stdout=subprocess.DEVNULL)
     return pki
+
+
+def write_json(directory, name, obj):
+    """Writes obj as JSON (UTF-8 kept as is) to directory/name; returns the path."""
+    path = os.path.join(directory, name)
+    with open(path, "w") as f:
+        json.dump(obj, f, ensure_ascii=False)
+    return path
 
 
 def memcheck_problems(tmp):
@@ -210,6 +219,24 @@ class Platform:
             "bundle": bundle,
             "requests": [{"subject": sub, "items": list(items), "consent": token}]},
             client=client)
+
+    def concurrent_exchanges(self, sub, items, tokens, **kw):
+        """One exchange per token, each from a thread of its own, all let go
+        at once; returns the answers (status, body) in the order of tokens.
+        kw goes to exchange (bundle, client)."""
+        answers = [None] * len(tokens)
+        start = threading.Barrier(len(tokens))
+
+        def run(i):
+            start.wait()
+            answers[i] = self.exchange(sub, items, tokens[i], **kw)
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(len(tokens))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return answers
 
     def sim_stats(self):
         conn = http.client.HTTPConnection("127.0.0.1", self.sim_port, timeout=10)
