@@ -39,7 +39,7 @@ srcdir(void)
 static void
 setup(void)
 {
-	char	data[128], err[256] = "";
+	char	data[128];
 
 	memset(&gc, 0, sizeof(gc));
 	snprintf(data, sizeof(data), "%s/data.XXXXXX", tdir);
@@ -50,8 +50,7 @@ setup(void)
 	snprintf(gc.gc_adapters, sizeof(gc.gc_adapters), "%s/adapters/specs", srcdir());
 	snprintf(gc.gc_id, sizeof(gc.gc_id), "check-config");
 	gc.gc_workers = 1;
-	rg = registry_open(gc.gc_data, err, sizeof(err));
-	ck_assert_msg(rg != NULL, "registry_open: %s", err);
+	rg = check_registry_open(gc.gc_data);
 }
 
 static void
@@ -132,20 +131,6 @@ repo_file(const char *rel)
 	s[len] = '\0';
 	free(buf);
 	return s;
-}
-
-static struct reg_head
-head(uint64_t version, bool disabled, const char *dept)
-{
-	struct reg_head	h;
-
-	memset(&h, 0, sizeof(h));
-	h.rh_version = version;
-	h.rh_disabled = disabled;
-	h.rh_t_ms = 1700000000000ULL;
-	snprintf(h.rh_dept, sizeof(h.rh_dept), "%s", dept);
-	snprintf(h.rh_principal, sizeof(h.rh_principal), "test:%s", dept);
-	return h;
 }
 
 START_TEST(test_load_repository)
@@ -279,7 +264,7 @@ START_TEST(test_registry_overrides_files)
 	struct snapshot		*sn = load(), *sn2;
 	const struct policy	*po = snapshot_policy(sn, "newborn");
 	const struct adapter	*ad;
-	struct reg_head		 ph = head(3, false, ""), ah = head(2, true, "nhc");
+	struct reg_head		 ph = check_reg_head(3, false, ""), ah = check_reg_head(2, true, "nhc");
 	char			 err[256] = "";
 
 	ck_assert_int_eq(registry_put(rg, REG_POLICY, "newborn", &ph, po->po_spec,
@@ -306,7 +291,7 @@ START_TEST(test_registry_entry_that_no_longer_loads)
 {
 	struct snapshot		*sn = load(), *sn2;
 	const struct policy	*po = snapshot_policy(sn, "newborn");
-	struct reg_head		 ph = head(4, false, ""), ah = head(2, false, "nhc");
+	struct reg_head		 ph = check_reg_head(4, false, ""), ah = check_reg_head(2, false, "nhc");
 	static const uint8_t	 junk[] = { 0xc1, 0xc1 };	/* never msgpack */
 	char			 err[256] = "";
 
@@ -330,7 +315,7 @@ START_TEST(test_load_with_change)
 {
 	struct snapshot		*sn = load(), *sn2;
 	const struct policy	*po = snapshot_policy(sn, "newborn"), *other;
-	struct reg_head		 ah = head(2, true, "nhc"), ph = head(5, false, "");
+	struct reg_head		 ah = check_reg_head(2, true, "nhc"), ph = check_reg_head(5, false, "");
 	struct reg_change	 chg;
 	char			 err[512] = "";
 
@@ -515,7 +500,7 @@ START_TEST(test_reload_overtaken_loads_again)
 	struct snapshot		*stale = load(), *other = load();
 	uint64_t		 gen = rgw.gw_snap_gen;
 	const struct policy	*po = snapshot_policy(stale, "newborn");
-	struct reg_head		 ph = head(7, false, "");
+	struct reg_head		 ph = check_reg_head(7, false, "");
 	char			 err[256] = "";
 
 	snapshot_install(&rgw, other);		/* the install that overtakes */

@@ -19,10 +19,7 @@ static struct registry	*rg_open;	/* each test's, opened by reg_setup */
 static void
 reg_setup(void)
 {
-	char	err[256] = "";
-
-	rg_open = registry_open(tdir, err, sizeof(err));
-	ck_assert_msg(rg_open != NULL, "registry_open: %s", err);
+	rg_open = check_registry_open(tdir);
 }
 
 static void
@@ -38,20 +35,6 @@ reg(void)
 	return rg_open;
 }
 
-static struct reg_head
-head(uint64_t version, bool disabled, const char *dept)
-{
-	struct reg_head	h;
-
-	memset(&h, 0, sizeof(h));
-	h.rh_version = version;
-	h.rh_disabled = disabled;
-	h.rh_t_ms = 1700000000000ULL + version;
-	snprintf(h.rh_dept, sizeof(h.rh_dept), "%s", dept);
-	snprintf(h.rh_principal, sizeof(h.rh_principal), "department:%s", dept);
-	return h;
-}
-
 static void
 put(enum reg_kind k, const char *id, const struct reg_head *h, const char *spec)
 {
@@ -63,10 +46,10 @@ put(enum reg_kind k, const char *id, const struct reg_head *h, const char *spec)
 
 /* What registry_each saw, in order. */
 struct seen {
-	size_t	n;
-	char	ids[8][LB_ID_MAX];
-	char	specs[8][64];		/* "" for no stored spec */
-	struct reg_head heads[8];
+	size_t	se_n;
+	char	se_ids[8][LB_ID_MAX];
+	char	se_specs[8][64];		/* "" for no stored spec */
+	struct reg_head se_heads[8];
 };
 
 static int
@@ -75,20 +58,20 @@ seen_one(void *arg, const char *id, const struct reg_head *h, const uint8_t *spe
 {
 	struct seen	*s = arg;
 
-	ck_assert_uint_lt(s->n, 8);
-	snprintf(s->ids[s->n], sizeof(s->ids[s->n]), "%s", id);
+	ck_assert_uint_lt(s->se_n, 8);
+	snprintf(s->se_ids[s->se_n], sizeof(s->se_ids[s->se_n]), "%s", id);
 	if (spec != NULL)
-		snprintf(s->specs[s->n], sizeof(s->specs[s->n]), "%.*s", (int)len, spec);
+		snprintf(s->se_specs[s->se_n], sizeof(s->se_specs[s->se_n]), "%.*s", (int)len, spec);
 	else
-		s->specs[s->n][0] = '\0';
-	s->heads[s->n] = *h;
-	s->n++;
+		s->se_specs[s->se_n][0] = '\0';
+	s->se_heads[s->se_n] = *h;
+	s->se_n++;
 	return 0;
 }
 
 START_TEST(test_head_round_trip)
 {
-	struct reg_head	h = head(3, false, "nhc"), got;
+	struct reg_head	h = check_reg_head(3, false, "nhc"), got;
 	bool		found = true;
 
 	ck_assert_int_eq(registry_head(reg(), REG_ADAPTER, "rt-a", &got, &found), 0);
@@ -109,9 +92,9 @@ END_TEST
 
 START_TEST(test_each_gives_the_current_version)
 {
-	struct reg_head	h1 = head(1, false, "psb"), h2 = head(2, false, "psb");
-	struct reg_head	off = head(2, true, "psb"), filedis = head(1, true, "mca");
-	struct reg_head	ph = head(4, false, "");
+	struct reg_head	h1 = check_reg_head(1, false, "psb"), h2 = check_reg_head(2, false, "psb");
+	struct reg_head	off = check_reg_head(2, true, "psb"), filedis = check_reg_head(1, true, "mca");
+	struct reg_head	ph = check_reg_head(4, false, "");
 	struct seen	s;
 	char		err[256] = "";
 
@@ -133,29 +116,29 @@ START_TEST(test_each_gives_the_current_version)
 		const char *want_specs[] = { "a two", "b two", "" };
 		bool want_dis[] = { true, false, true };
 
-		for (i = 0; i < s.n; i++) {
-			if (strncmp(s.ids[i], "ea-", 3) != 0)
+		for (i = 0; i < s.se_n; i++) {
+			if (strncmp(s.se_ids[i], "ea-", 3) != 0)
 				continue;
 			ck_assert_uint_lt(k, 3);
-			ck_assert_str_eq(s.ids[i], want_ids[k]);
-			ck_assert_str_eq(s.specs[i], want_specs[k]);
-			ck_assert(s.heads[i].rh_disabled == want_dis[k]);
+			ck_assert_str_eq(s.se_ids[i], want_ids[k]);
+			ck_assert_str_eq(s.se_specs[i], want_specs[k]);
+			ck_assert(s.se_heads[i].rh_disabled == want_dis[k]);
 			k++;
 		}
 		ck_assert_uint_eq(k, 3);
 	}
 	memset(&s, 0, sizeof(s));
 	ck_assert_int_eq(registry_each(reg(), REG_POLICY, seen_one, &s, err, sizeof(err)), 0);
-	ck_assert_uint_eq(s.n, 1);
-	ck_assert_str_eq(s.ids[0], "ea-p");
-	ck_assert_str_eq(s.specs[0], "policy four");
-	ck_assert_uint_eq(s.heads[0].rh_version, 4);
+	ck_assert_uint_eq(s.se_n, 1);
+	ck_assert_str_eq(s.se_ids[0], "ea-p");
+	ck_assert_str_eq(s.se_specs[0], "policy four");
+	ck_assert_uint_eq(s.se_heads[0].rh_version, 4);
 }
 END_TEST
 
 START_TEST(test_a_version_is_written_once)
 {
-	struct reg_head	h = head(1, false, "edu"), h2 = head(1, false, "cdc"), got;
+	struct reg_head	h = check_reg_head(1, false, "edu"), h2 = check_reg_head(1, false, "cdc"), got;
 	bool		found;
 	char		err[256] = "";
 
@@ -172,7 +155,7 @@ END_TEST
 
 START_TEST(test_bad_ids_and_room)
 {
-	struct reg_head	h = head(1, false, "nhc"), got;
+	struct reg_head	h = check_reg_head(1, false, "nhc"), got;
 	char		id[LB_ID_MAX + 8], err[256] = "";
 	bool		found = true;
 
@@ -192,7 +175,7 @@ END_TEST
 /* The handle is the registry's only state: what one stored, the next one reads. */
 START_TEST(test_reopen_keeps_what_was_stored)
 {
-	struct reg_head	h = head(2, true, "mca"), got;
+	struct reg_head	h = check_reg_head(2, true, "mca"), got;
 	bool		found = false;
 
 	put(REG_ADAPTER, "ro-a", &h, NULL);

@@ -14,7 +14,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#include "lianban.h"
+#include "gateway.h"
 #include "check_util.h"
 
 /* How much of two differing byte strings a failure shows. */
@@ -161,4 +161,29 @@ check_rm_tree(const char *dir)
 {
 	/* Depth first, so that every directory is empty when its turn comes. */
 	return nftw(dir, check_rm_entry, 8, FTW_DEPTH | FTW_PHYS) == 0 ? 0 : -1;
+}
+
+struct reg_head
+check_reg_head(uint64_t version, bool disabled, const char *dept)
+{
+	struct reg_head	h;
+
+	memset(&h, 0, sizeof(h));
+	h.rh_version = version;
+	h.rh_disabled = disabled;
+	h.rh_t_ms = 1700000000000ULL + version;
+	snprintf(h.rh_dept, sizeof(h.rh_dept), "%s", dept);
+	snprintf(h.rh_principal, sizeof(h.rh_principal), "department:%s", dept);
+	return h;
+}
+
+struct registry *
+check_registry_open(const char *dir)
+{
+	struct registry	*rg;
+	char		 err[256] = "";
+
+	rg = registry_open(dir, err, sizeof(err));
+	ck_assert_msg(rg != NULL, "registry_open %s: %s", dir, err);
+	return rg;
 }

@@ -21,6 +21,8 @@
 
 struct journal;
 struct journal_config;
+struct registry;
+struct reg_head;
 
 /* The number of elements of an array (not of a pointer). */
 #define NELEM(a)	(sizeof(a) / sizeof((a)[0]))
@@ -82,5 +84,13 @@ struct journal	*check_journal_open(const char *dir, EVP_PKEY *key, X509 *cert,
  * Returns 0, or -1 when something could not be removed.
  */
 int		 check_rm_tree(const char *dir);
+/*
+ * A registry head as a department's change leaves it: version, disabled,
+ * the owning dept, principal "department:DEPT" and a time derived from the
+ * version (so heads of different versions differ in every field).
+ */
+struct reg_head	 check_reg_head(uint64_t version, bool disabled, const char *dept);
+/* The registry of dir, opened; the test fails when it cannot be. */
+struct registry	*check_registry_open(const char *dir);
 
 #endif /* CHECK_UTIL_H */
