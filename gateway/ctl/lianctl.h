@@ -18,6 +18,7 @@
 
 #include <jansson.h>
 #include <msgpack.h>
+#include <openssl/x509.h>
 
 #define CTL_PROG		"lianctl"
 #define CTL_DEFAULT_GATEWAY	"127.0.0.1:8443"
@@ -233,8 +234,50 @@ extern const struct command cmd_fetch;
 /* lianctl_seal.c: seal verify */
 extern const struct command cmd_seal_verify;
 
-/* lianctl_journal.c: journal checkpoint, pull, verify */
-extern const struct command cmd_journal_checkpoint, cmd_journal_pull, cmd_journal_verify;
+/* lianctl_journal.c: journal checkpoint, pull, and the checks verify shares */
+extern const struct command cmd_journal_checkpoint, cmd_journal_pull;
+/* The settings of the three commands. */
+struct journal_set {
+	const char	*js_save;	/* checkpoint --save */
+	const char	*js_cert;	/* --checkpoint-cert */
+	const char	*js_saved;	/* verify --checkpoint */
+	const char	*js_records;	/* verify --records */
+};
+/* A checkpoint as the gateway answers it, its envelope verified. */
+struct ckpt {
+	uint64_t	ck_size;
+	uint64_t	ck_t_ms;
+	uint8_t		ck_root[32];
+	char		ck_origin[LB_ID_MAX];
+	char		ck_alg[16];
+};
+/*
+ * Verifies a checkpoint object {"size","root","t_ms","envelope"}: the
+ * envelope is a checkpoint signed by cert's key, and its payload says what
+ * the plain fields say.  what names the checkpoint in messages.
+ */
+int		 ckpt_check(const msgpack_object *o, X509 *cert, const char *what,
+		    struct ckpt *ck);
+/*
+ * The checkpoint certificate: the file explicit names, else
+ * CERTS/journal/checkpoint.pem; NULL (and a message) when it cannot be read.
+ */
+X509		*ckpt_cert_load(const struct ctl *ctl, const char *explicit);
+/* GET /v1/journal/checkpoint, verified with cert into *ck; resp keeps the answer. */
+int		 ckpt_fetch(struct ctl *ctl, X509 *cert, struct ckpt *ck, struct http_resp *resp);
+/* The checkpoint as JSON: origin, size, root (hex), t_ms, time, alg. */
+json_t		*ckpt_json(const struct ckpt *ck);
+/* An option of a journal command stored in struct journal_set. */
+#define JS(m)	offsetof(struct journal_set, m)
+/*
+ * Checks one leaf as a journal record: canonical msgpack, a map whose "seq"
+ * is seq.  The decoded record goes to *rec (in z).
+ */
+int		 leaf_check(const uint8_t *leaf, size_t len, uint64_t seq, msgpack_zone *z,
+		    msgpack_object *rec);
+
+/* lianctl_verify.c: journal verify */
+extern const struct command cmd_journal_verify;
 
 /* lianctl_access.c: the citizen's access report */
 extern const struct command cmd_access_report;
