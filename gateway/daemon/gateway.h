@@ -49,6 +49,8 @@ struct gw_config {
 	int		gc_verbose;
 	unsigned	gc_seal_window_us;	/* sealer window (default 2000) */
 	unsigned	gc_seal_batch;		/* claims per batch at most (default 256) */
+	uint32_t	gc_client_rate;		/* requests per second per client (200) */
+	uint32_t	gc_client_burst;	/* and its burst (2000) */
 };
 
 /* Rate-limit buckets: one per (bundle, consumer) seen recently (docs/consent.md). */
@@ -100,6 +102,7 @@ struct gw {
 	struct event		*gw_drain;	/* shutdown: waits for in-flight work */
 	struct sealer		*gw_sealer;
 	struct policy_rates	*gw_rates;	/* rate-limit buckets (loop thread) */
+	struct throttle		*gw_throttle;	/* the limit per client (loop thread) */
 };
 
 /* registry.c: adapters and policies registered through the API */
@@ -336,6 +339,23 @@ void		 sealer_stats(const struct sealer *, uint64_t *batches, uint64_t *claims);
 /* Handles POST /v1/exchanges for a consumer; body already decoded into z. */
 void		 exchange_start(struct gw *, struct evhttp_request *, const struct principal *,
 		    msgpack_zone *z, const msgpack_object *body);
+
+/* throttle.c: the rate limit of every client, whatever it asks */
+#define THROTTLE_RATE_DEFAULT	200
+#define THROTTLE_BURST_DEFAULT	2000
+struct throttle;
+/* A bucket per client (role, id) of per_s requests a second up to burst. */
+struct throttle	*throttle_new(struct gw *, uint32_t per_s, uint32_t burst);
+void		 throttle_free(struct throttle *);
+/*
+ * Takes a token of pr's bucket (gw_throttle): true when the request may go
+ * on; false when it was answered 429 rate_limited.  The refusal is counted,
+ * not journaled: throttle_flush journals the counts, by itself at most once
+ * a second.  Loop thread only.
+ */
+bool		 throttle_admit(struct gw *, struct evhttp_request *, const struct principal *);
+/* Journals one "deny" record per client with refusals counted since the last one. */
+void		 throttle_flush(struct gw *);
 
 /* revocation.c */
 /* Handles POST /v1/revocations (admin fields, or an authority's signed envelope). */

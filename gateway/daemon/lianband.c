@@ -45,6 +45,9 @@ usage(FILE *f)
 	    "                       batch signature while exchanges are in flight\n"
 	    "                       (default 2; 0 signs every claim alone)\n"
 	    "  --seal-batch N       claims per seal batch at most (1 to 256, default 256)\n"
+	    "  --client-rate N      requests per second of each client certificate\n"
+	    "                       (1 to 1000000, default 200)\n"
+	    "  --client-burst N     requests a client may send at once (default 2000)\n"
 	    "  -v, --verbose        log every exchange state transition\n"
 	    "  -V, --version        print the version and exit\n"
 	    "  -h, --help           this text\n"
@@ -81,6 +84,8 @@ parse_args(int argc, char **argv, struct gw_config *gc)
 		{ "workers", required_argument, NULL, 'w' },
 		{ "seal-window", required_argument, NULL, 'W' },
 		{ "seal-batch", required_argument, NULL, 'B' },
+		{ "client-rate", required_argument, NULL, 'R' },
+		{ "client-burst", required_argument, NULL, 'U' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
@@ -99,6 +104,8 @@ parse_args(int argc, char **argv, struct gw_config *gc)
 	gc->gc_workers = 2;
 	gc->gc_seal_window_us = SEALER_WINDOW_US;
 	gc->gc_seal_batch = SEALER_MAX_BATCH;
+	gc->gc_client_rate = THROTTLE_RATE_DEFAULT;
+	gc->gc_client_burst = THROTTLE_BURST_DEFAULT;
 	while ((ch = getopt_long(argc, argv, "vVh", opts, NULL)) != -1) {
 		dst = NULL;
 		switch (ch) {
@@ -129,6 +136,15 @@ parse_args(int argc, char **argv, struct gw_config *gc)
 				return -1;
 			}
 			gc->gc_seal_batch = (unsigned)n;
+			break;
+		case 'R':
+		case 'U':
+			if (parse_int(optarg, 1, 1000000, &n) != 0) {
+				fprintf(stderr, "lianband: --client-%s must be 1 to 1000000\n",
+				    ch == 'R' ? "rate" : "burst");
+				return -1;
+			}
+			*(ch == 'R' ? &gc->gc_client_rate : &gc->gc_client_burst) = (uint32_t)n;
 			break;
 		case 'v':
 			gc->gc_verbose = 1;
@@ -293,7 +309,9 @@ main(int argc, char **argv)
 	    (gw.gw_fanout = fanout_new(gw.gw_base, gw.gw_conf.gc_certs)) == NULL ||
 	    (gw.gw_sealer = sealer_new(gw.gw_base, gw.gw_workers, gw.gw_conf.gc_seal_window_us,
 	    gw.gw_conf.gc_seal_batch)) == NULL ||
-	    (gw.gw_rates = policy_rates_new(GW_RATE_BUCKETS)) == NULL) {
+	    (gw.gw_rates = policy_rates_new(GW_RATE_BUCKETS)) == NULL ||
+	    (gw.gw_throttle = throttle_new(&gw, gw.gw_conf.gc_client_rate,
+	    gw.gw_conf.gc_client_burst)) == NULL) {
 		log_warnx("cannot start worker threads");
 		goto done;
 	}
@@ -320,6 +338,8 @@ main(int argc, char **argv)
 	    (unsigned long long)journal_size(gw.gw_journal));
 	/* Requests abandoned after the grace period make the exit a failure. */
 	ret = gw.gw_inflight == 0 ? 0 : 1;
+	/* Refusals counted since the last summary are journaled before it closes. */
+	throttle_flush(&gw);
 done:
 	http_stop(&gw);
 	fanout_free(gw.gw_fanout);
@@ -338,6 +358,7 @@ done:
 		event_base_loop(gw.gw_base, EVLOOP_NONBLOCK);
 	snapshot_unref(gw.gw_snap);
 	policy_rates_free(gw.gw_rates);
+	throttle_free(gw.gw_throttle);
 	registry_close(gw.gw_registry);
 	EVP_PKEY_free(gw.gw_ckpt_key);
 	X509_free(gw.gw_ckpt_cert);
