@@ -51,6 +51,10 @@ struct gw_config {
 	unsigned	gc_seal_batch;		/* claims per batch at most (default 256) */
 	uint32_t	gc_client_rate;		/* requests per second per client (200) */
 	uint32_t	gc_client_burst;	/* and its burst (2000) */
+	/* Registry quotas of each department (http_admin.c) */
+	unsigned	gc_reg_ids;		/* adapter ids (32) */
+	unsigned	gc_reg_versions;	/* versions kept per id (16) */
+	uint64_t	gc_reg_bytes;		/* bytes of stored specs (64 MiB) */
 };
 
 /* Rate-limit buckets: one per (bundle, consumer) seen recently (docs/consent.md). */
@@ -106,6 +110,11 @@ struct gw {
 };
 
 /* registry.c: adapters and policies registered through the API */
+/* The quotas of each department, by default (gw_config; docs/operations.md). */
+#define REG_QUOTA_IDS		32
+#define REG_QUOTA_IDS_MAX	512
+#define REG_QUOTA_VERSIONS	16
+#define REG_QUOTA_BYTES		((uint64_t)64 << 20)
 enum reg_kind {
 	REG_ADAPTER = 0,
 	REG_POLICY
@@ -146,14 +155,34 @@ int		 registry_each(struct registry *, enum reg_kind, registry_each_fn, void *ar
 int		 registry_put(struct registry *, enum reg_kind, const char *id,
 		    const struct reg_head *h, const uint8_t *spec, size_t speclen,
 		    char *err, size_t errlen);
-/* False when storing a spec of speclen bytes could fill the registry's map. */
-bool		 registry_has_room(struct registry *, size_t speclen);
+/*
+ * False when storing a spec of speclen bytes could leave less than reserve
+ * bytes of the registry's map free.
+ */
+bool		 registry_has_room(struct registry *, size_t speclen, size_t reserve);
+/*
+ * From now on registry_put keeps the newest versions of each id, at most
+ * versions of them, and removes older ones in the same transaction (0, the
+ * default: keeps them all).  Set it before the handle is shared.
+ */
+void		 registry_keep(struct registry *, unsigned versions);
+/* What one department holds in the registry. */
+struct reg_usage {
+	size_t		ru_ids;		/* ids of the kind whose head names it */
+	uint64_t	ru_bytes;	/* stored bytes of their versions */
+	uint64_t	ru_freed;	/* of those, what one more version of id removes */
+};
+int		 registry_usage(struct registry *, enum reg_kind, const char *dept,
+		    const char *id, struct reg_usage *);
 
 /* config.c */
 /*
  * Loads a snapshot: the trust store, policies and adapters of the
  * directories in gc (with the seal keys the adapters name), then what the
- * registry rg holds on top.  Reads files and LMDB: call it on a worker
+ * registry rg holds on top: a registry entry replaces the file adapter of
+ * its id only when both are of one department; an entry of another
+ * department is left out, with a log line that names it, and the operator's
+ * file adapter is served.  Reads files and LMDB: call it on a worker
  * (or before the loop runs).  The caller owns the one reference of the
  * result; NULL with a sentence in err (naming the file) when it fails.
  */
@@ -161,7 +190,9 @@ struct snapshot	*snapshot_load(const struct gw_config *gc, struct registry *rg, 
 		    size_t errlen);
 /*
  * A change about to be made: snapshot_load_with loads it on top of the
- * files and the registry, which checks that it would load.
+ * files and the registry, which checks that it would load.  When it does
+ * not, rc_err says why: forbidden_role when an operator's file adapter of
+ * another department holds the id, bad_request otherwise.
  */
 struct reg_change {
 	enum reg_kind		 rc_kind;
@@ -169,9 +200,10 @@ struct reg_change {
 	const struct reg_head	*rc_head;
 	const uint8_t		*rc_spec;	/* NULL: keep the current spec (disable) */
 	size_t			 rc_spec_len;
+	enum lb_err		 rc_err;	/* set by snapshot_load_with */
 };
 struct snapshot	*snapshot_load_with(const struct gw_config *gc, struct registry *rg,
-		    const struct reg_change *, char *err, size_t errlen);
+		    struct reg_change *, char *err, size_t errlen);
 /* Loop thread only, once the snapshot is installed (asserted). */
 void		 snapshot_ref(struct snapshot *);
 void		 snapshot_unref(struct snapshot *);

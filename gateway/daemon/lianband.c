@@ -48,6 +48,13 @@ usage(FILE *f)
 	    "  --client-rate N      requests per second of each client certificate\n"
 	    "                       (1 to 1000000, default 200)\n"
 	    "  --client-burst N     requests a client may send at once (default 2000)\n"
+	    "  --registry-ids N     adapter ids each department may register (default 32)\n"
+	    "  --registry-versions N\n"
+	    "                       versions of an id the registry keeps; older ones\n"
+	    "                       are removed, their hashes stay in the journal\n"
+	    "                       (default 16)\n"
+	    "  --registry-bytes N   bytes of specs each department may store in the\n"
+	    "                       registry (default 67108864, 64 MiB)\n"
 	    "  -v, --verbose        log every exchange state transition\n"
 	    "  -V, --version        print the version and exit\n"
 	    "  -h, --help           this text\n"
@@ -86,6 +93,9 @@ parse_args(int argc, char **argv, struct gw_config *gc)
 		{ "seal-batch", required_argument, NULL, 'B' },
 		{ "client-rate", required_argument, NULL, 'R' },
 		{ "client-burst", required_argument, NULL, 'U' },
+		{ "registry-ids", required_argument, NULL, 'I' },
+		{ "registry-versions", required_argument, NULL, 'N' },
+		{ "registry-bytes", required_argument, NULL, 'Y' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
@@ -106,6 +116,9 @@ parse_args(int argc, char **argv, struct gw_config *gc)
 	gc->gc_seal_batch = SEALER_MAX_BATCH;
 	gc->gc_client_rate = THROTTLE_RATE_DEFAULT;
 	gc->gc_client_burst = THROTTLE_BURST_DEFAULT;
+	gc->gc_reg_ids = REG_QUOTA_IDS;
+	gc->gc_reg_versions = REG_QUOTA_VERSIONS;
+	gc->gc_reg_bytes = REG_QUOTA_BYTES;
 	while ((ch = getopt_long(argc, argv, "vVh", opts, NULL)) != -1) {
 		dst = NULL;
 		switch (ch) {
@@ -145,6 +158,29 @@ parse_args(int argc, char **argv, struct gw_config *gc)
 				return -1;
 			}
 			*(ch == 'R' ? &gc->gc_client_rate : &gc->gc_client_burst) = (uint32_t)n;
+			break;
+		case 'I':
+			if (parse_int(optarg, 1, REG_QUOTA_IDS_MAX, &n) != 0) {
+				fprintf(stderr, "lianband: --registry-ids must be 1 to %d\n",
+				    REG_QUOTA_IDS_MAX);
+				return -1;
+			}
+			gc->gc_reg_ids = (unsigned)n;
+			break;
+		case 'N':
+			if (parse_int(optarg, 1, 1000000, &n) != 0) {
+				fprintf(stderr, "lianband: --registry-versions must be 1 to 1000000\n");
+				return -1;
+			}
+			gc->gc_reg_versions = (unsigned)n;
+			break;
+		case 'Y':
+			if (parse_int(optarg, 1024, 1 << 30, &n) != 0) {
+				fprintf(stderr, "lianband: --registry-bytes must be 1024 to %d\n",
+				    1 << 30);
+				return -1;
+			}
+			gc->gc_reg_bytes = (uint64_t)n;
 			break;
 		case 'v':
 			gc->gc_verbose = 1;
@@ -271,8 +307,12 @@ main(int argc, char **argv)
 		log_warnx("cannot set up the event loop");
 		return 1;
 	}
-	if ((gw.gw_registry = registry_open(gw.gw_conf.gc_data, err, sizeof(err))) == NULL ||
-	    (sn = snapshot_load(&gw.gw_conf, gw.gw_registry, err, sizeof(err))) == NULL) {
+	if ((gw.gw_registry = registry_open(gw.gw_conf.gc_data, err, sizeof(err))) == NULL) {
+		log_warnx("%s", err);
+		goto done;
+	}
+	registry_keep(gw.gw_registry, gw.gw_conf.gc_reg_versions);
+	if ((sn = snapshot_load(&gw.gw_conf, gw.gw_registry, err, sizeof(err))) == NULL) {
 		log_warnx("%s", err);
 		goto done;
 	}
