@@ -167,8 +167,8 @@ START_TEST(test_bad_ids_and_room)
 	    err, sizeof(err)), -1);
 	ck_assert_int_eq(registry_head(reg(), REG_ADAPTER, id, &got, &found), 0);
 	ck_assert(!found);
-	ck_assert(registry_has_room(reg(), 4096));
-	ck_assert(!registry_has_room(reg(), (size_t)1 << 30));
+	ck_assert(registry_has_room(reg(), 4096, 0));
+	ck_assert(!registry_has_room(reg(), (size_t)1 << 30, 0));
 }
 END_TEST
 

@@ -136,8 +136,10 @@ def exchange(sub, items, tok, bundle="newborn", client="consumer-newborn"):
 class Consent(unittest.TestCase):
 
     def refused(self, tok, code, status, bundle="newborn", items=(ITEM,),
-                client="consumer-newborn", sub=NEWBORN, dept_calls=0):
-        """Asserts the refusal, its deny record and (by default) no department call."""
+                client="consumer-newborn", sub=NEWBORN, dept_calls=0, whole=False):
+        """Asserts the refusal, its deny record and (by default) no department call.
+        whole: the request is refused before any consent is read, with one deny
+        record that names no subject."""
         size = P.journal()[0]["size"]
         before = P.sim_stats()["total"]
         st, body = exchange(sub, items, tok, bundle=bundle, client=client)
@@ -149,6 +151,13 @@ class Consent(unittest.TestCase):
             self.assertEqual(P.sim_stats()["total"], before + dept_calls,
                              "department calls differ from %d" % dept_calls)
         new = [r for r in records()[size:] if r["kind"] != "audit-read"]
+        if whole:
+            (r,) = new
+            self.assertEqual((r["kind"], r["decision"], r["code"], r["bundle"]),
+                             ("deny", "deny", code, bundle), r)
+            self.assertNotIn("subject", r)
+            self.assertTrue(all(x["journal_seq"] == r["seq"] for x in body["results"]))
+            return body
         self.assertTrue(any(r["decision"] == "deny" and r["code"] == code and
                             r["kind"] in ("deny", "item") for r in new), new)
         self.assertFalse(any(r.get("decision") == "allow" for r in new), new)
@@ -215,7 +224,7 @@ class Consent(unittest.TestCase):
 
     def test_19_unknown_bundle(self):
         self.refused(token(bundle="no_such_bundle"), "unknown_bundle", 404,
-                     bundle="no_such_bundle")
+                     bundle="no_such_bundle", whole=True)
 
     def test_20_assurance_too_low(self):
         self.refused(token(liveness=500), "assurance_too_low", 403)
@@ -223,7 +232,8 @@ class Consent(unittest.TestCase):
         self.refused(token(amr=["pwd"]), "assurance_too_low", 403)
 
     def test_21_forbidden_role(self):
-        self.refused(token(azp="school"), "forbidden_role", 403, client="consumer-school")
+        self.refused(token(azp="school"), "forbidden_role", 403, client="consumer-school",
+                     whole=True)
 
     def test_22_no_adapter(self):
         self.refused(token(items=["land_title"], bundle="t_noadapter"), "no_adapter", 502,

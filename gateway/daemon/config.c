@@ -280,28 +280,41 @@ done:
 	return ret;
 }
 
-static int
-config_reg_adapter(struct snapshot *sn, const struct gw_config *gc, const char *id,
-    const struct reg_head *h, const uint8_t *spec, size_t len, char *err, size_t errlen)
+/*
+ * The first nfile adapters of sn came from the operator's files.  An id
+ * one of them holds belongs to its department: a registry entry of
+ * another department is refused with forbidden_role and never replaces
+ * it, whichever came first (a department cannot claim an id before the
+ * operator ships it).  Other failures are bad_request.
+ */
+static enum lb_err
+config_reg_adapter(struct snapshot *sn, const struct gw_config *gc, size_t nfile,
+    const char *id, const struct reg_head *h, const uint8_t *spec, size_t len, char *err,
+    size_t errlen)
 {
 	msgpack_zone	 z;
 	msgpack_object	 o;
 	struct adapter	*ad = NULL;
 	size_t		 i = config_adapter_at(sn, id);
-	int		 ret = -1;
+	enum lb_err	 ret = LB_E_BAD_REQUEST;
 
+	if (i < nfile && strcmp(sn->sn_adapters[i]->ad_dept, h->rh_dept) != 0) {
+		snprintf(err, errlen, "the operator's file adapter \"%s\" of department %s holds "
+		    "the id", id, sn->sn_adapters[i]->ad_dept);
+		return LB_E_FORBIDDEN_ROLE;
+	}
 	if (spec == NULL) {
 		/* A file adapter disabled through the API. */
 		if (i < sn->sn_nadapters) {
 			if (strcmp(sn->sn_adapters[i]->ad_dept, h->rh_dept) != 0) {
 				snprintf(err, errlen, "the file's adapter belongs to %s, the "
 				    "registry's to %s", sn->sn_adapters[i]->ad_dept, h->rh_dept);
-				return -1;
+				return LB_E_BAD_REQUEST;
 			}
 			sn->sn_adapters[i]->ad_disabled = h->rh_disabled;
 			sn->sn_adapters[i]->ad_version = h->rh_version;
 		}
-		return 0;
+		return LB_OK;
 	}
 	msgpack_zone_init(&z, 8192);
 	if (config_reg_unpack(spec, len, &z, &o, err, errlen) != 0 ||
@@ -316,7 +329,7 @@ config_reg_adapter(struct snapshot *sn, const struct gw_config *gc, const char *
 		goto done;
 	ad->ad_version = h->rh_version;
 	ad->ad_disabled = h->rh_disabled;
-	ret = config_put_adapter(sn, i, ad, err, errlen);
+	ret = config_put_adapter(sn, i, ad, err, errlen) == 0 ? LB_OK : LB_E_BAD_REQUEST;
 	ad = NULL;
 done:
 	if (ad != NULL)
@@ -325,29 +338,35 @@ done:
 	return ret;
 }
 
-/* A registry entry, or the change about to be made, on top of sn. */
-static int
-config_reg_apply(struct snapshot *sn, const struct gw_config *gc, enum reg_kind kind,
-    const char *id, const struct reg_head *h, const uint8_t *spec, size_t len, char *err,
-    size_t errlen)
+/*
+ * A registry entry, or the change about to be made, on top of sn, whose
+ * first nfile adapters came from files.
+ */
+static enum lb_err
+config_reg_apply(struct snapshot *sn, const struct gw_config *gc, size_t nfile,
+    enum reg_kind kind, const char *id, const struct reg_head *h, const uint8_t *spec,
+    size_t len, char *err, size_t errlen)
 {
 	err[0] = '\0';
 	if (kind == REG_POLICY)
-		return config_reg_policy(sn, id, h, spec, len, err, errlen);
-	return config_reg_adapter(sn, gc, id, h, spec, len, err, errlen);
+		return config_reg_policy(sn, id, h, spec, len, err, errlen) == 0 ? LB_OK :
+		    LB_E_BAD_REQUEST;
+	return config_reg_adapter(sn, gc, nfile, id, h, spec, len, err, errlen);
 }
 
 struct reg_load {
 	struct snapshot		*rl_sn;
 	const struct gw_config	*rl_conf;
 	enum reg_kind		 rl_kind;
+	size_t			 rl_nfile;	/* adapters from files */
 };
 
 /*
  * A stored entry that no longer loads (a seal certificate was removed, a
  * parser grew stricter) must not keep the daemon from starting; its id is
  * left out, and a file adapter of the same id is disabled rather than
- * brought back.
+ * brought back.  An entry that squats the id of another department's file
+ * adapter is left out too, and that file adapter is served.
  */
 static int
 config_reg_one(void *arg, const char *id, const struct reg_head *h, const uint8_t *spec,
@@ -356,14 +375,20 @@ config_reg_one(void *arg, const char *id, const struct reg_head *h, const uint8_
 	struct reg_load	*rl = arg;
 	char		 why[384];
 	size_t		 i;
+	enum lb_err	 e;
 
-	if (config_reg_apply(rl->rl_sn, rl->rl_conf, rl->rl_kind, id, h, spec, len, why,
-	    sizeof(why)) == 0)
+	if ((e = config_reg_apply(rl->rl_sn, rl->rl_conf, rl->rl_nfile, rl->rl_kind, id, h,
+	    spec, len, why, sizeof(why))) == LB_OK)
 		return 0;
-	log_warnx("registry: %s \"%s\" version %llu is left out: %s",
-	    rl->rl_kind == REG_POLICY ? "policy" : "adapter", id,
-	    (unsigned long long)h->rh_version, why);
-	if (rl->rl_kind == REG_ADAPTER &&
+	if (rl->rl_kind == REG_POLICY) {
+		log_warnx("registry: policy \"%s\" version %llu is left out: %s", id,
+		    (unsigned long long)h->rh_version, why);
+		return 0;
+	}
+	log_warnx("registry: adapter \"%s\" version %llu of department %s (last changed by "
+	    "%s) is left out: %s%s", id, (unsigned long long)h->rh_version, h->rh_dept,
+	    h->rh_principal, why, e == LB_E_FORBIDDEN_ROLE ? "; the file adapter is served" : "");
+	if (e != LB_E_FORBIDDEN_ROLE &&
 	    (i = config_adapter_at(rl->rl_sn, id)) < rl->rl_sn->sn_nadapters)
 		rl->rl_sn->sn_adapters[i]->ad_disabled = true;
 	return 0;
@@ -376,8 +401,8 @@ snapshot_load(const struct gw_config *gc, struct registry *rg, char *err, size_t
 }
 
 struct snapshot *
-snapshot_load_with(const struct gw_config *gc, struct registry *rg,
-    const struct reg_change *chg, char *err, size_t errlen)
+snapshot_load_with(const struct gw_config *gc, struct registry *rg, struct reg_change *chg,
+    char *err, size_t errlen)
 {
 	struct snapshot		*sn;
 	struct adapter_load	 al;
@@ -385,6 +410,8 @@ snapshot_load_with(const struct gw_config *gc, struct registry *rg,
 	char			 why[384];
 
 	err[0] = '\0';
+	if (chg != NULL)
+		chg->rc_err = LB_E_BAD_REQUEST;
 	if ((sn = calloc(1, sizeof(*sn))) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
@@ -400,14 +427,16 @@ snapshot_load_with(const struct gw_config *gc, struct registry *rg,
 		goto fail;
 	rl.rl_sn = sn;
 	rl.rl_conf = gc;
+	rl.rl_nfile = sn->sn_nadapters;
 	rl.rl_kind = REG_POLICY;
 	if (registry_each(rg, REG_POLICY, config_reg_one, &rl, err, errlen) != 0)
 		goto fail;
 	rl.rl_kind = REG_ADAPTER;
 	if (registry_each(rg, REG_ADAPTER, config_reg_one, &rl, err, errlen) != 0)
 		goto fail;
-	if (chg != NULL && config_reg_apply(sn, gc, chg->rc_kind, chg->rc_id, chg->rc_head,
-	    chg->rc_spec, chg->rc_spec_len, why, sizeof(why)) != 0) {
+	if (chg != NULL && (chg->rc_err = config_reg_apply(sn, gc, rl.rl_nfile, chg->rc_kind,
+	    chg->rc_id, chg->rc_head, chg->rc_spec, chg->rc_spec_len, why, sizeof(why))) !=
+	    LB_OK) {
 		snprintf(err, errlen, "%s", why[0] != '\0' ? why : "out of memory");
 		goto fail;
 	}

@@ -130,6 +130,7 @@ struct exchange {
 	uint64_t		 ex_exch_seq;
 	bool			 ex_expected;	/* announced to the sealer */
 	size_t			 ex_proofs;	/* guardian proofs fetched this round */
+	bool			 ex_refused;	/* refused as a whole: one deny record */
 };
 
 static void	su_why(struct ex_subject *, const char *, ...)
@@ -854,6 +855,14 @@ ex_journal_done(void *arg, int status, uint64_t first_seq)
 		    "exchange; nothing was released");
 		return;
 	}
+	if (ex->ex_refused) {
+		/* Its one record answers for every subject. */
+		for (i = 0; i < ex->ex_nsubj; i++)
+			ex->ex_subj[i].su_seq = first_seq;
+		ex->ex_exch_seq = first_seq;
+		ex_reply(ex);
+		return;
+	}
 	/* Seqs follow the order in which ex_journal queued the records. */
 	for (i = 0; i < ex->ex_nsubj; i++) {
 		struct ex_subject *su = &ex->ex_subj[i];
@@ -971,6 +980,29 @@ ex_journal(struct exchange *ex)
 		ex_abort(ex, LB_E_JOURNAL_UNAVAILABLE, "the journal is not accepting records");
 	}
 	free(recs);
+}
+
+/*
+ * A request refused as a whole before any consent was read (an unknown
+ * bundle, a consumer the policy does not list, the bundle's rate limit)
+ * is one "deny" record, however many subjects it names.  The record names
+ * none of them: nothing the request says about a citizen was verified, and
+ * a record per subject would let one refused request write seventeen.
+ */
+static void
+ex_journal_refusal(struct exchange *ex, enum lb_err e)
+{
+	struct jrec	r;
+
+	ex_enter(ex, EX_JOURNAL);
+	ex->ex_refused = true;
+	ex_record_common(ex, NULL, &r);
+	r.jr_kind = JK_DENY;
+	snprintf(r.jr_decision, sizeof(r.jr_decision), "deny");
+	snprintf(r.jr_code, sizeof(r.jr_code), "%s", lb_err_code(e));
+	if (journal_append(ex->ex_gw->gw_journal, ex->ex_gw->gw_base, &r, 1, ex_journal_done,
+	    ex) != 0)
+		ex_abort(ex, LB_E_JOURNAL_UNAVAILABLE, "the journal is not accepting records");
 }
 
 static msgpack_object
@@ -1092,9 +1124,9 @@ exchange_start(struct gw *gw, struct evhttp_request *req, const struct principal
 		return;
 	}
 	/*
-	 * Denials of the whole bundle are journaled for each subject.  A
-	 * subject already refused keeps its own reason, except when the rate
-	 * limit refuses the request: that is the reason for all of them.
+	 * A denial of the whole bundle is every subject's result.  A subject
+	 * already refused keeps its own reason, except when the rate limit
+	 * refuses the request: that is the reason for all of them.
 	 */
 	ex->ex_policy = snapshot_policy(ex->ex_snap, ex->ex_bundle);
 	e = policy_admit(gw->gw_rates, ex->ex_policy, ex->ex_bundle, pr->pr_id, now_us_mono(),
@@ -1106,7 +1138,7 @@ exchange_start(struct gw *gw, struct evhttp_request *req, const struct principal
 				ex->ex_subj[i].su_status = LB_OK;
 			su_deny(&ex->ex_subj[i], e, msg);
 		}
-		ex_journal(ex);
+		ex_journal_refusal(ex, e);
 		return;
 	}
 	ex_work(ex, ex_consent_work, ex_consent_done);

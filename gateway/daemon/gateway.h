@@ -49,6 +49,12 @@ struct gw_config {
 	int		gc_verbose;
 	unsigned	gc_seal_window_us;	/* sealer window (default 2000) */
 	unsigned	gc_seal_batch;		/* claims per batch at most (default 256) */
+	uint32_t	gc_client_rate;		/* requests per second per client (200) */
+	uint32_t	gc_client_burst;	/* and its burst (2000) */
+	/* Registry quotas of each department (http_admin.c) */
+	unsigned	gc_reg_ids;		/* adapter ids (32) */
+	unsigned	gc_reg_versions;	/* versions kept per id (16) */
+	uint64_t	gc_reg_bytes;		/* bytes of stored specs (64 MiB) */
 };
 
 /* Rate-limit buckets: one per (bundle, consumer) seen recently (docs/consent.md). */
@@ -100,9 +106,15 @@ struct gw {
 	struct event		*gw_drain;	/* shutdown: waits for in-flight work */
 	struct sealer		*gw_sealer;
 	struct policy_rates	*gw_rates;	/* rate-limit buckets (loop thread) */
+	struct throttle		*gw_throttle;	/* the limit per client (loop thread) */
 };
 
 /* registry.c: adapters and policies registered through the API */
+/* The quotas of each department, by default (gw_config; docs/operations.md). */
+#define REG_QUOTA_IDS		32
+#define REG_QUOTA_IDS_MAX	512
+#define REG_QUOTA_VERSIONS	16
+#define REG_QUOTA_BYTES		((uint64_t)64 << 20)
 enum reg_kind {
 	REG_ADAPTER = 0,
 	REG_POLICY
@@ -143,14 +155,34 @@ int		 registry_each(struct registry *, enum reg_kind, registry_each_fn, void *ar
 int		 registry_put(struct registry *, enum reg_kind, const char *id,
 		    const struct reg_head *h, const uint8_t *spec, size_t speclen,
 		    char *err, size_t errlen);
-/* False when storing a spec of speclen bytes could fill the registry's map. */
-bool		 registry_has_room(struct registry *, size_t speclen);
+/*
+ * False when storing a spec of speclen bytes could leave less than reserve
+ * bytes of the registry's map free.
+ */
+bool		 registry_has_room(struct registry *, size_t speclen, size_t reserve);
+/*
+ * From now on registry_put keeps the newest versions of each id, at most
+ * versions of them, and removes older ones in the same transaction (0, the
+ * default: keeps them all).  Set it before the handle is shared.
+ */
+void		 registry_keep(struct registry *, unsigned versions);
+/* What one department holds in the registry. */
+struct reg_usage {
+	size_t		ru_ids;		/* ids of the kind whose head names it */
+	uint64_t	ru_bytes;	/* stored bytes of their versions */
+	uint64_t	ru_freed;	/* of those, what one more version of id removes */
+};
+int		 registry_usage(struct registry *, enum reg_kind, const char *dept,
+		    const char *id, struct reg_usage *);
 
 /* config.c */
 /*
  * Loads a snapshot: the trust store, policies and adapters of the
  * directories in gc (with the seal keys the adapters name), then what the
- * registry rg holds on top.  Reads files and LMDB: call it on a worker
+ * registry rg holds on top: a registry entry replaces the file adapter of
+ * its id only when both are of one department; an entry of another
+ * department is left out, with a log line that names it, and the operator's
+ * file adapter is served.  Reads files and LMDB: call it on a worker
  * (or before the loop runs).  The caller owns the one reference of the
  * result; NULL with a sentence in err (naming the file) when it fails.
  */
@@ -158,7 +190,9 @@ struct snapshot	*snapshot_load(const struct gw_config *gc, struct registry *rg, 
 		    size_t errlen);
 /*
  * A change about to be made: snapshot_load_with loads it on top of the
- * files and the registry, which checks that it would load.
+ * files and the registry, which checks that it would load.  When it does
+ * not, rc_err says why: forbidden_role when an operator's file adapter of
+ * another department holds the id, bad_request otherwise.
  */
 struct reg_change {
 	enum reg_kind		 rc_kind;
@@ -166,9 +200,10 @@ struct reg_change {
 	const struct reg_head	*rc_head;
 	const uint8_t		*rc_spec;	/* NULL: keep the current spec (disable) */
 	size_t			 rc_spec_len;
+	enum lb_err		 rc_err;	/* set by snapshot_load_with */
 };
 struct snapshot	*snapshot_load_with(const struct gw_config *gc, struct registry *rg,
-		    const struct reg_change *, char *err, size_t errlen);
+		    struct reg_change *, char *err, size_t errlen);
 /* Loop thread only, once the snapshot is installed (asserted). */
 void		 snapshot_ref(struct snapshot *);
 void		 snapshot_unref(struct snapshot *);
@@ -336,6 +371,23 @@ void		 sealer_stats(const struct sealer *, uint64_t *batches, uint64_t *claims);
 /* Handles POST /v1/exchanges for a consumer; body already decoded into z. */
 void		 exchange_start(struct gw *, struct evhttp_request *, const struct principal *,
 		    msgpack_zone *z, const msgpack_object *body);
+
+/* throttle.c: the rate limit of every client, whatever it asks */
+#define THROTTLE_RATE_DEFAULT	200
+#define THROTTLE_BURST_DEFAULT	2000
+struct throttle;
+/* A bucket per client (role, id) of per_s requests a second up to burst. */
+struct throttle	*throttle_new(struct gw *, uint32_t per_s, uint32_t burst);
+void		 throttle_free(struct throttle *);
+/*
+ * Takes a token of pr's bucket (gw_throttle): true when the request may go
+ * on; false when it was answered 429 rate_limited.  The refusal is counted,
+ * not journaled: throttle_flush journals the counts, by itself at most once
+ * a second.  Loop thread only.
+ */
+bool		 throttle_admit(struct gw *, struct evhttp_request *, const struct principal *);
+/* Journals one "deny" record per client with refusals counted since the last one. */
+void		 throttle_flush(struct gw *);
 
 /* revocation.c */
 /* Handles POST /v1/revocations (admin fields, or an authority's signed envelope). */

@@ -357,7 +357,8 @@ http_nodelay(struct evhttp_request *req)
 
 /*
  * Every request: the route, then (but for public routes) the client
- * certificate, the id of the path, the method and the role, in that order.
+ * certificate and its rate limit, the id of the path, the method and the
+ * role, in that order.
  */
 static void
 http_route(struct evhttp_request *req, void *arg)
@@ -387,6 +388,9 @@ http_route(struct evhttp_request *req, void *arg)
 			http_error(req, LB_E_INTERNAL, "the gateway is shutting down");
 			return;
 		}
+		/* Before any handler, so before anything is journaled. */
+		if (!throttle_admit(gw, req, &pr))
+			return;
 	}
 	if (rt == NULL) {
 		http_error(req, LB_E_NOT_FOUND, "no such API route: %s", path);

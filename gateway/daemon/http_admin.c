@@ -33,6 +33,8 @@
 
 #define ADMIN_QUEUE_MAX	64	/* changes waiting for their turn */
 #define ADMIN_MAX_IDS	512	/* adapters, or policies, one snapshot holds */
+/* Room of the registry's map that departments leave to the admin's policies. */
+#define ADMIN_RESERVE	((size_t)64 << 20)
 
 enum admin_op {
 	AOP_PUT = 1,
@@ -225,6 +227,33 @@ admin_journal(struct admin_change *ch)
 }
 
 /*
+ * The department's quotas (--registry-ids, --registry-bytes) for a put of
+ * an id it does not hold yet (fresh) or holds: one department filling the
+ * registry must not lock out the others.
+ */
+static int
+admin_check_quota(struct admin_change *ch, struct registry *rg, bool fresh)
+{
+	const struct gw_config	*gc = &ch->ch_gw->gw_conf;
+	struct reg_usage	 u;
+	uint64_t		 after;
+
+	if (registry_usage(rg, REG_ADAPTER, ch->ch_caller, ch->ch_id, &u) != 0)
+		return admin_error(ch, LB_E_INTERNAL, "the registry cannot be read");
+	if (fresh && u.ru_ids >= gc->gc_reg_ids)
+		return admin_error(ch, LB_E_TOO_LARGE, "department %s holds %zu adapter ids in "
+		    "the registry, its quota; register a new version of one of them",
+		    ch->ch_caller, u.ru_ids);
+	after = u.ru_bytes - u.ru_freed + ch->ch_spec_len;
+	if (after > gc->gc_reg_bytes)
+		return admin_error(ch, LB_E_TOO_LARGE, "department %s would store %llu bytes of "
+		    "adapter specs in the registry, over its quota of %llu",
+		    ch->ch_caller, (unsigned long long)after,
+		    (unsigned long long)gc->gc_reg_bytes);
+	return 0;
+}
+
+/*
  * Step 1 for an adapter, against ch_cur and the registry: the id belongs
  * to the caller's department (or to nobody yet), and the next version is
  * one above every version the id had.
@@ -234,19 +263,26 @@ admin_check_adapter(struct admin_change *ch, struct registry *rg)
 {
 	const struct snapshot	*sn = ch->ch_cur;
 	const struct adapter	*cur, *o;
+	const char		*owner;
 	struct reg_head		 h;
-	bool			 found;
+	bool			 found, taken;
 	uint64_t		 version = 0;
 	size_t			 i, j;
 
 	if (registry_head(rg, REG_ADAPTER, ch->ch_id, &h, &found) != 0)
 		return admin_error(ch, LB_E_INTERNAL, "the registry cannot be read");
+	/*
+	 * The owner is the department of the adapter served under the id --
+	 * an operator's file adapter wins over another department's registry
+	 * entry (config.c) -- else the department of its registry head.
+	 */
 	cur = snapshot_adapter(sn, ch->ch_id);
-	if ((found && strcmp(h.rh_dept, ch->ch_caller) != 0) ||
-	    (cur != NULL && strcmp(cur->ad_dept, ch->ch_caller) != 0))
+	owner = cur != NULL ? cur->ad_dept : found ? h.rh_dept : NULL;
+	if (owner != NULL && strcmp(owner, ch->ch_caller) != 0)
 		return admin_error(ch, LB_E_FORBIDDEN_ROLE, "adapter \"%s\" belongs to "
-		    "department %s, not %s", ch->ch_id, found ? h.rh_dept : cur->ad_dept,
-		    ch->ch_caller);
+		    "department %s, not %s", ch->ch_id, owner, ch->ch_caller);
+	/* The caller's file adapter taking its id back from another's registry head. */
+	taken = found && strcmp(h.rh_dept, ch->ch_caller) != 0;
 	if (found)
 		version = h.rh_version;
 	if (cur != NULL && cur->ad_version > version)
@@ -255,7 +291,8 @@ admin_check_adapter(struct admin_change *ch, struct registry *rg)
 		if (cur == NULL && !found)
 			return admin_error(ch, LB_E_NOT_FOUND, "there is no adapter \"%s\"",
 			    ch->ch_id);
-		ch->ch_head.rh_version = version;
+		/* Not the other department's stored version: a new one, without a spec. */
+		ch->ch_head.rh_version = taken ? version + 1 : version;
 		ch->ch_head.rh_disabled = true;
 		if ((cur != NULL && cur->ad_disabled) || (cur == NULL && h.rh_disabled)) {
 			/* Already disabled: nothing changes, nothing is journaled. */
@@ -283,6 +320,8 @@ admin_check_adapter(struct admin_change *ch, struct registry *rg)
 	if (cur == NULL && !found && sn->sn_nadapters >= ADMIN_MAX_IDS)
 		return admin_error(ch, LB_E_TOO_LARGE, "the gateway holds %d adapters, the most "
 		    "it takes; register a new version of an existing one", ADMIN_MAX_IDS);
+	if (admin_check_quota(ch, rg, !found || taken) != 0)
+		return -1;
 	ch->ch_head.rh_version = version + 1;
 	ch->ch_head.rh_disabled = false;
 	return 0;
@@ -319,8 +358,13 @@ admin_load(void *arg)
 	char			 err[512];
 	int			 rc;
 
-	/* Refused before the journal sees it, rather than journaled and lost. */
-	if (!registry_has_room(rg, ch->ch_spec_len)) {
+	/*
+	 * Refused before the journal sees it, rather than journaled and lost.
+	 * Departments' specs leave a reserve, so the admin can still load
+	 * policies (and a department still disable an adapter).
+	 */
+	if (!registry_has_room(rg, ch->ch_spec_len, ch->ch_kind == REG_ADAPTER &&
+	    ch->ch_spec != NULL ? ADMIN_RESERVE : 0)) {
 		admin_error(ch, LB_E_TOO_LARGE, "the registry is full; ask the operator");
 		return;
 	}
@@ -334,7 +378,12 @@ admin_load(void *arg)
 	chg.rc_spec = ch->ch_spec;
 	chg.rc_spec_len = ch->ch_spec_len;
 	if ((ch->ch_snap = snapshot_load_with(&ch->ch_gw->gw_conf, rg, &chg, err,
-	    sizeof(err))) == NULL)
+	    sizeof(err))) != NULL)
+		return;
+	if (chg.rc_err == LB_E_FORBIDDEN_ROLE)
+		admin_error(ch, LB_E_FORBIDDEN_ROLE, "department %s cannot register adapter "
+		    "\"%s\": %s", ch->ch_caller, ch->ch_id, err);
+	else
 		admin_error(ch, LB_E_BAD_REQUEST, "the %s does not load: %s",
 		    admin_kind_name(ch->ch_kind), err[0] != '\0' ? err : "out of memory");
 }

@@ -45,6 +45,16 @@ usage(FILE *f)
 	    "                       batch signature while exchanges are in flight\n"
 	    "                       (default 2; 0 signs every claim alone)\n"
 	    "  --seal-batch N       claims per seal batch at most (1 to 256, default 256)\n"
+	    "  --client-rate N      requests per second of each client certificate\n"
+	    "                       (1 to 1000000, default 200)\n"
+	    "  --client-burst N     requests a client may send at once (default 2000)\n"
+	    "  --registry-ids N     adapter ids each department may register (default 32)\n"
+	    "  --registry-versions N\n"
+	    "                       versions of an id the registry keeps; older ones\n"
+	    "                       are removed, their hashes stay in the journal\n"
+	    "                       (default 16)\n"
+	    "  --registry-bytes N   bytes of specs each department may store in the\n"
+	    "                       registry (default 67108864, 64 MiB)\n"
 	    "  -v, --verbose        log every exchange state transition\n"
 	    "  -V, --version        print the version and exit\n"
 	    "  -h, --help           this text\n"
@@ -81,6 +91,11 @@ parse_args(int argc, char **argv, struct gw_config *gc)
 		{ "workers", required_argument, NULL, 'w' },
 		{ "seal-window", required_argument, NULL, 'W' },
 		{ "seal-batch", required_argument, NULL, 'B' },
+		{ "client-rate", required_argument, NULL, 'R' },
+		{ "client-burst", required_argument, NULL, 'U' },
+		{ "registry-ids", required_argument, NULL, 'I' },
+		{ "registry-versions", required_argument, NULL, 'N' },
+		{ "registry-bytes", required_argument, NULL, 'Y' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
@@ -99,6 +114,11 @@ parse_args(int argc, char **argv, struct gw_config *gc)
 	gc->gc_workers = 2;
 	gc->gc_seal_window_us = SEALER_WINDOW_US;
 	gc->gc_seal_batch = SEALER_MAX_BATCH;
+	gc->gc_client_rate = THROTTLE_RATE_DEFAULT;
+	gc->gc_client_burst = THROTTLE_BURST_DEFAULT;
+	gc->gc_reg_ids = REG_QUOTA_IDS;
+	gc->gc_reg_versions = REG_QUOTA_VERSIONS;
+	gc->gc_reg_bytes = REG_QUOTA_BYTES;
 	while ((ch = getopt_long(argc, argv, "vVh", opts, NULL)) != -1) {
 		dst = NULL;
 		switch (ch) {
@@ -129,6 +149,38 @@ parse_args(int argc, char **argv, struct gw_config *gc)
 				return -1;
 			}
 			gc->gc_seal_batch = (unsigned)n;
+			break;
+		case 'R':
+		case 'U':
+			if (parse_int(optarg, 1, 1000000, &n) != 0) {
+				fprintf(stderr, "lianband: --client-%s must be 1 to 1000000\n",
+				    ch == 'R' ? "rate" : "burst");
+				return -1;
+			}
+			*(ch == 'R' ? &gc->gc_client_rate : &gc->gc_client_burst) = (uint32_t)n;
+			break;
+		case 'I':
+			if (parse_int(optarg, 1, REG_QUOTA_IDS_MAX, &n) != 0) {
+				fprintf(stderr, "lianband: --registry-ids must be 1 to %d\n",
+				    REG_QUOTA_IDS_MAX);
+				return -1;
+			}
+			gc->gc_reg_ids = (unsigned)n;
+			break;
+		case 'N':
+			if (parse_int(optarg, 1, 1000000, &n) != 0) {
+				fprintf(stderr, "lianband: --registry-versions must be 1 to 1000000\n");
+				return -1;
+			}
+			gc->gc_reg_versions = (unsigned)n;
+			break;
+		case 'Y':
+			if (parse_int(optarg, 1024, 1 << 30, &n) != 0) {
+				fprintf(stderr, "lianband: --registry-bytes must be 1024 to %d\n",
+				    1 << 30);
+				return -1;
+			}
+			gc->gc_reg_bytes = (uint64_t)n;
 			break;
 		case 'v':
 			gc->gc_verbose = 1;
@@ -255,8 +307,12 @@ main(int argc, char **argv)
 		log_warnx("cannot set up the event loop");
 		return 1;
 	}
-	if ((gw.gw_registry = registry_open(gw.gw_conf.gc_data, err, sizeof(err))) == NULL ||
-	    (sn = snapshot_load(&gw.gw_conf, gw.gw_registry, err, sizeof(err))) == NULL) {
+	if ((gw.gw_registry = registry_open(gw.gw_conf.gc_data, err, sizeof(err))) == NULL) {
+		log_warnx("%s", err);
+		goto done;
+	}
+	registry_keep(gw.gw_registry, gw.gw_conf.gc_reg_versions);
+	if ((sn = snapshot_load(&gw.gw_conf, gw.gw_registry, err, sizeof(err))) == NULL) {
 		log_warnx("%s", err);
 		goto done;
 	}
@@ -293,7 +349,9 @@ main(int argc, char **argv)
 	    (gw.gw_fanout = fanout_new(gw.gw_base, gw.gw_conf.gc_certs)) == NULL ||
 	    (gw.gw_sealer = sealer_new(gw.gw_base, gw.gw_workers, gw.gw_conf.gc_seal_window_us,
 	    gw.gw_conf.gc_seal_batch)) == NULL ||
-	    (gw.gw_rates = policy_rates_new(GW_RATE_BUCKETS)) == NULL) {
+	    (gw.gw_rates = policy_rates_new(GW_RATE_BUCKETS)) == NULL ||
+	    (gw.gw_throttle = throttle_new(&gw, gw.gw_conf.gc_client_rate,
+	    gw.gw_conf.gc_client_burst)) == NULL) {
 		log_warnx("cannot start worker threads");
 		goto done;
 	}
@@ -320,6 +378,8 @@ main(int argc, char **argv)
 	    (unsigned long long)journal_size(gw.gw_journal));
 	/* Requests abandoned after the grace period make the exit a failure. */
 	ret = gw.gw_inflight == 0 ? 0 : 1;
+	/* Refusals counted since the last summary are journaled before it closes. */
+	throttle_flush(&gw);
 done:
 	http_stop(&gw);
 	fanout_free(gw.gw_fanout);
@@ -338,6 +398,7 @@ done:
 		event_base_loop(gw.gw_base, EVLOOP_NONBLOCK);
 	snapshot_unref(gw.gw_snap);
 	policy_rates_free(gw.gw_rates);
+	throttle_free(gw.gw_throttle);
 	registry_close(gw.gw_registry);
 	EVP_PKEY_free(gw.gw_ckpt_key);
 	X509_free(gw.gw_ckpt_cert);

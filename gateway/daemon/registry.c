@@ -13,6 +13,11 @@
  * Writes are rare (one per API change) and the HTTP front serializes them;
  * reads come from the snapshot loader and the registry API's checks, on
  * any worker (MDB_NOTLS).
+ *
+ * An id keeps its newest rg_keep versions (registry_keep): storing one more
+ * removes the oldest in the same transaction.  The journal's record of
+ * every change holds the SHA-256 of its spec, so a removed version can
+ * still be matched with its change; only its bytes are gone.
  */
 #include <errno.h>
 #include <limits.h>
@@ -33,6 +38,7 @@ struct registry {
 	MDB_env		*rg_env;
 	MDB_dbi		 rg_versions;
 	MDB_dbi		 rg_heads;
+	unsigned	 rg_keep;	/* versions kept per id; 0: all */
 	char		 rg_dir[PATH_MAX];
 };
 
@@ -74,6 +80,76 @@ registry_version_key(enum reg_kind k, const char *id, uint64_t version, uint8_t 
 	key->mv_data = buf;
 	key->mv_size = 2 + n + 8;
 	return 0;
+}
+
+/*
+ * Walks the stored versions of id, oldest first, in txn: their number and
+ * bytes, and the bytes of the oldest drop of them, which are deleted when
+ * del is set (txn is then a write transaction).
+ */
+static int
+registry_versions(MDB_txn *txn, MDB_dbi dbi, enum reg_kind k, const char *id, size_t drop,
+    bool del, size_t *n, uint64_t *bytes, uint64_t *dropped)
+{
+	MDB_cursor	*cur = NULL;
+	MDB_val		 key, v;
+	uint8_t		 kb[REG_KEY_MAX];
+	size_t		 plen;
+	int		 rc;
+
+	*n = 0;
+	*bytes = *dropped = 0;
+	/* Version 0 is never stored: its key is where the id's versions begin. */
+	if (registry_version_key(k, id, 0, kb, &key) != 0)
+		return 0;
+	plen = key.mv_size - 8;
+	if ((rc = mdb_cursor_open(txn, dbi, &cur)) != 0)
+		goto done;
+	for (rc = mdb_cursor_get(cur, &key, &v, MDB_SET_RANGE); rc == 0;
+	    rc = mdb_cursor_get(cur, &key, &v, MDB_NEXT)) {
+		if (key.mv_size != plen + 8 || memcmp(key.mv_data, kb, plen) != 0)
+			break;
+		if (*n < drop) {
+			*dropped += v.mv_size;
+			/* The cursor then stands on the next version, which MDB_NEXT returns. */
+			if (del && (rc = mdb_cursor_del(cur, 0)) != 0)
+				goto done;
+		}
+		*bytes += v.mv_size;
+		(*n)++;
+	}
+	if (rc == MDB_NOTFOUND)
+		rc = 0;
+done:
+	if (cur != NULL)
+		mdb_cursor_close(cur);
+	return rc;
+}
+
+/*
+ * Removes in txn the oldest versions of id beyond rg_keep.  Called right
+ * after a new version is stored: it is the newest, and stays.
+ */
+static int
+registry_prune(struct registry *rg, MDB_txn *txn, enum reg_kind k, const char *id)
+{
+	uint64_t	bytes, dropped;
+	size_t		n;
+	int		rc;
+
+	if (rg->rg_keep == 0)
+		return 0;
+	if ((rc = registry_versions(txn, rg->rg_versions, k, id, 0, false, &n, &bytes,
+	    &dropped)) != 0 || n <= rg->rg_keep)
+		return rc;
+	return registry_versions(txn, rg->rg_versions, k, id, n - rg->rg_keep, true, &n, &bytes,
+	    &dropped);
+}
+
+void
+registry_keep(struct registry *rg, unsigned versions)
+{
+	rg->rg_keep = versions;
 }
 
 void
@@ -182,21 +258,26 @@ registry_head(struct registry *rg, enum reg_kind k, const char *id, struct reg_h
 	return ret;
 }
 
-int
-registry_each(struct registry *rg, enum reg_kind k, registry_each_fn fn, void *arg,
-    char *err, size_t errlen)
+/*
+ * Calls fn for every head of kind k in txn, in id byte order, until fn
+ * returns non-zero; fn says why in err then.  -1 with a sentence in err
+ * when a head is damaged or LMDB fails.
+ */
+typedef int	(*registry_head_fn)(struct registry *, MDB_txn *, void *arg, const char *id,
+		    const struct reg_head *, char *err, size_t errlen);
+
+static int
+registry_heads(struct registry *rg, MDB_txn *txn, enum reg_kind k, registry_head_fn fn,
+    void *arg, char *err, size_t errlen)
 {
-	MDB_txn		*txn = NULL;
 	MDB_cursor	*cur = NULL;
-	MDB_val		 key, v, sv;
+	MDB_val		 key, v;
 	struct reg_head	 h;
-	uint8_t		 kb[REG_KEY_MAX];
 	char		 id[LB_ID_MAX];
 	uint8_t		 kind = (uint8_t)registry_kind_byte(k);
 	int		 rc, ret = -1;
 
-	if ((rc = mdb_txn_begin(rg->rg_env, NULL, MDB_RDONLY, &txn)) != 0 ||
-	    (rc = mdb_cursor_open(txn, rg->rg_heads, &cur)) != 0) {
+	if ((rc = mdb_cursor_open(txn, rg->rg_heads, &cur)) != 0) {
 		snprintf(err, errlen, "registry: %s", mdb_strerror(rc));
 		goto done;
 	}
@@ -212,22 +293,8 @@ registry_each(struct registry *rg, enum reg_kind k, registry_each_fn fn, void *a
 		}
 		memcpy(id, (uint8_t *)key.mv_data + 1, key.mv_size - 1);
 		id[key.mv_size - 1] = '\0';
-		/* A disabled file adapter has a head but no stored spec. */
-		sv.mv_data = NULL;
-		sv.mv_size = 0;
-		if (registry_version_key(k, id, h.rh_version, kb, &key) != 0) {
-			snprintf(err, errlen, "registry: a stored id is damaged");
+		if (fn(rg, txn, arg, id, &h, err, errlen) != 0)
 			goto done;
-		}
-		rc = mdb_get(txn, rg->rg_versions, &key, &sv);
-		if (rc != 0 && rc != MDB_NOTFOUND) {
-			snprintf(err, errlen, "registry: %s", mdb_strerror(rc));
-			goto done;
-		}
-		if (fn(arg, id, &h, sv.mv_data, sv.mv_size) != 0) {
-			snprintf(err, errlen, "registry: stopped at \"%s\"", id);
-			goto done;
-		}
 		/* The cursor still sits on this head; MDB_NEXT goes on from it. */
 	}
 	if (rc != 0 && rc != MDB_NOTFOUND) {
@@ -238,13 +305,118 @@ registry_each(struct registry *rg, enum reg_kind k, registry_each_fn fn, void *a
 done:
 	if (cur != NULL)
 		mdb_cursor_close(cur);
-	if (txn != NULL)
-		mdb_txn_abort(txn);
+	return ret;
+}
+
+/* registry_each's caller, and its walk's kind. */
+struct registry_each_arg {
+	enum reg_kind		 ea_kind;
+	registry_each_fn	 ea_fn;
+	void			*ea_arg;
+};
+
+static int
+registry_each_head(struct registry *rg, MDB_txn *txn, void *arg, const char *id,
+    const struct reg_head *h, char *err, size_t errlen)
+{
+	struct registry_each_arg	*ea = arg;
+	MDB_val				 key, sv;
+	uint8_t				 kb[REG_KEY_MAX];
+	int				 rc;
+
+	/* A disabled file adapter has a head but no stored spec. */
+	sv.mv_data = NULL;
+	sv.mv_size = 0;
+	if (registry_version_key(ea->ea_kind, id, h->rh_version, kb, &key) != 0) {
+		snprintf(err, errlen, "registry: a stored id is damaged");
+		return -1;
+	}
+	rc = mdb_get(txn, rg->rg_versions, &key, &sv);
+	if (rc != 0 && rc != MDB_NOTFOUND) {
+		snprintf(err, errlen, "registry: %s", mdb_strerror(rc));
+		return -1;
+	}
+	if (ea->ea_fn(ea->ea_arg, id, h, sv.mv_data, sv.mv_size) != 0) {
+		snprintf(err, errlen, "registry: stopped at \"%s\"", id);
+		return -1;
+	}
+	return 0;
+}
+
+int
+registry_each(struct registry *rg, enum reg_kind k, registry_each_fn fn, void *arg,
+    char *err, size_t errlen)
+{
+	struct registry_each_arg	 ea = { k, fn, arg };
+	MDB_txn				*txn;
+	int				 rc, ret;
+
+	if ((rc = mdb_txn_begin(rg->rg_env, NULL, MDB_RDONLY, &txn)) != 0) {
+		snprintf(err, errlen, "registry: %s", mdb_strerror(rc));
+		return -1;
+	}
+	ret = registry_heads(rg, txn, k, registry_each_head, &ea, err, errlen);
+	mdb_txn_abort(txn);
+	return ret;
+}
+
+/* registry_usage's question and answer. */
+struct registry_usage_arg {
+	enum reg_kind		 ua_kind;
+	const char		*ua_dept;
+	const char		*ua_id;
+	struct reg_usage	*ua_usage;
+};
+
+static int
+registry_usage_head(struct registry *rg, MDB_txn *txn, void *arg, const char *id,
+    const struct reg_head *h, char *err, size_t errlen)
+{
+	struct registry_usage_arg	*ua = arg;
+	uint64_t			 bytes, dropped;
+	size_t				 n;
+	int				 rc;
+
+	if (strcmp(h->rh_dept, ua->ua_dept) != 0)
+		return 0;
+	if ((rc = registry_versions(txn, rg->rg_versions, ua->ua_kind, id, 0, false, &n, &bytes,
+	    &dropped)) != 0)
+		goto fail;
+	ua->ua_usage->ru_ids++;
+	ua->ua_usage->ru_bytes += bytes;
+	/* One more version of id removes the oldest beyond rg_keep - 1. */
+	if (strcmp(id, ua->ua_id) == 0 && rg->rg_keep > 0 && n >= rg->rg_keep) {
+		if ((rc = registry_versions(txn, rg->rg_versions, ua->ua_kind, id,
+		    n - rg->rg_keep + 1, false, &n, &bytes, &dropped)) != 0)
+			goto fail;
+		ua->ua_usage->ru_freed = dropped;
+	}
+	return 0;
+fail:
+	snprintf(err, errlen, "registry: %s", mdb_strerror(rc));
+	return -1;
+}
+
+int
+registry_usage(struct registry *rg, enum reg_kind k, const char *dept, const char *id,
+    struct reg_usage *u)
+{
+	struct registry_usage_arg	 ua = { k, dept, id, u };
+	MDB_txn				*txn;
+	char				 err[128];
+	int				 ret;
+
+	memset(u, 0, sizeof(*u));
+	if (mdb_txn_begin(rg->rg_env, NULL, MDB_RDONLY, &txn) != 0)
+		return -1;
+	if ((ret = registry_heads(rg, txn, k, registry_usage_head, &ua, err, sizeof(err))) != 0)
+		log_warnx("%s", err);
+	mdb_txn_abort(txn);
 	return ret;
 }
 
 bool
-registry_has_room(struct registry *rg, size_t speclen)
+registry_has_room(struct registry *rg, size_t speclen, size_t reserve)
 {
 	MDB_envinfo	info;
 	MDB_stat	st;
@@ -258,7 +430,7 @@ registry_has_room(struct registry *rg, size_t speclen)
 	 * value's own pages, and free pages are reused only once no reader
 	 * holds them: ask for twice the spec and a margin.
 	 */
-	need = 2 * speclen + REG_MARGIN;
+	need = 2 * speclen + REG_MARGIN + reserve;
 	return used < info.me_mapsize && info.me_mapsize - used >= need;
 }
 
@@ -295,6 +467,8 @@ registry_put(struct registry *rg, enum reg_kind k, const char *id, const struct 
 		v.mv_size = speclen;
 		/* A version is written once; NOOVERWRITE catches a reused number. */
 		if ((rc = mdb_put(txn, rg->rg_versions, &key, &v, MDB_NOOVERWRITE)) != 0)
+			goto lmdb;
+		if ((rc = registry_prune(rg, txn, k, id)) != 0)
 			goto lmdb;
 	}
 	if (registry_head_key(k, id, kb, &key) != 0)

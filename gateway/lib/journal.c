@@ -75,8 +75,11 @@ journal_record_pack(const struct jrec *r, uint64_t seq, msgpack_sbuffer *out)
 		return -1;
 	if (!msgpack_zone_init(&z, 1024))
 		return -1;
-	/* Every field of DESIGN §7 and of registry changes; mpk_pack sorts the keys. */
-	mpk_map_init(&m, &z, 22);
+	/*
+	 * Every field of DESIGN §7, of registry changes and of refusal counts;
+	 * mpk_pack sorts the keys.
+	 */
+	mpk_map_init(&m, &z, 23);
 	mpk_map_put(&m, "seq", mpk_uint(seq));
 	mpk_map_put(&m, "t_ms", mpk_uint(r->jr_t_ms));
 	mpk_map_put(&m, "kind", mpk_str(kind));
@@ -101,6 +104,8 @@ journal_record_pack(const struct jrec *r, uint64_t seq, msgpack_sbuffer *out)
 	if (r->jr_has_version)
 		mpk_map_put(&m, "version", mpk_uint(r->jr_version));
 	jrec_put_bin(&m, "spec", r->jr_has_spec, r->jr_spec, sizeof(r->jr_spec));
+	if (r->jr_has_count)
+		mpk_map_put(&m, "count", mpk_uint(r->jr_count));
 	if (mpk_pack(&m.mm_obj, out, false) == -1)
 		goto done;
 	ret = 0;

@@ -406,6 +406,9 @@ struct jrec {
 	bool		jr_has_version, jr_has_spec;
 	uint64_t	jr_version;		/* "version" */
 	uint8_t		jr_spec[32];		/* "spec": SHA-256 of the canonical spec */
+	/* Refusals journaled together rather than one record each. */
+	bool		jr_has_count;
+	uint64_t	jr_count;		/* "count" */
 };
 /* Canonical record bytes for seq (appended to out). */
 int		 journal_record_pack(const struct jrec *, uint64_t seq, msgpack_sbuffer *out);
@@ -748,20 +751,38 @@ bool		 policy_proof_names(const struct policy_proof *, const msgpack_object *doc
 msgpack_object	 policy_minimize(const struct policy_item *, const msgpack_object *doc,
 		    msgpack_zone *z);
 /*
- * Per-consumer rate limits: a table of token buckets, one per (bundle,
- * consumer) seen recently, the least recently used given to a newcomer
- * when all nbuckets are taken.  The table is the daemon's state (struct gw
- * owns it, policy_rates_free frees it).  None of the functions below lock:
- * loop thread only.
+ * Rate limits: a table of token buckets, one per (scope, who) seen
+ * recently -- (bundle, consumer) for a policy's rate_limit, (role, client
+ * id) for the daemon's limit per client -- the least recently used given
+ * to a newcomer when all nbuckets are taken.  A table is the daemon's
+ * state (struct gw owns it, policy_rates_free frees it).  None of the
+ * functions below lock: loop thread only.
  */
 struct policy_rates;
 struct policy_rates *policy_rates_new(size_t nbuckets);
 void		 policy_rates_free(struct policy_rates *);
 /*
- * Takes one token from the (bundle, consumer) bucket of po's rate_limit,
- * after refilling it for the time since its last use; now_us is a
- * monotonic clock in microseconds (now_us_mono()).  0 when a token was
- * taken or the policy sets no limit, -1 when the bucket is empty.
+ * Takes one token from the (scope, who) bucket, refilled at per_s tokens a
+ * second up to burst since its last use; now_us is a monotonic clock in
+ * microseconds (now_us_mono()).  0 when a token was taken or per_s is 0
+ * (no limit), -1 when the bucket is empty: the refusal is counted for
+ * policy_rates_drain.  scope and who are cut to LB_ID_MAX - 1 bytes.
+ */
+int		 policy_bucket_take(struct policy_rates *, const char *scope, const char *who,
+		    uint32_t per_s, uint32_t burst, uint64_t now_us);
+/*
+ * Reports the refusals counted since the last drain: fn once per bucket
+ * that refused, with its scope, who and count, then once with scope and
+ * who NULL for the refusals of buckets that were given to newcomers
+ * meanwhile.  The counts start again from 0.
+ */
+typedef void	(*policy_refused_fn)(void *arg, const char *scope, const char *who,
+		    uint64_t refused);
+void		 policy_rates_drain(struct policy_rates *, policy_refused_fn, void *arg);
+/*
+ * policy_bucket_take for po's rate_limit: the (bundle, consumer) bucket.
+ * 0 when a token was taken or the policy sets no limit, -1 when the
+ * bucket is empty.
  */
 int		 policy_rate_take(struct policy_rates *, const struct policy *,
 		    const char *consumer, uint64_t now_us);

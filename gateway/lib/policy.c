@@ -449,22 +449,26 @@ policy_minimize(const struct policy_item *pi, const msgpack_object *doc, msgpack
 }
 
 /*
- * Per-consumer rate limits (DESIGN §10): one token bucket per (bundle,
- * consumer), refilled at the policy's per_second up to its burst, one token
- * per request.  Amounts are in millionths of a token so the arithmetic
- * stays in integers.  When every bucket is taken the least recently used
- * one is given to the newcomer.
+ * Token buckets: one per (scope, who) -- (bundle, consumer) for the rate
+ * limits of policies (DESIGN §10), (role, client id) for the daemon's
+ * limit per client -- refilled at per_s up to burst, one token per
+ * request.  Amounts are in millionths of a token so the arithmetic stays
+ * in integers.  When every bucket is taken the least recently used one is
+ * given to the newcomer; the refusals it still had to report are kept in
+ * rt_lost_refused, so that none is forgotten.
  */
 struct policy_bucket {
-	char		bk_bundle[LB_ID_MAX];
-	char		bk_consumer[LB_ID_MAX];
+	char		bk_scope[LB_ID_MAX];
+	char		bk_who[LB_ID_MAX];
 	uint64_t	bk_micro;	/* tokens x 1e6 */
 	uint64_t	bk_t_us;	/* last refill */
+	uint64_t	bk_refused;	/* refusals not yet reported */
 	bool		bk_used;
 };
 struct policy_rates {
 	struct policy_bucket	*rt_buckets;
 	size_t			 rt_n;
+	uint64_t		 rt_lost_refused;
 };
 
 struct policy_rates *
@@ -494,31 +498,35 @@ policy_rates_free(struct policy_rates *rt)
 }
 
 int
-policy_rate_take(struct policy_rates *rt, const struct policy *po, const char *consumer,
-    uint64_t now_us)
+policy_bucket_take(struct policy_rates *rt, const char *scope, const char *who,
+    uint32_t per_s, uint32_t burst, uint64_t now_us)
 {
 	struct policy_bucket	*b = NULL, *lru = &rt->rt_buckets[0];
 	uint64_t		 cap, dt, full;
 	size_t			 i;
 
-	if (po->po_rate_per_s == 0)
+	if (per_s == 0)
 		return 0;
+	if (burst < 1)
+		burst = 1;
 	for (i = 0; i < rt->rt_n && b == NULL; i++) {
 		struct policy_bucket *c = &rt->rt_buckets[i];
 
-		if (c->bk_used && strcmp(c->bk_bundle, po->po_bundle) == 0 &&
-		    strcmp(c->bk_consumer, consumer) == 0)
+		if (c->bk_used && strcmp(c->bk_scope, scope) == 0 && strcmp(c->bk_who, who) == 0)
 			b = c;
 		else if (!c->bk_used || (lru->bk_used && c->bk_t_us < lru->bk_t_us))
 			lru = c;
 	}
-	cap = (uint64_t)po->po_rate_burst * 1000000;
+	cap = (uint64_t)burst * 1000000;
 	if (b == NULL) {
 		b = lru;
-		snprintf(b->bk_bundle, sizeof(b->bk_bundle), "%s", po->po_bundle);
-		snprintf(b->bk_consumer, sizeof(b->bk_consumer), "%s", consumer);
+		if (b->bk_used)
+			rt->rt_lost_refused += b->bk_refused;
+		snprintf(b->bk_scope, sizeof(b->bk_scope), "%s", scope);
+		snprintf(b->bk_who, sizeof(b->bk_who), "%s", who);
 		b->bk_micro = cap;
 		b->bk_t_us = now_us;
+		b->bk_refused = 0;
 		b->bk_used = true;
 	}
 	/*
@@ -526,19 +534,48 @@ policy_rate_take(struct policy_rates *rt, const struct policy *po, const char *c
 	 * so the product cannot overflow.  A clock that went back refills
 	 * nothing.
 	 */
-	full = cap / po->po_rate_per_s + 1;
+	full = cap / per_s + 1;
 	dt = now_us > b->bk_t_us ? now_us - b->bk_t_us : 0;
 	if (dt > full)
 		dt = full;
-	b->bk_micro += dt * po->po_rate_per_s;
+	b->bk_micro += dt * per_s;
 	if (b->bk_micro > cap)
 		b->bk_micro = cap;
 	if (now_us > b->bk_t_us)
 		b->bk_t_us = now_us;
-	if (b->bk_micro < 1000000)
+	if (b->bk_micro < 1000000) {
+		b->bk_refused++;
 		return -1;
+	}
 	b->bk_micro -= 1000000;
 	return 0;
+}
+
+int
+policy_rate_take(struct policy_rates *rt, const struct policy *po, const char *consumer,
+    uint64_t now_us)
+{
+	return policy_bucket_take(rt, po->po_bundle, consumer, po->po_rate_per_s,
+	    po->po_rate_burst, now_us);
+}
+
+void
+policy_rates_drain(struct policy_rates *rt, policy_refused_fn fn, void *arg)
+{
+	size_t	i;
+
+	for (i = 0; i < rt->rt_n; i++) {
+		struct policy_bucket *b = &rt->rt_buckets[i];
+
+		if (b->bk_used && b->bk_refused > 0) {
+			fn(arg, b->bk_scope, b->bk_who, b->bk_refused);
+			b->bk_refused = 0;
+		}
+	}
+	if (rt->rt_lost_refused > 0) {
+		fn(arg, NULL, NULL, rt->rt_lost_refused);
+		rt->rt_lost_refused = 0;
+	}
 }
 
 enum lb_err
