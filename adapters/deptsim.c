@@ -13,7 +13,7 @@
  *
  * With --tls (or --tls-dir) it serves HTTPS instead and, like a real
  * department system, accepts only clients whose certificate chains to the
- * given CA; --verbose logs each request with the client's CN.
+ * given CA; --verbose logs each request with the client's CN and Host header.
  *
  * Departments are a table: each has an id (the first path segment) and a
  * table of routes, one handler per route.  A new department or data set is
@@ -1741,7 +1741,10 @@ sim_bevcb(struct event_base *base, void *arg)
 	return bev;
 }
 
-/* --verbose: the client's address and, over TLS, its certificate's CN. */
+/*
+ * --verbose: the client's address, over TLS its certificate's CN, the
+ * request and its Host header.
+ */
 static void
 sim_log(struct sim *sim, struct evhttp_request *req)
 {
@@ -1750,6 +1753,7 @@ sim_log(struct sim *sim, struct evhttp_request *req)
 	SSL				*ssl;
 	X509				*peer;
 	char				*addr = NULL, cn[256] = "-";
+	const char			*host;
 	ev_uint16_t			 port = 0;
 
 	if (conn == NULL)
@@ -1761,8 +1765,9 @@ sim_log(struct sim *sim, struct evhttp_request *req)
 	    X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName, cn,
 	    sizeof(cn)) < 0)
 		snprintf(cn, sizeof(cn), "?");
-	fprintf(stderr, "deptsim: %s:%u CN=%s %s\n", addr != NULL ? addr : "?",
-	    (unsigned)port, cn, evhttp_request_get_uri(req));
+	host = evhttp_find_header(evhttp_request_get_input_headers(req), "Host");
+	fprintf(stderr, "deptsim: %s:%u CN=%s %s Host=%s\n", addr != NULL ? addr : "?",
+	    (unsigned)port, cn, evhttp_request_get_uri(req), host != NULL ? host : "-");
 	fflush(stderr);
 }
 

@@ -281,12 +281,23 @@ typedef void	(*fanout_cb)(void *arg, enum lb_err, const uint8_t *body, size_t le
  * here; when they are missing only https endpoints fail.
  */
 struct fanout	*fanout_new(struct event_base *, const char *certs);
+/*
+ * Asks the name server nameserver (an IP address, with ":PORT" when not
+ * 53) instead of those of /etc/resolv.conf.  For tests.
+ */
+int		 fanout_nameserver(struct fanout *, const char *nameserver);
+/*
+ * Frees the pool.  A fetch still resolving its host ends with an error
+ * when the loop runs next; one waiting for an answer never ends.
+ */
 void		 fanout_free(struct fanout *);
 /*
  * Sends one request for (item, subject) to the adapter's endpoint.  cb runs
- * exactly once on the loop: LB_OK with the answer's body (valid only during
- * the call), or department_unavailable / department_timeout /
- * department_bad_response.
+ * exactly once on the loop, never before fanout_fetch has returned: LB_OK
+ * with the answer's body (valid only during the call), or
+ * department_unavailable / department_timeout / department_bad_response
+ * with a sentence.  -1 (and no cb) when the request cannot be made at all:
+ * the URL does not fit, memory runs out.
  */
 int		 fanout_fetch(struct fanout *, const struct adapter *, const char *item,
 		    const char *subject, fanout_cb, void *arg);
