@@ -37,16 +37,6 @@ struct outcome {
 static bool	in_fetch;	/* fanout_fetch is running: its callback must not */
 static int	done;		/* callbacks run */
 
-static const char *
-srcdir(void)
-{
-	const char	*d = getenv("LB_SRCDIR");
-
-	if (d != NULL && d[0] != '\0')
-		return d;
-	return LB_SRCDIR;
-}
-
 static void
 setup(void)
 {
@@ -56,7 +46,7 @@ setup(void)
 
 	ck_assert_ptr_nonnull(base = event_base_new());
 	ck_assert_ptr_nonnull(fo = fanout_new(base, NULL));
-	snprintf(path, sizeof(path), "%s/adapters/specs/nhc-birth.json", srcdir());
+	snprintf(path, sizeof(path), "%s/adapters/specs/nhc-birth.json", check_srcdir());
 	msgpack_zone_init(&z, 4096);
 	ck_assert_msg(config_json_file(path, &z, &o, err, sizeof(err)) == 0, "%s", err);
 	ck_assert_msg(adapter_parse(&o, &ad, err, sizeof(err)) == 0, "%s", err);
@@ -96,17 +86,22 @@ fetch(const char *endpoint, unsigned timeout_ms, struct outcome *oc)
 	ad->ad_timeout_ms = timeout_ms;
 	memset(oc, 0, sizeof(*oc));
 	in_fetch = true;
-	ck_assert_int_eq(fanout_fetch(fo, ad, "birth_medical_certificate", "110105202601010115",
-	    fetched, oc), 0);
+	ck_assert_int_eq(fanout_fetch(fo, NULL, ad, "birth_medical_certificate",
+	    "110105202601010115", fetched, oc), 0);
 	in_fetch = false;
 }
 
-/* A UDP port on 127.0.0.1 that receives questions and never answers them. */
+/*
+ * Makes the fan-out ask a UDP port on 127.0.0.1 that receives questions and
+ * never answers them, and starts a fetch of a name there.  Returns the
+ * port's socket, for the caller to close.
+ */
 static int
-silent_nameserver(char *addr, size_t addrlen)
+fetch_unanswered(unsigned timeout_ms, struct outcome *oc)
 {
 	struct sockaddr_in	sin;
 	socklen_t		len = sizeof(sin);
+	char			ns[64];
 	int			fd;
 
 	ck_assert_int_ge(fd = socket(AF_INET, SOCK_DGRAM, 0), 0);
@@ -115,7 +110,9 @@ silent_nameserver(char *addr, size_t addrlen)
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
 	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
-	snprintf(addr, addrlen, "127.0.0.1:%u", (unsigned)ntohs(sin.sin_port));
+	snprintf(ns, sizeof(ns), "127.0.0.1:%u", (unsigned)ntohs(sin.sin_port));
+	ck_assert_int_eq(fanout_nameserver(fo, ns), 0);
+	fetch("http://dept.example:8701/nhc?id={subject}", timeout_ms, oc);
 	return fd;
 }
 
@@ -176,12 +173,8 @@ END_TEST
 START_TEST(test_timeout_while_resolving)
 {
 	struct outcome	oc;
-	char		ns[64];
-	int		fd;
+	int		fd = fetch_unanswered(20, &oc);
 
-	fd = silent_nameserver(ns, sizeof(ns));
-	ck_assert_int_eq(fanout_nameserver(fo, ns), 0);
-	fetch("http://dept.example:8701/nhc?id={subject}", 20, &oc);
 	check_run_until(base, &done, 1, 5000);
 	ck_assert_int_eq(oc.oc_calls, 1);
 	ck_assert_int_eq(oc.oc_err, LB_E_DEPARTMENT_TIMEOUT);
@@ -196,12 +189,8 @@ END_TEST
 START_TEST(test_free_while_resolving)
 {
 	struct outcome	oc;
-	char		ns[64];
-	int		fd;
+	int		fd = fetch_unanswered(60000, &oc);
 
-	fd = silent_nameserver(ns, sizeof(ns));
-	ck_assert_int_eq(fanout_nameserver(fo, ns), 0);
-	fetch("http://dept.example:8701/nhc?id={subject}", 60000, &oc);
 	check_run_until(base, &done, 1, 50);
 	ck_assert_int_eq(oc.oc_calls, 0);
 	fanout_free(fo);
@@ -220,7 +209,7 @@ START_TEST(test_unusable_endpoint)
 
 	memset(&oc, 0, sizeof(oc));
 	snprintf(ad->ad_endpoint, sizeof(ad->ad_endpoint), "http://[::1/nhc?id={subject}");
-	ck_assert_int_eq(fanout_fetch(fo, ad, "birth_medical_certificate",
+	ck_assert_int_eq(fanout_fetch(fo, NULL, ad, "birth_medical_certificate",
 	    "110105202601010115", fetched, &oc), -1);
 	check_run_until(base, &done, 1, 20);
 	ck_assert_int_eq(oc.oc_calls, 0);

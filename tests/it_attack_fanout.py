@@ -50,7 +50,11 @@ class IPv6Endpoints(unittest.TestCase):
     def setUpClass(cls):
         cls.v6 = ipv6_loopback()
         sim_args = ["--verbose"] + (["--listen", "[::1]:0"] if cls.v6 else [])
-        cls.P = lbtest.Platform(sim_args=sim_args)
+        # The operator lets nhc reach the simulator's loopback addresses, any port,
+        # and the names the tests use (tests/it_attack_ssrf.py tests the list).
+        cls.P = lbtest.Platform(sim_args=sim_args, endpoints=lambda P: dict(
+            lbtest.sim_endpoints(P),
+            nhc=["127.0.0.1", "[::1]", "localhost", "nosuch-department.invalid"]))
         with open(os.path.join(cls.P.tmp, "deptsim.log")) as f:
             log = f.read()
         cls.v6_port = None

@@ -9,7 +9,10 @@
  * A fetch resolves the endpoint's host itself, without blocking the loop
  * (evdns, which also reads /etc/hosts), and connects to the address it got:
  * a DNS name is resolved once per request, an IP literal (IPv4, bracketed
- * IPv6, IPv4-mapped IPv6) is used as it is.  The Host header is the URL's
+ * IPv6, IPv4-mapped IPv6) is used as it is.  For an adapter registered
+ * through the API every address is first checked against the operator's
+ * endpoint list (egress.c), and the connection goes to exactly the address
+ * checked, so a department's DNS cannot point the gateway elsewhere.  The Host header is the URL's
  * host and port as written, and over TLS the certificate is checked for
  * the URL's host (sent as SNI when it is a name, never for an IP literal).
  *
@@ -106,9 +109,11 @@ struct fanout {
 
 struct fetch {
 	struct fanout		*fe_fo;
+	const struct egress	*fe_eg;		/* the endpoint list; NULL: any address */
 	struct endpoint		 fe_ep;		/* where the request goes */
 	char			 fe_target[LB_URL_MAX];	/* its path and query */
 	char			 fe_dept[LB_ID_MAX];
+	char			 fe_adapter[LB_ID_MAX];
 	fanout_cb		 fe_cb;
 	void			*fe_arg;
 	struct event		*fe_timer;	/* the adapter's timeout */
@@ -699,13 +704,39 @@ fanout_fetch_send(struct fetch *fe, const struct netaddr *addr)
 	}
 }
 
-/* The resolver's answer for fe's host; may run inside evdns_getaddrinfo. */
+/*
+ * True when the endpoint list lets fe reach a; otherwise the fetch ends as
+ * department_unavailable and the log names the address refused.  The
+ * caller's message does not: the department's resolution is its own.
+ */
+static bool
+fanout_fetch_allowed(struct fetch *fe, const struct netaddr *a)
+{
+	char	why[512], msg[256];
+
+	if (fe->fe_eg == NULL ||
+	    egress_check_addr(fe->fe_eg, fe->fe_dept, &fe->fe_ep, a, why, sizeof(why)) == 0)
+		return true;
+	log_warnx("adapter \"%s\" of %s: %s; request refused", fe->fe_adapter, fe->fe_dept,
+	    why);
+	snprintf(msg, sizeof(msg), "department %s: its endpoint is an address the gateway may "
+	    "not reach (the operator's endpoint list)", fe->fe_dept);
+	fanout_fetch_end(fe, LB_E_DEPARTMENT_UNAVAILABLE, NULL, 0, msg);
+	return false;
+}
+
+/*
+ * The resolver's answer for fe's host; may run inside evdns_getaddrinfo.
+ * Every address is checked, not only the one connected to, so a name
+ * that mixes allowed and forbidden addresses is refused whatever order
+ * its answers come in.
+ */
 static void
 fanout_fetch_resolved_cb(int result, struct evutil_addrinfo *res, void *arg)
 {
 	struct fetch		*fe = arg;
 	struct evutil_addrinfo	*ai;
-	struct netaddr		 addr;
+	struct netaddr		 addr, a;
 	char			 msg[384];
 	bool			 found = false;
 
@@ -722,9 +753,15 @@ fanout_fetch_resolved_cb(int result, struct evutil_addrinfo *res, void *arg)
 		fanout_fetch_end(fe, LB_E_DEPARTMENT_UNAVAILABLE, NULL, 0, msg);
 		goto done;
 	}
-	for (ai = res; ai != NULL && !found; ai = ai->ai_next)
-		if (ai->ai_addr != NULL && endpoint_addr_from(ai->ai_addr, &addr) == 0)
-			found = true;
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		if (ai->ai_addr == NULL || endpoint_addr_from(ai->ai_addr, &a) != 0)
+			continue;
+		if (!fanout_fetch_allowed(fe, &a))
+			goto done;
+		if (!found)
+			addr = a;
+		found = true;
+	}
 	if (!found) {
 		snprintf(msg, sizeof(msg), "department %s: its endpoint's host %s has no IP "
 		    "address", fe->fe_dept, fe->fe_ep.ep_host);
@@ -746,7 +783,8 @@ fanout_fetch_resolve(struct fetch *fe)
 	char					 msg[384];
 
 	if (fe->fe_ep.ep_literal) {
-		fanout_fetch_send(fe, &fe->fe_ep.ep_addr);
+		if (fanout_fetch_allowed(fe, &fe->fe_ep.ep_addr))
+			fanout_fetch_send(fe, &fe->fe_ep.ep_addr);
 		return;
 	}
 	memset(&hints, 0, sizeof(hints));
@@ -768,8 +806,8 @@ fanout_fetch_resolve(struct fetch *fe)
 }
 
 int
-fanout_fetch(struct fanout *fo, const struct adapter *ad, const char *item,
-    const char *subject, fanout_cb cb, void *arg)
+fanout_fetch(struct fanout *fo, const struct egress *eg, const struct adapter *ad,
+    const char *item, const char *subject, fanout_cb cb, void *arg)
 {
 	struct fetch	*fe = NULL;
 	struct timeval	 tv;
@@ -786,9 +824,11 @@ fanout_fetch(struct fanout *fo, const struct adapter *ad, const char *item,
 	    rest) >= (int)sizeof(fe->fe_target))
 		goto done;
 	fe->fe_fo = fo;
+	fe->fe_eg = eg;
 	fe->fe_cb = cb;
 	fe->fe_arg = arg;
 	snprintf(fe->fe_dept, sizeof(fe->fe_dept), "%s", ad->ad_dept);
+	snprintf(fe->fe_adapter, sizeof(fe->fe_adapter), "%s", ad->ad_id);
 	if ((fe->fe_timer = evtimer_new(fo->fo_base, fanout_fetch_timeout_cb, fe)) == NULL ||
 	    (fe->fe_done = event_new(fo->fo_base, -1, 0, fanout_fetch_deliver_cb, fe)) == NULL)
 		goto done;

@@ -617,6 +617,8 @@ struct adapter {
 	char		 ad_delim;			/* csv: field delimiter, default ',' */
 	uint64_t	 ad_version;			/* set by the registry */
 	bool		 ad_disabled;
+	bool		 ad_registered;			/* through the API (config.c): its
+							   endpoint obeys the endpoint list */
 	struct mapping	*ad_map;
 	uint8_t		*ad_spec;			/* canonical msgpack of the spec */
 	size_t		 ad_spec_len;
