@@ -43,13 +43,16 @@ def free_port(family, host):
     return port
 
 
-class IPv6Endpoints(unittest.TestCase):
-    """One platform; the simulator listens on 127.0.0.1 and, when it can, ::1."""
+class Endpoints(unittest.TestCase):
+    """One platform per class; the simulator listens on 127.0.0.1 and, when
+    it can, ::1, with the class's extra arguments."""
+
+    SIM_ARGS = []
 
     @classmethod
     def setUpClass(cls):
         cls.v6 = ipv6_loopback()
-        sim_args = ["--verbose"] + (["--listen", "[::1]:0"] if cls.v6 else [])
+        sim_args = ["--verbose"] + cls.SIM_ARGS + (["--listen", "[::1]:0"] if cls.v6 else [])
         # The operator lets nhc reach the simulator's loopback addresses, any port,
         # and the names the tests use (tests/it_attack_ssrf.py tests the list).
         cls.P = lbtest.Platform(sim_args=sim_args, endpoints=lambda P: dict(
@@ -119,6 +122,16 @@ class IPv6Endpoints(unittest.TestCase):
         st, body = self.P.request("GET", "/v1/health", client=None)
         self.assertEqual((st, body["status"]), (200, "ok"), body)
 
+    def seen(self):
+        """(client address, Host, SNI) of every nhc request the simulator logged."""
+        with open(os.path.join(self.P.tmp, "deptsim.log")) as f:
+            return re.findall(r"^deptsim: (\S+):\d+ CN=\S+ /nhc/\S+ Host=(\S+) SNI=(\S+)$",
+                              f.read(), re.M)
+
+
+class IPv6Endpoints(Endpoints):
+    """Plain HTTP."""
+
     def test_three_ipv6_items_in_one_exchange(self):
         dead6 = free_port(socket.AF_INET6, "::1") if self.v6 else 9
         dead4 = free_port(socket.AF_INET, "127.0.0.1")
@@ -160,11 +173,9 @@ class IPv6Endpoints(unittest.TestCase):
             self.assertEqual(r["document"]["holder"]["id"], NEWBORN)
         self.assertEqual(c["status"], "department_bad_response", c)
         # The requests came over IPv6, with the bracketed literal and the port as Host.
-        with open(os.path.join(self.P.tmp, "deptsim.log")) as f:
-            seen = re.findall(r"^deptsim: (\S+):\d+ CN=\S+ /nhc/\S+ Host=(\S+)$", f.read(),
-                              re.M)
-        self.assertIn(("::1", "[::1]:%d" % self.v6_port), seen)
-        self.assertIn(("::1", "[0:0:0:0:0:0:0:1]:%d" % self.v6_port), seen)
+        seen = self.seen()
+        self.assertIn(("::1", "[::1]:%d" % self.v6_port, "-"), seen)
+        self.assertIn(("::1", "[0:0:0:0:0:0:0:1]:%d" % self.v6_port, "-"), seen)
 
     def test_names_resolved_on_the_loop(self):
         """Names are resolved without blocking the loop: from /etc/hosts at
@@ -184,6 +195,36 @@ class IPv6Endpoints(unittest.TestCase):
         self.assertIn("nhc", bad["message"])
         with open(os.path.join(self.P.tmp, "deptsim.log")) as f:
             self.assertIn("Host=LocalHost:%d" % port, f.read())
+
+
+class TlsEndpoints(Endpoints):
+    """https endpoints (the simulator's certificate names localhost and
+    127.0.0.1): an IP literal is checked against the address connected to and
+    sends no SNI, a name is checked and sent as SNI."""
+
+    SIM_ARGS = ["--tls-dir", lbtest.demo_pki()]
+
+    def test_literals_and_names(self):
+        port = self.P.sim_port
+        third = ("https://[::1]:%d%s" % (self.v6_port, PATH) if self.v6 else
+                 "https://127.0.0.1:%d%s" % (port, PATH))
+        endpoints = ["https://[::ffff:127.0.0.1]:%d%s" % (port, PATH),
+                     "https://localhost:%d%s" % (port, PATH), third]
+        items = self.register(endpoints)
+        results = self.exchange(items)
+        self.alive()
+        mapped, name, other = (results[i] for i in items)
+        for r in (mapped, name):
+            self.assertEqual(r["status"], "ok", r)
+        if self.v6:
+            # The certificate does not name ::1.
+            self.assertEqual(other["status"], "department_unavailable", other)
+            self.assertIn("IP address mismatch", other["message"])
+        else:
+            self.assertEqual(other["status"], "ok", other)
+        seen = self.seen()
+        self.assertIn(("127.0.0.1", "[::ffff:127.0.0.1]:%d" % port, "-"), seen)
+        self.assertIn(("127.0.0.1", "localhost:%d" % port, "localhost"), seen)
 
 
 if __name__ == "__main__":
