@@ -13,7 +13,8 @@
  *
  * With --tls (or --tls-dir) it serves HTTPS instead and, like a real
  * department system, accepts only clients whose certificate chains to the
- * given CA; --verbose logs each request with the client's CN.
+ * given CA; --verbose logs each request with the client's CN, Host header
+ * and server name (SNI).
  *
  * Departments are a table: each has an id (the first path segment) and a
  * table of routes, one handler per route.  A new department or data set is
@@ -1741,28 +1742,37 @@ sim_bevcb(struct event_base *base, void *arg)
 	return bev;
 }
 
-/* --verbose: the client's address and, over TLS, its certificate's CN. */
+/*
+ * --verbose: the client's address, over TLS its certificate's CN, the
+ * request, its Host header and, over TLS, the server name the client sent
+ * (SNI; "-" when none).
+ */
 static void
 sim_log(struct sim *sim, struct evhttp_request *req)
 {
 	struct evhttp_connection	*conn = evhttp_request_get_connection(req);
 	struct bufferevent		*bev;
-	SSL				*ssl;
+	SSL				*ssl = NULL;
 	X509				*peer;
 	char				*addr = NULL, cn[256] = "-";
+	const char			*host, *sni = NULL;
 	ev_uint16_t			 port = 0;
 
 	if (conn == NULL)
 		return;
 	evhttp_connection_get_peer(conn, &addr, &port);
-	if (sim->sm_tls != NULL && (bev = evhttp_connection_get_bufferevent(conn)) != NULL &&
-	    (ssl = bufferevent_openssl_get_ssl(bev)) != NULL &&
-	    (peer = SSL_get0_peer_certificate(ssl)) != NULL &&
+	if (sim->sm_tls != NULL && (bev = evhttp_connection_get_bufferevent(conn)) != NULL)
+		ssl = bufferevent_openssl_get_ssl(bev);
+	if (ssl != NULL && (peer = SSL_get0_peer_certificate(ssl)) != NULL &&
 	    X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName, cn,
 	    sizeof(cn)) < 0)
 		snprintf(cn, sizeof(cn), "?");
-	fprintf(stderr, "deptsim: %s:%u CN=%s %s\n", addr != NULL ? addr : "?",
-	    (unsigned)port, cn, evhttp_request_get_uri(req));
+	if (ssl != NULL)
+		sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+	host = evhttp_find_header(evhttp_request_get_input_headers(req), "Host");
+	fprintf(stderr, "deptsim: %s:%u CN=%s %s Host=%s SNI=%s\n", addr != NULL ? addr : "?",
+	    (unsigned)port, cn, evhttp_request_get_uri(req), host != NULL ? host : "-",
+	    sni != NULL ? sni : "-");
 	fflush(stderr);
 }
 

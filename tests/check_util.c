@@ -46,6 +46,14 @@ check_run(Suite *s)
 	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 
+const char *
+check_srcdir(void)
+{
+	const char	*d = getenv("LB_SRCDIR");
+
+	return d != NULL && d[0] != '\0' ? d : LB_SRCDIR;
+}
+
 void
 ck_bytes_eq(const void *got, size_t gotlen, const void *want, size_t wantlen)
 {

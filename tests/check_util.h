@@ -39,6 +39,9 @@ extern const uint8_t	check_hmac_key[32];
  */
 int		 check_run(Suite *);
 
+/* The source tree: $LB_SRCDIR (set by make check) or the one the tests were built from. */
+const char	*check_srcdir(void);
+
 /* Fails the test, showing both byte strings in hex, when they differ. */
 void		 ck_bytes_eq(const void *got, size_t gotlen, const void *want,
 		    size_t wantlen);

@@ -52,6 +52,11 @@ def junk(dept, ident, item, big=False, note=""):
     return spec
 
 
+def junk_endpoints(platform):
+    """The simulator, and the junk adapters' address, which is never fetched."""
+    return {d: ["127.0.0.1:%d" % platform.sim_port, "127.0.0.1:9"] for d in lbtest.DEPARTMENTS}
+
+
 def size(spec):
     """Bytes the registry stores: the canonical msgpack of the spec."""
     return len(lbtest.canonical(spec))
@@ -74,7 +79,7 @@ P = None
 def setUpModule():
     global P
     P = lbtest.Platform(gw_args=["--registry-ids", "3", "--registry-versions", "2",
-                                 "--registry-bytes", str(QUOTA)])
+                                 "--registry-bytes", str(QUOTA)], endpoints=junk_endpoints)
 
 
 def tearDownModule():

@@ -36,6 +36,9 @@ WRAP = os.environ.get("LB_WRAP", "").split()
 MEMCHECK = re.compile(r"ERROR: (Address|Leak)Sanitizer|runtime error:|definitely lost: [1-9]"
                       r"|Invalid (read|write|free)|uninitialised value|Mismatched free")
 
+# The departments of the demo PKI (certs/mkdemo).
+DEPARTMENTS = ("psb", "nhc", "mca", "cdc", "nhsa", "hrss", "mnr", "mohurd", "samr", "edu")
+
 # Family 1 of adapters/data/families.json
 NEWBORN = "110105202601010115"
 FATHER = "110105199003151239"
@@ -98,10 +101,18 @@ def _wait_listening(proc, logpath, what, timeout=15):
         raise RuntimeError("%s did not start:\n%s" % (what, f.read()))
 
 
-class Platform:
-    """Department simulator + lianband, each on a port the kernel picks."""
+def sim_endpoints(platform):
+    """The default endpoint list: every department may reach the simulator's
+    address and port, and nothing else."""
+    return {d: ["127.0.0.1:%d" % platform.sim_port] for d in DEPARTMENTS}
 
-    def __init__(self, sim_args=(), gw_args=()):
+
+class Platform:
+    """Department simulator + lianband, each on a port the kernel picks.
+    endpoints(platform) gives the gateway's endpoint list (--endpoints,
+    docs/operations.md) as {dept: [entry, ...]}; by default sim_endpoints."""
+
+    def __init__(self, sim_args=(), gw_args=(), endpoints=sim_endpoints):
         self.pki = demo_pki()
         self.tmp = tempfile.mkdtemp(prefix="lianban-it-")
         self.data = os.path.join(self.tmp, "var")
@@ -112,6 +123,8 @@ class Platform:
             self.sim_port = self.start_sim()
             self.specs = os.path.join(self.tmp, "specs")
             self.write_specs()
+            self.endpoints = os.path.join(self.tmp, "endpoints.json")
+            self.write_endpoints(endpoints(self))
             self.port = self.start_gateway()
         except BaseException:
             # Whatever did start must not outlive a platform that failed to start.
@@ -140,12 +153,17 @@ class Platform:
             with open(os.path.join(self.specs, os.path.basename(f)), "w") as dst:
                 dst.write(text)
 
+    def write_endpoints(self, depts):
+        """Writes the gateway's endpoint list; a SIGHUP or a restart applies it."""
+        write_json(self.tmp, "endpoints.json", {"departments": depts})
+
     def start_gateway(self, extra=()):
         self.starts = getattr(self, "starts", 0) + 1
         self.gw_log = os.path.join(self.tmp, "lianband.%d.log" % self.starts)
         p = subprocess.Popen(WRAP + [LIANBAND, "--listen", "127.0.0.1:0", "--data", self.data,
                               "--certs", self.pki, "--policies", os.path.join(SRCDIR, "policies"),
-                              "--adapters", self.specs] + self.gw_args + list(extra),
+                              "--adapters", self.specs, "--endpoints", self.endpoints]
+                             + self.gw_args + list(extra),
                              stdout=open(self.gw_log, "w"), stderr=subprocess.STDOUT)
         self.gw = p
         self.procs.append(p)

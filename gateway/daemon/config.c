@@ -1,9 +1,9 @@
 /*
  * config.c - the configuration snapshot (trust, policies, adapters, seal
- * keys): loading it from the directories named on the command line and the
- * adapters and policies registered through the API (registry.c), and the
- * one way a new snapshot replaces the running one, for SIGHUP and for
- * registry changes alike.
+ * keys, the endpoint list): loading it from the directories and files named
+ * on the command line and the adapters and policies registered through the
+ * API (registry.c), and the one way a new snapshot replaces the running
+ * one, for SIGHUP and for registry changes alike.
  */
 #include <assert.h>
 #include <errno.h>
@@ -233,6 +233,7 @@ snapshot_free(struct snapshot *sn)
 	for (i = 0; i < sn->sn_nseals; i++)
 		seal_key_clear(&sn->sn_seals[i]);
 	free(sn->sn_seals);
+	egress_free(sn->sn_egress);
 	free(sn);
 }
 
@@ -329,6 +330,7 @@ config_reg_adapter(struct snapshot *sn, const struct gw_config *gc, size_t nfile
 		goto done;
 	ad->ad_version = h->rh_version;
 	ad->ad_disabled = h->rh_disabled;
+	ad->ad_registered = true;
 	ret = config_put_adapter(sn, i, ad, err, errlen) == 0 ? LB_OK : LB_E_BAD_REQUEST;
 	ad = NULL;
 done:
@@ -418,6 +420,9 @@ snapshot_load_with(const struct gw_config *gc, struct registry *rg, struct reg_c
 	}
 	sn->sn_refs = 1;
 	if ((sn->sn_trust = trust_load(gc->gc_certs, err, errlen)) == NULL)
+		goto fail;
+	if ((sn->sn_egress = egress_load(gc->gc_endpoints, !gc->gc_endpoints_given, err,
+	    errlen)) == NULL)
 		goto fail;
 	if (config_each_json(gc->gc_policies, config_add_policy, sn, err, errlen) != 0)
 		goto fail;
@@ -631,6 +636,12 @@ snapshot_adapter(const struct snapshot *sn, const char *id)
 	size_t	i = config_adapter_at(sn, id);
 
 	return i < sn->sn_nadapters ? sn->sn_adapters[i] : NULL;
+}
+
+const struct egress *
+snapshot_egress_for(const struct snapshot *sn, const struct adapter *ad)
+{
+	return ad->ad_registered ? sn->sn_egress : NULL;
 }
 
 const struct seal_key *

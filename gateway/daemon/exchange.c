@@ -611,8 +611,8 @@ ex_guardian_next(struct exchange *ex, struct ex_subject *su)
 		su->su_tried[su->su_ntried] = (struct ex_proof_try){ .pt_proof = pp,
 		    .pt_dept = ad->ad_dept, .pt_status = LB_OK, .pt_t0_us = now_us_mono() };
 		ex->ex_pending++;
-		if (fanout_fetch(ex->ex_gw->gw_fanout, ad, pp->pp_item, su->su_id,
-		    ex_proof_fetched, su) == 0) {
+		if (fanout_fetch(ex->ex_gw->gw_fanout, snapshot_egress_for(ex->ex_snap, ad), ad,
+		    pp->pp_item, su->su_id, ex_proof_fetched, su) == 0) {
 			su->su_ntried++;
 			ex->ex_proofs++;
 			return;
@@ -694,8 +694,9 @@ ex_fetch(struct exchange *ex)
 				continue;	/* fetched once, as the guardian proof */
 			it->it_t0_us = now_us_mono();
 			ex->ex_pending++;
-			if (fanout_fetch(ex->ex_gw->gw_fanout, it->it_ad, it->it_item, su->su_id,
-			    ex_fetch_done, it) != 0) {
+			if (fanout_fetch(ex->ex_gw->gw_fanout, snapshot_egress_for(ex->ex_snap,
+			    it->it_ad), it->it_ad, it->it_item, su->su_id, ex_fetch_done,
+			    it) != 0) {
 				ex->ex_pending--;
 				it_fail(it, LB_E_DEPARTMENT_UNAVAILABLE, "the department "
 				    "endpoint could not be used");

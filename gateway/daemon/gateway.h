@@ -12,6 +12,7 @@
 
 #include "lianban.h"
 
+struct egress;
 struct evhttp;
 struct evhttp_request;
 struct fanout;
@@ -36,6 +37,7 @@ struct snapshot {
 	size_t		  sn_nadapters;
 	struct seal_key	 *sn_seals;
 	size_t		  sn_nseals;
+	struct egress	 *sn_egress;	/* the operator's endpoint list */
 };
 
 struct gw_config {
@@ -44,6 +46,8 @@ struct gw_config {
 	char		gc_certs[512];
 	char		gc_policies[512];
 	char		gc_adapters[512];
+	char		gc_endpoints[512];	/* the endpoint list; "" for none */
+	bool		gc_endpoints_given;	/* on the command line: it must exist */
 	char		gc_id[LB_ID_MAX];
 	int		gc_workers;
 	int		gc_verbose;
@@ -241,6 +245,12 @@ const struct adapter *snapshot_adapter_for(const struct snapshot *, const char *
 		    const char *item);
 /* Any adapter of the snapshot by id, disabled ones included. */
 const struct adapter *snapshot_adapter(const struct snapshot *, const char *id);
+/*
+ * The endpoint rules a request of ad must obey (egress.c): the snapshot's
+ * list for an adapter registered through the API, NULL (any address) for
+ * the operator's file adapters.
+ */
+const struct egress *snapshot_egress_for(const struct snapshot *, const struct adapter *ad);
 const struct seal_key *snapshot_seal(const struct snapshot *, const char *id);
 /* Parses a JSON file into a msgpack object in z. */
 int		 config_json_file(const char *path, msgpack_zone *z, msgpack_object *out,
@@ -307,6 +317,30 @@ void		 http_journal(struct gw *, struct evhttp_request *, const struct principal
 void		 http_subject(struct gw *, struct evhttp_request *, const struct principal *,
 		    const char *path);
 
+/* egress.c: where adapters registered through the API may send requests */
+/*
+ * Loads the operator's endpoint list from path (docs/operations.md).  An
+ * empty path, or a missing file when missing_ok, is an empty list: it
+ * allows nothing.  NULL with a sentence naming the file when it cannot be
+ * read or is wrong.  Immutable once loaded; any thread may read it.
+ */
+struct egress	*egress_load(const char *path, bool missing_ok, char *err, size_t errlen);
+void		 egress_free(struct egress *);
+/*
+ * Registration: the host of ad's endpoint is listed for ad's department (a
+ * name by name, an address in a network, the port when the entry has one).
+ * -1 with a sentence for the department otherwise.
+ */
+int		 egress_check_adapter(const struct egress *, const struct adapter *ad,
+		    char *err, size_t errlen);
+/*
+ * Each request: a, the address ep's host resolved to (or is), may be
+ * reached for dept.  -1 with a sentence for the log otherwise.
+ */
+int		 egress_check_addr(const struct egress *, const char *dept,
+		    const struct endpoint *ep, const struct netaddr *a, char *err,
+		    size_t errlen);
+
 /* fanout.c: asynchronous HTTP requests to departments */
 typedef void	(*fanout_cb)(void *arg, enum lb_err, const uint8_t *body, size_t len,
 		    const char *msg);
@@ -316,15 +350,30 @@ typedef void	(*fanout_cb)(void *arg, enum lb_err, const uint8_t *body, size_t le
  * here; when they are missing only https endpoints fail.
  */
 struct fanout	*fanout_new(struct event_base *, const char *certs);
+/*
+ * Asks the name server nameserver (an IP address, with ":PORT" when not
+ * 53) instead of those of /etc/resolv.conf.  For tests.
+ */
+int		 fanout_nameserver(struct fanout *, const char *nameserver);
+/*
+ * Frees the pool.  A fetch still resolving its host ends with an error
+ * when the loop runs next; one waiting for an answer never ends.
+ */
 void		 fanout_free(struct fanout *);
 /*
  * Sends one request for (item, subject) to the adapter's endpoint.  cb runs
- * exactly once on the loop: LB_OK with the answer's body (valid only during
- * the call), or department_unavailable / department_timeout /
- * department_bad_response.
+ * exactly once on the loop, never before fanout_fetch has returned: LB_OK
+ * with the answer's body (valid only during the call), or
+ * department_unavailable / department_timeout / department_bad_response
+ * with a sentence.  -1 (and no cb) when the request cannot be made at all:
+ * the URL does not fit, memory runs out.  eg (snapshot_egress_for) is the
+ * list every address the endpoint's host stands for is checked against
+ * before the gateway connects, NULL for none; it must stay valid until cb
+ * has run.  A refused address fails the fetch as department_unavailable
+ * and is logged.
  */
-int		 fanout_fetch(struct fanout *, const struct adapter *, const char *item,
-		    const char *subject, fanout_cb, void *arg);
+int		 fanout_fetch(struct fanout *, const struct egress *eg, const struct adapter *,
+		    const char *item, const char *subject, fanout_cb, void *arg);
 
 /* sealer.c: batch sealing across exchanges */
 #define SEALER_MAX_BATCH	256

@@ -305,6 +305,13 @@ admin_check_adapter(struct admin_change *ch, struct registry *rg)
 		}
 		return 0;
 	}
+	/* A registered endpoint reaches only what the operator lists (egress.c). */
+	if (egress_check_adapter(sn->sn_egress, ch->ch_ad, ch->ch_msg, sizeof(ch->ch_msg)) != 0) {
+		log_warnx("registry: adapter \"%s\" of %s refused: %s", ch->ch_id, ch->ch_caller,
+		    ch->ch_msg);
+		ch->ch_err = LB_E_BAD_REQUEST;
+		return -1;
+	}
 	/* Two enabled adapters of one department serving one item would be ambiguous. */
 	for (i = 0; i < sn->sn_nadapters; i++) {
 		o = sn->sn_adapters[i];

@@ -39,6 +39,9 @@ usage(FILE *f)
 	    "  --certs DIR          PKI directory made by certs/mkdemo (default certs/demo)\n"
 	    "  --policies DIR       bundle policies, *.json (default policies)\n"
 	    "  --adapters DIR       adapter specs, *.json (default adapters/specs)\n"
+	    "  --endpoints FILE     hosts and networks each department's adapters registered\n"
+	    "                       through the API may reach (default adapters/endpoints.json;\n"
+	    "                       without it they reach none)\n"
 	    "  --id GATEWAY_ID      gateway id, the consent audience (default lianban-demo)\n"
 	    "  --workers N          crypto worker threads (default 2)\n"
 	    "  --seal-window MS     how long seal claims wait for others to share their\n"
@@ -59,8 +62,9 @@ usage(FILE *f)
 	    "  -V, --version        print the version and exit\n"
 	    "  -h, --help           this text\n"
 	    "\n"
-	    "Signals: SIGHUP reloads trust, policies and adapters; SIGTERM and SIGINT\n"
-	    "finish the exchanges in flight, commit the journal and exit.\n");
+	    "Signals: SIGHUP reloads trust, policies, adapters and the endpoint list;\n"
+	    "SIGTERM and SIGINT finish the exchanges in flight, commit the journal and\n"
+	    "exit.\n");
 }
 
 /* A whole decimal number in [lo, hi], nothing before or after it. */
@@ -87,6 +91,7 @@ parse_args(int argc, char **argv, struct gw_config *gc)
 		{ "certs", required_argument, NULL, 'c' },
 		{ "policies", required_argument, NULL, 'p' },
 		{ "adapters", required_argument, NULL, 'a' },
+		{ "endpoints", required_argument, NULL, 'e' },
 		{ "id", required_argument, NULL, 'i' },
 		{ "workers", required_argument, NULL, 'w' },
 		{ "seal-window", required_argument, NULL, 'W' },
@@ -110,6 +115,7 @@ parse_args(int argc, char **argv, struct gw_config *gc)
 	snprintf(gc->gc_certs, sizeof(gc->gc_certs), "certs/demo");
 	snprintf(gc->gc_policies, sizeof(gc->gc_policies), "policies");
 	snprintf(gc->gc_adapters, sizeof(gc->gc_adapters), "adapters/specs");
+	snprintf(gc->gc_endpoints, sizeof(gc->gc_endpoints), "adapters/endpoints.json");
 	snprintf(gc->gc_id, sizeof(gc->gc_id), "lianban-demo");
 	gc->gc_workers = 2;
 	gc->gc_seal_window_us = SEALER_WINDOW_US;
@@ -127,6 +133,11 @@ parse_args(int argc, char **argv, struct gw_config *gc)
 		case 'c': dst = gc->gc_certs; dstsize = sizeof(gc->gc_certs); break;
 		case 'p': dst = gc->gc_policies; dstsize = sizeof(gc->gc_policies); break;
 		case 'a': dst = gc->gc_adapters; dstsize = sizeof(gc->gc_adapters); break;
+		case 'e':
+			dst = gc->gc_endpoints;
+			dstsize = sizeof(gc->gc_endpoints);
+			gc->gc_endpoints_given = true;
+			break;
 		case 'i': dst = gc->gc_id; dstsize = sizeof(gc->gc_id); break;
 		case 'w':
 			if (parse_int(optarg, 1, 64, &n) != 0) {

@@ -620,6 +620,8 @@ struct adapter {
 	char		 ad_delim;			/* csv: field delimiter, default ',' */
 	uint64_t	 ad_version;			/* set by the registry */
 	bool		 ad_disabled;
+	bool		 ad_registered;			/* through the API (config.c): its
+							   endpoint obeys the endpoint list */
 	struct mapping	*ad_map;
 	uint8_t		*ad_spec;			/* canonical msgpack of the spec */
 	size_t		 ad_spec_len;
@@ -656,6 +658,55 @@ const char	*src_format_name(enum src_format);
 enum lb_err	 translate(const struct adapter *, const char *item, const char *subject,
 		    const void *body, size_t len, msgpack_zone *z, msgpack_object *doc,
 		    char *err, size_t errlen);
+
+/*
+ * endpoint.c: where a department endpoint points (docs/formats.md).  The
+ * adapter specs, the fan-out and the operator's endpoint list share it, so
+ * the host a spec was checked for is the host the gateway connects to.
+ */
+struct sockaddr;
+/* An IP address; an IPv4-mapped IPv6 address (::ffff:a.b.c.d) is IPv4. */
+struct netaddr {
+	int		na_family;		/* AF_INET or AF_INET6 */
+	uint8_t		na_bytes[16];		/* network order; IPv4 in the first 4 */
+};
+struct endpoint {
+	bool		ep_tls;			/* https */
+	char		ep_host[256];		/* a DNS name (lower case) or the IP address
+						   as written, without brackets */
+	bool		ep_literal;		/* ep_host is an IP address: ep_addr */
+	struct netaddr	ep_addr;
+	int		ep_port;		/* as written, else 80 or 443 */
+	char		ep_authority[264];	/* host[:port] as written: the Host header */
+	size_t		ep_path;		/* where the path or query starts in the URL */
+};
+/*
+ * Parses the scheme and authority of an http:// or https:// URL: a DNS name,
+ * a dotted IPv4 address or a bracketed IPv6 address, and an optional port;
+ * user information is refused.  The rest of the URL is not read.  err (may
+ * be NULL) gets a sentence.
+ */
+int		 endpoint_parse(const char *url, struct endpoint *, char *err,
+		    size_t errlen);
+/*
+ * Splits the len bytes at s, "HOST", "HOST:PORT", "[HOST]" or "[HOST]:PORT",
+ * into host (NUL-terminated, without brackets) and *port (0 when none).
+ */
+int		 endpoint_hostport(const char *s, size_t len, char *host, size_t hostsz,
+		    bool *bracketed, int *port, char *err, size_t errlen);
+/*
+ * What host is: an IP address (*literal, in addr; a bracketed host must be
+ * IPv6) or a DNS name, lower-cased in place.
+ */
+int		 endpoint_host(char *host, bool bracketed, bool *literal, struct netaddr *addr,
+		    char *err, size_t errlen);
+/* The address of an AF_INET or AF_INET6 socket address; -1 for other families. */
+int		 endpoint_addr_from(const struct sockaddr *, struct netaddr *);
+/* The address as text, without brackets ("::1", "127.0.0.1"). */
+int		 endpoint_addr_text(const struct netaddr *, char *buf, size_t bufsz);
+/* True when a lies in the network net/prefix of its own family. */
+bool		 endpoint_addr_in(const struct netaddr *a, const struct netaddr *net,
+		    unsigned prefix);
 
 /* trust.c: trusted certificates (DESIGN §11, §12) */
 struct trust_authority {

@@ -245,13 +245,16 @@ spec_items(struct adapter *ad, const msgpack_object *spec, char *err, size_t err
 /*
  * http:// or https://, a host, printable ASCII only; the placeholders
  * {subject} (required) and {item} may appear only after the host, so a
- * subject can never choose where the request goes.
+ * subject can never choose where the request goes.  The host and port are
+ * what endpoint_parse reads, the parser the fan-out uses.
  */
 static int
 spec_endpoint(struct adapter *ad, const msgpack_object *spec, char *err, size_t errlen)
 {
 	const msgpack_object	*o;
 	const char		*u, *host, *p;
+	struct endpoint		 ep;
+	char			 why[160];
 	bool			 subj = false;
 
 	if ((o = mpk_get(spec, "endpoint")) == NULL)
@@ -294,6 +297,8 @@ spec_endpoint(struct adapter *ad, const msgpack_object *spec, char *err, size_t 
 	}
 	if (!subj)
 		return spec_err(err, errlen, "\"endpoint\" must contain {subject}");
+	if (endpoint_parse(u, &ep, why, sizeof(why)) != 0)
+		return spec_err(err, errlen, "\"endpoint\": %s", why);
 	return 0;
 }
 
