@@ -49,6 +49,7 @@ struct gw_config {
 	int		gc_verbose;
 	unsigned	gc_seal_window_us;	/* sealer window (default 2000) */
 	unsigned	gc_seal_batch;		/* claims per batch at most (default 256) */
+	char		gc_console[512];	/* the console's files (--console) */
 };
 
 /* Rate-limit buckets: one per (bundle, consumer) seen recently (docs/consent.md). */
@@ -100,6 +101,7 @@ struct gw {
 	struct event		*gw_drain;	/* shutdown: waits for in-flight work */
 	struct sealer		*gw_sealer;
 	struct policy_rates	*gw_rates;	/* rate-limit buckets (loop thread) */
+	struct console		*gw_console;	/* the console's files; NULL: none */
 };
 
 /* registry.c: adapters and policies registered through the API */
@@ -270,6 +272,34 @@ void		 http_journal(struct gw *, struct evhttp_request *, const struct principal
  * the citizen named by the self consent token in the Lianban-Consent header.
  */
 void		 http_subject(struct gw *, struct evhttp_request *, const struct principal *,
+		    const char *path);
+
+/* http_console.c: the audit console at /console/ */
+struct console;
+/*
+ * Reads the console's files (HTML, JavaScript, CSS, JSON, text, SVG and PNG
+ * files of dir and up to three folders below it) into memory, once, at
+ * start.  *out is NULL, and the call succeeds, when dir does not exist;
+ * -1 with a sentence in err when a file cannot be read or the folder
+ * exceeds the limits (128 files, 4 MiB a file, 16 MiB in all).  The caller
+ * frees *out with console_free.
+ */
+int		 console_load(const char *dir, struct console **out, char *err, size_t errlen);
+void		 console_free(struct console *);
+size_t		 console_nfiles(const struct console *);
+/* GET /console/NAME: a loaded file by exact name, with fixed headers. */
+void		 http_console(struct gw *, struct evhttp_request *, const struct principal *,
+		    const char *path);
+/* GET /console: moved to /console/. */
+void		 http_console_redirect(struct gw *, struct evhttp_request *,
+		    const struct principal *, const char *path);
+/* GET /v1/journal/certificate (auditor): the checkpoint certificate and its kid. */
+void		 http_console_certificate(struct gw *, struct evhttp_request *,
+		    const struct principal *, const char *path);
+
+/* http_ops.c */
+/* GET /v1/ops/summary?hours=N (admin): traffic counts from the journal, bounded. */
+void		 http_ops_summary(struct gw *, struct evhttp_request *, const struct principal *,
 		    const char *path);
 
 /* fanout.c: asynchronous HTTP requests to departments */
