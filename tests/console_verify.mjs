@@ -97,4 +97,22 @@ await mustFail("checkpoint signature", async () =>
 await mustFail("checkpoint pin", async () =>
   (await v.verifyCheckpoint(env, cert, "00".repeat(32))).signature === "verified");
 
+// Other algorithms: EdDSA is checked where WebCrypto has Ed25519, SM2 never.
+for (const x of cfg.other_checkpoints || []) {
+  const e = v.b64d(x.envelope), c = v.b64d(x.certificate);
+  let got;
+  try {
+    got = await v.verifyCheckpoint(e, c, null);
+  } catch (err) {
+    got = { signature: "error: " + err.message };
+  }
+  if (got.signature !== x.expect) problems.push(x.alg + " checkpoint: " + got.signature + ", not " + x.expect);
+  if (x.expect === "not-verified" && !(got.why || "").includes("not verified in the browser"))
+    problems.push(x.alg + " checkpoint: no sentence says it is not verified");
+  checked++;
+  if (x.expect === "verified")
+    await mustFail(x.alg + " checkpoint signature", async () =>
+      (await v.verifyCheckpoint(flipped([e], 0)[0], c, null)).signature === "verified");
+}
+
 process.stdout.write(JSON.stringify({ checked, caught, problems }) + "\n");

@@ -8,6 +8,7 @@ verifiers (console/lib/*.js, run in node) accept every inclusion and
 consistency proof the gateway serves for a small journal, against roots
 computed here independently, and reject each one with a bit flipped."""
 
+import datetime
 import http.client
 import json
 import os
@@ -23,6 +24,7 @@ import lbtest  # noqa: E402
 from lbtest import FATHER, MOTHER, NEWBORN, SRCDIR, b64d  # noqa: E402
 from cryptography import x509  # noqa: E402
 from cryptography.hazmat.primitives import serialization  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import ed25519  # noqa: E402
 
 ITEM = "birth_medical_certificate"
 NODE = shutil.which("node") or "/usr/bin/node"
@@ -219,6 +221,30 @@ class OpsSummary(unittest.TestCase):
         self.assertEqual((st, s["minutes"]), (200, 180))
 
 
+def other_checkpoint(alg, root_hex, cert_der=None):
+    """A checkpoint envelope of alg made here: EdDSA signed with a fresh
+    Ed25519 key and certificate; SM2 claimed over the gateway's certificate
+    with a signature no browser can check."""
+    if alg == "EdDSA":
+        key = ed25519.Ed25519PrivateKey.generate()
+        name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "ed-checkpoint")])
+        now = datetime.datetime.now(datetime.timezone.utc)
+        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                .public_key(key.public_key()).serial_number(1)
+                .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+                .sign(key, None))
+        cert_der = cert.public_bytes(serialization.Encoding.DER)
+    cert = x509.load_der_x509_certificate(cert_der)
+    prot_b = lbtest.canonical({"alg": alg, "kid": lbtest.kid_of(cert), "typ": "checkpoint"})
+    pay_b = lbtest.canonical({"origin": "lianban-demo", "size": 3, "root": bytes.fromhex(root_hex),
+                              "t_ms": 1767225600000})
+    tbs = lbtest.msgpack.packb(["lianban/1", prot_b, pay_b], use_bin_type=True)
+    sig = key.sign(tbs) if alg == "EdDSA" else b"\x30\x06\x02\x01\x01\x02\x01\x01"
+    env = lbtest.msgpack.packb([prot_b, pay_b, sig], use_bin_type=True)
+    return {"alg": alg, "envelope": lbtest.b64e(env), "certificate": lbtest.b64e(cert_der),
+            "expect": "verified" if alg == "EdDSA" else "not-verified"}
+
+
 class Verifiers(unittest.TestCase):
 
     def test_console_verifiers_on_the_gateways_proofs(self):
@@ -239,7 +265,9 @@ class Verifiers(unittest.TestCase):
                 self.assertEqual(st, 200, p)
                 consistency.append({"first": first, "second": size, "path": p["path"]})
         st, cert = P.request("GET", "/v1/journal/certificate", client="auditor-audit1")
-        cfg = {"console": os.path.join(SRCDIR, "console"), "leaves": [lbtest.b64e(x) for x in leaves],
+        others = [other_checkpoint("EdDSA", roots["3"]),
+                  other_checkpoint("SM2", roots["3"], b64d(cert["certificate"]))]
+        cfg = {"other_checkpoints": others, "console": os.path.join(SRCDIR, "console"), "leaves": [lbtest.b64e(x) for x in leaves],
                "roots": roots, "inclusion": inclusion, "consistency": consistency,
                "checkpoint": {"envelope": ck["envelope"], "size": ck["size"]},
                "certificate": cert["certificate"]}
@@ -253,7 +281,7 @@ class Verifiers(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         out = json.loads(r.stdout.strip().splitlines()[-1])
         self.assertEqual(out["problems"], [])
-        self.assertEqual(out["checked"], len(leaves) + len(inclusion) + len(consistency) + 1)
+        self.assertEqual(out["checked"], len(leaves) + len(inclusion) + len(consistency) + 1 + len(others))
         self.assertGreater(out["caught"], len(inclusion) + len(consistency))
 
 
