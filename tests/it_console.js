@@ -172,6 +172,7 @@ async function auditor(browser) {
   await cp.goto(cfg.base + "/console/#/checkpoints");
   out.witness = await witnessOf(cp);
   out.kept = await rows(cp, "#ck-history");
+  await shot(cp, "checkpoints");
   // ... the key can be pinned, and a wrong pin fails every signature ...
   await cp.click("#pin-current");
   out.witness_pinned = await witnessOf(cp);

@@ -204,7 +204,8 @@ class Console(unittest.TestCase):
         self.assertLessEqual(SEEN["phone_overflow"], 0)
         self.assertEqual(SEEN["requests_elsewhere"], [])
         self.assertEqual(SEEN["page_errors"], [])
-        for name in ("search", "record-verified", "record-tampered", "citizen", "ops", "phone"):
+        for name in ("search", "record-verified", "record-tampered", "checkpoints", "citizen", "ops",
+                     "phone"):
             self.assertTrue(os.path.getsize(os.path.join(BUILDDIR, "docs", "console", name + ".png")) > 0)
 
 
