@@ -141,6 +141,18 @@ async function auditor(browser) {
     document.body.dataset.busy === "0");
   out.deny_rows = await rows(page, "#results");
 
+  // Cursor paging: two records a page, the next page after the last one shown.
+  await page.goto(cfg.base + "/console/#/search?kind=item&limit=2&run=1");
+  await page.waitForFunction(() => document.querySelector("#results").dataset.state === "done" &&
+    document.body.dataset.busy === "0");
+  out.page1 = await rows(page, "#results");
+  out.page1_next = await page.isVisible("#page-next");
+  await page.click("#page-next");
+  await page.waitForFunction(() => /after=/.test(location.hash) && document.body.dataset.busy === "0" &&
+    document.querySelector("#results").dataset.state === "done");
+  out.page2 = await rows(page, "#results");
+  out.page2_url = page.url();
+
   // A record: the first item record of the subject, opened with the keyboard.
   await page.goto(out.search_url);
   await page.waitForFunction(() => document.querySelector("#results").dataset.state === "done" &&

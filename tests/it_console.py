@@ -131,6 +131,15 @@ class Console(unittest.TestCase):
         self.assertEqual(SEEN["deny_rows"][0]["cells"][2], "deny")
         self.assertEqual(SEEN["deny_rows"][0]["cells"][8], "assurance_too_low")
 
+    def test_cursor_paging(self):
+        st, body = P.request("GET", "/v1/journal/records?kind=item&limit=1000", client="auditor-audit1")
+        items = [str(r["seq"]) for r in body["records"]]
+        self.assertGreater(len(items), 2)
+        self.assertTrue(SEEN["page1_next"])
+        self.assertEqual([r["seq"] for r in SEEN["page1"]], items[:2])
+        self.assertEqual([r["seq"] for r in SEEN["page2"]], items[2:4])
+        self.assertIn("after=" + items[1], SEEN["page2_url"])
+
     def test_record_verified_in_the_browser(self):
         rec = SEEN["record"]
         self.assertEqual(rec["status"], "verified", rec)
