@@ -43,7 +43,15 @@ async function context(browser, role, viewport) {
     if (!r.url().startsWith(cfg.base + "/") && !r.url().startsWith("data:"))
       out.requests_elsewhere.push(r.url());
   });
-  ctx.on("page", (p) => p.on("pageerror", (e) => out.page_errors.push(role + ": " + e.message)));
+  ctx.on("page", (p) => {
+    p.on("pageerror", (e) => out.page_errors.push(role + ": " + e.message));
+    // Content-Security-Policy refusals and script errors; the 403 of a view
+    // used with the wrong role is the browser's "Failed to load resource".
+    p.on("console", (m) => {
+      if (m.type() === "error" && !/Failed to load resource/.test(m.text()))
+        out.page_errors.push(role + ": " + m.text());
+    });
+  });
   return ctx;
 }
 
