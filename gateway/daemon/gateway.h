@@ -59,6 +59,7 @@ struct gw_config {
 	unsigned	gc_reg_ids;		/* adapter ids (32) */
 	unsigned	gc_reg_versions;	/* versions kept per id (16) */
 	uint64_t	gc_reg_bytes;		/* bytes of stored specs (64 MiB) */
+	char		gc_console[512];	/* the console's files (--console) */
 };
 
 /* Rate-limit buckets: one per (bundle, consumer) seen recently (docs/consent.md). */
@@ -111,6 +112,7 @@ struct gw {
 	struct sealer		*gw_sealer;
 	struct policy_rates	*gw_rates;	/* rate-limit buckets (loop thread) */
 	struct throttle		*gw_throttle;	/* the limit per client (loop thread) */
+	struct console		*gw_console;	/* the console's files; NULL: none */
 };
 
 /* registry.c: adapters and policies registered through the API */
@@ -340,6 +342,33 @@ int		 egress_check_adapter(const struct egress *, const struct adapter *ad,
 int		 egress_check_addr(const struct egress *, const char *dept,
 		    const struct endpoint *ep, const struct netaddr *a, char *err,
 		    size_t errlen);
+/* http_console.c: the audit console at /console/ */
+struct console;
+/*
+ * Reads the console's files (HTML, JavaScript, CSS, JSON, text, SVG and PNG
+ * files of dir and up to three folders below it) into memory, once, at
+ * start.  *out is NULL, and the call succeeds, when dir does not exist;
+ * -1 with a sentence in err when a file cannot be read or the folder
+ * exceeds the limits (128 files, 4 MiB a file, 16 MiB in all).  The caller
+ * frees *out with console_free.
+ */
+int		 console_load(const char *dir, struct console **out, char *err, size_t errlen);
+void		 console_free(struct console *);
+size_t		 console_nfiles(const struct console *);
+/* GET /console/NAME: a loaded file by exact name, with fixed headers. */
+void		 http_console(struct gw *, struct evhttp_request *, const struct principal *,
+		    const char *path);
+/* GET /console: moved to /console/. */
+void		 http_console_redirect(struct gw *, struct evhttp_request *,
+		    const struct principal *, const char *path);
+/* GET /v1/journal/certificate (auditor): the checkpoint certificate and its kid. */
+void		 http_console_certificate(struct gw *, struct evhttp_request *,
+		    const struct principal *, const char *path);
+
+/* http_ops.c */
+/* GET /v1/ops/summary?hours=N (admin): traffic counts from the journal, bounded. */
+void		 http_ops_summary(struct gw *, struct evhttp_request *, const struct principal *,
+		    const char *path);
 
 /* fanout.c: asynchronous HTTP requests to departments */
 typedef void	(*fanout_cb)(void *arg, enum lb_err, const uint8_t *body, size_t len,

@@ -216,6 +216,15 @@ static const struct http_route http_routes[] = {
 	/* Any role: revocation_start checks it, since authorities sign through any client. */
 	{ "/v1/revocations", HM_EXACT, EVHTTP_REQ_POST, false, { NULL }, NULL,
 	    NULL, revocation_start },
+	/* The console's rows (http_console.c, http_ops.c); ahead of "/v1/journal/". */
+	{ "/v1/journal/certificate", HM_EXACT, EVHTTP_REQ_GET, false, { "auditor" }, NULL,
+	    http_console_certificate, NULL },
+	{ "/v1/ops/summary", HM_EXACT, EVHTTP_REQ_GET, false, { "admin" }, NULL,
+	    http_ops_summary, NULL },
+	{ "/console", HM_EXACT, EVHTTP_REQ_GET, false, { NULL }, NULL,
+	    http_console_redirect, NULL },
+	{ "/console/", HM_UNDER, EVHTTP_REQ_GET, false, { NULL }, NULL,
+	    http_console, NULL },
 	{ "/v1/journal/", HM_UNDER, EVHTTP_REQ_GET, false, { "auditor" }, NULL,
 	    http_journal, NULL },
 	{ "/v1/subjects/", HM_UNDER, EVHTTP_REQ_GET, false, { "consumer" }, NULL,

@@ -304,6 +304,12 @@ jread_parse(struct jread *rd, const struct evkeyvalq *q, char *err, size_t errle
 			    "non-empty and at most %d bytes", LB_ID_MAX - 1);
 			return -1;
 		}
+		if (!jq_str(q, "kind", f->jf_kind, sizeof(f->jf_kind)) ||
+		    !jq_str(q, "code", f->jf_code, sizeof(f->jf_code))) {
+			snprintf(err, errlen, "kind and code must be non-empty and at most %zu "
+			    "and %zu bytes", sizeof(f->jf_kind) - 1, sizeof(f->jf_code) - 1);
+			return -1;
+		}
 		if (!http_query_u64(q, "since_ms", &f->jf_since_ms, &has_since) ||
 		    !http_query_u64(q, "until_ms", &f->jf_until_ms, &has_until) ||
 		    !http_query_u64(q, "after", &f->jf_after, &f->jf_has_after) ||

@@ -58,6 +58,8 @@ usage(FILE *f)
 	    "                       (default 16)\n"
 	    "  --registry-bytes N   bytes of specs each department may store in the\n"
 	    "                       registry (default 67108864, 64 MiB)\n"
+	    "  --console DIR        the audit console's files, served at /console/\n"
+	    "                       (default ./console, else the installed copy)\n"
 	    "  -v, --verbose        log every exchange state transition\n"
 	    "  -V, --version        print the version and exit\n"
 	    "  -h, --help           this text\n"
@@ -101,6 +103,7 @@ parse_args(int argc, char **argv, struct gw_config *gc)
 		{ "registry-ids", required_argument, NULL, 'I' },
 		{ "registry-versions", required_argument, NULL, 'N' },
 		{ "registry-bytes", required_argument, NULL, 'Y' },
+		{ "console", required_argument, NULL, 'C' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
@@ -117,6 +120,9 @@ parse_args(int argc, char **argv, struct gw_config *gc)
 	snprintf(gc->gc_adapters, sizeof(gc->gc_adapters), "adapters/specs");
 	snprintf(gc->gc_endpoints, sizeof(gc->gc_endpoints), "adapters/endpoints.json");
 	snprintf(gc->gc_id, sizeof(gc->gc_id), "lianban-demo");
+	/* Run from the source tree, its console; otherwise the installed one. */
+	snprintf(gc->gc_console, sizeof(gc->gc_console), "%s",
+	    access("console/index.html", R_OK) == 0 ? "console" : LB_CONSOLE_DIR);
 	gc->gc_workers = 2;
 	gc->gc_seal_window_us = SEALER_WINDOW_US;
 	gc->gc_seal_batch = SEALER_MAX_BATCH;
@@ -139,6 +145,7 @@ parse_args(int argc, char **argv, struct gw_config *gc)
 			gc->gc_endpoints_given = true;
 			break;
 		case 'i': dst = gc->gc_id; dstsize = sizeof(gc->gc_id); break;
+		case 'C': dst = gc->gc_console; dstsize = sizeof(gc->gc_console); break;
 		case 'w':
 			if (parse_int(optarg, 1, 64, &n) != 0) {
 				fprintf(stderr, "lianband: --workers must be 1 to 64\n");
@@ -366,6 +373,10 @@ main(int argc, char **argv)
 		log_warnx("cannot start worker threads");
 		goto done;
 	}
+	if (console_load(gw.gw_conf.gc_console, &gw.gw_console, err, sizeof(err)) != 0) {
+		log_warnx("%s", err);
+		goto done;
+	}
 	if (http_start(&gw, err, sizeof(err)) != 0) {
 		log_warnx("%s", err[0] ? err : "cannot start the HTTPS listener");
 		goto done;
@@ -378,6 +389,11 @@ main(int argc, char **argv)
 		log_warnx("cannot install signal handlers");
 		goto done;
 	}
+	if (gw.gw_console == NULL)
+		log_info("console: %s not found; /console/ answers 404", gw.gw_conf.gc_console);
+	else
+		log_info("console: %zu files from %s at /console/", console_nfiles(gw.gw_console),
+		    gw.gw_conf.gc_console);
 	log_info("gateway %s: %zu authorities, %zu policies, %zu adapters, journal of %llu "
 	    "records in %s", gw.gw_conf.gc_id, gw.gw_snap->sn_trust->t_nauth,
 	    gw.gw_snap->sn_npolicies, gw.gw_snap->sn_nadapters,
@@ -413,6 +429,7 @@ done:
 	registry_close(gw.gw_registry);
 	EVP_PKEY_free(gw.gw_ckpt_key);
 	X509_free(gw.gw_ckpt_cert);
+	console_free(gw.gw_console);
 	if (gw.gw_drain != NULL)
 		event_free(gw.gw_drain);
 	if (ev_term != NULL)

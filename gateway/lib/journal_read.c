@@ -281,6 +281,10 @@ journal_match(const struct journal_filter *f, const msgpack_object *rec)
 		return false;
 	if (f->jf_item[0] != '\0' && !mpk_str_eq(mpk_get(rec, "item"), f->jf_item))
 		return false;
+	if (f->jf_kind[0] != '\0' && !mpk_str_eq(mpk_get(rec, "kind"), f->jf_kind))
+		return false;
+	if (f->jf_code[0] != '\0' && !mpk_str_eq(mpk_get(rec, "code"), f->jf_code))
+		return false;
 	if (mpk_get_u64(rec, "t_ms", &t_ms) != 0 || t_ms < f->jf_since_ms ||
 	    (f->jf_until_ms != 0 && t_ms >= f->jf_until_ms))
 		return false;

@@ -536,8 +536,8 @@ int		 journal_consistency(struct journal *, uint64_t first, uint64_t second,
 int		 journal_root_at(struct journal *, uint64_t size, uint8_t root[32]);
 /*
  * A records query (GET /v1/journal/records).  Every filter that is set must
- * match: the subject pseudonym, consumer, department and item ("" = any)
- * and since_ms <= t_ms < until_ms (until_ms 0 = no bound).  Only records
+ * match: the subject pseudonym, consumer, department, item, kind and result
+ * code ("" = any) and since_ms <= t_ms < until_ms (until_ms 0 = no bound).  Only records
  * after seq jf_after (when jf_has_after) and before seq jf_before (when
  * jf_has_before) are considered.  jf_newest_first walks from the newest
  * record down.
@@ -548,6 +548,8 @@ struct journal_filter {
 	char		jf_consumer[LB_ID_MAX];
 	char		jf_dept[LB_ID_MAX];
 	char		jf_item[LB_ITEM_MAX];
+	char		jf_kind[16];		/* "kind", e.g. "deny" */
+	char		jf_code[40];		/* "code", e.g. "ok" */
 	uint64_t	jf_since_ms, jf_until_ms;
 	bool		jf_has_after;
 	uint64_t	jf_after;
