@@ -199,6 +199,48 @@ hex_decode(const char *in, size_t len, uint8_t *out, size_t outlen)
 	return 0;
 }
 
+bool
+utf8_valid(const void *s, size_t n)
+{
+	const unsigned char	*p = s;
+	size_t			 i = 0, j, k;
+	uint32_t		 cp, min;
+
+	while (i < n) {
+		if (p[i] == 0)
+			return false;
+		if (p[i] < 0x80) {
+			i++;
+			continue;
+		}
+		if ((p[i] & 0xe0) == 0xc0) {
+			k = 1;
+			cp = p[i] & 0x1f;
+			min = 0x80;
+		} else if ((p[i] & 0xf0) == 0xe0) {
+			k = 2;
+			cp = p[i] & 0x0f;
+			min = 0x800;
+		} else if ((p[i] & 0xf8) == 0xf0) {
+			k = 3;
+			cp = p[i] & 0x07;
+			min = 0x10000;
+		} else
+			return false;
+		if (n - i <= k)
+			return false;
+		for (j = 1; j <= k; j++) {
+			if ((p[i + j] & 0xc0) != 0x80)
+				return false;
+			cp = (cp << 6) | (p[i + j] & 0x3f);
+		}
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		i += k + 1;
+	}
+	return true;
+}
+
 int
 file_read(const char *path, size_t max, uint8_t **buf, size_t *len)
 {
