@@ -9,6 +9,8 @@
 #ifndef LIANBAN_H
 #define LIANBAN_H
 
+#include <sys/types.h>
+
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -113,6 +115,9 @@ int		 hex_decode(const char *, size_t, uint8_t *out, size_t outlen);
 bool		 utf8_valid(const void *s, size_t n);
 /* Reads a whole file of at most max bytes; *buf is malloc'ed. */
 int		 file_read(const char *path, size_t max, uint8_t **buf, size_t *len);
+/* file_read that also gives the mode of the very file read (fstat of its descriptor). */
+int		 file_read_mode(const char *path, size_t max, uint8_t **buf, size_t *len,
+		    mode_t *mode);
 /* Writes a file atomically (tmp + rename) with the given mode. */
 int		 file_write(const char *path, const void *, size_t, int mode);
 /* buf = a "/" b; -1 when it does not fit. */
@@ -137,6 +142,16 @@ int		 dir_each(const char *dir, const char *suffix, size_t max, dir_each_fn fn,
  * wipes the key material).
  */
 int		 key_load(const char *path, EVP_PKEY **key, char *err, size_t errlen);
+/*
+ * Reads a file that holds a secret (what names it in messages: "private
+ * key", ...) of at most max bytes into malloc'ed *buf, NUL-terminated;
+ * the caller wipes (OPENSSL_cleanse) and frees it.  The file must not be
+ * readable, writable or executable by group or others, as the descriptor
+ * read says (fstat), so the file checked is the file read.  -1 with a
+ * sentence naming path in err.
+ */
+int		 key_file_read(const char *path, const char *what, size_t max, uint8_t **buf,
+		    size_t *len, char *err, size_t errlen);
 int		 cert_load(const char *path, X509 **cert, char *err, size_t errlen);
 /*
  * Loads a handle to a private key that stays in a PKCS#11 token, named by

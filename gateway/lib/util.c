@@ -244,6 +244,14 @@ utf8_valid(const void *s, size_t n)
 int
 file_read(const char *path, size_t max, uint8_t **buf, size_t *len)
 {
+	mode_t	mode;
+
+	return file_read_mode(path, max, buf, len, &mode);
+}
+
+int
+file_read_mode(const char *path, size_t max, uint8_t **buf, size_t *len, mode_t *mode)
+{
 	struct stat	 st;
 	uint8_t		*b = NULL;
 	size_t		 n = 0;
@@ -254,6 +262,7 @@ file_read(const char *path, size_t max, uint8_t **buf, size_t *len)
 		return -1;
 	if (fstat(fd, &st) == -1)
 		goto done;
+	*mode = st.st_mode;
 	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > max) {
 		errno = EFBIG;
 		goto done;
@@ -275,6 +284,9 @@ file_read(const char *path, size_t max, uint8_t **buf, size_t *len)
 	b = NULL;
 	ret = 0;
 done:
+	/* What was read of a secret file before a failure leaves no copy behind. */
+	if (b != NULL)
+		explicit_bzero(b, n);
 	free(b);
 	close(fd);
 	return ret;
