@@ -79,6 +79,92 @@ fuzz_cert(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY *issuer_key, boo
 	return c;
 }
 
+/* True when o holds an integer above INT64_MAX, which jansson cannot carry. */
+static inline bool
+fuzz_big_int(const msgpack_object *o)
+{
+	uint32_t	i;
+
+	switch (o->type) {
+	case MSGPACK_OBJECT_POSITIVE_INTEGER:
+		return o->via.u64 > INT64_MAX;
+	case MSGPACK_OBJECT_ARRAY:
+		for (i = 0; i < o->via.array.size; i++)
+			if (fuzz_big_int(&o->via.array.ptr[i]))
+				return true;
+		return false;
+	case MSGPACK_OBJECT_MAP:
+		for (i = 0; i < o->via.map.size; i++)
+			if (fuzz_big_int(&o->via.map.ptr[i].val))
+				return true;
+		return false;
+	default:
+		return false;
+	}
+}
+
+/* True when every str of o (map keys too) is text that mpk_unpack accepts. */
+static inline bool
+fuzz_text_ok(const msgpack_object *o)
+{
+	uint32_t	i;
+
+	switch (o->type) {
+	case MSGPACK_OBJECT_STR:
+		return utf8_valid(o->via.str.ptr, o->via.str.size);
+	case MSGPACK_OBJECT_ARRAY:
+		for (i = 0; i < o->via.array.size; i++)
+			if (!fuzz_text_ok(&o->via.array.ptr[i]))
+				return false;
+		return true;
+	case MSGPACK_OBJECT_MAP:
+		for (i = 0; i < o->via.map.size; i++)
+			if (!fuzz_text_ok(&o->via.map.ptr[i].key) ||
+			    !fuzz_text_ok(&o->via.map.ptr[i].val))
+				return false;
+		return true;
+	default:
+		return true;
+	}
+}
+
+/*
+ * What a target accepted encodes to JSON and back: when o has a canonical
+ * form at all (str keys, no duplicates, no floats, no ext), its JSON text
+ * decodes (mpk_from_json) to an object with the same JSON text.  Only an
+ * integer above INT64_MAX may keep o from JSON, and only where big_ints
+ * says so (request bodies and token claims; never a document the gateway
+ * hands out).  Aborts when the property fails.
+ */
+static inline void
+fuzz_json_back(const msgpack_object *o, bool big_ints)
+{
+	msgpack_zone	 z;
+	msgpack_object	 back;
+	uint8_t		*bytes;
+	size_t		 len;
+	char		*j1, *j2 = NULL, err[256];
+
+	if (mpk_pack_alloc(o, &bytes, &len) != 0)
+		return;
+	free(bytes);
+	if ((j1 = mpk_to_json(o, false)) == NULL) {
+		if (big_ints && fuzz_big_int(o))
+			return;
+		fprintf(stderr, "an accepted value has no JSON form\n");
+		abort();
+	}
+	msgpack_zone_init(&z, 4096);
+	if (mpk_from_json(j1, strlen(j1), &z, &back, err, sizeof(err)) != 0 ||
+	    (j2 = mpk_to_json(&back, false)) == NULL || strcmp(j1, j2) != 0) {
+		fprintf(stderr, "an accepted value does not come back from its JSON %s\n", j1);
+		abort();
+	}
+	free(j2);
+	free(j1);
+	msgpack_zone_destroy(&z);
+}
+
 /* Writes one seed file DIR/name when LB_FUZZ_SEEDS=DIR is set. */
 static inline void
 fuzz_seed(const char *name, const void *buf, size_t len)
