@@ -83,7 +83,8 @@ main(int argc, char **argv)
 	}
 	if (named == 0) {
 		if (strncmp(prog, "fuzz_", 5) != 0) {
-			fprintf(stderr, "%s: name the inputs or corpus directories to replay\n", prog);
+			fprintf(stderr, "%s: name the inputs or corpus directories to replay\n",
+			    prog);
 			return EXIT_FAILURE;
 		}
 		snprintf(corpus, sizeof(corpus), "%s/fuzz/corpus/%s",

@@ -111,7 +111,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fuzz_json_back(&doc, false);
 		/* An accepted msgpack answer is UTF-8 text in every str, used or not. */
 		if (ad->ad_format == SRC_MSGPACK &&
-		    (mpk_unpack_stored(data + 2, size - 2, &z, &raw) != 0 || fuzz_any(&raw, fuzz_not_text)))
+		    (mpk_unpack_stored(data + 2, size - 2, &z, &raw) != 0 ||
+		    fuzz_any(&raw, fuzz_not_text)))
 			abort();
 	} else if (e != LB_E_DEPARTMENT_BAD_RESPONSE && e != LB_E_SUBJECT_MISMATCH &&
 	    e != LB_E_INTERNAL)

@@ -164,8 +164,8 @@ START_TEST(test_unpack_accepts_text)
 			len = text_message(buf, pl, pads[p], t, strlen(t));
 			ck_assert_msg(mpk_unpack(buf, len, &z, &o) == 0, "text %d (place %d, pad "
 			    "%zu) refused", _i, pl, pads[p]);
-			ck_assert_msg(mpk_json_able(&o), "text %d (place %d, pad %zu) has no JSON",
-			    _i, pl, pads[p]);
+			ck_assert_msg(mpk_json_able(&o), "text %d (place %d, pad %zu) has no "
+			    "JSON", _i, pl, pads[p]);
 			ck_assert_ptr_nonnull(json = mpk_to_json(&o, false));
 			free(json);
 		}
@@ -235,7 +235,8 @@ show(void *arg, uint64_t seq, const void *rec, size_t len)
 	sh->sh_leaf[sh->sh_n] = malloc(len);
 	memcpy(sh->sh_leaf[sh->sh_n], rec, len);
 	sh->sh_len[sh->sh_n] = len;
-	journal_record_show(&sh->sh_zone, seq, rec, len, &sh->sh_list.via.array.ptr[sh->sh_n++]);
+	journal_record_show(&sh->sh_zone, seq, rec, len,
+	    &sh->sh_list.via.array.ptr[sh->sh_n++]);
 	return 0;
 }
 

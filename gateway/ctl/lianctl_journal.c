@@ -564,7 +564,7 @@ verify_one_record(struct ctl *ctl, const msgpack_object *e, const struct ckpt *c
 	}
 	if (leaf_check(leaf, len, seq, &z, &rec) != 0)
 		goto done;
-	/* The decoded copy, or the raw one of a flagged record, must say what the leaf says. */
+	/* The decoded copy, or the raw bytes of a flagged record, must be the leaf's. */
 	if ((given = mpk_get(e, "record")) != NULL &&
 	    ((j1 = mpk_to_json(given, false)) == NULL ||
 	    (j2 = mpk_to_json(&rec, false)) == NULL || strcmp(j1, j2) != 0)) {

@@ -100,7 +100,8 @@ jread_record(void *arg, uint64_t seq, const void *rec, size_t len)
 
 	if (rd->rd_n >= rd->rd_list.via.array.size)
 		return -1;
-	journal_record_show(&rd->rd_zone, seq, rec, len, &rd->rd_list.via.array.ptr[rd->rd_n++]);
+	journal_record_show(&rd->rd_zone, seq, rec, len,
+	    &rd->rd_list.via.array.ptr[rd->rd_n++]);
 	return 0;
 }
 
