@@ -5,7 +5,8 @@
  *
  * Byte 0 picks the decoder (even: JSON, odd: msgpack); the rest is the
  * body.  Whatever decodes must encode canonically to bytes that decode
- * again and pass mpk_is_canonical.
+ * again and pass mpk_is_canonical, and encode to JSON and back.  A msgpack
+ * body decodes exactly when it is well-formed and all its text is UTF-8.
  */
 #include "fuzz_common.h"
 
@@ -21,7 +22,7 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	msgpack_zone	 z, z2;
-	msgpack_object	 o, back;
+	msgpack_object	 o, back, raw;
 	uint8_t		*bytes = NULL;
 	size_t		 len;
 	char		 err[256], *json;
@@ -34,11 +35,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		rc = mpk_from_json((const char *)data + 1, size - 1, &z, &o, err, sizeof(err));
 	else {
 		rc = mpk_unpack(data + 1, size - 1, &z, &o);
-		/* A canonical input is one that decodes. */
-		if (mpk_is_canonical(data + 1, size - 1) && rc != 0)
+		/* A canonical input is one that decodes, when its text is UTF-8. */
+		msgpack_zone_init(&z2, 4096);
+		if (mpk_unpack_stored(data + 1, size - 1, &z2, &raw) == 0) {
+			if ((rc == 0) == fuzz_any(&raw, fuzz_not_text))
+				abort();
+		} else if (rc == 0 || mpk_is_canonical(data + 1, size - 1))
 			abort();
+		msgpack_zone_destroy(&z2);
 	}
 	if (rc == 0) {
+		fuzz_json_back(&o, true);
 		if ((json = mpk_to_json(&o, false)) != NULL)
 			free(json);
 		if (mpk_pack_alloc(&o, &bytes, &len) == 0) {

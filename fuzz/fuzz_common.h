@@ -79,6 +79,80 @@ fuzz_cert(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY *issuer_key, boo
 	return c;
 }
 
+/* True when o, or anything in it (map keys too), is one that pred picks. */
+static inline bool
+fuzz_any(const msgpack_object *o, bool (*pred)(const msgpack_object *))
+{
+	uint32_t	i;
+
+	if (pred(o))
+		return true;
+	if (o->type == MSGPACK_OBJECT_ARRAY) {
+		for (i = 0; i < o->via.array.size; i++)
+			if (fuzz_any(&o->via.array.ptr[i], pred))
+				return true;
+	} else if (o->type == MSGPACK_OBJECT_MAP) {
+		for (i = 0; i < o->via.map.size; i++)
+			if (fuzz_any(&o->via.map.ptr[i].key, pred) ||
+			    fuzz_any(&o->via.map.ptr[i].val, pred))
+				return true;
+	}
+	return false;
+}
+
+/* An integer above INT64_MAX, which jansson cannot carry. */
+static inline bool
+fuzz_big_int(const msgpack_object *o)
+{
+	return o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 > INT64_MAX;
+}
+
+/* A str that is not text as mpk_unpack wants it (UTF-8 without NUL). */
+static inline bool
+fuzz_not_text(const msgpack_object *o)
+{
+	return o->type == MSGPACK_OBJECT_STR && !utf8_valid(o->via.str.ptr, o->via.str.size);
+}
+
+/*
+ * What a target accepted encodes to JSON and back: when o has a canonical
+ * form at all (str keys, no duplicates, no floats, no ext), its JSON text
+ * decodes (mpk_from_json) to an object with the same JSON text (a JSON
+ * text is an object or an array: a scalar only needs its JSON form).  Only an
+ * integer above INT64_MAX may keep o from JSON, and only where big_ints
+ * says so (request bodies and token claims; never a document the gateway
+ * hands out).  Aborts when the property fails.
+ */
+static inline void
+fuzz_json_back(const msgpack_object *o, bool big_ints)
+{
+	msgpack_zone	 z;
+	msgpack_object	 back;
+	uint8_t		*bytes;
+	size_t		 len;
+	char		*j1, *j2 = NULL, err[256];
+
+	if (mpk_pack_alloc(o, &bytes, &len) != 0)
+		return;
+	free(bytes);
+	if ((j1 = mpk_to_json(o, false)) == NULL) {
+		if (big_ints && fuzz_any(o, fuzz_big_int))
+			return;
+		fprintf(stderr, "an accepted value has no JSON form\n");
+		abort();
+	}
+	msgpack_zone_init(&z, 4096);
+	if ((o->type == MSGPACK_OBJECT_MAP || o->type == MSGPACK_OBJECT_ARRAY) &&
+	    (mpk_from_json(j1, strlen(j1), &z, &back, err, sizeof(err)) != 0 ||
+	    (j2 = mpk_to_json(&back, false)) == NULL || strcmp(j1, j2) != 0)) {
+		fprintf(stderr, "an accepted value does not come back from its JSON %s\n", j1);
+		abort();
+	}
+	free(j2);
+	free(j1);
+	msgpack_zone_destroy(&z);
+}
+
 /* Writes one seed file DIR/name when LB_FUZZ_SEEDS=DIR is set. */
 static inline void
 fuzz_seed(const char *name, const void *buf, size_t len)

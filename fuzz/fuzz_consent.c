@@ -128,6 +128,9 @@ verify(const uint8_t *env, size_t len)
 	static const char	items[1][LB_ITEM_MAX] = { "birth_medical_certificate" };
 	struct consent_ask	ask;
 	struct consent		cs;
+	struct envelope		parsed;
+	msgpack_zone		z;
+	const char		*why;
 	char			msg[256];
 	enum lb_err		e;
 
@@ -144,6 +147,13 @@ verify(const uint8_t *env, size_t len)
 	/* Every refusal is one of the contract's codes, with a sentence. */
 	if ((unsigned)e >= LB_E__COUNT || (e != LB_OK && msg[0] == '\0'))
 		abort();
+	/* The claims of a token that parses can be shown as JSON and read back. */
+	msgpack_zone_init(&z, 2048);
+	if (envelope_parse(env, len, &z, "consent", &parsed, &why) == 0)
+		fuzz_json_back(&parsed.env_claims, true);
+	else if (e == LB_OK)
+		abort();
+	msgpack_zone_destroy(&z);
 }
 
 int

@@ -87,7 +87,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const struct adapter	*ad;
 	const char		*sub;
 	msgpack_zone		 z;
-	msgpack_object		 doc;
+	msgpack_object		 doc, raw;
 	uint8_t			*bytes;
 	size_t			 len;
 	char			 err[256];
@@ -107,6 +107,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (!mpk_is_canonical(bytes, len))
 			abort();
 		free(bytes);
+		/* Consumers read it as JSON too: every value has a JSON form. */
+		fuzz_json_back(&doc, false);
+		/* An accepted msgpack answer is UTF-8 text in every str, used or not. */
+		if (ad->ad_format == SRC_MSGPACK &&
+		    (mpk_unpack_stored(data + 2, size - 2, &z, &raw) != 0 ||
+		    fuzz_any(&raw, fuzz_not_text)))
+			abort();
 	} else if (e != LB_E_DEPARTMENT_BAD_RESPONSE && e != LB_E_SUBJECT_MISMATCH &&
 	    e != LB_E_INTERNAL)
 		abort();

@@ -271,7 +271,9 @@ json_t		*ckpt_json(const struct ckpt *ck);
 #define JS(m)	offsetof(struct journal_set, m)
 /*
  * Checks one leaf as a journal record: canonical msgpack, a map whose "seq"
- * is seq.  The decoded record goes to *rec (in z).
+ * is seq.  The decoded record goes to *rec (in z); its text is not checked,
+ * as a journal of an older version may hold text that is not UTF-8
+ * (journal_record_show flags such a record).
  */
 int		 leaf_check(const uint8_t *leaf, size_t len, uint64_t seq, msgpack_zone *z,
 		    msgpack_object *rec);

@@ -281,7 +281,7 @@ leaf_check(const uint8_t *leaf, size_t len, uint64_t seq, msgpack_zone *z, msgpa
 {
 	uint64_t	got;
 
-	if (!mpk_is_canonical(leaf, len) || mpk_unpack(leaf, len, z, rec) != 0 ||
+	if (!mpk_is_canonical(leaf, len) || mpk_unpack_stored(leaf, len, z, rec) != 0 ||
 	    rec->type != MSGPACK_OBJECT_MAP) {
 		ctl_err("record %llu is not a canonical msgpack map", (unsigned long long)seq);
 		return -1;
@@ -294,27 +294,27 @@ leaf_check(const uint8_t *leaf, size_t len, uint64_t seq, msgpack_zone *z, msgpa
 	return 0;
 }
 
-/* Writes one pulled record {"seq","leaf","record"} in the chosen format. */
+/*
+ * Writes one pulled record in the chosen format, as the gateway shows it:
+ * {"seq","leaf","record"}, or flagged with "record_raw" and "record_error".
+ */
 static int
 pull_write(FILE *fp, bool as_msgpack, uint64_t seq, const uint8_t *leaf, size_t len,
-    const msgpack_object *rec, msgpack_zone *z)
+    msgpack_zone *z)
 {
-	struct mpk_map	 m;
+	msgpack_object	 e;
 	msgpack_sbuffer	 sb;
 	char		*json;
 	int		 ret = -1;
 
-	mpk_map_init(&m, z, 3);
-	mpk_map_put(&m, "seq", mpk_uint(seq));
-	mpk_map_put(&m, "leaf", mpk_bin(leaf, len));
-	mpk_map_put(&m, "record", *rec);
+	journal_record_show(z, seq, leaf, len, &e);
 	if (as_msgpack) {
 		msgpack_sbuffer_init(&sb);
-		if (mpk_pack(&m.mm_obj, &sb, false) == 0 &&
+		if (mpk_pack(&e, &sb, false) == 0 &&
 		    fwrite(sb.data, 1, sb.size, fp) == sb.size)
 			ret = 0;
 		msgpack_sbuffer_destroy(&sb);
-	} else if ((json = mpk_to_json(&m.mm_obj, false)) != NULL) {
+	} else if ((json = mpk_to_json(&e, false)) != NULL) {
 		if (fprintf(fp, "%s\n", json) >= 0)
 			ret = 0;
 		free(json);
@@ -355,7 +355,7 @@ pull_page(FILE *fp, bool as_msgpack, const msgpack_object *o, bool *have_last,
 			goto done;
 		}
 		if (leaf_check(leaf, len, seq, &z, &rec) != 0 ||
-		    pull_write(fp, as_msgpack, seq, leaf, len, &rec, &z) != 0)
+		    pull_write(fp, as_msgpack, seq, leaf, len, &z) != 0)
 			goto done;
 		*have_last = true;
 		*last = seq;
@@ -439,7 +439,9 @@ const struct command cmd_journal_pull = {
 	"/v1/journal/records, following its cursor; auditor role), in seq order.\n"
 	"Each record is written as {\"seq\", \"leaf\", \"record\"}: leaf is the record's\n"
 	"stored bytes (the Merkle leaf), record the same decoded.  Each one is checked\n"
-	"to be canonical msgpack carrying its own seq.\n",
+	"to be canonical msgpack carrying its own seq.  A record JSON cannot show\n"
+	"(text that is not UTF-8, from an older gateway) is written as {\"seq\",\n"
+	"\"leaf\", \"record_raw\", \"record_error\"} instead.\n",
 	.cm_notes = "\"journal verify --records FILE\" proves that pulled records are in the "
 	"journal.\n",
 	.cm_opts = pull_opts,

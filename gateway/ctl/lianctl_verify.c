@@ -85,9 +85,9 @@ verify_one_record(struct ctl *ctl, const msgpack_object *e, const struct ckpt *c
 	msgpack_zone		 z;
 	msgpack_object		 o, rec;
 	const msgpack_object	*given;
-	const uint8_t		*leaf;
+	const uint8_t		*leaf, *raw;
 	uint8_t			 lh[32], path[MK_MAX_PATH][32];
-	size_t			 len, npath;
+	size_t			 len, rawlen, npath;
 	uint64_t		 seq;
 	char			 q[128], *j1 = NULL, *j2 = NULL;
 	int			 ret = -1;
@@ -101,11 +101,18 @@ verify_one_record(struct ctl *ctl, const msgpack_object *e, const struct ckpt *c
 	}
 	if (leaf_check(leaf, len, seq, &z, &rec) != 0)
 		goto done;
-	/* The decoded copy must say what the leaf says. */
+	/* The decoded copy, or the raw bytes of a flagged record, must be the leaf's. */
 	if ((given = mpk_get(e, "record")) != NULL &&
 	    ((j1 = mpk_to_json(given, false)) == NULL ||
 	    (j2 = mpk_to_json(&rec, false)) == NULL || strcmp(j1, j2) != 0)) {
 		ctl_err("%s: the decoded record %llu differs from its leaf", file,
+		    (unsigned long long)seq);
+		goto done;
+	}
+	if (mpk_get(e, "record_raw") != NULL &&
+	    (mpk_get_bytes(e, "record_raw", &z, &raw, &rawlen) != 0 || rawlen != len ||
+	    memcmp(raw, leaf, len) != 0)) {
+		ctl_err("%s: the raw record %llu differs from its leaf", file,
 		    (unsigned long long)seq);
 		goto done;
 	}

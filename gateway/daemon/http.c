@@ -149,7 +149,8 @@ http_body(struct evhttp_request *req, msgpack_zone *z, msgpack_object *out, char
 	}
 	if (ct != NULL && strncasecmp(ct, "application/msgpack", 19) == 0) {
 		if (mpk_unpack(p, len, z, out) != 0) {
-			snprintf(err, errlen, "the body is not one well-formed msgpack value");
+			snprintf(err, errlen, "the body is not one well-formed msgpack value "
+			    "whose text is UTF-8");
 			return -1;
 		}
 		return 0;

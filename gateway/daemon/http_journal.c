@@ -97,17 +97,11 @@ static int
 jread_record(void *arg, uint64_t seq, const void *rec, size_t len)
 {
 	struct jread	*rd = arg;
-	struct mpk_map	 m;
-	msgpack_object	 dec;
 
-	if (rd->rd_n >= rd->rd_list.via.array.size ||
-	    mpk_unpack(rec, len, &rd->rd_zone, &dec) != 0)
+	if (rd->rd_n >= rd->rd_list.via.array.size)
 		return -1;
-	mpk_map_init(&m, &rd->rd_zone, 3);
-	mpk_map_put(&m, "seq", mpk_uint(seq));
-	mpk_map_put(&m, "leaf", mpk_bindup(&rd->rd_zone, rec, len));
-	mpk_map_put(&m, "record", dec);
-	rd->rd_list.via.array.ptr[rd->rd_n++] = m.mm_obj;
+	journal_record_show(&rd->rd_zone, seq, rec, len,
+	    &rd->rd_list.via.array.ptr[rd->rd_n++]);
 	return 0;
 }
 

@@ -181,8 +181,13 @@ access_collect(void *arg, uint64_t seq, const void *rec, size_t len)
 	return 0;
 }
 
-/* A report entry: what a citizen wants to know, from one record. */
-static int
+/*
+ * A report entry: what a citizen wants to know, from one record.  A record
+ * that JSON cannot show (written by an older version from unchecked text)
+ * keeps the fields that are text and is flagged with its bytes, as an
+ * auditor sees it (journal_record_show), so that it never fails the report.
+ */
+static void
 access_entry(struct access *rep, uint64_t seq, const uint8_t *rec, size_t len,
     msgpack_object *out)
 {
@@ -191,22 +196,26 @@ access_entry(struct access *rep, uint64_t seq, const uint8_t *rec, size_t len,
 	msgpack_zone	*z = &rep->rep_zone;
 	msgpack_object	 dec;
 	const msgpack_object *o;
+	const char	*why;
 	struct mpk_map	 m;
 	size_t		 i;
 
-	if (mpk_unpack(rec, len, z, &dec) != 0 || dec.type != MSGPACK_OBJECT_MAP)
-		return -1;
-	mpk_map_init(&m, z, 13);
+	why = journal_record_decode(rec, len, z, &dec);
+	mpk_map_init(&m, z, 14);
 	mpk_map_put(&m, "seq", mpk_uint(seq));
 	if ((o = mpk_get(&dec, "t_ms")) != NULL && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
 		mpk_map_put(&m, "t_ms", *o);
 	for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
-		if ((o = mpk_get(&dec, fields[i])) != NULL && o->type == MSGPACK_OBJECT_STR)
+		if ((o = mpk_get(&dec, fields[i])) != NULL && o->type == MSGPACK_OBJECT_STR &&
+		    utf8_valid(o->via.str.ptr, o->via.str.size))
 			mpk_map_put(&m, fields[i], *o);
 	if ((o = mpk_get(&dec, "exch")) != NULL && o->type == MSGPACK_OBJECT_BIN)
 		mpk_map_put(&m, "exchange", *o);
+	if (why != NULL) {
+		mpk_map_put(&m, "record_raw", mpk_bindup(z, rec, len));
+		mpk_map_put(&m, "record_error", mpk_str(why));
+	}
 	*out = m.mm_obj;
-	return 0;
 }
 
 static void
@@ -249,12 +258,8 @@ access_read_work(void *arg)
 	} while (more && rep->rep_n < rep->rep_limit);
 	list = mpk_array(&rep->rep_zone, (uint32_t)rep->rep_n);
 	for (i = 0; i < rep->rep_n; i++)
-		if (access_entry(rep, rep->rep_seq[i], rep->rep_rec[i], rep->rep_rec_len[i],
-		    &list.via.array.ptr[i]) != 0) {
-			lb_outcome_fail(&rep->rep_out, LB_E_JOURNAL_UNAVAILABLE, "a journal record "
-			    "could not be decoded");
-			return;
-		}
+		access_entry(rep, rep->rep_seq[i], rep->rep_rec[i], rep->rep_rec_len[i],
+		    &list.via.array.ptr[i]);
 	mpk_map_init(&m, &rep->rep_zone, 2);
 	mpk_map_put(&m, "accesses", list);
 	/* Older records remain: the next page ends before the oldest one shown. */

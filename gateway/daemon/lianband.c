@@ -5,8 +5,6 @@
  * serves HTTPS and talks to the departments; a worker pool signs and
  * verifies; one journal writer thread commits the audit log.
  */
-#include <sys/stat.h>
-
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -231,20 +229,14 @@ static int
 load_hmac_key(const char *certs, uint8_t key[32], char *err, size_t errlen)
 {
 	char		 path[PATH_MAX];
-	struct stat	 st;
 	uint8_t		*buf = NULL;
 	size_t		 len;
 	int		 ret = -1;
 
 	snprintf(path, sizeof(path), "%s/journal/hmac.key", certs);
-	if (stat(path, &st) != 0 || file_read(path, 4096, &buf, &len) != 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+	if (key_file_read(path, "the journal's pseudonym key", 4096, &buf, &len, err,
+	    errlen) != 0)
 		goto done;
-	}
-	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
-		snprintf(err, errlen, "%s: readable by group or others; chmod 600 it", path);
-		goto done;
-	}
 	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r' || buf[len - 1] == ' '))
 		len--;
 	if (hex_decode((const char *)buf, len, key, 32) != 0) {

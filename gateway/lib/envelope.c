@@ -258,7 +258,7 @@ envelope_parse(const void *buf, size_t len, msgpack_zone *z, const char *want_ty
 	if (!mpk_is_canonical(env->env_prot, env->env_prot_len) ||
 	    mpk_unpack(env->env_prot, env->env_prot_len, z, &prot) != 0 ||
 	    prot.type != MSGPACK_OBJECT_MAP) {
-		*why = "protected header is not a canonical msgpack map";
+		*why = "protected header is not a canonical msgpack map with UTF-8 text";
 		return -1;
 	}
 	for (i = 0; i < prot.via.map.size; i++) {
@@ -305,7 +305,7 @@ envelope_parse(const void *buf, size_t len, msgpack_zone *z, const char *want_ty
 	if (!mpk_is_canonical(env->env_payload, env->env_payload_len) ||
 	    mpk_unpack(env->env_payload, env->env_payload_len, z, &env->env_claims) != 0 ||
 	    env->env_claims.type != MSGPACK_OBJECT_MAP) {
-		*why = "payload is not a canonical msgpack map";
+		*why = "payload is not a canonical msgpack map with UTF-8 text";
 		return -1;
 	}
 	if (env->env_sig_len == 0 || env->env_sig_len > 512) {

@@ -1,8 +1,9 @@
 /*
  * journal_read.c - reading the journal from any thread: the latest
  * checkpoint, records by seq, auditors' record queries through the indexes,
- * and RFC 9162 inclusion and consistency proofs from the stored leaves and
- * perfect subtrees (journal_impl.h describes them).
+ * RFC 9162 inclusion and consistency proofs from the stored leaves and
+ * perfect subtrees (journal_impl.h describes them), and a record as the API
+ * shows it.
  *
  * Every read is one LMDB read transaction, so what one call returns is one
  * committed state of the journal however the writer goes on meanwhile.
@@ -402,7 +403,8 @@ journal_query(struct journal *j, const struct journal_filter *f, journal_leaf_cb
 				goto done;
 		}
 		msgpack_zone_clear(&z);
-		if (mpk_unpack(v.mv_data, v.mv_size, &z, &rec) != 0)
+		/* Filters look at what an older version may have stored unchecked. */
+		if (mpk_unpack_stored(v.mv_data, v.mv_size, &z, &rec) != 0)
 			goto done;
 		if (journal_match(f, &rec)) {
 			if (fn(arg, seq, v.mv_data, v.mv_size) != 0)
@@ -420,4 +422,45 @@ done:
 	journal_rtxn_end(j, txn);
 	msgpack_zone_destroy(&z);
 	return ret;
+}
+
+/*
+ * Records as the API shows them.  Whatever the writer appends today came
+ * through mpk_unpack or was made by the gateway, so its text is UTF-8; a
+ * journal written by a version that did not check text may hold records
+ * JSON cannot show, and each of those is flagged alone rather than failing
+ * every read that includes it.
+ */
+const char *
+journal_record_decode(const void *rec, size_t len, msgpack_zone *z, msgpack_object *dec)
+{
+	if (mpk_unpack(rec, len, z, dec) == 0)
+		return mpk_json_able(dec) ? NULL : "the record holds a value that JSON cannot "
+		    "show";
+	if (mpk_unpack_stored(rec, len, z, dec) != 0) {
+		*dec = mpk_nil();
+		return "the record is not one msgpack value";
+	}
+	return "the record holds text that is not valid UTF-8 (or holds a NUL character)";
+}
+
+void
+journal_record_show(msgpack_zone *z, uint64_t seq, const void *rec, size_t len,
+    msgpack_object *out)
+{
+	struct mpk_map	 m;
+	msgpack_object	 leaf = mpk_bindup(z, rec, len), dec;
+	const char	*why;
+
+	why = journal_record_decode(rec, len, z, &dec);
+	mpk_map_init(&m, z, 4);
+	mpk_map_put(&m, "seq", mpk_uint(seq));
+	mpk_map_put(&m, "leaf", leaf);
+	if (why == NULL)
+		mpk_map_put(&m, "record", dec);
+	else {
+		mpk_map_put(&m, "record_raw", leaf);
+		mpk_map_put(&m, "record_error", mpk_str(why));
+	}
+	*out = m.mm_obj;
 }

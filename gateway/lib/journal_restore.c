@@ -60,7 +60,8 @@ journal_ix_rebuild(struct journal *j, MDB_txn *txn, uint64_t from, uint64_t size
 		if ((rc = mdb_get(txn, j->j_rec, &k, &v)) != 0)
 			break;
 		msgpack_zone_clear(&z);
-		if (mpk_unpack(v.mv_data, v.mv_size, &z, &rec) != 0 ||
+		/* An older version may have stored text it did not check. */
+		if (mpk_unpack_stored(v.mv_data, v.mv_size, &z, &rec) != 0 ||
 		    mpk_get_u64(&rec, "t_ms", &t_ms) != 0) {
 			rc = EINVAL;
 			break;

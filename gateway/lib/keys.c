@@ -32,28 +32,41 @@
 #define KEY_URI_MAX	2048
 
 int
+key_file_read(const char *path, const char *what, size_t max, uint8_t **buf, size_t *len,
+    char *err, size_t errlen)
+{
+	mode_t	mode;
+
+	/*
+	 * The mode comes from the descriptor read: a stat of the path before
+	 * the open could check one file and read another swapped in between.
+	 */
+	if (file_read_mode(path, max, buf, len, &mode) == -1) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (mode & (S_IRWXG | S_IRWXO)) {
+		OPENSSL_cleanse(*buf, *len);
+		free(*buf);
+		*buf = NULL;
+		snprintf(err, errlen, "%s: %s is readable by group or others (mode %03o); "
+		    "chmod 600 it", path, what, (unsigned)(mode & 0777));
+		return -1;
+	}
+	return 0;
+}
+
+int
 key_load(const char *path, EVP_PKEY **key, char *err, size_t errlen)
 {
-	struct stat	 st;
 	uint8_t		*pem = NULL;
 	size_t		 len = 0;
 	BIO		*bio = NULL;
 	int		 ret = -1;
 
 	*key = NULL;
-	if (stat(path, &st) == -1) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+	if (key_file_read(path, "private key", KEY_FILE_MAX, &pem, &len, err, errlen) == -1)
 		goto done;
-	}
-	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
-		snprintf(err, errlen, "%s: private key is readable by group or others "
-		    "(mode %03o); chmod 600 it", path, (unsigned)(st.st_mode & 0777));
-		goto done;
-	}
-	if (file_read(path, KEY_FILE_MAX, &pem, &len) == -1) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		goto done;
-	}
 	if ((bio = BIO_new_mem_buf(pem, (int)len)) == NULL ||
 	    (*key = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL)) == NULL) {
 		snprintf(err, errlen, "%s: not a PEM private key", path);

@@ -9,6 +9,8 @@
 #ifndef LIANBAN_H
 #define LIANBAN_H
 
+#include <sys/types.h>
+
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -104,8 +106,18 @@ char		*b64url_encode(const void *, size_t);
 int		 b64url_decode(const char *, size_t, uint8_t **, size_t *);
 void		 hex_encode(const void *, size_t, char *out /* 2n+1 */);
 int		 hex_decode(const char *, size_t, uint8_t *out, size_t outlen);
+/*
+ * Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF,
+ * and no NUL, which C consumers of text could not carry and JSON parsers
+ * (jansson among them) refuse as \u0000.  Every text that enters lianban
+ * from outside passes this check (mpk_unpack, the translators).
+ */
+bool		 utf8_valid(const void *s, size_t n);
 /* Reads a whole file of at most max bytes; *buf is malloc'ed. */
 int		 file_read(const char *path, size_t max, uint8_t **buf, size_t *len);
+/* file_read that also gives the mode of the very file read (fstat of its descriptor). */
+int		 file_read_mode(const char *path, size_t max, uint8_t **buf, size_t *len,
+		    mode_t *mode);
 /* Writes a file atomically (tmp + rename) with the given mode. */
 int		 file_write(const char *path, const void *, size_t, int mode);
 /* buf = a "/" b; -1 when it does not fit. */
@@ -130,6 +142,16 @@ int		 dir_each(const char *dir, const char *suffix, size_t max, dir_each_fn fn,
  * wipes the key material).
  */
 int		 key_load(const char *path, EVP_PKEY **key, char *err, size_t errlen);
+/*
+ * Reads a file that holds a secret (what names it in messages: "private
+ * key", ...) of at most max bytes into malloc'ed *buf, NUL-terminated;
+ * the caller wipes (OPENSSL_cleanse) and frees it.  The file must not be
+ * readable, writable or executable by group or others, as the descriptor
+ * read says (fstat), so the file checked is the file read.  -1 with a
+ * sentence naming path in err.
+ */
+int		 key_file_read(const char *path, const char *what, size_t max, uint8_t **buf,
+		    size_t *len, char *err, size_t errlen);
 int		 cert_load(const char *path, X509 **cert, char *err, size_t errlen);
 /*
  * Loads a handle to a private key that stays in a PKCS#11 token, named by
@@ -182,11 +204,25 @@ int		 mpk_pack(const msgpack_object *o, msgpack_sbuffer *out, bool allow_float);
 /*
  * Decodes exactly one object from buf (trailing bytes are an error) after
  * checking that every container count fits the remaining input and nesting
- * stays within LB_MSGPACK_DEPTH, so nothing is allocated on a lie.  The
- * object borrows from z (not from buf).
+ * stays within LB_MSGPACK_DEPTH, so nothing is allocated on a lie, and that
+ * every str (map keys included) is text that utf8_valid accepts, so that
+ * whatever is decoded can be shown as JSON.  The object borrows from z (not
+ * from buf).
  */
 int		 mpk_unpack(const void *buf, size_t len, msgpack_zone *z, msgpack_object *out);
-/* True when buf is one canonical msgpack object without trailing bytes. */
+/*
+ * mpk_unpack without the text check, for bytes lianban itself stored that an
+ * older version may have written from unchecked input (journal records).
+ * Never for input from outside; a str of the result may not be UTF-8, so
+ * show it only through journal_record_show or after mpk_json_able.
+ */
+int		 mpk_unpack_stored(const void *buf, size_t len, msgpack_zone *z,
+		    msgpack_object *out);
+/*
+ * True when buf is one msgpack object without trailing bytes in canonical
+ * form (shortest headers, sorted unique str keys, no floats).  Whether its
+ * text is UTF-8 is mpk_unpack's question, not this one's.
+ */
 bool		 mpk_is_canonical(const void *buf, size_t len);
 /*
  * JSON <-> msgpack objects.  From JSON: integers stay integers, reals are
@@ -197,6 +233,11 @@ bool		 mpk_is_canonical(const void *buf, size_t len);
 int		 mpk_from_json(const char *txt, size_t len, msgpack_zone *z, msgpack_object *out,
 		    char *err, size_t errlen);
 char		*mpk_to_json(const msgpack_object *o, bool pretty);
+/*
+ * True when mpk_to_json can show o: its text is UTF-8, its map keys are
+ * str, its integers fit in int64 and it holds no ext value.
+ */
+bool		 mpk_json_able(const msgpack_object *o);
 /* Map look-up by string key; NULL when absent or map is not a map. */
 const msgpack_object *mpk_get(const msgpack_object *map, const char *key);
 bool		 mpk_str_eq(const msgpack_object *o, const char *s);
@@ -568,6 +609,24 @@ struct journal_filter {
  */
 int		 journal_query(struct journal *, const struct journal_filter *, journal_leaf_cb fn,
 		    void *arg, bool *more, uint64_t *next);
+/*
+ * Decodes stored record bytes into *dec (in z) for showing them.  NULL when
+ * the record can be shown as JSON; otherwise a sentence saying why not
+ * (static text), with *dec the record decoded without the text check, or
+ * nil when even that fails.  Such records come only from journals written
+ * by versions that did not check text at decode time.
+ */
+const char	*journal_record_decode(const void *rec, size_t len, msgpack_zone *z,
+		    msgpack_object *dec);
+/*
+ * One record as GET /v1/journal/records and lianctl journal pull show it,
+ * built in z (rec is copied): {"seq", "leaf": the record bytes, "record":
+ * the decoded map}, or, for a record JSON cannot show (journal_record_decode),
+ * {"seq", "leaf", "record_raw": the same bytes, "record_error": the
+ * sentence}, so that one such record never fails a read (docs/audit.md).
+ */
+void		 journal_record_show(msgpack_zone *z, uint64_t seq, const void *rec, size_t len,
+		    msgpack_object *out);
 
 /*
  * translate_spec.c, translate.c: adapter specs and the mapping of department

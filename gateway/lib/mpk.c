@@ -270,15 +270,17 @@ mpk_be(const uint8_t *p, size_t k)
 /*
  * Walks one msgpack object in buf without allocating, checking that every
  * length fits in the input and every container count could be backed by
- * the bytes that remain (each element takes at least one byte).  Returns
- * the offset just past the object, or 0 on error.
+ * the bytes that remain (each element takes at least one byte), and with
+ * text set that every str is valid UTF-8.  Returns the offset just past the
+ * object, or 0 on error.
  */
 static size_t
-mpk_scan(const uint8_t *p, size_t len, size_t off, int depth)
+mpk_scan(const uint8_t *p, size_t len, size_t off, int depth, bool text)
 {
 	uint64_t	n = 0, elems = 0;
 	size_t		hdr;
 	uint8_t		c;
+	bool		is_str = false;
 
 	if (depth > LB_MSGPACK_DEPTH || off >= len)
 		return 0;
@@ -290,6 +292,7 @@ mpk_scan(const uint8_t *p, size_t len, size_t off, int depth)
 	if ((c & 0xe0) == 0xa0) {		/* fixstr */
 		n = c & 0x1f;
 		hdr = 1;
+		is_str = true;
 		goto payload;
 	}
 	if ((c & 0xf0) == 0x90) {		/* fixarray */
@@ -307,9 +310,12 @@ mpk_scan(const uint8_t *p, size_t len, size_t off, int depth)
 	case 0xcd: case 0xd1: NEED(3); return off + 3;
 	case 0xca: case 0xce: case 0xd2: NEED(5); return off + 5;
 	case 0xcb: case 0xcf: case 0xd3: NEED(9); return off + 9;
-	case 0xd9: case 0xc4: BE(1); goto payload;
-	case 0xda: case 0xc5: BE(2); goto payload;
-	case 0xdb: case 0xc6: BE(4); goto payload;
+	case 0xd9: BE(1); is_str = true; goto payload;
+	case 0xda: BE(2); is_str = true; goto payload;
+	case 0xdb: BE(4); is_str = true; goto payload;
+	case 0xc4: BE(1); goto payload;
+	case 0xc5: BE(2); goto payload;
+	case 0xc6: BE(4); goto payload;
 	case 0xdc: BE(2); elems = n; goto container;
 	case 0xdd: BE(4); elems = n; goto container;
 	case 0xde: BE(2); elems = n * 2; goto container;
@@ -330,24 +336,61 @@ mpk_scan(const uint8_t *p, size_t len, size_t off, int depth)
 payload:
 	if (len - off < hdr || len - off - hdr < n)
 		return 0;
+	if (is_str && text && !utf8_valid(p + off + hdr, (size_t)n))
+		return 0;
 	return off + hdr + (size_t)n;
 container:
 	off += hdr;
 	if (elems > len - off)
 		return 0;
 	while (elems-- > 0)
-		if ((off = mpk_scan(p, len, off, depth + 1)) == 0)
+		if ((off = mpk_scan(p, len, off, depth + 1, text)) == 0)
 			return 0;
 	return off;
 }
 
-int
-mpk_unpack(const void *buf, size_t len, msgpack_zone *z, msgpack_object *out)
+/*
+ * msgpack-c leaves the pointer of some empty str and bin values NULL, which
+ * jansson refuses (json_stringn) and the C library may not be handed even
+ * with a length of 0 (memcpy, memchr); every empty value points at "" here
+ * instead.  The depth was bounded by mpk_scan.
+ */
+static void
+mpk_empty_fix(msgpack_object *o)
+{
+	uint32_t	i;
+
+	switch (o->type) {
+	case MSGPACK_OBJECT_STR:
+		if (o->via.str.size == 0)
+			o->via.str.ptr = "";
+		break;
+	case MSGPACK_OBJECT_BIN:
+		if (o->via.bin.size == 0)
+			o->via.bin.ptr = "";
+		break;
+	case MSGPACK_OBJECT_ARRAY:
+		for (i = 0; i < o->via.array.size; i++)
+			mpk_empty_fix(&o->via.array.ptr[i]);
+		break;
+	case MSGPACK_OBJECT_MAP:
+		for (i = 0; i < o->via.map.size; i++) {
+			mpk_empty_fix(&o->via.map.ptr[i].key);
+			mpk_empty_fix(&o->via.map.ptr[i].val);
+		}
+		break;
+	default:
+		break;
+	}
+}
+
+static int
+mpk_unpack_with(const void *buf, size_t len, msgpack_zone *z, msgpack_object *out, bool text)
 {
 	char	*copy;
 	size_t	 off = 0;
 
-	if (len == 0 || mpk_scan(buf, len, 0, 0) != len)
+	if (len == 0 || mpk_scan(buf, len, 0, 0, text) != len)
 		return -1;
 	/*
 	 * msgpack-c's objects point into the buffer they were decoded from;
@@ -357,7 +400,25 @@ mpk_unpack(const void *buf, size_t len, msgpack_zone *z, msgpack_object *out)
 	memcpy(copy, buf, len);
 	if (msgpack_unpack(copy, len, &off, z, out) != MSGPACK_UNPACK_SUCCESS || off != len)
 		return -1;
+	mpk_empty_fix(out);
 	return 0;
+}
+
+/*
+ * Text is checked where it is decoded, once for every caller: a str that is
+ * not UTF-8 would otherwise travel into journal records and answers that
+ * JSON cannot show (jansson refuses it), as JSON bodies never can.
+ */
+int
+mpk_unpack(const void *buf, size_t len, msgpack_zone *z, msgpack_object *out)
+{
+	return mpk_unpack_with(buf, len, z, out, true);
+}
+
+int
+mpk_unpack_stored(const void *buf, size_t len, msgpack_zone *z, msgpack_object *out)
+{
+	return mpk_unpack_with(buf, len, z, out, false);
 }
 
 bool
@@ -370,7 +431,7 @@ mpk_is_canonical(const void *buf, size_t len)
 
 	msgpack_zone_init(&z, 2048);
 	msgpack_sbuffer_init(&sb);
-	if (mpk_unpack(buf, len, &z, &o) == 0 && mpk_pack(&o, &sb, false) == 0)
+	if (mpk_unpack_stored(buf, len, &z, &o) == 0 && mpk_pack(&o, &sb, false) == 0)
 		ok = sb.size == len && memcmp(sb.data, buf, len) == 0;
 	msgpack_sbuffer_destroy(&sb);
 	msgpack_zone_destroy(&z);
@@ -509,6 +570,18 @@ mpk_to_jansson(const msgpack_object *o, int depth)
 fail:
 	json_decref(j);
 	return NULL;
+}
+
+bool
+mpk_json_able(const msgpack_object *o)
+{
+	json_t	*j;
+
+	/* The mapping itself is the test, so the two can never disagree. */
+	if ((j = mpk_to_jansson(o, 0)) == NULL)
+		return false;
+	json_decref(j);
+	return true;
 }
 
 char *

@@ -7,8 +7,6 @@
  * claim, its inclusion path and the envelope, so anyone can check a document
  * offline with the seal root certificate alone.
  */
-#include <sys/stat.h>
-
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -32,20 +30,13 @@
 static int
 seal_uri_load(const char *path, char *uri, size_t urilen, char *err, size_t errlen)
 {
-	struct stat	 st;
 	uint8_t		*text = NULL;
 	size_t		 len = 0;
 	int		 ret = -1;
 
-	if (stat(path, &st) == -1 || file_read(path, SEAL_URI_MAX, &text, &len) == -1) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+	if (key_file_read(path, "a PKCS#11 URI that may hold a PIN", SEAL_URI_MAX, &text, &len,
+	    err, errlen) == -1)
 		goto done;
-	}
-	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
-		snprintf(err, errlen, "%s: may hold a PIN but is readable by group or others "
-		    "(mode %03o); chmod 600 it", path, (unsigned)(st.st_mode & 0777));
-		goto done;
-	}
 	while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r' ||
 	    text[len - 1] == ' ' || text[len - 1] == '\t'))
 		len--;

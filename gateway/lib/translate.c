@@ -148,7 +148,7 @@ static bool
 tpl_code_ok(const msgpack_object *o)
 {
 	return o->type == MSGPACK_OBJECT_STR && o->via.str.size > 0 &&
-	    o->via.str.size < TPL_CODE_MAX && conv_utf8_valid(o->via.str.ptr, o->via.str.size);
+	    o->via.str.size < TPL_CODE_MAX && utf8_valid(o->via.str.ptr, o->via.str.size);
 }
 
 static int
@@ -333,7 +333,7 @@ tpl_compile_value(struct cctx *c, const msgpack_object *o, struct tpl_node *n, i
 
 	switch (o->type) {
 	case MSGPACK_OBJECT_STR:
-		if (o->via.str.size == 0 || !conv_utf8_valid(o->via.str.ptr, o->via.str.size))
+		if (o->via.str.size == 0 || !utf8_valid(o->via.str.ptr, o->via.str.size))
 			return tpl_err(c, n->tn_path, "a constant must be a non-empty UTF-8 "
 			    "string without NUL");
 		n->tn_kind = TPL_VALUE;

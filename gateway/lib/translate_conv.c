@@ -1,7 +1,7 @@
 /*
  * translate_conv.c - the conversions a field rule applies to one value of
  * an answer (docs/formats.md, "Field rules"): integers become text, then
- * trim, code table, date and integer, in this order; and the UTF-8 checks
+ * trim, code table, date and integer, in this order; and the text check
  * that every string reaching a document passes.
  *
  * Nothing here knows templates or source formats: a rule's conversions
@@ -25,48 +25,6 @@ static const struct {
 };
 
 bool
-conv_utf8_valid(const char *s, size_t n)
-{
-	const unsigned char	*p = (const unsigned char *)s;
-	size_t			 i = 0, j, k;
-	uint32_t		 cp, min;
-
-	while (i < n) {
-		if (p[i] == 0)
-			return false;
-		if (p[i] < 0x80) {
-			i++;
-			continue;
-		}
-		if ((p[i] & 0xe0) == 0xc0) {
-			k = 1;
-			cp = p[i] & 0x1f;
-			min = 0x80;
-		} else if ((p[i] & 0xf0) == 0xe0) {
-			k = 2;
-			cp = p[i] & 0x0f;
-			min = 0x800;
-		} else if ((p[i] & 0xf8) == 0xf0) {
-			k = 3;
-			cp = p[i] & 0x07;
-			min = 0x10000;
-		} else
-			return false;
-		if (n - i <= k)
-			return false;
-		for (j = 1; j <= k; j++) {
-			if ((p[i + j] & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (p[i + j] & 0x3f);
-		}
-		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		i += k + 1;
-	}
-	return true;
-}
-
-bool
 conv_text_ok(const char *s, size_t n)
 {
 	size_t	i;
@@ -74,7 +32,7 @@ conv_text_ok(const char *s, size_t n)
 	for (i = 0; i < n; i++)
 		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
 			return false;
-	return conv_utf8_valid(s, n);
+	return utf8_valid(s, n);
 }
 
 /*
@@ -310,7 +268,7 @@ conv_value(const struct conv *cv, const struct src_value *in, msgpack_zone *z,
 		snprintf(why, whylen, "the value is neither a string nor an integer");
 		return -1;
 	}
-	if (!conv_utf8_valid(s, len)) {
+	if (!utf8_valid(s, len)) {
 		snprintf(why, whylen, "the value is not valid UTF-8 or holds a NUL character");
 		return -1;
 	}

@@ -159,11 +159,6 @@ struct conv {
 	uint32_t		 co_ncodes;
 	const char		*co_default;
 };
-/*
- * Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF,
- * and no NUL, which C consumers of documents could not carry.
- */
-bool		 conv_utf8_valid(const char *s, size_t n);
 /* Valid UTF-8 without control characters: safe to quote in messages. */
 bool		 conv_text_ok(const char *s, size_t n);
 /* The date format a spec names ("YYYY/MM/DD"); false for an unknown name. */

@@ -207,7 +207,8 @@ mp_src_open(const void *body, size_t len, const struct adapter *ad, const char *
 		goto done;
 	}
 	if (mpk_unpack(body, len, ms->ms_zone, &ms->ms_root) != 0) {
-		snprintf(err, errlen, "the answer is not one well-formed msgpack value");
+		snprintf(err, errlen, "the answer is not one well-formed msgpack value whose "
+		    "text is UTF-8");
 		goto done;
 	}
 	if (mp_dup_keys(&ms->ms_root, err, errlen) != 0)

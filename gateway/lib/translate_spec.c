@@ -444,7 +444,7 @@ spec_extras(struct adapter *ad, const msgpack_object *spec, char *err, size_t er
 		return -1;
 	if ((o = mpk_get(spec, "description")) != NULL &&
 	    (o->type != MSGPACK_OBJECT_STR || o->via.str.size > SPEC_DESC_MAX ||
-	    !conv_utf8_valid(o->via.str.ptr, o->via.str.size)))
+	    !utf8_valid(o->via.str.ptr, o->via.str.size)))
 		return spec_err(err, errlen, "\"description\" must be UTF-8 text of at most %d "
 		    "bytes", SPEC_DESC_MAX);
 	return 0;

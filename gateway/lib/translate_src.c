@@ -27,18 +27,23 @@ src_decode(const char *enc, const void *in, size_t len, char **out, size_t *outl
 
 	*out = NULL;
 	*outlen = 0;
-	/* GBK and GB18030 characters take at most 4 bytes; in UTF-8 at most 4 too. */
+	/*
+	 * A character grows at most threefold into UTF-8: one byte of GBK
+	 * becomes up to three (CP936's 0x80 is the euro sign, U+20AC), two bytes
+	 * of GBK or GB18030 at most three, and four bytes of GB18030 at most
+	 * four.  The answer's size is bounded, so is this.
+	 */
 	if (len > LB_DEPT_BODY_MAX) {
 		snprintf(err, errlen, "the answer is larger than %d bytes", LB_DEPT_BODY_MAX);
 		return -1;
 	}
-	cap = len * 2 + 1;
+	cap = len * 3 + 1;
 	if ((buf = malloc(cap)) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
 	if (strcmp(enc, "utf-8") == 0) {
-		if (!conv_utf8_valid(in, len)) {
+		if (!utf8_valid(in, len)) {
 			snprintf(err, errlen, "the answer is not valid UTF-8 (or holds a NUL)");
 			goto done;
 		}

@@ -199,8 +199,58 @@ hex_decode(const char *in, size_t len, uint8_t *out, size_t outlen)
 	return 0;
 }
 
+bool
+utf8_valid(const void *s, size_t n)
+{
+	const unsigned char	*p = s;
+	size_t			 i = 0, j, k;
+	uint32_t		 cp, min;
+
+	while (i < n) {
+		if (p[i] == 0)
+			return false;
+		if (p[i] < 0x80) {
+			i++;
+			continue;
+		}
+		if ((p[i] & 0xe0) == 0xc0) {
+			k = 1;
+			cp = p[i] & 0x1f;
+			min = 0x80;
+		} else if ((p[i] & 0xf0) == 0xe0) {
+			k = 2;
+			cp = p[i] & 0x0f;
+			min = 0x800;
+		} else if ((p[i] & 0xf8) == 0xf0) {
+			k = 3;
+			cp = p[i] & 0x07;
+			min = 0x10000;
+		} else
+			return false;
+		if (n - i <= k)
+			return false;
+		for (j = 1; j <= k; j++) {
+			if ((p[i + j] & 0xc0) != 0x80)
+				return false;
+			cp = (cp << 6) | (p[i + j] & 0x3f);
+		}
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		i += k + 1;
+	}
+	return true;
+}
+
 int
 file_read(const char *path, size_t max, uint8_t **buf, size_t *len)
+{
+	mode_t	mode;
+
+	return file_read_mode(path, max, buf, len, &mode);
+}
+
+int
+file_read_mode(const char *path, size_t max, uint8_t **buf, size_t *len, mode_t *mode)
 {
 	struct stat	 st;
 	uint8_t		*b = NULL;
@@ -212,6 +262,7 @@ file_read(const char *path, size_t max, uint8_t **buf, size_t *len)
 		return -1;
 	if (fstat(fd, &st) == -1)
 		goto done;
+	*mode = st.st_mode;
 	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > max) {
 		errno = EFBIG;
 		goto done;
@@ -233,6 +284,9 @@ file_read(const char *path, size_t max, uint8_t **buf, size_t *len)
 	b = NULL;
 	ret = 0;
 done:
+	/* What was read of a secret file before a failure leaves no copy behind. */
+	if (b != NULL)
+		explicit_bzero(b, n);
 	free(b);
 	close(fd);
 	return ret;
