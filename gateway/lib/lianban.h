@@ -502,8 +502,10 @@ int		 journal_revoke_key(const struct journal *, const uint8_t *jti,
 enum lb_err	 journal_revoke_check(struct journal *, const struct consent *, char *msg,
 		    size_t msglen);
 /*
- * The latest signed checkpoint: *env is malloc'ed envelope bytes.  Returns
- * -1 while the journal is empty and has none.  Any thread.
+ * The latest signed checkpoint: *env is malloc'ed envelope bytes.  A new
+ * journal signs its empty tree (size 0, root SHA-256 of "") when it is
+ * opened, so -1 means the journal cannot be read, or signing failed while
+ * it is still empty.  Any thread.
  */
 int		 journal_checkpoint(struct journal *, uint8_t **env, size_t *envlen, uint64_t *size,
 		    uint8_t root[32], uint64_t *t_ms);
