@@ -45,6 +45,7 @@ struct gw_config {
 	char		gc_policies[512];
 	char		gc_adapters[512];
 	char		gc_id[LB_ID_MAX];
+	char		gc_crl[512];	/* --crl; "" is CERTS/client-ca.crl if it exists */
 	int		gc_workers;
 	int		gc_verbose;
 	unsigned	gc_seal_window_us;	/* sealer window (default 2000) */
@@ -83,6 +84,8 @@ struct gw {
 	struct event_base	*gw_base;
 	struct evhttp		*gw_http;
 	SSL_CTX			*gw_ssl;
+	int			 gw_ssl_conn;	/* SSL ex_data index of struct http_conn */
+	uint64_t		 gw_ssl_names_gen; /* gw_snap_gen of gw_ssl's CA names */
 	struct workers		*gw_workers;
 	struct journal		*gw_journal;
 	struct registry		*gw_registry;	/* DATA/registry; workers use it */

@@ -40,6 +40,9 @@ usage(FILE *f)
 	    "  --policies DIR       bundle policies, *.json (default policies)\n"
 	    "  --adapters DIR       adapter specs, *.json (default adapters/specs)\n"
 	    "  --id GATEWAY_ID      gateway id, the consent audience (default lianban-demo)\n"
+	    "  --crl FILE           CRLs (PEM) of the client CA, checked for every client\n"
+	    "                       certificate and reloaded on SIGHUP (default\n"
+	    "                       CERTS/client-ca.crl when it exists)\n"
 	    "  --workers N          crypto worker threads (default 2)\n"
 	    "  --seal-window MS     how long seal claims wait for others to share their\n"
 	    "                       batch signature while exchanges are in flight\n"
@@ -49,8 +52,9 @@ usage(FILE *f)
 	    "  -V, --version        print the version and exit\n"
 	    "  -h, --help           this text\n"
 	    "\n"
-	    "Signals: SIGHUP reloads trust, policies and adapters; SIGTERM and SIGINT\n"
-	    "finish the exchanges in flight, commit the journal and exit.\n");
+	    "Signals: SIGHUP reloads trust (the client CA and CRL too), policies and\n"
+	    "adapters; SIGTERM and SIGINT finish the exchanges in flight, commit the\n"
+	    "journal and exit.\n");
 }
 
 /* A whole decimal number in [lo, hi], nothing before or after it. */
@@ -78,6 +82,7 @@ parse_args(int argc, char **argv, struct gw_config *gc)
 		{ "policies", required_argument, NULL, 'p' },
 		{ "adapters", required_argument, NULL, 'a' },
 		{ "id", required_argument, NULL, 'i' },
+		{ "crl", required_argument, NULL, 'C' },
 		{ "workers", required_argument, NULL, 'w' },
 		{ "seal-window", required_argument, NULL, 'W' },
 		{ "seal-batch", required_argument, NULL, 'B' },
@@ -108,6 +113,7 @@ parse_args(int argc, char **argv, struct gw_config *gc)
 		case 'p': dst = gc->gc_policies; dstsize = sizeof(gc->gc_policies); break;
 		case 'a': dst = gc->gc_adapters; dstsize = sizeof(gc->gc_adapters); break;
 		case 'i': dst = gc->gc_id; dstsize = sizeof(gc->gc_id); break;
+		case 'C': dst = gc->gc_crl; dstsize = sizeof(gc->gc_crl); break;
 		case 'w':
 			if (parse_int(optarg, 1, 64, &n) != 0) {
 				fprintf(stderr, "lianband: --workers must be 1 to 64\n");
@@ -309,9 +315,9 @@ main(int argc, char **argv)
 		log_warnx("cannot install signal handlers");
 		goto done;
 	}
-	log_info("gateway %s: %zu authorities, %zu policies, %zu adapters, journal of %llu "
-	    "records in %s", gw.gw_conf.gc_id, gw.gw_snap->sn_trust->t_nauth,
-	    gw.gw_snap->sn_npolicies, gw.gw_snap->sn_nadapters,
+	log_info("gateway %s: %zu authorities, %zu policies, %zu adapters, %zu client CRLs, "
+	    "journal of %llu records in %s", gw.gw_conf.gc_id, gw.gw_snap->sn_trust->t_nauth,
+	    gw.gw_snap->sn_npolicies, gw.gw_snap->sn_nadapters, gw.gw_snap->sn_trust->t_ncrls,
 	    (unsigned long long)journal_size(gw.gw_journal), gw.gw_conf.gc_data);
 	fprintf(stderr, "listening on %s\n", gw.gw_bound);
 	fflush(stderr);
