@@ -26,8 +26,21 @@
 
 #include "gateway.h"
 
-#define HTTP_HEADERS_MAX	(16 * 1024)
 #define HTTP_TIMEOUT_S		30
+
+static const char *
+http_method_name(enum evhttp_cmd_type m)
+{
+	switch (m) {
+	case EVHTTP_REQ_GET:	return "GET";
+	case EVHTTP_REQ_POST:	return "POST";
+	case EVHTTP_REQ_PUT:	return "PUT";
+	case EVHTTP_REQ_DELETE:	return "DELETE";
+	case EVHTTP_REQ_OPTIONS: return "OPTIONS";
+	case EVHTTP_REQ_PATCH:	return "PATCH";
+	default:		return "?";
+	}
+}
 
 static bool
 http_wants_msgpack(struct evhttp_request *req)
@@ -36,6 +49,32 @@ http_wants_msgpack(struct evhttp_request *req)
 
 	accept = evhttp_find_header(evhttp_request_get_input_headers(req), "Accept");
 	return accept != NULL && strstr(accept, "application/msgpack") != NULL;
+}
+
+/*
+ * An answer that could not be encoded (or memory ran out) is this JSON
+ * error instead, never an empty or HTML one, and the log says which answer
+ * it replaced.
+ */
+static void
+http_reply_unencodable(struct evhttp_request *req, int status, const char *as)
+{
+	static const char	 body[] = "{\"error\":{\"code\":\"internal_error\","
+	    "\"message\":\"the gateway could not encode its answer\"}}\n";
+	struct evkeyvalq	*hdrs = evhttp_request_get_output_headers(req);
+	struct evbuffer		*buf;
+
+	log_warnx("%s %s: the answer (status %d) could not be encoded as %s; answered "
+	    "500 internal_error", http_method_name(evhttp_request_get_command(req)),
+	    evhttp_request_get_uri(req), status, as);
+	evhttp_remove_header(hdrs, "Content-Type");
+	evhttp_add_header(hdrs, "Content-Type", "application/json; charset=utf-8");
+	evhttp_add_header(hdrs, "Cache-Control", "no-store");
+	if ((buf = evbuffer_new()) != NULL)
+		evbuffer_add(buf, body, sizeof(body) - 1);
+	evhttp_send_reply(req, 500, "Internal Server Error", buf);
+	if (buf != NULL)
+		evbuffer_free(buf);
 }
 
 void
@@ -47,7 +86,7 @@ http_reply(struct evhttp_request *req, int status, const msgpack_object *body)
 	char			*json;
 
 	if ((buf = evbuffer_new()) == NULL) {
-		evhttp_send_error(req, 500, NULL);
+		http_reply_unencodable(req, status, "anything (out of memory)");
 		return;
 	}
 	if (http_wants_msgpack(req)) {
@@ -55,7 +94,7 @@ http_reply(struct evhttp_request *req, int status, const msgpack_object *body)
 		if (mpk_pack(body, &sb, false) != 0) {
 			msgpack_sbuffer_destroy(&sb);
 			evbuffer_free(buf);
-			evhttp_send_error(req, 500, NULL);
+			http_reply_unencodable(req, status, "msgpack");
 			return;
 		}
 		evbuffer_add(buf, sb.data, sb.size);
@@ -64,7 +103,7 @@ http_reply(struct evhttp_request *req, int status, const msgpack_object *body)
 	} else {
 		if ((json = mpk_to_json(body, false)) == NULL) {
 			evbuffer_free(buf);
-			evhttp_send_error(req, 500, NULL);
+			http_reply_unencodable(req, status, "JSON");
 			return;
 		}
 		evbuffer_add(buf, json, strlen(json));
@@ -108,20 +147,29 @@ struct http_conn {
 	 * certificate last verified; 0 until it has.  Another value means a
 	 * reload came in between (a new CA or CRL), and it is verified again.
 	 */
-	uint64_t	hc_trusted_gen;
-	bool		hc_refusal_logged;	/* one log line per connection */
+	uint64_t		 hc_trusted_gen;
+	bool			 hc_refusal_logged;	/* one log line per connection */
+	struct http_guard	*hc_guard;	/* the connection's request framing */
 };
 
-/* CRYPTO_EX_free of gw_ssl_conn. */
+/*
+ * CRYPTO_EX_free of gw_ssl_conn: runs when the SSL bufferevent frees its
+ * SSL, before its input buffer goes, so the guard can leave that buffer.
+ */
 static void
 http_conn_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
 {
+	struct http_conn	*hc = ptr;
+
 	(void)parent;
 	(void)ad;
 	(void)idx;
 	(void)argl;
 	(void)argp;
-	free(ptr);
+	if (hc == NULL)
+		return;
+	http_guard_free(hc->hc_guard);
+	free(hc);
 }
 
 static SSL *
@@ -372,18 +420,6 @@ http_id_ok(const char *s)
 	return true;
 }
 
-static const char *
-http_method_name(enum evhttp_cmd_type m)
-{
-	switch (m) {
-	case EVHTTP_REQ_GET:	return "GET";
-	case EVHTTP_REQ_POST:	return "POST";
-	case EVHTTP_REQ_PUT:	return "PUT";
-	case EVHTTP_REQ_DELETE:	return "DELETE";
-	default:		return "?";
-	}
-}
-
 /*
  * The row of rt's path for method, or NULL; then buf lists the methods
  * that path takes ("GET, PUT or DELETE").
@@ -462,6 +498,37 @@ http_nodelay(struct evhttp_request *req)
 }
 
 /*
+ * Whether the request came through its connection's guard whole; when the
+ * guard refused it (its size, its framing, its method) the refusal is
+ * answered here and the connection closes after it.
+ */
+static bool
+http_guarded(struct gw *gw, struct evhttp_request *req)
+{
+	struct http_conn		*hc = NULL;
+	struct evhttp_connection	*conn;
+	SSL				*ssl;
+	enum lb_err			 e;
+	char				 msg[160], *addr = NULL;
+	ev_uint16_t			 port = 0;
+
+	if ((ssl = http_ssl(req)) != NULL)
+		hc = SSL_get_ex_data(ssl, gw->gw_ssl_conn);
+	if (hc == NULL || hc->hc_guard == NULL) {
+		e = LB_E_INTERNAL;
+		snprintf(msg, sizeof(msg), "the gateway could not set this connection up");
+	} else if ((e = http_guard_verdict(hc->hc_guard, msg, sizeof(msg))) == LB_OK)
+		return true;
+	if ((conn = evhttp_request_get_connection(req)) != NULL)
+		evhttp_connection_get_peer(conn, &addr, &port);
+	log_info("client %s:%u: request refused (%d %s): %s", addr != NULL ? addr : "?",
+	    (unsigned)port, lb_err_status(e), lb_err_code(e), msg);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+	http_error(req, e, "%s", msg);
+	return false;
+}
+
+/*
  * Every request: the route, then (but for public routes) the client
  * certificate, the id of the path, the method and the role, in that order.
  */
@@ -476,6 +543,8 @@ http_route(struct evhttp_request *req, void *arg)
 	size_t			  i;
 
 	http_nodelay(req);
+	if (!http_guarded(gw, req))
+		return;
 	path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
 	if (path == NULL)
 		path = "/";
@@ -552,24 +621,31 @@ http_ca_names(struct gw *gw)
 	gw->gw_ssl_names_gen = gw->gw_snap_gen;
 }
 
+/*
+ * A new connection's TLS bufferevent, with its struct http_conn and guard.
+ * When the guard cannot be made the connection still gets TLS (a NULL here
+ * would make evhttp speak plaintext), and http_route refuses its requests.
+ */
 static struct bufferevent *
 http_bevcb(struct event_base *base, void *arg)
 {
 	struct gw		*gw = arg;
 	struct bufferevent	*bev = NULL;
-	struct http_conn	*hc = NULL;
+	struct http_conn	*hc = NULL, *conn;
 	SSL			*ssl = NULL;
 
 	http_ca_names(gw);
 	if ((hc = calloc(1, sizeof(*hc))) == NULL || (ssl = SSL_new(gw->gw_ssl)) == NULL ||
 	    SSL_set_ex_data(ssl, gw->gw_ssl_conn, hc) != 1)
 		goto done;
+	conn = hc;
 	hc = NULL;
 	bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
 	    BEV_OPT_CLOSE_ON_FREE);
 	if (bev != NULL) {
-		bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
 		ssl = NULL;
+		bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+		conn->hc_guard = http_guard_new(bev);
 	}
 done:
 	free(hc);
@@ -670,11 +746,16 @@ http_start(struct gw *gw, char *err, size_t errlen)
 		return -1;
 	evhttp_set_bevcb(gw->gw_http, http_bevcb, gw);
 	evhttp_set_gencb(gw->gw_http, http_route, gw);
+	/*
+	 * The guard (http_guard.c) bounds heads and bodies and checks methods
+	 * before evhttp sees a request, and answers in JSON; evhttp's own
+	 * limits, a little wider, only back it up.
+	 */
 	evhttp_set_max_body_size(gw->gw_http, LB_BODY_MAX);
-	evhttp_set_max_headers_size(gw->gw_http, HTTP_HEADERS_MAX);
+	evhttp_set_max_headers_size(gw->gw_http, 2 * HTTP_GUARD_HEAD_MAX);
 	evhttp_set_timeout(gw->gw_http, HTTP_TIMEOUT_S);
 	evhttp_set_allowed_methods(gw->gw_http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
-	    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE);
+	    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
 	if ((gw->gw_listener = bs = evhttp_bind_socket_with_handle(gw->gw_http, host,
 	    (ev_uint16_t)port)) == NULL) {
 		snprintf(err, errlen, "cannot listen on %s", gw->gw_conf.gc_listen);
