@@ -119,6 +119,7 @@ trust_authority_usable(const struct trust_authority *ta, int64_t when, const cha
 {
 	uint32_t	ku;
 	time_t		t = (time_t)when;
+	int		cmp;
 
 	/*
 	 * Without a key usage extension any use is allowed (RFC 5280 4.2.1.3);
@@ -130,12 +131,13 @@ trust_authority_usable(const struct trust_authority *ta, int64_t when, const cha
 		*why = "its certificate's key usage does not include digitalSignature";
 		return -1;
 	}
-	/* X509_cmp_time: -1 when the certificate's time is at or before t, 0 on error. */
-	if (X509_cmp_time(X509_get0_notBefore(ta->ta_cert), &t) != -1) {
+	/* Both ends belong to the validity period (RFC 5280 4.1.2.5); -2 is an error. */
+	if ((cmp = ASN1_TIME_cmp_time_t(X509_get0_notBefore(ta->ta_cert), t)) > 0 ||
+	    cmp == -2) {
 		*why = "its certificate is not yet valid";
 		return -1;
 	}
-	if (X509_cmp_time(X509_get0_notAfter(ta->ta_cert), &t) != 1) {
+	if ((cmp = ASN1_TIME_cmp_time_t(X509_get0_notAfter(ta->ta_cert), t)) < 0) {
 		*why = "its certificate has expired";
 		return -1;
 	}
