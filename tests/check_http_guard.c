@@ -64,9 +64,11 @@ START_TEST(test_head_normalized)
 	ck_assert_uint_eq(hh.hh_length, 5);
 	ck_assert_str_eq(out, "POST / HTTP/1.1\r\nX-Name: \xe4\xb8\xad\r\n");
 
-	/* A body of exactly the limit. */
-	head("POST / HTTP/1.1\r\nContent-Length: 1000\r\n\r\n", &hh);
+	/* A body of exactly the limit, the one expectation there is, a path of "/". */
+	out = head("POST / HTTP/1.1\r\nContent-Length: 1000\r\nexpect: 100-Continue\r\n\r\n",
+	    &hh);
 	ck_assert_int_eq(hh.hh_err, LB_OK);
+	ck_assert_str_eq(out, "POST / HTTP/1.1\r\nexpect: 100-Continue\r\n");
 }
 END_TEST
 
@@ -82,6 +84,9 @@ static const struct {
 	{ "GET x HTTP/1.1\r\n\r\n", LB_E_BAD_REQUEST },
 	{ "GET * HTTP/1.1\r\n\r\n", LB_E_BAD_REQUEST },
 	{ "GET http://a/ HTTP/1.1\r\n\r\n", LB_E_BAD_REQUEST },
+	{ "GET //a/b HTTP/1.1\r\n\r\n", LB_E_BAD_REQUEST },
+	{ "GET //[ HTTP/1.1\r\n\r\n", LB_E_BAD_REQUEST },
+	{ "POST / HTTP/1.1\r\nContent-Length: 1\r\nExpect: 200-ok\r\n\r\n", LB_E_BAD_REQUEST },
 	{ "GET /\x7f HTTP/1.1\r\n\r\n", LB_E_BAD_REQUEST },
 	{ "GET /\xc3\xa9 HTTP/1.1\r\n\r\n", LB_E_BAD_REQUEST },
 	{ "GET / HTTP/1.2\r\n\r\n", LB_E_BAD_REQUEST },

@@ -142,7 +142,7 @@ class JsonErrors(unittest.TestCase):
     def test_malformed_request_line(self):
         for line in (b"GARBAGE\r\n\r\n", b"GET /v1/health\r\n\r\n",
                      b"GET /v1/health HTTP/2.0\r\n\r\n", b"GET v1/health HTTP/1.1\r\n\r\n",
-                     b"GET /v1/\x01health HTTP/1.1\r\n\r\n"):
+                     b"GET /v1/\x01health HTTP/1.1\r\n\r\n", b"GET //[ HTTP/1.1\r\n\r\n"):
             with self.subTest(line=line):
                 self.assertJsonError(exchange_once(line), 400, "bad_request")
 
@@ -150,7 +150,7 @@ class JsonErrors(unittest.TestCase):
         for hdr in (b"NoColonHere\r\n", b"Bad Name: x\r\n", b" folded: x\r\n",
                     b"X: a\x00b\r\n", b"Content-Length: abc\r\n",
                     b"Content-Length: 5\r\nContent-Length: 6\r\n",
-                    b"Transfer-Encoding: gzip\r\n",
+                    b"Transfer-Encoding: gzip\r\n", b"Content-Length: 2\r\nExpect: x\r\n",
                     b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n"):
             with self.subTest(header=hdr):
                 data = b"POST /v1/exchanges HTTP/1.1\r\nHost: localhost\r\n" + hdr + b"\r\n"

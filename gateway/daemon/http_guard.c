@@ -99,7 +99,9 @@ http_guard_request_line(const char *s, size_t n, struct evbuffer *out, struct ht
 	mlen = (size_t)(sp1 - s);
 	tlen = (size_t)(sp2 - sp1 - 1);
 	version = sp2 + 1;
-	if (mlen == 0 || mlen > 16 || tlen == 0 || sp1[1] != '/') {
+	/* A path, not "//" (evhttp would read an authority there). */
+	if (mlen == 0 || mlen > 16 || tlen == 0 || sp1[1] != '/' ||
+	    (tlen > 1 && sp1[2] == '/')) {
 		snprintf(hh->hh_msg, sizeof(hh->hh_msg), "the request line is not METHOD "
 		    "/PATH HTTP/1.1");
 		return;
@@ -202,6 +204,14 @@ http_guard_header(const char *s, size_t n, struct evbuffer *out, struct http_hea
 		}
 		*seen_length = true;
 		hh->hh_length = len;
+		return;
+	}
+	/* evhttp would answer any other expectation with its own 417 page. */
+	if (nlen == 6 && strncasecmp(s, "Expect", 6) == 0 &&
+	    (e - v != 12 || strncasecmp(v, "100-continue", 12) != 0)) {
+		hh->hh_err = LB_E_BAD_REQUEST;
+		snprintf(hh->hh_msg, sizeof(hh->hh_msg), "the only expectation accepted is "
+		    "100-continue");
 		return;
 	}
 	if (nlen == 17 && strncasecmp(s, "Transfer-Encoding", 17) == 0) {
