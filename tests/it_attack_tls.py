@@ -121,6 +121,16 @@ def setUpModule():
     global TMP, PKI, P
     TMP = tempfile.mkdtemp(prefix="lianban-attack-tls-")
     PKI = os.path.join(TMP, "certs")
+    try:
+        make_pki()
+        P = lbtest.Platform(gw_args=["--certs", PKI])
+    except BaseException:
+        shutil.rmtree(TMP, ignore_errors=True)
+        raise
+
+
+def make_pki():
+    """The demo PKI's copy with the certificates, authorities and CRL of the tests."""
     shutil.copytree(lbtest.demo_pki(), PKI)
     os.makedirs(work("new"))
     with open(work("ca.cnf"), "w") as f:
@@ -139,11 +149,6 @@ def setUpModule():
     authority("nokuauth", "ext_noku", -day, 10 * day)
     authority("goodauth", "ext_signer", -day, 10 * day)
     write_crl()     # nothing revoked yet, in the default place
-    try:
-        P = lbtest.Platform(gw_args=["--certs", PKI])
-    except BaseException:
-        shutil.rmtree(TMP, ignore_errors=True)
-        raise
 
 
 def tearDownModule():
