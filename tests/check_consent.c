@@ -262,6 +262,16 @@ setup(void)
 	ck_assert_ptr_nonnull(auth_key = EVP_EC_gen("P-256"));
 	ck_assert_ptr_nonnull(rogue_key = EVP_EC_gen("P-256"));
 	auth_cert = check_cert(auth_key, "/OU=authority/CN=faceauth", 1, NULL, NULL, false);
+	/*
+	 * The authority's certificate must be valid at the clock of the
+	 * request (NOW, a fixed date) and of the journal tests (the real
+	 * clock), so it is valid from the day before NOW to a year after
+	 * whichever is later.
+	 */
+	ck_assert_ptr_nonnull(ASN1_TIME_set(X509_getm_notBefore(auth_cert), NOW - 86400));
+	ck_assert_ptr_nonnull(ASN1_TIME_set(X509_getm_notAfter(auth_cert),
+	    (time(NULL) > NOW ? time(NULL) : NOW) + 365 * 86400));
+	ck_assert_int_gt(X509_sign(auth_cert, auth_key, EVP_sha256()), 0);
 	ck_assert_int_eq(key_id_pkey(rogue_key, rogue_kid), 0);
 
 	memset(&auth, 0, sizeof(auth));

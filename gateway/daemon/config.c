@@ -7,6 +7,7 @@
  */
 #include <assert.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -396,6 +397,26 @@ config_reg_one(void *arg, const char *id, const struct reg_head *h, const uint8_
 	return 0;
 }
 
+/*
+ * The CAs of client certificates, CERTS/client-ca.pem, and their CRLs: the
+ * file of --crl, which must then exist, or else CERTS/client-ca.crl when
+ * there is one.  Both are read again by every load, so SIGHUP picks up a
+ * new CRL.
+ */
+static int
+config_clients(struct trust *t, const struct gw_config *gc, char *err, size_t errlen)
+{
+	char	ca[PATH_MAX], crl[PATH_MAX];
+	bool	optional = gc->gc_crl[0] == '\0';
+
+	snprintf(ca, sizeof(ca), "%s/client-ca.pem", gc->gc_certs);
+	if (optional)
+		snprintf(crl, sizeof(crl), "%s/client-ca.crl", gc->gc_certs);
+	else
+		snprintf(crl, sizeof(crl), "%s", gc->gc_crl);
+	return trust_load_clients(t, ca, crl, optional, err, errlen);
+}
+
 struct snapshot *
 snapshot_load(const struct gw_config *gc, struct registry *rg, char *err, size_t errlen)
 {
@@ -419,7 +440,8 @@ snapshot_load_with(const struct gw_config *gc, struct registry *rg, struct reg_c
 		return NULL;
 	}
 	sn->sn_refs = 1;
-	if ((sn->sn_trust = trust_load(gc->gc_certs, err, errlen)) == NULL)
+	if ((sn->sn_trust = trust_load(gc->gc_certs, err, errlen)) == NULL ||
+	    config_clients(sn->sn_trust, gc, err, errlen) != 0)
 		goto fail;
 	if ((sn->sn_egress = egress_load(gc->gc_endpoints, !gc->gc_endpoints_given, err,
 	    errlen)) == NULL)
@@ -589,8 +611,9 @@ config_sighup_done(void *arg, const struct snapshot *sn, const char *err)
 	if (sn == NULL)
 		log_warnx("reload failed, keeping the running configuration: %s", err);
 	else
-		log_info("reloaded: %zu authorities, %zu policies, %zu adapters, %zu seals",
-		    sn->sn_trust->t_nauth, sn->sn_npolicies, sn->sn_nadapters, sn->sn_nseals);
+		log_info("reloaded: %zu authorities, %zu policies, %zu adapters, %zu seals, "
+		    "%zu client CRLs", sn->sn_trust->t_nauth, sn->sn_npolicies,
+		    sn->sn_nadapters, sn->sn_nseals, sn->sn_trust->t_ncrls);
 	if (gw->gw_sighup.sh_again && !gw->gw_stopping) {
 		gw->gw_sighup.sh_again = false;
 		config_sighup(gw);

@@ -49,6 +49,7 @@ struct gw_config {
 	char		gc_endpoints[512];	/* the endpoint list; "" for none */
 	bool		gc_endpoints_given;	/* on the command line: it must exist */
 	char		gc_id[LB_ID_MAX];
+	char		gc_crl[512];	/* --crl; "" is CERTS/client-ca.crl if it exists */
 	int		gc_workers;
 	int		gc_verbose;
 	unsigned	gc_seal_window_us;	/* sealer window (default 2000) */
@@ -94,6 +95,8 @@ struct gw {
 	struct event_base	*gw_base;
 	struct evhttp		*gw_http;
 	SSL_CTX			*gw_ssl;
+	int			 gw_ssl_conn;	/* SSL ex_data index of struct http_conn */
+	uint64_t		 gw_ssl_names_gen; /* gw_snap_gen of gw_ssl's CA names */
 	struct workers		*gw_workers;
 	struct journal		*gw_journal;
 	struct registry		*gw_registry;	/* DATA/registry; workers use it */
@@ -279,6 +282,70 @@ bool		 http_query_u64(const struct evkeyvalq *, const char *name, uint64_t *v,
 /* Decodes a JSON or msgpack request body into z; err gets a sentence. */
 int		 http_body(struct evhttp_request *, msgpack_zone *z, msgpack_object *out,
 		    char *err, size_t errlen);
+
+/* http_guard.c: the request framing in front of evhttp */
+struct bufferevent;
+struct evbuffer;
+#define HTTP_GUARD_HEAD_MAX	(16 * 1024)	/* a request head, its empty line included */
+#define HTTP_CHUNK_LINE_MAX	1024		/* a chunk size line */
+enum http_body_kind {
+	HB_NONE = 0,
+	HB_LENGTH,
+	HB_CHUNKED
+};
+/* What the head of a request says, or why it is refused. */
+struct http_head {
+	enum lb_err		hh_err;		/* LB_OK, bad_request, too_large, method_not_allowed */
+	char			hh_msg[160];	/* why, a sentence, when hh_err is not LB_OK */
+	enum http_body_kind	hh_body;
+	uint64_t		hh_length;	/* HB_LENGTH: the Content-Length */
+};
+/*
+ * Checks the request head of n bytes at p (request line, header lines, the
+ * empty line; empty lines before the request line are skipped) and writes
+ * it to out as evhttp is to read it: the request line and header lines, each
+ * with CRLF, without Content-Length and Transfer-Encoding and without the
+ * empty line.  A declared body over body_max bytes is too_large.
+ */
+void		 http_guard_head(const char *p, size_t n, size_t body_max, struct evbuffer *out,
+		    struct http_head *hh);
+/* Where a chunked body's decoding stands; zeroed for a new body. */
+enum http_chunked_state {
+	HK_SIZE = 0,
+	HK_DATA,
+	HK_DATA_END,
+	HK_TRAILER,
+	HK_DONE
+};
+struct http_chunked {
+	enum http_chunked_state	hk_state;
+	uint64_t		hk_left;	/* HK_DATA: bytes of the chunk to come */
+	size_t			hk_total;	/* decoded so far */
+	size_t			hk_trailer;	/* trailer bytes so far */
+};
+/*
+ * Decodes the chunked body at the front of in into out, taking from in what
+ * it decodes; *done once the last chunk and the trailer are read (in keeps
+ * what follows them).  Returns LB_OK (also while more is needed),
+ * bad_request (framing) or too_large (over max decoded bytes, or a trailer
+ * over HTTP_GUARD_HEAD_MAX), with a sentence in msg.
+ */
+enum lb_err	 http_chunked_decode(struct http_chunked *, struct evbuffer *in,
+		    struct evbuffer *out, size_t max, bool *done, char *msg, size_t msglen);
+/*
+ * The guard of one connection (bev, an SSL bufferevent that evhttp reads):
+ * requests reach evhttp only through it, one at a time.  Freed with
+ * http_guard_free while bev still exists.
+ */
+struct http_guard;
+struct http_guard *http_guard_new(struct bufferevent *bev);
+void		 http_guard_free(struct http_guard *);
+/*
+ * Called when evhttp delivers a request: LB_OK, or why the guard refused it
+ * (the request is then a synthetic one that closes the connection) with a
+ * sentence in msg.  The guard goes on with the next request.
+ */
+enum lb_err	 http_guard_verdict(struct http_guard *, char *msg, size_t msglen);
 
 /* http_admin.c */
 /*

@@ -22,11 +22,25 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <openssl/err.h>
+#include <openssl/x509v3.h>
 
 #include "gateway.h"
 
-#define HTTP_HEADERS_MAX	(16 * 1024)
 #define HTTP_TIMEOUT_S		30
+
+static const char *
+http_method_name(enum evhttp_cmd_type m)
+{
+	switch (m) {
+	case EVHTTP_REQ_GET:	return "GET";
+	case EVHTTP_REQ_POST:	return "POST";
+	case EVHTTP_REQ_PUT:	return "PUT";
+	case EVHTTP_REQ_DELETE:	return "DELETE";
+	case EVHTTP_REQ_OPTIONS: return "OPTIONS";
+	case EVHTTP_REQ_PATCH:	return "PATCH";
+	default:		return "?";
+	}
+}
 
 static bool
 http_wants_msgpack(struct evhttp_request *req)
@@ -35,6 +49,32 @@ http_wants_msgpack(struct evhttp_request *req)
 
 	accept = evhttp_find_header(evhttp_request_get_input_headers(req), "Accept");
 	return accept != NULL && strstr(accept, "application/msgpack") != NULL;
+}
+
+/*
+ * An answer that could not be encoded (or memory ran out) is this JSON
+ * error instead, never an empty or HTML one, and the log says which answer
+ * it replaced.
+ */
+static void
+http_reply_unencodable(struct evhttp_request *req, int status, const char *as)
+{
+	static const char	 body[] = "{\"error\":{\"code\":\"internal_error\","
+	    "\"message\":\"the gateway could not encode its answer\"}}\n";
+	struct evkeyvalq	*hdrs = evhttp_request_get_output_headers(req);
+	struct evbuffer		*buf;
+
+	log_warnx("%s %s: the answer (status %d) could not be encoded as %s; answered "
+	    "500 internal_error", http_method_name(evhttp_request_get_command(req)),
+	    evhttp_request_get_uri(req), status, as);
+	evhttp_remove_header(hdrs, "Content-Type");
+	evhttp_add_header(hdrs, "Content-Type", "application/json; charset=utf-8");
+	evhttp_add_header(hdrs, "Cache-Control", "no-store");
+	if ((buf = evbuffer_new()) != NULL)
+		evbuffer_add(buf, body, sizeof(body) - 1);
+	evhttp_send_reply(req, 500, "Internal Server Error", buf);
+	if (buf != NULL)
+		evbuffer_free(buf);
 }
 
 void
@@ -46,7 +86,7 @@ http_reply(struct evhttp_request *req, int status, const msgpack_object *body)
 	char			*json;
 
 	if ((buf = evbuffer_new()) == NULL) {
-		evhttp_send_error(req, 500, NULL);
+		http_reply_unencodable(req, status, "anything (out of memory)");
 		return;
 	}
 	if (http_wants_msgpack(req)) {
@@ -54,7 +94,7 @@ http_reply(struct evhttp_request *req, int status, const msgpack_object *body)
 		if (mpk_pack(body, &sb, false) != 0) {
 			msgpack_sbuffer_destroy(&sb);
 			evbuffer_free(buf);
-			evhttp_send_error(req, 500, NULL);
+			http_reply_unencodable(req, status, "msgpack");
 			return;
 		}
 		evbuffer_add(buf, sb.data, sb.size);
@@ -63,7 +103,7 @@ http_reply(struct evhttp_request *req, int status, const msgpack_object *body)
 	} else {
 		if ((json = mpk_to_json(body, false)) == NULL) {
 			evbuffer_free(buf);
-			evhttp_send_error(req, 500, NULL);
+			http_reply_unencodable(req, status, "JSON");
 			return;
 		}
 		evbuffer_add(buf, json, strlen(json));
@@ -98,34 +138,148 @@ http_error(struct evhttp_request *req, enum lb_err e, const char *fmt, ...)
 }
 
 /*
- * The principal is the verified client certificate: OU is the role, CN the
- * id.  The handshake accepts any certificate so that an unknown one gets a
- * readable 401 here instead of a bare TLS alert.
+ * What a TLS connection remembers across its requests, in its SSL's
+ * ex_data (gw_ssl_conn); freed with the SSL.
  */
-static int
-http_principal(struct evhttp_request *req, struct principal *pr)
+struct http_conn {
+	/*
+	 * gw_snap_gen + 1 of the configuration under which the peer's
+	 * certificate last verified; 0 until it has.  Another value means a
+	 * reload came in between (a new CA or CRL), and it is verified again.
+	 */
+	uint64_t		 hc_trusted_gen;
+	bool			 hc_refusal_logged;	/* one log line per connection */
+	struct http_guard	*hc_guard;	/* the connection's request framing */
+};
+
+/*
+ * CRYPTO_EX_free of gw_ssl_conn: runs when the SSL bufferevent frees its
+ * SSL, before its input buffer goes, so the guard can leave that buffer.
+ */
+static void
+http_conn_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+	struct http_conn	*hc = ptr;
+
+	(void)parent;
+	(void)ad;
+	(void)idx;
+	(void)argl;
+	(void)argp;
+	if (hc == NULL)
+		return;
+	http_guard_free(hc->hc_guard);
+	free(hc);
+}
+
+static SSL *
+http_ssl(struct evhttp_request *req)
 {
 	struct evhttp_connection	*conn;
 	struct bufferevent		*bev;
-	SSL				*ssl;
-	X509				*peer;
+
+	if ((conn = evhttp_request_get_connection(req)) == NULL ||
+	    (bev = evhttp_connection_get_bufferevent(conn)) == NULL)
+		return NULL;
+	return bufferevent_openssl_get_ssl(bev);
+}
+
+/* How often nid is in cert's subject. */
+static int
+http_name_count(X509 *cert, int nid)
+{
+	X509_NAME	*name = X509_get_subject_name(cert);
+	int		 n = 0, i = -1;
+
+	while ((i = X509_NAME_get_index_by_NID(name, nid, i)) >= 0)
+		n++;
+	return n;
+}
+
+/* A refused certificate, once per connection: who, and why. */
+static void
+http_refusal_log(struct evhttp_request *req, struct http_conn *hc, X509 *peer,
+    const char *why)
+{
+	struct evhttp_connection	*conn = evhttp_request_get_connection(req);
+	BIO				*bio = NULL;
+	char				*addr = NULL, subject[256] = "";
+	ev_uint16_t			 port = 0;
+	int				 n;
+
+	if (hc != NULL) {
+		if (hc->hc_refusal_logged)
+			return;
+		hc->hc_refusal_logged = true;
+	}
+	if (conn != NULL)
+		evhttp_connection_get_peer(conn, &addr, &port);
+	/* RFC 2253 escapes what the subject could hide in a log line. */
+	if (peer != NULL && (bio = BIO_new(BIO_s_mem())) != NULL &&
+	    X509_NAME_print_ex(bio, X509_get_subject_name(peer), 0, XN_FLAG_RFC2253) >= 0 &&
+	    (n = BIO_read(bio, subject, sizeof(subject) - 1)) > 0)
+		subject[n] = '\0';
+	BIO_free(bio);
+	log_warnx("client %s:%u refused (401 unauthenticated): %s%s%s%s", addr != NULL ?
+	    addr : "?", (unsigned)port, why, peer != NULL ? " (certificate \"" : "", subject,
+	    peer != NULL ? "\")" : "");
+}
+
+/*
+ * The principal is the client certificate: OU is the role, CN the id, each
+ * exactly once.  The handshake only collects the certificate; here it is
+ * verified against the client CAs and CRLs of the running configuration,
+ * once per connection and again after a reload, so that a revocation
+ * reaches connections kept alive and resumed TLS sessions (whose handshake
+ * verified nothing) alike.  An unknown certificate gets a readable 401
+ * instead of a bare TLS alert; why it was refused is logged.
+ */
+static int
+http_principal(struct gw *gw, struct evhttp_request *req, struct principal *pr)
+{
+	struct http_conn	*hc = NULL;
+	SSL			*ssl;
+	X509			*peer = NULL;
+	char			 why[256];
+	int			 ret = -1;
 
 	memset(pr, 0, sizeof(*pr));
-	if ((conn = evhttp_request_get_connection(req)) == NULL ||
-	    (bev = evhttp_connection_get_bufferevent(conn)) == NULL ||
-	    (ssl = bufferevent_openssl_get_ssl(bev)) == NULL)
-		return -1;
-	if ((peer = SSL_get0_peer_certificate(ssl)) == NULL ||
-	    SSL_get_verify_result(ssl) != X509_V_OK)
-		return -1;
+	snprintf(why, sizeof(why), "no TLS connection");
+	if ((ssl = http_ssl(req)) == NULL ||
+	    (hc = SSL_get_ex_data(ssl, gw->gw_ssl_conn)) == NULL)
+		goto done;
+	if ((peer = SSL_get0_peer_certificate(ssl)) == NULL) {
+		snprintf(why, sizeof(why), "no client certificate");
+		goto done;
+	}
+	if (hc->hc_trusted_gen != gw->gw_snap_gen + 1) {
+		if (trust_client_check(gw->gw_snap->sn_trust, peer, SSL_get_peer_cert_chain(ssl),
+		    why, sizeof(why)) != 0)
+			goto done;
+		hc->hc_trusted_gen = gw->gw_snap_gen + 1;
+	}
 	if (cert_subject_field(peer, NID_organizationalUnitName, pr->pr_role,
-	    sizeof(pr->pr_role)) != 0 ||
-	    cert_subject_field(peer, NID_commonName, pr->pr_id, sizeof(pr->pr_id)) != 0)
-		return -1;
+	    sizeof(pr->pr_role)) != 0) {
+		snprintf(why, sizeof(why), "the certificate names %s OU",
+		    http_name_count(peer, NID_organizationalUnitName) > 1 ? "more than one" :
+		    "no usable");
+		goto done;
+	}
+	if (cert_subject_field(peer, NID_commonName, pr->pr_id, sizeof(pr->pr_id)) != 0) {
+		snprintf(why, sizeof(why), "the certificate names %s CN",
+		    http_name_count(peer, NID_commonName) > 1 ? "more than one" : "no usable");
+		goto done;
+	}
 	if (strcmp(pr->pr_role, "department") != 0 && strcmp(pr->pr_role, "consumer") != 0 &&
-	    strcmp(pr->pr_role, "auditor") != 0 && strcmp(pr->pr_role, "admin") != 0)
-		return -1;
-	return 0;
+	    strcmp(pr->pr_role, "auditor") != 0 && strcmp(pr->pr_role, "admin") != 0) {
+		snprintf(why, sizeof(why), "OU is not a role of the gateway");
+		goto done;
+	}
+	ret = 0;
+done:
+	if (ret != 0)
+		http_refusal_log(req, hc, peer, why);
+	return ret;
 }
 
 /* Decodes a JSON or msgpack request body into z. */
@@ -276,18 +430,6 @@ http_id_ok(const char *s)
 	return true;
 }
 
-static const char *
-http_method_name(enum evhttp_cmd_type m)
-{
-	switch (m) {
-	case EVHTTP_REQ_GET:	return "GET";
-	case EVHTTP_REQ_POST:	return "POST";
-	case EVHTTP_REQ_PUT:	return "PUT";
-	case EVHTTP_REQ_DELETE:	return "DELETE";
-	default:		return "?";
-	}
-}
-
 /*
  * The row of rt's path for method, or NULL; then buf lists the methods
  * that path takes ("GET, PUT or DELETE").
@@ -366,6 +508,37 @@ http_nodelay(struct evhttp_request *req)
 }
 
 /*
+ * Whether the request came through its connection's guard whole; when the
+ * guard refused it (its size, its framing, its method) the refusal is
+ * answered here and the connection closes after it.
+ */
+static bool
+http_guarded(struct gw *gw, struct evhttp_request *req)
+{
+	struct http_conn		*hc = NULL;
+	struct evhttp_connection	*conn;
+	SSL				*ssl;
+	enum lb_err			 e;
+	char				 msg[160], *addr = NULL;
+	ev_uint16_t			 port = 0;
+
+	if ((ssl = http_ssl(req)) != NULL)
+		hc = SSL_get_ex_data(ssl, gw->gw_ssl_conn);
+	if (hc == NULL || hc->hc_guard == NULL) {
+		e = LB_E_INTERNAL;
+		snprintf(msg, sizeof(msg), "the gateway could not set this connection up");
+	} else if ((e = http_guard_verdict(hc->hc_guard, msg, sizeof(msg))) == LB_OK)
+		return true;
+	if ((conn = evhttp_request_get_connection(req)) != NULL)
+		evhttp_connection_get_peer(conn, &addr, &port);
+	log_info("client %s:%u: request refused (%d %s): %s", addr != NULL ? addr : "?",
+	    (unsigned)port, lb_err_status(e), lb_err_code(e), msg);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+	http_error(req, e, "%s", msg);
+	return false;
+}
+
+/*
  * Every request: the route, then (but for public routes) the client
  * certificate and its rate limit, the id of the path, the method and the
  * role, in that order.
@@ -381,6 +554,8 @@ http_route(struct evhttp_request *req, void *arg)
 	size_t			  i;
 
 	http_nodelay(req);
+	if (!http_guarded(gw, req))
+		return;
 	path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
 	if (path == NULL)
 		path = "/";
@@ -388,7 +563,7 @@ http_route(struct evhttp_request *req, void *arg)
 		if (http_route_matches(&http_routes[i], path))
 			rt = &http_routes[i];
 	if (rt == NULL || !rt->rt_public) {
-		if (http_principal(req, &pr) != 0) {
+		if (http_principal(gw, req, &pr) != 0) {
 			http_error(req, LB_E_UNAUTHENTICATED, "a client certificate issued by "
 			    "the platform CA, with OU department, consumer, auditor or admin, is "
 			    "required");
@@ -442,28 +617,67 @@ http_query_u64(const struct evkeyvalq *q, const char *name, uint64_t *v, bool *p
 	return errno == 0 && *end == '\0';
 }
 
+/*
+ * The client CA names the handshake asks for are those of the running
+ * configuration; a reload may have changed them.  Loop thread, like every
+ * handshake of gw_ssl.
+ */
+static void
+http_ca_names(struct gw *gw)
+{
+	STACK_OF(X509_NAME)	*names;
+
+	if (gw->gw_ssl_names_gen == gw->gw_snap_gen)
+		return;
+	if ((names = SSL_dup_CA_list(gw->gw_snap->sn_trust->t_client_names)) == NULL)
+		return;
+	SSL_CTX_set_client_CA_list(gw->gw_ssl, names);
+	gw->gw_ssl_names_gen = gw->gw_snap_gen;
+}
+
+/*
+ * A new connection's TLS bufferevent, with its struct http_conn and guard.
+ * When the guard cannot be made the connection still gets TLS (a NULL here
+ * would make evhttp speak plaintext), and http_route refuses its requests.
+ */
 static struct bufferevent *
 http_bevcb(struct event_base *base, void *arg)
 {
 	struct gw		*gw = arg;
-	struct bufferevent	*bev;
-	SSL			*ssl;
+	struct bufferevent	*bev = NULL;
+	struct http_conn	*hc = NULL, *conn;
+	SSL			*ssl = NULL;
 
-	if ((ssl = SSL_new(gw->gw_ssl)) == NULL)
-		return NULL;
+	http_ca_names(gw);
+	if ((hc = calloc(1, sizeof(*hc))) == NULL || (ssl = SSL_new(gw->gw_ssl)) == NULL ||
+	    SSL_set_ex_data(ssl, gw->gw_ssl_conn, hc) != 1)
+		goto done;
+	conn = hc;
+	hc = NULL;
 	bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
 	    BEV_OPT_CLOSE_ON_FREE);
-	if (bev != NULL)
+	if (bev != NULL) {
+		ssl = NULL;
 		bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+		conn->hc_guard = http_guard_new(bev);
+	}
+done:
+	free(hc);
+	SSL_free(ssl);
 	return bev;
 }
 
-/* Keep the handshake going for any certificate; http_principal decides. */
+/*
+ * The handshake collects the client's certificate (and its proof of the
+ * key) and verifies nothing: http_principal does, against the trust of the
+ * configuration running when a request comes.  The error recorded says so
+ * to anyone who would ask SSL_get_verify_result.
+ */
 static int
-http_verify_cb(int ok, X509_STORE_CTX *ctx)
+http_cert_collect(X509_STORE_CTX *xc, void *arg)
 {
-	(void)ok;
-	(void)ctx;
+	(void)arg;
+	X509_STORE_CTX_set_error(xc, X509_V_ERR_APPLICATION_VERIFICATION);
 	return 1;
 }
 
@@ -473,7 +687,6 @@ http_tls(const struct gw_config *gc, char *err, size_t errlen)
 	static const unsigned char	 sid_ctx[] = "lianban";
 	SSL_CTX				*ctx;
 	EVP_PKEY			*key = NULL;
-	STACK_OF(X509_NAME)		*cas;
 	char				 path[PATH_MAX];
 
 	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL)
@@ -494,14 +707,16 @@ http_tls(const struct gw_config *gc, char *err, size_t errlen)
 	}
 	EVP_PKEY_free(key);
 	key = NULL;
-	snprintf(path, sizeof(path), "%s/client-ca.pem", gc->gc_certs);
-	if (SSL_CTX_load_verify_locations(ctx, path, NULL) != 1 ||
-	    (cas = SSL_load_client_CA_file(path)) == NULL) {
-		snprintf(err, errlen, "%s: cannot load the client CA", path);
-		goto fail;
-	}
-	SSL_CTX_set_client_CA_list(ctx, cas);
-	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, http_verify_cb);
+	/*
+	 * Client certificates are asked for but checked by http_principal,
+	 * against the client CA and CRL of the running configuration (config.c
+	 * loads them with the rest of the trust); the CA names sent come from
+	 * there too (http_ca_names).  Sessions may be resumed: a resumed
+	 * session's certificate is checked like a new one, so resumption never
+	 * outlives a revocation.
+	 */
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	SSL_CTX_set_cert_verify_callback(ctx, http_cert_collect, NULL);
 	SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1);
 	return ctx;
 fail:
@@ -538,15 +753,23 @@ http_start(struct gw *gw, char *err, size_t errlen)
 	}
 	if ((gw->gw_ssl = http_tls(&gw->gw_conf, err, errlen)) == NULL)
 		return -1;
+	gw->gw_ssl_names_gen = gw->gw_snap_gen - 1;
+	if ((gw->gw_ssl_conn = SSL_get_ex_new_index(0, NULL, NULL, NULL, http_conn_free)) < 0)
+		return -1;
 	if ((gw->gw_http = evhttp_new(gw->gw_base)) == NULL)
 		return -1;
 	evhttp_set_bevcb(gw->gw_http, http_bevcb, gw);
 	evhttp_set_gencb(gw->gw_http, http_route, gw);
+	/*
+	 * The guard (http_guard.c) bounds heads and bodies and checks methods
+	 * before evhttp sees a request, and answers in JSON; evhttp's own
+	 * limits, a little wider, only back it up.
+	 */
 	evhttp_set_max_body_size(gw->gw_http, LB_BODY_MAX);
-	evhttp_set_max_headers_size(gw->gw_http, HTTP_HEADERS_MAX);
+	evhttp_set_max_headers_size(gw->gw_http, 2 * HTTP_GUARD_HEAD_MAX);
 	evhttp_set_timeout(gw->gw_http, HTTP_TIMEOUT_S);
 	evhttp_set_allowed_methods(gw->gw_http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
-	    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE);
+	    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
 	if ((gw->gw_listener = bs = evhttp_bind_socket_with_handle(gw->gw_http, host,
 	    (ev_uint16_t)port)) == NULL) {
 		snprintf(err, errlen, "cannot listen on %s", gw->gw_conf.gc_listen);

@@ -140,7 +140,9 @@ jread_work(void *arg)
 	switch (rd->rd_route->jp_kind) {
 	case JQ_CHECKPOINT:
 		if (journal_checkpoint(j, &env, &envlen, &size, root, &t_ms) != 0) {
-			jread_fail(rd, LB_E_NOT_FOUND, "the journal has no checkpoint yet");
+			/* Even an empty journal has one (journal_open signs it). */
+			jread_fail(rd, LB_E_JOURNAL_UNAVAILABLE, "the journal's checkpoint "
+			    "could not be read");
 			return;
 		}
 		mpk_map_put(&m, "size", mpk_uint(size));

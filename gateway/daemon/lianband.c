@@ -41,6 +41,9 @@ usage(FILE *f)
 	    "                       through the API may reach (default adapters/endpoints.json;\n"
 	    "                       without it they reach none)\n"
 	    "  --id GATEWAY_ID      gateway id, the consent audience (default lianban-demo)\n"
+	    "  --crl FILE           CRLs (PEM) of the client CA, checked for every client\n"
+	    "                       certificate and reloaded on SIGHUP (default\n"
+	    "                       CERTS/client-ca.crl when it exists)\n"
 	    "  --workers N          crypto worker threads (default 2)\n"
 	    "  --seal-window MS     how long seal claims wait for others to share their\n"
 	    "                       batch signature while exchanges are in flight\n"
@@ -62,9 +65,9 @@ usage(FILE *f)
 	    "  -V, --version        print the version and exit\n"
 	    "  -h, --help           this text\n"
 	    "\n"
-	    "Signals: SIGHUP reloads trust, policies, adapters and the endpoint list;\n"
-	    "SIGTERM and SIGINT finish the exchanges in flight, commit the journal and\n"
-	    "exit.\n");
+	    "Signals: SIGHUP reloads trust (the client CA and CRL too), policies, adapters\n"
+	    "and the endpoint list; SIGTERM and SIGINT finish the exchanges in flight,\n"
+	    "commit the journal and exit.\n");
 }
 
 /* A whole decimal number in [lo, hi], nothing before or after it. */
@@ -93,6 +96,7 @@ parse_args(int argc, char **argv, struct gw_config *gc)
 		{ "adapters", required_argument, NULL, 'a' },
 		{ "endpoints", required_argument, NULL, 'e' },
 		{ "id", required_argument, NULL, 'i' },
+		{ "crl", required_argument, NULL, 'K' },
 		{ "workers", required_argument, NULL, 'w' },
 		{ "seal-window", required_argument, NULL, 'W' },
 		{ "seal-batch", required_argument, NULL, 'B' },
@@ -144,6 +148,7 @@ parse_args(int argc, char **argv, struct gw_config *gc)
 			break;
 		case 'i': dst = gc->gc_id; dstsize = sizeof(gc->gc_id); break;
 		case 'C': dst = gc->gc_console; dstsize = sizeof(gc->gc_console); break;
+		case 'K': dst = gc->gc_crl; dstsize = sizeof(gc->gc_crl); break;
 		case 'w':
 			if (parse_int(optarg, 1, 64, &n) != 0) {
 				fprintf(stderr, "lianband: --workers must be 1 to 64\n");
@@ -386,9 +391,9 @@ main(int argc, char **argv)
 	else
 		log_info("console: %zu files from %s at /console/", console_nfiles(gw.gw_console),
 		    gw.gw_conf.gc_console);
-	log_info("gateway %s: %zu authorities, %zu policies, %zu adapters, journal of %llu "
-	    "records in %s", gw.gw_conf.gc_id, gw.gw_snap->sn_trust->t_nauth,
-	    gw.gw_snap->sn_npolicies, gw.gw_snap->sn_nadapters,
+	log_info("gateway %s: %zu authorities, %zu policies, %zu adapters, %zu client CRLs, "
+	    "journal of %llu records in %s", gw.gw_conf.gc_id, gw.gw_snap->sn_trust->t_nauth,
+	    gw.gw_snap->sn_npolicies, gw.gw_snap->sn_nadapters, gw.gw_snap->sn_trust->t_ncrls,
 	    (unsigned long long)journal_size(gw.gw_journal), gw.gw_conf.gc_data);
 	fprintf(stderr, "listening on %s\n", gw.gw_bound);
 	fflush(stderr);

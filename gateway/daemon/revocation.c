@@ -140,6 +140,11 @@ rv_verify(void *arg)
 		    "that is not a trusted face-auth authority");
 		goto done;
 	}
+	if (trust_authority_usable(ta, rv->rv_now, &why) != 0) {
+		rv_fail(rv, LB_E_CONSENT_UNTRUSTED_ISSUER, "the revocation is signed by "
+		    "authority %s, but %s", ta->ta_name, why);
+		goto done;
+	}
 	if (envelope_verify(&env, X509_get0_pubkey(ta->ta_cert)) != 0) {
 		rv_fail(rv, LB_E_CONSENT_BAD_SIGNATURE, "the revocation signature does not "
 		    "verify with the key of authority %s", ta->ta_name);

@@ -107,6 +107,9 @@ consent_verify(const struct trust *t, const void *buf, size_t len,
 	if ((ta = trust_authority(t, env.env_kid)) == NULL)
 		DENY(LB_E_CONSENT_UNTRUSTED_ISSUER, "consent token is signed by a key (kid) "
 		    "that is not a trusted face-auth authority");
+	if (trust_authority_usable(ta, ask->ca_now, &why) != 0)
+		DENY(LB_E_CONSENT_UNTRUSTED_ISSUER, "consent token is signed by authority %s, "
+		    "but %s", ta->ta_name, why);
 	if (envelope_verify(&env, X509_get0_pubkey(ta->ta_cert)) != 0)
 		DENY(LB_E_CONSENT_BAD_SIGNATURE, "consent token signature does not verify "
 		    "with the key of authority %s", ta->ta_name);
@@ -135,6 +138,10 @@ consent_verify(const struct trust *t, const void *buf, size_t len,
 	if (cs->cs_iat > ask->ca_now + LB_SKEW_S)
 		DENY(LB_E_CONSENT_NOT_YET_VALID, "consent token is issued %llu s in the future",
 		    (unsigned long long)((uint64_t)cs->cs_iat - (uint64_t)ask->ca_now));
+	/* Now that iat is near the clock, the authority must also have been valid then. */
+	if (trust_authority_usable(ta, cs->cs_iat, &why) != 0)
+		DENY(LB_E_CONSENT_UNTRUSTED_ISSUER, "consent token was issued by authority %s "
+		    "at a time when %s", ta->ta_name, why);
 	if (strcmp(cs->cs_bundle, ask->ca_bundle) != 0)
 		DENY(LB_E_CONSENT_WRONG_BUNDLE, "consent token is for bundle \"%s\", the "
 		    "request is for \"%s\"", cs->cs_bundle, ask->ca_bundle);

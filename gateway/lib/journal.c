@@ -428,7 +428,7 @@ journal_ckpt_wanted(struct journal *j)
  * failed: the records still commit (they matter more than the checkpoint,
  * and the next commit signs again), so that is logged, not returned.
  */
-static int
+int
 journal_put_ckpt(struct journal *j, MDB_txn *txn, const struct merkle_cr *cr, bool *did_sign)
 {
 	msgpack_zone *z;

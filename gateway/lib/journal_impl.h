@@ -377,6 +377,13 @@ int		 journal_ix_record(struct journal *, MDB_txn *, uint64_t seq,
 /* Stores the n perfect subtrees that the leaf just appended to cr completed. */
 int		 journal_put_nodes(struct journal *, MDB_txn *, const struct merkle_cr *cr,
 		    const uint8_t nodes[][32], int n);
+/*
+ * Signs the checkpoint of the tree cr and stores it as the latest, in txn.
+ * *did_sign is false when signing failed (logged; the caller's records still
+ * commit); the return is an LMDB error of the stores.
+ */
+int		 journal_put_ckpt(struct journal *, MDB_txn *, const struct merkle_cr *cr,
+		    bool *did_sign);
 /* Removes expired entries of dbi, at most JOURNAL_EXPIRE_SCAN examined. */
 int		 journal_sweep(MDB_txn *, MDB_dbi, struct jsweep *, journal_keep_fn,
 		    uint64_t now_s);

@@ -104,6 +104,7 @@ journal_restore(struct journal *j, char *err, size_t errlen)
 	uint64_t size = 0, csize, t_ms, last, indexed = 0;
 	char why[128] = "";
 	size_t i;
+	bool signed_empty = false;
 	int rc, ret = -1;
 
 	if ((rc = mdb_txn_begin(j->j_env, NULL, 0, &txn)) != 0)
@@ -180,6 +181,17 @@ journal_restore(struct journal *j, char *err, size_t errlen)
 		j->j_ckpt_size = csize;
 	} else if (rc != MDB_NOTFOUND)
 		goto done;
+	else if (size == 0) {
+		/*
+		 * A new journal (or an empty one of an older version) signs the
+		 * RFC 6962 empty tree at once, size 0 with the SHA-256 of the
+		 * empty string as its root, so that an auditor finds a signed
+		 * checkpoint before the first record too.  A failed signature
+		 * is logged and leaves the journal as it was.
+		 */
+		if ((rc = journal_put_ckpt(j, txn, &j->j_cr, &signed_empty)) != 0)
+			goto done;
+	}
 	/* A commit that skipped its checkpoint may have been the last one. */
 	j->j_ckpt_due = size > j->j_ckpt_size;
 	/* The handles opened here become usable by all transactions on commit. */

@@ -279,7 +279,8 @@ cert_subject_field(X509 *cert, int nid, char *buf, size_t bufsz)
 
 	if ((name = X509_get_subject_name(cert)) == NULL)
 		return -1;
-	if ((idx = X509_NAME_get_index_by_NID(name, nid, -1)) < 0)
+	if ((idx = X509_NAME_get_index_by_NID(name, nid, -1)) < 0 ||
+	    X509_NAME_get_index_by_NID(name, nid, idx) >= 0)
 		return -1;
 	if ((ent = X509_NAME_get_entry(name, idx)) == NULL ||
 	    (s = X509_NAME_ENTRY_get_data(ent)) == NULL)

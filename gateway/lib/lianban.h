@@ -163,7 +163,11 @@ int		 key_load_pkcs11(const char *uri, EVP_PKEY **key, char *err, size_t errlen)
 /* kid = SHA-256 of the DER SubjectPublicKeyInfo (DESIGN §4). */
 int		 key_id_cert(X509 *, uint8_t kid[32]);
 int		 key_id_pkey(EVP_PKEY *, uint8_t kid[32]);
-/* Copies the first CN / OU of the certificate subject. */
+/*
+ * Copies the CN / OU (nid) of the certificate subject.  -1 when the subject
+ * has none, has it more than once (an ambiguous name is refused, never
+ * read as its first value), or it does not fit buf as a C string.
+ */
 int		 cert_subject_field(X509 *, int nid, char *buf, size_t bufsz);
 
 /* mpk.c: canonical msgpack (DESIGN §3) on msgpack-c objects */
@@ -546,8 +550,10 @@ int		 journal_revoke_key(const struct journal *, const uint8_t *jti,
 enum lb_err	 journal_revoke_check(struct journal *, const struct consent *, char *msg,
 		    size_t msglen);
 /*
- * The latest signed checkpoint: *env is malloc'ed envelope bytes.  Returns
- * -1 while the journal is empty and has none.  Any thread.
+ * The latest signed checkpoint: *env is malloc'ed envelope bytes.  A new
+ * journal signs its empty tree (size 0, root SHA-256 of "") when it is
+ * opened, so -1 means the journal cannot be read, or signing failed while
+ * it is still empty.  Any thread.
  */
 int		 journal_checkpoint(struct journal *, uint8_t **env, size_t *envlen, uint64_t *size,
 		    uint8_t root[32], uint64_t *t_ms);
@@ -780,11 +786,38 @@ struct trust {
 	size_t			 t_nauth;
 	X509_STORE		*t_seal_roots;
 	X509			*t_ckpt_cert;
+	/* Client certificates (trust_load_clients); NULL until loaded. */
+	X509_STORE		*t_clients;	/* the client CAs, and their CRLs */
+	STACK_OF(X509_NAME)	*t_client_names; /* the CAs' subjects, for the handshake */
+	size_t			 t_ncrls;	/* CRLs in t_clients (0: no CRL check) */
 };
 /* Loads DIR/trust/consent/ *.pem, DIR/seal-root.pem, DIR/journal/checkpoint.pem. */
 struct trust	*trust_load(const char *certsdir, char *err, size_t errlen);
 void		 trust_free(struct trust *);
+/*
+ * Loads the CAs of client certificates (every certificate of the PEM file
+ * cafile) into t, and the CRLs of the PEM file crlfile when it is not NULL:
+ * each CRL must be signed by one of those CAs and each CA needs one, and
+ * then every client certificate is checked against them (X509_V_FLAG_CRL_
+ * CHECK).  With crl_optional a crlfile that does not exist means no CRL.
+ */
+int		 trust_load_clients(struct trust *, const char *cafile, const char *crlfile,
+		    bool crl_optional, char *err, size_t errlen);
+/*
+ * Whether cert (with chain, the untrusted certificates the peer sent, or
+ * NULL) is a client certificate of the CAs of t, valid now, for TLS client
+ * authentication, and not revoked by their CRLs.  On -1 why says why.
+ */
+int		 trust_client_check(const struct trust *, X509 *cert, STACK_OF(X509) *chain,
+		    char *why, size_t whylen);
 const struct trust_authority *trust_authority(const struct trust *, const uint8_t kid[32]);
+/*
+ * Whether an authority's certificate may sign at unix time when: inside its
+ * validity period, and with a key usage extension, if it has one, that
+ * allows digitalSignature.  On -1 *why is a phrase ("expired", ...).
+ */
+int		 trust_authority_usable(const struct trust_authority *, int64_t when,
+		    const char **why);
 
 /* policy.c: bundle policies (DESIGN §10) */
 #define POLICY_MAX_FIELDS	48
