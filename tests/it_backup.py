@@ -221,6 +221,9 @@ class Backup(unittest.TestCase):
             out = backup(dest, data=empty)
             self.assertNotEqual(out.returncode, 0)
             self.assertIn("no LMDB environment", out.stderr)
+            out = backup(dest, data=os.path.join(empty, "missing"))
+            self.assertNotEqual(out.returncode, 0)
+            self.assertIn("give --data the daemon's data directory", out.stderr)
             self.assertFalse(os.path.exists(dest))
         finally:
             shutil.rmtree(empty, ignore_errors=True)

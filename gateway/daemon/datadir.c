@@ -250,11 +250,22 @@ int
 datadir_backup(const char *dir, const char *dest, struct datadir_copy *dc, char *err,
     size_t errlen)
 {
-	char	 src[PATH_MAX], dst[PATH_MAX];
-	bool	 made = false, wrote = false;
-	int	 ret = -1;
+	struct stat	 st;
+	char		 src[PATH_MAX], dst[PATH_MAX];
+	bool		 made = false, wrote = false;
+	int		 ret = -1;
 
 	memset(dc, 0, sizeof(*dc));
+	if (stat(dir, &st) == -1) {
+		snprintf(err, errlen, "%s: %s; give --data the daemon's data directory", dir,
+		    strerror(errno));
+		goto done;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "%s: not a directory; give --data the daemon's data "
+		    "directory", dir);
+		goto done;
+	}
 	if (path_join(src, sizeof(src), dir, REGISTRY_DIR) != 0 ||
 	    path_join(dst, sizeof(dst), dest, REGISTRY_DIR) != 0) {
 		snprintf(err, errlen, "%s: path too long", strlen(dir) > strlen(dest) ? dir : dest);
