@@ -620,6 +620,7 @@ static const struct command *const commands[] = {
 	&cmd_journal_checkpoint,
 	&cmd_journal_pull,
 	&cmd_journal_verify,
+	&cmd_journal_archive,
 	&cmd_access_report,
 	&cmd_adapter_register,
 	&cmd_adapter_list,

@@ -242,6 +242,7 @@ struct journal_set {
 	const char	*js_cert;	/* --checkpoint-cert */
 	const char	*js_saved;	/* verify --checkpoint */
 	const char	*js_records;	/* verify --records */
+	const char	*js_archive;	/* verify --archive */
 };
 /* A checkpoint as the gateway answers it, its envelope verified. */
 struct ckpt {
@@ -277,9 +278,26 @@ json_t		*ckpt_json(const struct ckpt *ck);
  */
 int		 leaf_check(const uint8_t *leaf, size_t len, uint64_t seq, msgpack_zone *z,
 		    msgpack_object *rec);
+/*
+ * The list of o under key as hashes (bin, or base64url from JSON), at most
+ * max of them, into out; -1 when it is not a list of 32-byte values.
+ */
+int		 ctl_hashes(const msgpack_object *o, const char *key, msgpack_zone *z,
+		    uint8_t out[][32], size_t max, size_t *n);
 
 /* lianctl_verify.c: journal verify */
 extern const struct command cmd_journal_verify;
+
+/* lianctl_archive.c: journal archive, and the archives journal verify reads */
+extern const struct command cmd_journal_archive;
+/* journal verify --archive FILE: the archive checked offline; CTL_*. */
+int		 archive_verify(const struct ctl *ctl, const struct journal_set *s);
+/*
+ * A saved checkpoint for journal verify --checkpoint FILE into *o (in z):
+ * the file "journal checkpoint --save" wrote, or the checkpoint an archive
+ * ends with.  -1 when reported.
+ */
+int		 archive_saved_load(const char *path, msgpack_zone *z, msgpack_object *o);
 
 /* lianctl_access.c: the citizen's access report */
 extern const struct command cmd_access_report;

@@ -19,6 +19,27 @@
 #include "lianban.h"
 #include "lianctl.h"
 
+int
+ctl_hashes(const msgpack_object *o, const char *key, msgpack_zone *z, uint8_t out[][32],
+    size_t max, size_t *n)
+{
+	const msgpack_object	*list;
+	const uint8_t		*p;
+	size_t			 len;
+	uint32_t		 i;
+
+	if ((list = mpk_get(o, key)) == NULL || list->type != MSGPACK_OBJECT_ARRAY ||
+	    list->via.array.size > max)
+		return -1;
+	for (i = 0; i < list->via.array.size; i++) {
+		if (mpk_obj_bytes(&list->via.array.ptr[i], z, &p, &len) != 0 || len != 32)
+			return -1;
+		memcpy(out[i], p, 32);
+	}
+	*n = list->via.array.size;
+	return 0;
+}
+
 /*
  * journal checkpoint
  */
@@ -136,7 +157,7 @@ static const struct optdef ckpt_opts[] = {
 static int
 ckpt_run(struct ctl *ctl, struct args *ar)
 {
-	struct journal_set	 s = { NULL, NULL, NULL, NULL };
+	struct journal_set	 s = { NULL, NULL, NULL, NULL, NULL };
 	struct http_resp	 r;
 	struct ckpt		 ck;
 	X509			*cert = NULL;

@@ -18,27 +18,6 @@
 #include "lianban.h"
 #include "lianctl.h"
 
-/* A proof's "path" list as hashes; -1 when it is not a list of 32-byte values. */
-static int
-proof_path(const msgpack_object *o, msgpack_zone *z, uint8_t path[][32], size_t *npath)
-{
-	const msgpack_object	*list;
-	const uint8_t		*p;
-	size_t			 len;
-	uint32_t		 i;
-
-	if ((list = mpk_get(o, "path")) == NULL || list->type != MSGPACK_OBJECT_ARRAY ||
-	    list->via.array.size > MK_MAX_PATH)
-		return -1;
-	for (i = 0; i < list->via.array.size; i++) {
-		if (mpk_obj_bytes(&list->via.array.ptr[i], z, &p, &len) != 0 || len != 32)
-			return -1;
-		memcpy(path[i], p, 32);
-	}
-	*npath = list->via.array.size;
-	return 0;
-}
-
 /*
  * Whether the tree of the first m records, whose root is root_m, is a
  * prefix of the signed tree (size, root): the gateway's consistency proof
@@ -67,7 +46,7 @@ proof_consistent(struct ctl *ctl, uint64_t m, const uint8_t root_m[32], uint64_t
 	    (unsigned long long)m, (unsigned long long)size);
 	if (http_get_object(ctl, q, &z, &o, &r) != CTL_OK)
 		goto done;
-	*ok = proof_path(&o, &z, path, &npath) == 0 &&
+	*ok = ctl_hashes(&o, "path", &z, path, MK_MAX_PATH, &npath) == 0 &&
 	    merkle_verify_consistency(MK_SHA256, m, size, root_m, root, path, npath) == 0;
 	ret = 0;
 done:
@@ -125,7 +104,7 @@ verify_one_record(struct ctl *ctl, const msgpack_object *e, const struct ckpt *c
 	    (unsigned long long)seq, (unsigned long long)cur->ck_size);
 	if (http_get_object(ctl, q, &z, &o, &r) != CTL_OK)
 		goto done;
-	if (proof_path(&o, &z, path, &npath) != 0) {
+	if (ctl_hashes(&o, "path", &z, path, MK_MAX_PATH, &npath) != 0) {
 		ctl_err("the gateway's inclusion proof of record %llu is malformed",
 		    (unsigned long long)seq);
 		goto done;
@@ -513,6 +492,11 @@ static const struct optdef verify_opts[] = {
 	  .od_help = "also prove that every record of FILE (written by\n"
 	  "\"journal pull\") is in the current tree, with the\n"
 	  "gateway's inclusion proofs (RFC 9162)" },
+	{ "archive", "FILE", OPT_STR, JS(js_archive),
+	  .od_help = "instead, check an archive written by \"journal\n"
+	  "archive\", offline: its records recompute to the\n"
+	  "root its signed checkpoint says (no gateway, no\n"
+	  "client identity needed)" },
 	{ "checkpoint-cert", "PEM", OPT_STR, JS(js_cert),
 	  .od_help = "the checkpoint signer's certificate\n(default DIR/journal/checkpoint.pem)" },
 	{ "json", NULL, OPT_GLOBAL, 0, .od_help = "print the result as JSON" },
@@ -520,10 +504,25 @@ static const struct optdef verify_opts[] = {
 	{ .od_name = NULL }
 };
 
+/* --archive is checked offline, without the gateway the other options ask. */
+static int
+verify_check(const void *set, const struct args *ar)
+{
+	const struct journal_set	*s = set;
+
+	if (s->js_archive != NULL && (s->js_saved != NULL || s->js_records != NULL)) {
+		ctl_err("%s: --archive checks a file offline; it does not go with --checkpoint "
+		    "or --records", ar->ar_name);
+		ctl_usage_hint(ar);
+		return -1;
+	}
+	return 0;
+}
+
 static int
 verify_run(struct ctl *ctl, struct args *ar)
 {
-	struct journal_set	 s = { NULL, NULL, NULL, NULL };
+	struct journal_set	 s = { NULL, NULL, NULL, NULL, NULL };
 	struct http_resp	 r;
 	struct ckpt		 cur, saved;
 	struct jwalk		 w;
@@ -537,6 +536,12 @@ verify_run(struct ctl *ctl, struct args *ar)
 
 	if (ctl_args(ctl, ar, &s, &ret) != 0)
 		return ret;
+	if (s.js_archive != NULL)
+		return archive_verify(ctl, &s);
+	if (ctl->c_cert == NULL || ctl->c_key == NULL) {
+		ctl_err("%s needs a client identity: give --cert PEM and --key PEM", ar->ar_name);
+		return CTL_USAGE;
+	}
 	if ((cert = ckpt_cert_load(ctl, s.js_cert)) == NULL)
 		return CTL_FAIL;
 	ret = CTL_FAIL;
@@ -549,7 +554,7 @@ verify_run(struct ctl *ctl, struct args *ar)
 	/* The saved checkpoint first: a broken file should not cost a download. */
 	if (s.js_saved != NULL) {
 		snprintf(what, sizeof(what), "saved checkpoint %s", s.js_saved);
-		if (ctl_load_object(s.js_saved, &z, &o) != 0 ||
+		if (archive_saved_load(s.js_saved, &z, &o) != 0 ||
 		    ckpt_check(&o, cert, what, &saved) != 0)
 			goto done;
 		w.jw_saved = &saved;
@@ -604,7 +609,8 @@ const struct command cmd_journal_verify = {
 	.cm_name = "journal verify",
 	.cm_summary = "recompute the whole journal and check it against the checkpoint",
 	.cm_synopsis = "[global options] journal verify [--checkpoint FILE]\n"
-	"           [--records FILE] [--checkpoint-cert PEM]",
+	"           [--records FILE] [--checkpoint-cert PEM]\n"
+	"       lianctl [global options] journal verify --archive FILE [--checkpoint-cert PEM]",
 	.cm_about =
 	"Downloads every journal record (GET /v1/journal/leaves, 1000 per call;\n"
 	"auditor role), checks that each is canonical msgpack whose \"seq\" is its\n"
@@ -612,7 +618,11 @@ const struct command cmd_journal_verify = {
 	"signed checkpoint.  When they differ, it names the first record that is\n"
 	"not the one the checkpoint signed (a binary search with the gateway's\n"
 	"consistency proofs).  Every call goes over one connection.\n",
+	.cm_notes = "--checkpoint FILE also takes an archive (\"journal archive\"): the journal\n"
+	"must then extend the checkpoint the archive ends with.\n",
 	.cm_opts = verify_opts,
-	.cm_ident = IDENT_NEEDED,
+	.cm_check = verify_check,
+	/* Needed but for --archive, which verify_run checks. */
+	.cm_ident = IDENT_OPTIONAL,
 	.cm_run = verify_run
 };

@@ -61,6 +61,7 @@ struct gw_config {
 	unsigned	gc_reg_versions;	/* versions kept per id (16) */
 	uint64_t	gc_reg_bytes;		/* bytes of stored specs (64 MiB) */
 	char		gc_console[512];	/* the console's files (--console) */
+	char		gc_backup[512];		/* --backup DEST: copy gc_data there, exit */
 };
 
 /* Rate-limit buckets: one per (bundle, consumer) seen recently (docs/consent.md). */
@@ -116,9 +117,12 @@ struct gw {
 	struct policy_rates	*gw_rates;	/* rate-limit buckets (loop thread) */
 	struct throttle		*gw_throttle;	/* the limit per client (loop thread) */
 	struct console		*gw_console;	/* the console's files; NULL: none */
+	int			 gw_lockfd;	/* DATA/lianband.lock, held; -1: none */
 };
 
 /* registry.c: adapters and policies registered through the API */
+/* The registry's environment: this directory under the data directory. */
+#define REGISTRY_DIR		"registry"
 /* The quotas of each department, by default (gw_config; docs/operations.md). */
 #define REG_QUOTA_IDS		32
 #define REG_QUOTA_IDS_MAX	512
@@ -183,6 +187,38 @@ struct reg_usage {
 };
 int		 registry_usage(struct registry *, enum reg_kind, const char *dept,
 		    const char *id, struct reg_usage *);
+
+/* datadir.c: the data directory as a whole */
+/*
+ * Takes DATA/lianband.lock (DATA is made, mode 0700, when missing) with an
+ * exclusive flock and writes this process's pid in it; the lock lasts until
+ * datadir_unlock or the process's end.  Call it before any LMDB environment
+ * of DATA is opened.  Returns the lock's descriptor, or -1 with a sentence in
+ * err that names the directory and the pid of the daemon holding it.
+ */
+int		 datadir_lock(const char *dir, char *err, size_t errlen);
+void		 datadir_unlock(int fd);
+/* What datadir_backup copied. */
+struct datadir_copy {
+	uint64_t		dc_journal_bytes;	/* DEST/data.mdb */
+	uint64_t		dc_registry_bytes;	/* DEST/registry/data.mdb */
+	struct journal_info	dc_journal;		/* the copied journal */
+};
+/*
+ * A hot backup of the data directory dir into dest (made, mode 0700, or an
+ * empty directory): the registry, then the journal, each one consistent
+ * snapshot copied and compacted by LMDB (mdb_env_copyfd2 with
+ * MDB_CP_COMPACT) in a read transaction, which a running daemon does not
+ * notice but for the pages it cannot reuse meanwhile.  dest gets the layout
+ * of a data directory (data.mdb, registry/data.mdb), files mode 0600, synced.
+ * Needs write access to the lock files of dir (LMDB registers its reader
+ * there).  The journal's copy is then inspected (journal_inspect).  On
+ * failure, what it wrote is removed and err says why.
+ */
+int		 datadir_backup(const char *dir, const char *dest, struct datadir_copy *,
+		    char *err, size_t errlen);
+/* lianband --backup: datadir_backup of gc's data into gc_backup, reported; the exit status. */
+int		 datadir_backup_main(const struct gw_config *gc);
 
 /* config.c */
 /*

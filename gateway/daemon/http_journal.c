@@ -59,6 +59,7 @@ struct jread {
 	const struct jq_route	*rd_route;
 	char			 rd_auditor[LB_ID_MAX];
 	uint64_t		 rd_a, rd_b;	/* the route's jp_a and jp_b */
+	bool			 rd_upto;	/* checkpoint: max_size (rd_a) given */
 	struct journal_filter	 rd_filter;
 	msgpack_zone		 rd_zone;
 	msgpack_object		 rd_list;	/* leaves or records being filled */
@@ -112,7 +113,7 @@ jread_fail(struct jread *rd, enum lb_err e, const char *msg)
 	snprintf(rd->rd_msg, sizeof(rd->rd_msg), "%s", msg);
 }
 
-/* A proof path as a list of bin. */
+/* A list of hashes as a list of bin. */
 static msgpack_object
 jread_path(struct jread *rd, uint8_t path[][32], size_t n)
 {
@@ -124,32 +125,68 @@ jread_path(struct jread *rd, uint8_t path[][32], size_t n)
 	return a;
 }
 
+/*
+ * The latest checkpoint; with max_size, the newest one of at most that many
+ * records and its compact range ("peaks"), where a journal archive starts
+ * or ends (docs/audit.md).
+ */
+static int
+jread_checkpoint(struct jread *rd, struct mpk_map *m)
+{
+	struct journal		*j = rd->rd_gw->gw_journal;
+	struct journal_ckpt	 ck;
+	char			 msg[128];
+	int			 rc;
+
+	memset(&ck, 0, sizeof(ck));
+	/*
+	 * The latest checkpoint always exists (journal_open signs the empty
+	 * tree), so failing to read it is the journal's failure; only an older
+	 * one of at most max_size records may be missing.
+	 */
+	if (rd->rd_upto)
+		rc = journal_checkpoint_upto(j, rd->rd_a, &ck);
+	else
+		rc = journal_checkpoint(j, &ck.jk_env, &ck.jk_envlen, &ck.jk_size, ck.jk_root,
+		    &ck.jk_t_ms) == 0 ? 0 : -1;
+	if (rc == 1) {
+		snprintf(msg, sizeof(msg), "the journal has no checkpoint of at most %llu "
+		    "records", (unsigned long long)rd->rd_a);
+		jread_fail(rd, LB_E_NOT_FOUND, msg);
+		return -1;
+	}
+	if (rc != 0) {
+		jread_fail(rd, LB_E_JOURNAL_UNAVAILABLE, "the journal's checkpoint could not be "
+		    "read");
+		return -1;
+	}
+	mpk_map_put(m, "size", mpk_uint(ck.jk_size));
+	mpk_map_put(m, "root", mpk_bindup(&rd->rd_zone, ck.jk_root, 32));
+	mpk_map_put(m, "t_ms", mpk_uint(ck.jk_t_ms));
+	mpk_map_put(m, "envelope", mpk_bindup(&rd->rd_zone, ck.jk_env, ck.jk_envlen));
+	if (rd->rd_upto)
+		mpk_map_put(m, "peaks", jread_path(rd, ck.jk_peaks, ck.jk_npeaks));
+	free(ck.jk_env);
+	return 0;
+}
+
 static void
 jread_work(void *arg)
 {
 	struct jread	*rd = arg;
 	struct journal	*j = rd->rd_gw->gw_journal;
 	struct mpk_map	 m;
-	uint8_t		*env, root[32], path[MK_MAX_PATH][32];
-	size_t		 envlen, npath;
-	uint64_t	 size, t_ms, next;
+	uint8_t		 path[MK_MAX_PATH][32];
+	size_t		 npath;
+	uint64_t	 next;
 	bool		 more;
 	int		 rc;
 
-	mpk_map_init(&m, &rd->rd_zone, 4);
+	mpk_map_init(&m, &rd->rd_zone, 5);
 	switch (rd->rd_route->jp_kind) {
 	case JQ_CHECKPOINT:
-		if (journal_checkpoint(j, &env, &envlen, &size, root, &t_ms) != 0) {
-			/* Even an empty journal has one (journal_open signs it). */
-			jread_fail(rd, LB_E_JOURNAL_UNAVAILABLE, "the journal's checkpoint "
-			    "could not be read");
+		if (jread_checkpoint(rd, &m) != 0)
 			return;
-		}
-		mpk_map_put(&m, "size", mpk_uint(size));
-		mpk_map_put(&m, "root", mpk_bindup(&rd->rd_zone, root, 32));
-		mpk_map_put(&m, "t_ms", mpk_uint(t_ms));
-		mpk_map_put(&m, "envelope", mpk_bindup(&rd->rd_zone, env, envlen));
-		free(env);
 		break;
 	case JQ_LEAVES:
 		rd->rd_list = mpk_array(&rd->rd_zone, (uint32_t)(rd->rd_b - rd->rd_a));
@@ -277,7 +314,11 @@ jread_parse(struct jread *rd, const struct evkeyvalq *q, char *err, size_t errle
 
 	switch (rd->rd_route->jp_kind) {
 	case JQ_CHECKPOINT:
-		return 0;
+		if (!http_query_u64(q, "max_size", &a, &rd->rd_upto)) {
+			snprintf(err, errlen, "max_size must be a decimal integer");
+			return -1;
+		}
+		break;
 	case JQ_LEAVES:
 		if (jread_pair(rd, q, false, &a, &b, &has_b, err, errlen) != 0)
 			return -1;

@@ -61,6 +61,8 @@ usage(FILE *f)
 	    "                       registry (default 67108864, 64 MiB)\n"
 	    "  --console DIR        the audit console's files, served at /console/\n"
 	    "                       (default ./console, else the installed copy)\n"
+	    "  --backup DEST        copy the journal and registry of --data into the new\n"
+	    "                       directory DEST while a daemon may be running, then exit\n"
 	    "  -v, --verbose        log every exchange state transition\n"
 	    "  -V, --version        print the version and exit\n"
 	    "  -h, --help           this text\n"
@@ -106,6 +108,7 @@ parse_args(int argc, char **argv, struct gw_config *gc)
 		{ "registry-versions", required_argument, NULL, 'N' },
 		{ "registry-bytes", required_argument, NULL, 'Y' },
 		{ "console", required_argument, NULL, 'C' },
+		{ "backup", required_argument, NULL, 'k' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
@@ -149,6 +152,7 @@ parse_args(int argc, char **argv, struct gw_config *gc)
 		case 'i': dst = gc->gc_id; dstsize = sizeof(gc->gc_id); break;
 		case 'C': dst = gc->gc_console; dstsize = sizeof(gc->gc_console); break;
 		case 'K': dst = gc->gc_crl; dstsize = sizeof(gc->gc_crl); break;
+		case 'k': dst = gc->gc_backup; dstsize = sizeof(gc->gc_backup); break;
 		case 'w':
 			if (parse_int(optarg, 1, 64, &n) != 0) {
 				fprintf(stderr, "lianband: --workers must be 1 to 64\n");
@@ -317,10 +321,18 @@ main(int argc, char **argv)
 	if (parse_args(argc, argv, &gw.gw_conf) != 0)
 		return 2;
 	log_init("lianband", gw.gw_conf.gc_verbose);
+	/* A backup is its own process next to the daemon (datadir.c). */
+	if (gw.gw_conf.gc_backup[0] != '\0')
+		return datadir_backup_main(&gw.gw_conf);
+	gw.gw_lockfd = -1;
 	signal(SIGPIPE, SIG_IGN);
 	if (evthread_use_pthreads() != 0 || (gw.gw_base = event_base_new()) == NULL) {
 		log_warnx("cannot set up the event loop");
 		return 1;
+	}
+	if ((gw.gw_lockfd = datadir_lock(gw.gw_conf.gc_data, err, sizeof(err))) == -1) {
+		log_warnx("%s", err);
+		goto done;
 	}
 	if ((gw.gw_registry = registry_open(gw.gw_conf.gc_data, err, sizeof(err))) == NULL) {
 		log_warnx("%s", err);
@@ -437,5 +449,7 @@ done:
 		event_free(ev_hup);
 	if (gw.gw_base != NULL)
 		event_base_free(gw.gw_base);
+	/* Last: the directory is free once nothing of this process uses it. */
+	datadir_unlock(gw.gw_lockfd);
 	return ret;
 }

@@ -177,7 +177,7 @@ registry_open(const char *datadir, char *err, size_t errlen)
 		snprintf(err, errlen, "registry: mkdir %s: %s", datadir, strerror(errno));
 		goto fail;
 	}
-	if (path_join(rg->rg_dir, sizeof(rg->rg_dir), datadir, "registry") != 0) {
+	if (path_join(rg->rg_dir, sizeof(rg->rg_dir), datadir, REGISTRY_DIR) != 0) {
 		snprintf(err, errlen, "registry: %s: path too long", datadir);
 		goto fail;
 	}

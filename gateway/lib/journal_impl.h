@@ -400,6 +400,13 @@ int		 journal_ckpt_decode(const void *buf, size_t len, uint64_t *size,
 /* merkle_leaf_fn and merkle_node_fn over a struct jleafrd. */
 int		 journal_leaf_read(void *lr, uint64_t idx, uint8_t out[32]);
 int		 journal_node_read(void *lr, unsigned level, uint64_t index, uint8_t out[32]);
+/*
+ * The compact range of the first size records, from the stored leaves and
+ * nodes of lr's transaction: one peak per set bit of size, largest first
+ * (at most 64).  -1 when one is missing.
+ */
+int		 journal_peaks_read(struct jleafrd *lr, uint64_t size, uint8_t peaks[][32],
+		    size_t *npeaks);
 
 /* journal_revoke.c */
 /*

@@ -184,6 +184,88 @@ journal_node_read(void *arg, unsigned level, uint64_t index, uint8_t out[32])
 	return 0;
 }
 
+int
+journal_peaks_read(struct jleafrd *lr, uint64_t size, uint8_t peaks[][32], size_t *npeaks)
+{
+	uint64_t pos = 0;
+	size_t n = 0;
+	int b, rc;
+
+	for (b = 63; b >= 0; b--) {
+		if ((size & ((uint64_t)1 << b)) == 0)
+			continue;
+		/* A perfect subtree of one leaf is the leaf; larger ones are nodes. */
+		rc = b == 0 ? journal_leaf_read(lr, pos, peaks[n]) :
+		    journal_node_read(lr, (unsigned)b, pos >> b, peaks[n]);
+		if (rc != 0)
+			return -1;
+		n++;
+		pos += (uint64_t)1 << b;
+	}
+	*npeaks = n;
+	return 0;
+}
+
+int
+journal_checkpoint_upto(struct journal *j, uint64_t max_size, struct journal_ckpt *ck)
+{
+	struct jleafrd lr = { j, NULL };
+	struct merkle_cr cr;
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	uint8_t kb[JSEQ_KEY_LEN], root[JHASH_LEN];
+	uint64_t size;
+	int rc, ret = -1;
+
+	memset(ck, 0, sizeof(*ck));
+	if (journal_rtxn_begin(j, &lr.lr_txn) == -1)
+		goto done;
+	if (mdb_cursor_open(lr.lr_txn, j->j_ckpt, &cur) != 0)
+		goto done;
+	/* The last key at or below max_size: the one before the first above it. */
+	rc = MDB_NOTFOUND;
+	if (max_size < UINT64_MAX) {
+		k = journal_seq_key(kb, max_size + 1);
+		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	}
+	if (rc == 0)
+		rc = mdb_cursor_get(cur, &k, &v, MDB_PREV);
+	else if (rc == MDB_NOTFOUND)
+		rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+	if (rc == MDB_NOTFOUND) {
+		ret = 1;
+		goto done;
+	}
+	if (rc != 0 || journal_number_get(&k, &size) != 0 ||
+	    journal_ckpt_decode(v.mv_data, v.mv_size, &ck->jk_size, ck->jk_root,
+	    &ck->jk_t_ms) != 0 || ck->jk_size != size)
+		goto done;
+	if ((ck->jk_env = malloc(v.mv_size)) == NULL)
+		goto done;
+	memcpy(ck->jk_env, v.mv_data, v.mv_size);
+	ck->jk_envlen = v.mv_size;
+	/* The stored subtrees must give the root the checkpoint signed. */
+	if (journal_peaks_read(&lr, size, ck->jk_peaks, &ck->jk_npeaks) != 0 ||
+	    merkle_cr_set(&cr, size, (const uint8_t (*)[32])ck->jk_peaks, ck->jk_npeaks) != 0)
+		goto done;
+	merkle_cr_root(MK_SHA256, &cr, root);
+	if (memcmp(root, ck->jk_root, JHASH_LEN) != 0) {
+		log_warnx("journal: the stored subtrees of the first %llu records disagree "
+		    "with their signed checkpoint", (unsigned long long)size);
+		goto done;
+	}
+	ret = 0;
+done:
+	if (cur != NULL)
+		mdb_cursor_close(cur);
+	journal_rtxn_end(j, lr.lr_txn);
+	if (ret != 0) {
+		free(ck->jk_env);
+		ck->jk_env = NULL;
+	}
+	return ret;
+}
+
 /* merkle_inclusion_proof_nodes or merkle_consistency_proof_nodes. */
 typedef int	(*journal_proof_fn)(enum mk_hash, merkle_leaf_fn, merkle_node_fn, void *,
 		    uint64_t, uint64_t, uint8_t [][32], size_t *);

@@ -83,6 +83,51 @@ journal_ix_rebuild(struct journal *j, MDB_txn *txn, uint64_t from, uint64_t size
 }
 
 /*
+ * Reads the committed tree of txn: the compact range of meta "cr" (empty
+ * when there is none yet), which the numbers of records and leaves must
+ * match, and the size and root of the latest checkpoint, which may not
+ * cover more.  Returns 0, an LMDB error, or EINVAL with the damage in why.
+ */
+static int
+journal_tree_read(MDB_txn *txn, MDB_dbi rec, MDB_dbi leaf, MDB_dbi meta,
+    struct merkle_cr *cr, uint64_t *ckpt_size, uint8_t ckpt_root[32], char *why,
+    size_t whylen)
+{
+	MDB_stat rst, lst;
+	MDB_val k = journal_meta_key(JMETA_CR), v;
+	uint64_t t_ms;
+	int rc;
+
+	merkle_cr_init(cr);
+	*ckpt_size = 0;
+	if ((rc = mdb_stat(txn, rec, &rst)) != 0 || (rc = mdb_stat(txn, leaf, &lst)) != 0)
+		return rc;
+	if ((rc = mdb_get(txn, meta, &k, &v)) == 0) {
+		if (journal_cr_get(&v, cr) == -1) {
+			snprintf(why, whylen, "malformed compact range");
+			return EINVAL;
+		}
+	} else if (rc != MDB_NOTFOUND)
+		return rc;
+	if (rst.ms_entries != cr->cr_size || lst.ms_entries != cr->cr_size) {
+		snprintf(why, whylen, "tree size %llu but %zu records and %zu leaves",
+		    (unsigned long long)cr->cr_size, rst.ms_entries, lst.ms_entries);
+		return EINVAL;
+	}
+	k = journal_meta_key(JMETA_LATEST);
+	if ((rc = mdb_get(txn, meta, &k, &v)) == MDB_NOTFOUND)
+		return 0;
+	if (rc != 0)
+		return rc;
+	if (journal_ckpt_decode(v.mv_data, v.mv_size, ckpt_size, ckpt_root, &t_ms) == -1 ||
+	    *ckpt_size > cr->cr_size) {
+		snprintf(why, whylen, "malformed latest checkpoint");
+		return EINVAL;
+	}
+	return 0;
+}
+
+/*
  * Opens the databases and restores the tree from meta "cr", checking it
  * against the records actually stored, so a damaged journal is refused
  * rather than extended into a different tree.
@@ -98,10 +143,9 @@ journal_restore(struct journal *j, char *err, size_t errlen)
 	    0xff };
 	MDB_txn *txn = NULL;
 	MDB_cursor *cur = NULL;
-	MDB_stat rst, lst;
-	MDB_val k = journal_meta_key(JMETA_CR), v;
+	MDB_val k, v;
 	uint8_t root[JHASH_LEN], tk[JIX_KEY_MAX];
-	uint64_t size = 0, csize, t_ms, last, indexed = 0;
+	uint64_t size, last, indexed = 0;
 	char why[128] = "";
 	size_t i;
 	bool signed_empty = false;
@@ -112,23 +156,10 @@ journal_restore(struct journal *j, char *err, size_t errlen)
 	for (i = 0; i < JOURNAL_NDBS; i++)
 		if ((rc = mdb_dbi_open(txn, names[i], MDB_CREATE, dbis[i])) != 0)
 			goto done;
-	if ((rc = mdb_stat(txn, j->j_rec, &rst)) != 0 ||
-	    (rc = mdb_stat(txn, j->j_leaf, &lst)) != 0)
+	if ((rc = journal_tree_read(txn, j->j_rec, j->j_leaf, j->j_meta, &j->j_cr,
+	    &j->j_ckpt_size, root, why, sizeof(why))) != 0)
 		goto done;
-	merkle_cr_init(&j->j_cr);
-	if ((rc = mdb_get(txn, j->j_meta, &k, &v)) == 0) {
-		if (journal_cr_get(&v, &j->j_cr) == -1) {
-			snprintf(why, sizeof(why), "malformed compact range");
-			goto done;
-		}
-		size = j->j_cr.cr_size;
-	} else if (rc != MDB_NOTFOUND)
-		goto done;
-	if (rst.ms_entries != size || lst.ms_entries != size) {
-		snprintf(why, sizeof(why), "tree size %llu but %zu records and %zu leaves",
-		    (unsigned long long)size, rst.ms_entries, lst.ms_entries);
-		goto done;
-	}
+	size = j->j_cr.cr_size;
 	if (size > 0) {
 		/* Dense from 0 and counted right means the last key is size - 1. */
 		if ((rc = mdb_cursor_open(txn, j->j_rec, &cur)) != 0 ||
@@ -171,17 +202,7 @@ journal_restore(struct journal *j, char *err, size_t errlen)
 				goto done;
 		}
 	}
-	k = journal_meta_key(JMETA_LATEST);
-	if ((rc = mdb_get(txn, j->j_meta, &k, &v)) == 0) {
-		if (journal_ckpt_decode(v.mv_data, v.mv_size, &csize, root, &t_ms) == -1 ||
-		    csize > size) {
-			snprintf(why, sizeof(why), "malformed latest checkpoint");
-			goto done;
-		}
-		j->j_ckpt_size = csize;
-	} else if (rc != MDB_NOTFOUND)
-		goto done;
-	else if (size == 0) {
+	if (size == 0) {
 		/*
 		 * A new journal (or an empty one of an older version) signs the
 		 * RFC 6962 empty tree at once, size 0 with the SHA-256 of the
@@ -189,7 +210,10 @@ journal_restore(struct journal *j, char *err, size_t errlen)
 		 * checkpoint before the first record too.  A failed signature
 		 * is logged and leaves the journal as it was.
 		 */
-		if ((rc = journal_put_ckpt(j, txn, &j->j_cr, &signed_empty)) != 0)
+		k = journal_meta_key(JMETA_LATEST);
+		if ((rc = mdb_get(txn, j->j_meta, &k, &v)) == MDB_NOTFOUND)
+			rc = journal_put_ckpt(j, txn, &j->j_cr, &signed_empty);
+		if (rc != 0)
 			goto done;
 	}
 	/* A commit that skipped its checkpoint may have been the last one. */
@@ -229,11 +253,11 @@ journal_nodes_batch(struct journal *j, uint64_t size, uint64_t *built, bool *mor
 	MDB_val k, v;
 	MDB_cursor_op op = MDB_SET_KEY;
 	uint8_t kb[JSEQ_KEY_LEN], peaks[64][JHASH_LEN], nodes[64][JHASH_LEN];
-	uint64_t from = 0, last, seq, end, pos = 0;
+	uint64_t from = 0, last, seq, end;
 	uint64_t added = 0;
 	unsigned level;
 	size_t np = 0;
-	int b, n, rc;
+	int n, rc;
 
 	*more = false;
 	if ((rc = mdb_txn_begin(j->j_env, NULL, 0, &lr.lr_txn)) != 0)
@@ -276,21 +300,11 @@ journal_nodes_batch(struct journal *j, uint64_t size, uint64_t *built, bool *mor
 		goto done;
 
 	/* The peaks of the first from leaves are stored nodes (or one leaf). */
-	for (b = 63; b >= 0; b--) {
-		if ((from & ((uint64_t)1 << b)) == 0)
-			continue;
-		if (b == 0)
-			rc = journal_leaf_read(&lr, pos, peaks[np]);
-		else
-			rc = journal_node_read(&lr, (unsigned)b, pos >> b, peaks[np]);
-		if (rc != 0) {
-			snprintf(why, whylen, "the node database lacks a node below seq %llu",
-			    (unsigned long long)from);
-			rc = EINVAL;
-			goto done;
-		}
-		np++;
-		pos += (uint64_t)1 << b;
+	if (journal_peaks_read(&lr, from, peaks, &np) != 0) {
+		snprintf(why, whylen, "the node database lacks a node below seq %llu",
+		    (unsigned long long)from);
+		rc = EINVAL;
+		goto done;
 	}
 	/* One peak per set bit of from was read, so the range fits. */
 	(void)merkle_cr_set(&cr, from, (const uint8_t (*)[32])peaks, np);
@@ -377,6 +391,51 @@ done:
 	if (ret == -1)
 		snprintf(err, errlen, "journal: %s", why[0] != '\0' ? why : mdb_strerror(rc));
 	return ret;
+}
+
+int
+journal_inspect(const char *dir, struct journal_info *ji, char *err, size_t errlen)
+{
+	static const char *const names[] = { "rec", "leaf", "meta" };
+	MDB_env *env = NULL;
+	MDB_txn *txn = NULL;
+	MDB_dbi dbi[3];
+	struct merkle_cr cr;
+	uint8_t root[JHASH_LEN], croot[JHASH_LEN];
+	char why[128] = "";
+	size_t i;
+	int rc;
+
+	memset(ji, 0, sizeof(*ji));
+	/* MDB_NOLOCK: nobody else has the copy open, and it gets no lock file. */
+	if ((rc = mdb_env_create(&env)) != 0 ||
+	    (rc = mdb_env_set_maxdbs(env, JOURNAL_NDBS)) != 0 ||
+	    (rc = mdb_env_open(env, dir, MDB_RDONLY | MDB_NOLOCK, 0600)) != 0 ||
+	    (rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) != 0)
+		goto done;
+	for (i = 0; i < 3; i++)
+		if ((rc = mdb_dbi_open(txn, names[i], 0, &dbi[i])) != 0)
+			goto done;
+	if ((rc = journal_tree_read(txn, dbi[0], dbi[1], dbi[2], &cr, &ji->ji_ckpt_size, croot,
+	    why, sizeof(why))) != 0)
+		goto done;
+	ji->ji_size = cr.cr_size;
+	merkle_cr_root(MK_SHA256, &cr, root);
+	if (ji->ji_ckpt_size == cr.cr_size && cr.cr_size > 0 &&
+	    memcmp(root, croot, sizeof(root)) != 0) {
+		snprintf(why, sizeof(why), "the tree's root is not the one its latest "
+		    "checkpoint signed");
+		rc = EINVAL;
+	}
+done:
+	if (rc != 0)
+		snprintf(err, errlen, "journal %s: %s", dir, why[0] != '\0' ? why :
+		    mdb_strerror(rc));
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	if (env != NULL)
+		mdb_env_close(env);
+	return rc == 0 ? 0 : -1;
 }
 
 static int

@@ -476,6 +476,20 @@ struct journal_config {
  * records, and starts the writer thread.  Fails with a sentence in err.
  */
 struct journal	*journal_open(const struct journal_config *, char *err, size_t errlen);
+/* What a journal directory holds (journal_inspect). */
+struct journal_info {
+	uint64_t	ji_size;		/* records, the size of the committed tree */
+	uint64_t	ji_ckpt_size;		/* what the latest checkpoint covers */
+};
+/*
+ * Reads the journal in dir without opening it for writing: the size of its
+ * committed tree, checked against the numbers of records and leaves stored,
+ * and of its latest checkpoint, whose root must be the tree's when both are
+ * of one size.  For a copy no process uses (a backup): it takes no LMDB
+ * lock.  Fails with a sentence in err.
+ */
+int		 journal_inspect(const char *dir, struct journal_info *, char *err,
+		    size_t errlen);
 /*
  * Commits everything queued, joins the writer and closes LMDB.  Completions
  * of the last commits are posted to their loops, which must still run them.
@@ -557,6 +571,30 @@ enum lb_err	 journal_revoke_check(struct journal *, const struct consent *, char
  */
 int		 journal_checkpoint(struct journal *, uint8_t **env, size_t *envlen, uint64_t *size,
 		    uint8_t root[32], uint64_t *t_ms);
+/*
+ * A stored signed checkpoint, and the compact range of the tree it signs:
+ * its peaks, the roots of the perfect subtrees the first jk_size records
+ * make, largest first (one per set bit of jk_size), from which the records
+ * after them can be hashed into any later tree (journal archives).
+ */
+struct journal_ckpt {
+	uint8_t		*jk_env;		/* malloc'ed envelope bytes */
+	size_t		 jk_envlen;
+	uint64_t	 jk_size;
+	uint8_t		 jk_root[32];
+	uint64_t	 jk_t_ms;
+	uint8_t		 jk_peaks[64][32];
+	size_t		 jk_npeaks;
+};
+/*
+ * The newest stored checkpoint of at most max_size records (every signed
+ * checkpoint is kept, by size) with its compact range, read from the stored
+ * subtrees and checked against the signed root.  0; 1 when no checkpoint is
+ * that small; -1 when the journal cannot be read or disagrees with it.  The
+ * caller frees ck->jk_env.  Any thread.
+ */
+int		 journal_checkpoint_upto(struct journal *, uint64_t max_size,
+		    struct journal_ckpt *ck);
 /*
  * Calls fn for the record bytes of seq in [start, end), all from one read
  * transaction; rec is valid only during the call.  A non-zero return from fn
