@@ -28,13 +28,15 @@
 struct notify {
 	struct event	*nt_timer;	/* the periodic STATUS= line */
 	bool		 nt_refused;	/* the last reload kept the running configuration */
+	bool		 nt_failed;	/* a message could not be sent */
 };
 
 /* Sends one message of newline-separated "KEY=value" assignments. */
-static void notify_send(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void notify_send(struct notify *, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static void
-notify_send(const char *fmt, ...)
+notify_send(struct notify *nt, const char *fmt, ...)
 {
 #ifdef HAVE_LIBSYSTEMD
 	char	msg[512];
@@ -46,11 +48,16 @@ notify_send(const char *fmt, ...)
 	va_end(ap);
 	/*
 	 * A manager that cannot be told is no reason to stop serving: the
-	 * failure is logged and the gateway goes on.
+	 * gateway goes on, and logs the first failure only, since the STATUS=
+	 * lines would repeat it every few seconds.
 	 */
-	if ((r = sd_notify(0, msg)) < 0)
-		log_warnx("sd_notify: %s", strerror(-r));
+	if ((r = sd_notify(0, msg)) < 0 && !nt->nt_failed) {
+		log_warnx("sd_notify to %s: %s; further failures are not logged",
+		    getenv("NOTIFY_SOCKET"), strerror(-r));
+		nt->nt_failed = true;
+	}
 #else
+	(void)nt;
 	(void)fmt;
 #endif
 }
@@ -59,7 +66,7 @@ notify_send(const char *fmt, ...)
 static void
 notify_status(struct gw *gw)
 {
-	notify_send("STATUS=%s %s; journal %llu records; %d in flight%s",
+	notify_send(gw->gw_notify, "STATUS=%s %s; journal %llu records; %d in flight%s",
 	    gw->gw_stopping ? "stopping, was listening on" : "listening on", gw->gw_bound,
 	    (unsigned long long)journal_size(gw->gw_journal), gw->gw_inflight,
 	    gw->gw_notify->nt_refused ?
@@ -95,7 +102,7 @@ notify_start(struct gw *gw)
 		goto done;
 	gw->gw_notify = nt;
 	nt = NULL;
-	notify_send("READY=1");
+	notify_send(gw->gw_notify, "READY=1");
 	notify_status(gw);
 	ret = 0;
 done:
@@ -113,7 +120,8 @@ notify_reloading(struct gw *gw)
 	if (gw->gw_notify == NULL)
 		return;
 	/* MONOTONIC_USEC lets a Type=notify-reload manager match this reload to its signal. */
-	notify_send("RELOADING=1\nMONOTONIC_USEC=%llu", (unsigned long long)now_us_mono());
+	notify_send(gw->gw_notify, "RELOADING=1\nMONOTONIC_USEC=%llu",
+	    (unsigned long long)now_us_mono());
 }
 
 void
@@ -124,7 +132,7 @@ notify_reloaded(struct gw *gw, bool installed)
 	gw->gw_notify->nt_refused = !installed;
 	/* Once stopping, READY=1 would tell the manager the stop was called off. */
 	if (!gw->gw_stopping)
-		notify_send("READY=1");
+		notify_send(gw->gw_notify, "READY=1");
 	notify_status(gw);
 }
 
@@ -133,7 +141,7 @@ notify_stopping(struct gw *gw)
 {
 	if (gw->gw_notify == NULL)
 		return;
-	notify_send("STOPPING=1");
+	notify_send(gw->gw_notify, "STOPPING=1");
 	notify_status(gw);
 }
 
