@@ -85,22 +85,23 @@ class UnitFile(unittest.TestCase):
         self.assertEqual(s["CapabilityBoundingSet"], "")
         self.assertEqual(s["NoNewPrivileges"], "yes")
 
-    def test_verify(self):
+    def analyze(self, *args):
+        """systemd-analyze ARGS on the checkable copy of the unit; it must succeed."""
         if ANALYZE is None:
             self.skipTest("systemd-analyze is not installed")
-        # --man=no: the man pages the unit names are installed by make install,
-        # not on this machine; tests of their own check them.
-        out = subprocess.run([ANALYZE, "verify", "--man=no", self.checkable_copy()],
+        out = subprocess.run([ANALYZE] + list(args) + [self.checkable_copy()],
                              capture_output=True, text=True, timeout=60)
         self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+        return out
+
+    def test_verify(self):
+        # --man=no: the man pages the unit names are installed by make install,
+        # not on this machine; tests of their own check them.
+        out = self.analyze("verify", "--man=no")
         self.assertEqual(out.stdout + out.stderr, "", "systemd-analyze verify complained")
 
     def test_security(self):
-        if ANALYZE is None:
-            self.skipTest("systemd-analyze is not installed")
-        out = subprocess.run([ANALYZE, "security", "--offline=true", self.checkable_copy()],
-                             capture_output=True, text=True, timeout=60)
-        self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+        out = self.analyze("security", "--offline=true")
         m = re.search(r"Overall exposure level for lianband\.service: (\d+\.\d+) (\w+)",
                       out.stdout)
         self.assertIsNotNone(m, out.stdout + out.stderr)
