@@ -617,7 +617,8 @@ config_sighup_done(void *arg, const struct snapshot *sn, const char *err)
 	if (gw->gw_sighup.sh_again && !gw->gw_stopping) {
 		gw->gw_sighup.sh_again = false;
 		config_sighup(gw);
-	}
+	} else
+		notify_reloaded(gw, sn != NULL);
 }
 
 void
@@ -629,6 +630,7 @@ config_sighup(struct gw *gw)
 	}
 	gw->gw_sighup.sh_running = true;
 	gw->gw_inflight++;
+	notify_reloading(gw);
 	snapshot_reload(gw, NULL, 0, config_sighup_done, gw);
 }
 

@@ -16,6 +16,7 @@ struct egress;
 struct evhttp;
 struct evhttp_request;
 struct fanout;
+struct notify;
 
 /*
  * Everything loaded from files that SIGHUP reloads: trust, policies,
@@ -118,6 +119,7 @@ struct gw {
 	struct throttle		*gw_throttle;	/* the limit per client (loop thread) */
 	struct console		*gw_console;	/* the console's files; NULL: none */
 	int			 gw_lockfd;	/* DATA/lianband.lock, held; -1: none */
+	struct notify		*gw_notify;	/* the service manager; NULL: none */
 };
 
 /* registry.c: adapters and policies registered through the API */
@@ -569,6 +571,23 @@ void		 throttle_free(struct throttle *);
 bool		 throttle_admit(struct gw *, struct evhttp_request *, const struct principal *);
 /* Journals one "deny" record per client with refusals counted since the last one. */
 void		 throttle_flush(struct gw *);
+
+/* notify.c: the service manager's view (sd_notify; systemd/lianband.service) */
+/* Seconds between two STATUS= lines. */
+#define NOTIFY_STATUS_S	5
+/*
+ * Says READY=1 and starts the STATUS= lines (journal size, work in flight),
+ * when $NOTIFY_SOCKET names a service manager; call it once lianband
+ * listens.  Without one, this and the calls below do nothing.  -1 when the
+ * timer cannot be made.  Loop thread only, like the calls below.
+ */
+int		 notify_start(struct gw *);
+/* A SIGHUP reload begins (RELOADING=1) and ends, installed or refused (READY=1). */
+void		 notify_reloading(struct gw *);
+void		 notify_reloaded(struct gw *, bool installed);
+/* The daemon was asked to stop (STOPPING=1). */
+void		 notify_stopping(struct gw *);
+void		 notify_free(struct gw *);
 
 /* revocation.c */
 /* Handles POST /v1/revocations (admin fields, or an authority's signed envelope). */

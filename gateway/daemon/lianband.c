@@ -296,6 +296,7 @@ on_stop(evutil_socket_t sig, short what, void *arg)
 		return;
 	log_info("signal %d: finishing %d exchanges in flight", (int)sig, gw->gw_inflight);
 	gw->gw_stopping = true;
+	notify_stopping(gw);
 	/* No new connections; the ones open finish what they asked. */
 	if (gw->gw_listener != NULL)
 		evhttp_del_accept_socket(gw->gw_http, gw->gw_listener);
@@ -409,6 +410,10 @@ main(int argc, char **argv)
 	    (unsigned long long)journal_size(gw.gw_journal), gw.gw_conf.gc_data);
 	fprintf(stderr, "listening on %s\n", gw.gw_bound);
 	fflush(stderr);
+	if (notify_start(&gw) != 0) {
+		log_warnx("cannot start the service manager's status updates");
+		goto done;
+	}
 	event_base_dispatch(gw.gw_base);
 	log_info("stopped; journal holds %llu records",
 	    (unsigned long long)journal_size(gw.gw_journal));
@@ -439,6 +444,7 @@ done:
 	EVP_PKEY_free(gw.gw_ckpt_key);
 	X509_free(gw.gw_ckpt_cert);
 	console_free(gw.gw_console);
+	notify_free(&gw);
 	if (gw.gw_drain != NULL)
 		event_free(gw.gw_drain);
 	if (ev_term != NULL)
