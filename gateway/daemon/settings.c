@@ -664,17 +664,28 @@ settings_load(const struct settings *st, struct gw_config *gc, char *err, size_t
 	return 0;
 }
 
+/*
+ * The lines read back as a config file give the same settings: a relative
+ * path, which the file would take from its own folder, is written from the
+ * working directory.
+ */
 void
 settings_print(FILE *f, const struct gw_config *gc)
 {
-	char	val[PATH_MAX];
-	size_t	i;
+	const struct setting	*se;
+	char			 val[PATH_MAX], cwd[PATH_MAX];
+	size_t			 i;
 
+	if (getcwd(cwd, sizeof(cwd)) == NULL)
+		snprintf(cwd, sizeof(cwd), ".");
 	fprintf(f, "# the settings of lianband %s, from %s\n", PACKAGE_VERSION,
 	    gc->gc_file[0] != '\0' ? gc->gc_file : "the defaults and the command line");
 	for (i = 0; i < SETTINGS_N; i++) {
-		settings_format(&settings_table[i], gc, val, sizeof(val));
-		fprintf(f, "%s = %s\n", settings_table[i].se_name, val);
+		se = &settings_table[i];
+		settings_format(se, gc, val, sizeof(val));
+		fprintf(f, "%s = %s%s%s\n", se->se_name,
+		    se->se_type == SET_PATH && val[0] != '/' && val[0] != '\0' ? cwd : "",
+		    se->se_type == SET_PATH && val[0] != '/' && val[0] != '\0' ? "/" : "", val);
 	}
 }
 
