@@ -47,6 +47,8 @@ done
 for d in etc/lianban/certs var/lib/lianban; do
 	[ -d "$root$p/$d" ] || { echo "FAIL: make install did not make $p/$d"; fail=1; }
 done
+[ "$(stat -c %a "$root$p/var/lib/lianban")" = 700 ] ||
+	{ echo "FAIL: the data directory is not mode 700"; fail=1; }
 [ -x "$root$p/sbin/lianband" ] && [ ! -e "$root$p/bin/lianband" ] ||
 	{ echo "FAIL: lianband belongs in sbin only"; fail=1; }
 # Nothing lands outside the prefix.

@@ -88,8 +88,8 @@ static const struct setting settings_table[] = {
 	    "make the folder, or its parent, writable by the user lianband runs as"),
 	S_PATH("certs", gc_certs, "DIR", "certs/demo", LB_SYSCONFDIR "/lianban/certs", RESTART,
 	    "PKI folder laid out as certs/mkdemo makes it",
-	    "put the gateway's PKI there (docs/operations.md), or run certs/mkdemo DIR for "
-	    "a demo one"),
+	    "put the gateway's PKI there (docs/operations.md), or run certs/mkdemo DIR "
+	    "(installed: lianban-mkdemo DIR) for a demo one"),
 	S_PATH("policies", gc_policies, "DIR", "policies", LB_SYSCONFDIR "/lianban/policies",
 	    LIVE, "bundle policies, *.json", "correct the file"),
 	S_PATH("adapters", gc_adapters, "DIR", "adapters/specs",
@@ -326,7 +326,10 @@ settings_defaults(const struct settings *st, struct gw_config *gc)
 			continue;
 		}
 		def = st->st_installed && se->se_installed != NULL ? se->se_installed : se->se_demo;
-		/* The table's defaults fit their fields; check_settings loads them all. */
+		/*
+		 * The table's defaults fit their fields: the demo's are short, the
+		 * installed ones are configure's folders, far below 512 bytes.
+		 */
 		(void)settings_set(se, gc, def, NULL, why, sizeof(why));
 	}
 	/* From the build tree, the tree's console when there is one; otherwise the installed. */
