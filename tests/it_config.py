@@ -14,11 +14,8 @@ platform."""
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -77,18 +74,11 @@ def tearDownModule():
 
 
 def gw_log():
-    with open(P.gw_log, errors="replace") as f:
-        return f.read()
+    return P.gw_log_text()
 
 
 def sighup(expect):
-    n = gw_log().count(expect)
-    P.gw.send_signal(signal.SIGHUP)
-    deadline = time.time() + 30
-    while gw_log().count(expect) == n:
-        if time.time() > deadline:
-            raise AssertionError("no %r after SIGHUP:\n%s" % (expect, gw_log()[-3000:]))
-        time.sleep(0.05)
+    P.sighup(expect)
 
 
 def limit_in_force():
