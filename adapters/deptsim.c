@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -58,6 +59,12 @@
 #define SIM_DEFAULT_DATA	"adapters/data/families.json"
 #endif
 #define SIM_DEFAULT_LISTEN	"127.0.0.1:8701"
+/* Where an installed deptsim finds the families (make install copies them). */
+#ifdef LB_PKGDATADIR
+#define SIM_INSTALLED_DATA	LB_PKGDATADIR "/families.json"
+#else
+#define SIM_INSTALLED_DATA	SIM_DEFAULT_DATA
+#endif
 #define SIM_LISTEN_MAX		16		/* --listen addresses */
 
 #define SIM_URI_MAX		2048		/* request target, bytes */
@@ -238,6 +245,13 @@ static int	parse_listen(const char *, char *, size_t, unsigned short *);
 static int	parse_delay(const char *);
 static int	announce(struct evhttp_bound_socket *);
 
+/* The source tree's families while it is there, else the installed copy. */
+static const char *
+sim_default_data(void)
+{
+	return access(SIM_DEFAULT_DATA, R_OK) == 0 ? SIM_DEFAULT_DATA : SIM_INSTALLED_DATA;
+}
+
 static void
 usage(FILE *fp)
 {
@@ -267,7 +281,7 @@ usage(FILE *fp)
 	    "  --help              print this text\n"
 	    "  --version           print the version of deptsim\n"
 	    "\n"
-	    "Departments:", SIM_DEFAULT_LISTEN, SIM_DEFAULT_DATA, SIM_TIMEOUT_S);
+	    "Departments:", SIM_DEFAULT_LISTEN, sim_default_data(), SIM_TIMEOUT_S);
 	for (size_t i = 0; i < nitems(depts); i++)
 		fprintf(fp, " %s", depts[i].dp_id);
 	fprintf(fp, "\n");
@@ -1871,7 +1885,7 @@ main(int argc, char *argv[])
 	struct pending			*pd;
 	struct dept			*dp;
 	const char			*listen_args[SIM_LISTEN_MAX];
-	const char			*data_path = SIM_DEFAULT_DATA;
+	const char			*data_path = sim_default_data();
 	const char			*tls_cert = NULL, *tls_key = NULL, *tls_ca = NULL;
 	char				 host[256], err[PATH_MAX + 128];
 	char				 dcert[PATH_MAX], dkey[PATH_MAX], dca[PATH_MAX];

@@ -71,16 +71,15 @@ step "lianban-mkdemo made /etc/lianban/certs"
 # The simulator on a port of its own; the operator points the adapters and
 # the endpoint list at it, as they would at their departments.
 cd /
-deptsim --listen 127.0.0.1:0 --data /usr/share/lianban/demo/families.json >/tmp/deptsim.log 2>&1 &
+deptsim --listen 127.0.0.1:0 --data /usr/share/lianban/families.json >/tmp/deptsim.log 2>&1 &
 simport=$(wait_listening /tmp/deptsim.log)
-sed -i "s/127\.0\.0\.1:8701/127.0.0.1:$simport/g" /etc/lianban/adapters/*.json \
+sed -i "s/127\.0\.0\.1:8701/127.0.0.1:$simport/g" /etc/lianban/adapters/specs/*.json \
 	/etc/lianban/endpoints.json
 step "deptsim on port $simport"
 
-setpriv --reuid=lianban --regid=lianban --init-groups -- /usr/sbin/lianband --listen 127.0.0.1:0 --data /var/lib/lianban \
-	--certs /etc/lianban/certs --policies /etc/lianban/policies \
-	--adapters /etc/lianban/adapters --endpoints /etc/lianban/endpoints.json \
-	>/tmp/lianband.log 2>&1 &
+# As the unit starts it: the installed config, from /; only the port differs.
+setpriv --reuid=lianban --regid=lianban --init-groups -- /usr/sbin/lianband \
+	--config /etc/lianban/lianband.conf --listen 127.0.0.1:0 >/tmp/lianband.log 2>&1 &
 gwpid=$!
 port=$(wait_listening /tmp/lianband.log)
 grep -q "console: [0-9]* files from /usr/share/lianban/console" /tmp/lianband.log ||

@@ -13,10 +13,8 @@ import copy
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
-import time
 import unittest
 
 import msgpack
@@ -55,8 +53,7 @@ def tearDownModule():
 
 
 def gw_log():
-    with open(P.gw_log, errors="replace") as f:
-        return f.read()
+    return P.gw_log_text()
 
 
 def sim_requests(dept):
@@ -72,13 +69,7 @@ def reload_with(**changes):
 
 
 def sighup(expect):
-    n = gw_log().count(expect)
-    P.gw.send_signal(signal.SIGHUP)
-    deadline = time.time() + 30
-    while gw_log().count(expect) == n:
-        if time.time() > deadline:
-            raise AssertionError("no %r after SIGHUP:\n%s" % (expect, gw_log()[-3000:]))
-        time.sleep(0.05)
+    P.sighup(expect)
 
 
 def spec(ident, authority):

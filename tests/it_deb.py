@@ -97,7 +97,7 @@ class Package(unittest.TestCase):
                          "/usr/lib/systemd/system/lianband.service"} & files, "no unit")
         # Every default policy and adapter spec of the sources.
         for pattern, where in (("policies/*.json", "/etc/lianban/policies/"),
-                               ("adapters/specs/*.json", "/etc/lianban/adapters/")):
+                               ("adapters/specs/*.json", "/etc/lianban/adapters/specs/")):
             for f in glob.glob(os.path.join(lbtest.SRCDIR, pattern)):
                 self.assertIn(where + os.path.basename(f), files)
         # The demo tools are lianban-sim's, and no demo key is in either package.
@@ -280,7 +280,7 @@ class Installed(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        adapters = os.path.join(ROOT, "etc", "lianban", "adapters")
+        adapters = os.path.join(ROOT, "etc", "lianban", "adapters", "specs")
 
         class PackagedPlatform(lbtest.Platform):
             def write_specs(self):
@@ -298,7 +298,7 @@ class Installed(unittest.TestCase):
         lbtest.LIANCTL = os.path.join(ROOT, "usr", "bin", "lianctl")
         lbtest.DEPTSIM = os.path.join(ROOT, "usr", "bin", "deptsim")
         cls.P = PackagedPlatform(
-            sim_args=["--data", os.path.join(ROOT, "usr", "share", "lianban", "demo",
+            sim_args=["--data", os.path.join(ROOT, "usr", "share", "lianban",
                                              "families.json")],
             gw_args=["--policies", os.path.join(ROOT, "etc", "lianban", "policies"),
                      "--console", os.path.join(ROOT, "usr", "share", "lianban", "console")])

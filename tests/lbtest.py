@@ -169,6 +169,22 @@ class Platform:
         self.procs.append(p)
         return _wait_listening(p, self.gw_log, "lianband")
 
+    def gw_log_text(self):
+        """What the running gateway logged so far."""
+        with open(self.gw_log, errors="replace") as f:
+            return f.read()
+
+    def sighup(self, expect):
+        """Sends SIGHUP and waits until the log holds one more line with expect."""
+        n = self.gw_log_text().count(expect)
+        self.gw.send_signal(signal.SIGHUP)
+        deadline = time.time() + 30
+        while self.gw_log_text().count(expect) == n:
+            if time.time() > deadline:
+                raise AssertionError("no %r after SIGHUP:\n%s"
+                                     % (expect, self.gw_log_text()[-3000:]))
+            time.sleep(0.05)
+
     def stop_gateway(self, sig=signal.SIGTERM, timeout=30):
         self.gw.send_signal(sig)
         return self.gw.wait(timeout)

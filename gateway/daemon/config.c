@@ -519,7 +519,9 @@ struct snapshot_job {
 	uint64_t		 sj_gen;	/* gw_snap_gen when sj_snap was started */
 	snapshot_reload_fn	 sj_done;
 	void			*sj_arg;
-	char			 sj_err[512];
+	struct gw_config	 sj_conf;	/* gw_conf when it started; the load's */
+	struct gw_config	*sj_fresh;	/* SIGHUP: the settings read again */
+	char			 sj_err[1024];
 };
 
 static void	snapshot_job_start(struct snapshot_job *);
@@ -528,17 +530,29 @@ static void
 snapshot_job_finish(struct snapshot_job *sj, const struct snapshot *sn, const char *err)
 {
 	sj->sj_done(sj->sj_arg, sn, err);
+	free(sj->sj_fresh);
 	free(sj);
 }
 
-/* On a worker: the configuration from the files and the registry. */
+/*
+ * On a worker: the configuration from the files and the registry; for
+ * SIGHUP, with the settings of the config file read again, of which the
+ * ones that may change while running take effect.
+ */
 static void
 snapshot_job_work(void *arg)
 {
 	struct snapshot_job	*sj = arg;
 	struct gw		*gw = sj->sj_gw;
 
-	sj->sj_snap = snapshot_load(&gw->gw_conf, gw->gw_registry, sj->sj_err,
+	sj->sj_snap = NULL;
+	if (sj->sj_fresh != NULL) {
+		if (settings_load(gw->gw_settings, sj->sj_fresh, sj->sj_err,
+		    sizeof(sj->sj_err)) != 0)
+			return;
+		settings_merge(&sj->sj_conf, sj->sj_fresh);
+	}
+	sj->sj_snap = snapshot_load(&sj->sj_conf, gw->gw_registry, sj->sj_err,
 	    sizeof(sj->sj_err));
 }
 
@@ -562,6 +576,8 @@ snapshot_job_done(void *arg)
 			snapshot_job_start(sj);
 		return;
 	}
+	if (sj->sj_fresh != NULL)
+		settings_apply(gw, sj->sj_fresh);
 	snapshot_install(gw, sj->sj_snap);
 	sj->sj_snap = NULL;
 	snapshot_job_finish(sj, gw->gw_snap, NULL);
@@ -573,18 +589,22 @@ snapshot_job_start(struct snapshot_job *sj)
 	struct gw	*gw = sj->sj_gw;
 
 	sj->sj_gen = gw->gw_snap_gen;
+	sj->sj_conf = gw->gw_conf;
 	if (workers_submit(gw->gw_workers, gw->gw_base, snapshot_job_work, snapshot_job_done,
 	    sj) != 0)
 		snapshot_job_finish(sj, NULL, "the workers are stopping");
 }
 
-void
-snapshot_reload(struct gw *gw, struct snapshot *sn, uint64_t gen, snapshot_reload_fn done,
-    void *arg)
+/* snapshot_reload, and with reread the settings read again as well. */
+static void
+snapshot_reload_job(struct gw *gw, struct snapshot *sn, uint64_t gen, bool reread,
+    snapshot_reload_fn done, void *arg)
 {
 	struct snapshot_job	*sj;
 
-	if ((sj = calloc(1, sizeof(*sj))) == NULL) {
+	if ((sj = calloc(1, sizeof(*sj))) == NULL ||
+	    (reread && (sj->sj_fresh = calloc(1, sizeof(*sj->sj_fresh))) == NULL)) {
+		free(sj);
 		snapshot_unref(sn);
 		done(arg, NULL, "out of memory");
 		return;
@@ -599,6 +619,13 @@ snapshot_reload(struct gw *gw, struct snapshot *sn, uint64_t gen, snapshot_reloa
 	sj->sj_snap = sn;
 	sj->sj_gen = gen;
 	snapshot_job_done(sj);
+}
+
+void
+snapshot_reload(struct gw *gw, struct snapshot *sn, uint64_t gen, snapshot_reload_fn done,
+    void *arg)
+{
+	snapshot_reload_job(gw, sn, gen, false, done, arg);
 }
 
 static void
@@ -631,7 +658,8 @@ config_sighup(struct gw *gw)
 	gw->gw_sighup.sh_running = true;
 	gw->gw_inflight++;
 	notify_reloading(gw);
-	snapshot_reload(gw, NULL, 0, config_sighup_done, gw);
+	/* Without the command line (a test's gateway) there are no settings to read. */
+	snapshot_reload_job(gw, NULL, 0, gw->gw_settings != NULL, config_sighup_done, gw);
 }
 
 const struct policy *

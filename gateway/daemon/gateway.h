@@ -7,6 +7,7 @@
 #define GATEWAY_H
 
 #include <pthread.h>
+#include <stdio.h>
 
 #include <openssl/ssl.h>
 
@@ -41,6 +42,15 @@ struct snapshot {
 	struct egress	 *sn_egress;	/* the operator's endpoint list */
 };
 
+/* settings.c: the settings of lianband, from lianband.conf and the command line */
+#define SETTINGS_MAX		48	/* settings the table may hold */
+#define SETTINGS_FROM_DEFAULT	0	/* gc_from: the embedded default */
+#define SETTINGS_FROM_ARGS	(-1)	/* gc_from: the command line */
+
+/*
+ * The running settings.  The loop thread owns gw_conf and changes what
+ * SIGHUP may change (settings_apply); work handed to a worker takes a copy.
+ */
 struct gw_config {
 	char		gc_listen[128];
 	char		gc_data[512];
@@ -63,6 +73,10 @@ struct gw_config {
 	uint64_t	gc_reg_bytes;		/* bytes of stored specs (64 MiB) */
 	char		gc_console[512];	/* the console's files (--console) */
 	char		gc_backup[512];		/* --backup DEST: copy gc_data there, exit */
+	int		gc_shutdown_grace;	/* seconds exchanges get to finish at exit (30) */
+	/* Where each setting came from (settings.c), by its index in the table. */
+	char		gc_file[512];		/* the lianband.conf read, "" for none */
+	int		gc_from[SETTINGS_MAX];	/* a line of gc_file; SETTINGS_FROM_* */
 };
 
 /* Rate-limit buckets: one per (bundle, consumer) seen recently (docs/consent.md). */
@@ -92,7 +106,8 @@ struct registry;
  * what its comments say workers may read.
  */
 struct gw {
-	struct gw_config	 gw_conf;	/* read by workers; fixed after start */
+	struct gw_config	 gw_conf;	/* workers read copies; see gw_config */
+	const struct settings	*gw_settings;	/* the command line, for SIGHUP */
 	pthread_t		 gw_loop;	/* the event loop's thread */
 	struct event_base	*gw_base;
 	struct evhttp		*gw_http;
@@ -178,7 +193,8 @@ bool		 registry_has_room(struct registry *, size_t speclen, size_t reserve);
 /*
  * From now on registry_put keeps the newest versions of each id, at most
  * versions of them, and removes older ones in the same transaction (0, the
- * default: keeps them all).  Set it before the handle is shared.
+ * default: keeps them all).  Any thread; a put already under way may use
+ * the number it had.
  */
 void		 registry_keep(struct registry *, unsigned versions);
 /* What one department holds in the registry. */
@@ -298,6 +314,46 @@ const struct seal_key *snapshot_seal(const struct snapshot *, const char *id);
 /* Parses a JSON file into a msgpack object in z. */
 int		 config_json_file(const char *path, msgpack_zone *z, msgpack_object *out,
 		    char *err, size_t errlen);
+
+/* settings.c: the settings table (docs/operations.md, lianband.conf(5)) */
+struct settings;
+/*
+ * Parses lianband's command line: 0 to run, with *out (the caller frees it
+ * with settings_free once no thread uses it); 1 when --help or --version
+ * printed their text (exit 0); -1 after a usage error or a wrong value,
+ * reported on stderr (exit 2).  Main thread.
+ */
+int		 settings_args(int argc, char **argv, struct settings **out);
+void		 settings_free(struct settings *);
+/* --print-config was given. */
+bool		 settings_print_only(const struct settings *);
+/* --backup DEST was given: DEST, else NULL (a run mode, not a setting). */
+const char	*settings_backup(const struct settings *);
+/*
+ * The settings in force into gc: the embedded defaults, then the config
+ * file (--config, or an installed lianband's default file when it exists),
+ * then the command line.  -1 with "FILE:LINE: reason" in err.  Reads the
+ * file: any thread, with its own gc.
+ */
+int		 settings_load(const struct settings *, struct gw_config *gc, char *err,
+		    size_t errlen);
+/* gc as lianband.conf lines (--print-config). */
+void		 settings_print(FILE *, const struct gw_config *gc);
+/*
+ * What a start error msg asks for, into buf: the fix, the setting that
+ * names the file msg starts with (else the setting fallback), and where
+ * its value came from.
+ */
+void		 settings_hint(const struct gw_config *gc, const char *fallback, const char *msg,
+		    char *buf, size_t len);
+/* Copies the settings that SIGHUP may change from src into dst. */
+void		 settings_merge(struct gw_config *dst, const struct gw_config *src);
+/*
+ * SIGHUP, on the loop: takes the settings of next that may change while
+ * running, logs each change and, for every other one that changed, that it
+ * needs a restart, and hands the new values to the modules.
+ */
+void		 settings_apply(struct gw *, const struct gw_config *next);
 
 /* http.c */
 struct principal {
@@ -549,6 +605,8 @@ void		 sealer_unexpect(struct sealer *);
 /* Queues n claims; sr_done may run before the call returns when memory runs out. */
 int		 sealer_submit(struct sealer *, struct seal_req *const *reqs, size_t n);
 void		 sealer_stats(const struct sealer *, uint64_t *batches, uint64_t *claims);
+/* New window and batch maximum for the claims to come (SIGHUP); loop thread. */
+void		 sealer_set(struct sealer *, unsigned window_us, size_t max);
 
 /* exchange.c */
 /* Handles POST /v1/exchanges for a consumer; body already decoded into z. */
@@ -562,6 +620,8 @@ struct throttle;
 /* A bucket per client (role, id) of per_s requests a second up to burst. */
 struct throttle	*throttle_new(struct gw *, uint32_t per_s, uint32_t burst);
 void		 throttle_free(struct throttle *);
+/* New rate and burst for the requests to come (SIGHUP); loop thread. */
+void		 throttle_set(struct throttle *, uint32_t per_s, uint32_t burst);
 /*
  * Takes a token of pr's bucket (gw_throttle): true when the request may go
  * on; false when it was answered 429 rate_limited.  The refusal is counted,

@@ -56,6 +56,7 @@ struct admin_change {
 	size_t			 ch_spec_len;
 	uint8_t			 ch_spec_hash[32];
 	bool			 ch_has_hash;
+	struct gw_config	 ch_conf;	/* gw_conf when the change's turn came */
 	struct snapshot		*ch_cur;	/* running when the change's turn came */
 	uint64_t		 ch_gen;	/* gw_snap_gen of ch_cur */
 	struct snapshot		*ch_snap;	/* ch_cur's sources with the change */
@@ -234,7 +235,7 @@ admin_journal(struct admin_change *ch)
 static int
 admin_check_quota(struct admin_change *ch, struct registry *rg, bool fresh)
 {
-	const struct gw_config	*gc = &ch->ch_gw->gw_conf;
+	const struct gw_config	*gc = &ch->ch_conf;
 	struct reg_usage	 u;
 	uint64_t		 after;
 
@@ -384,7 +385,7 @@ admin_load(void *arg)
 	chg.rc_head = &ch->ch_head;
 	chg.rc_spec = ch->ch_spec;
 	chg.rc_spec_len = ch->ch_spec_len;
-	if ((ch->ch_snap = snapshot_load_with(&ch->ch_gw->gw_conf, rg, &chg, err,
+	if ((ch->ch_snap = snapshot_load_with(&ch->ch_conf, rg, &chg, err,
 	    sizeof(err))) != NULL)
 		return;
 	if (chg.rc_err == LB_E_FORBIDDEN_ROLE)
@@ -428,6 +429,7 @@ admin_next(struct gw *gw)
 		ch->ch_cur = gw->gw_snap;
 		snapshot_ref(ch->ch_cur);
 		ch->ch_gen = gw->gw_snap_gen;
+		ch->ch_conf = gw->gw_conf;
 		if (workers_submit(gw->gw_workers, gw->gw_base, admin_load, admin_loaded,
 		    ch) != 0) {
 			admin_error(ch, LB_E_INTERNAL, "the gateway is shutting down");

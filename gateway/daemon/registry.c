@@ -21,6 +21,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +39,7 @@ struct registry {
 	MDB_env		*rg_env;
 	MDB_dbi		 rg_versions;
 	MDB_dbi		 rg_heads;
-	unsigned	 rg_keep;	/* versions kept per id; 0: all */
+	atomic_uint	 rg_keep;	/* versions kept per id; 0: all (SIGHUP may change it) */
 	char		 rg_dir[PATH_MAX];
 };
 
@@ -135,21 +136,22 @@ registry_prune(struct registry *rg, MDB_txn *txn, enum reg_kind k, const char *i
 {
 	uint64_t	bytes, dropped;
 	size_t		n;
+	unsigned	keep = atomic_load(&rg->rg_keep);
 	int		rc;
 
-	if (rg->rg_keep == 0)
+	if (keep == 0)
 		return 0;
 	if ((rc = registry_versions(txn, rg->rg_versions, k, id, 0, false, &n, &bytes,
-	    &dropped)) != 0 || n <= rg->rg_keep)
+	    &dropped)) != 0 || n <= keep)
 		return rc;
-	return registry_versions(txn, rg->rg_versions, k, id, n - rg->rg_keep, true, &n, &bytes,
+	return registry_versions(txn, rg->rg_versions, k, id, n - keep, true, &n, &bytes,
 	    &dropped);
 }
 
 void
 registry_keep(struct registry *rg, unsigned versions)
 {
-	rg->rg_keep = versions;
+	atomic_store(&rg->rg_keep, versions);
 }
 
 void
@@ -375,6 +377,7 @@ registry_usage_head(struct registry *rg, MDB_txn *txn, void *arg, const char *id
 	struct registry_usage_arg	*ua = arg;
 	uint64_t			 bytes, dropped;
 	size_t				 n;
+	unsigned			 keep = atomic_load(&rg->rg_keep);
 	int				 rc;
 
 	if (strcmp(h->rh_dept, ua->ua_dept) != 0)
@@ -385,9 +388,9 @@ registry_usage_head(struct registry *rg, MDB_txn *txn, void *arg, const char *id
 	ua->ua_usage->ru_ids++;
 	ua->ua_usage->ru_bytes += bytes;
 	/* One more version of id removes the oldest beyond rg_keep - 1. */
-	if (strcmp(id, ua->ua_id) == 0 && rg->rg_keep > 0 && n >= rg->rg_keep) {
+	if (strcmp(id, ua->ua_id) == 0 && keep > 0 && n >= keep) {
 		if ((rc = registry_versions(txn, rg->rg_versions, ua->ua_kind, id,
-		    n - rg->rg_keep + 1, false, &n, &bytes, &dropped)) != 0)
+		    n - keep + 1, false, &n, &bytes, &dropped)) != 0)
 			goto fail;
 		ua->ua_usage->ru_freed = dropped;
 	}

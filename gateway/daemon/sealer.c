@@ -66,20 +66,26 @@ sealer_window_cb(evutil_socket_t fd, short what, void *arg)
 	sealer_flush(arg, "the window closed");
 }
 
+void
+sealer_set(struct sealer *s, unsigned window_us, size_t max)
+{
+	if (max == 0 || max > SEALER_MAX_BATCH)
+		max = SEALER_MAX_BATCH;
+	s->se_window.tv_sec = window_us / 1000000;
+	s->se_window.tv_usec = window_us % 1000000;
+	s->se_max = max;
+}
+
 struct sealer *
 sealer_new(struct event_base *base, struct workers *w, unsigned window_us, size_t max)
 {
 	struct sealer	*s;
 
-	if (max == 0 || max > SEALER_MAX_BATCH)
-		max = SEALER_MAX_BATCH;
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return NULL;
 	s->se_base = base;
 	s->se_workers = w;
-	s->se_window.tv_sec = window_us / 1000000;
-	s->se_window.tv_usec = window_us % 1000000;
-	s->se_max = max;
+	sealer_set(s, window_us, max);
 	return s;
 }
 

@@ -57,14 +57,20 @@ throttle_new(struct gw *gw, uint32_t per_s, uint32_t burst)
 	if ((th = calloc(1, sizeof(*th))) == NULL)
 		return NULL;
 	th->th_gw = gw;
-	th->th_per_s = per_s;
-	th->th_burst = burst;
+	throttle_set(th, per_s, burst);
 	if ((th->th_rates = policy_rates_new(THROTTLE_BUCKETS)) == NULL ||
 	    (th->th_timer = evtimer_new(gw->gw_base, throttle_timer_cb, gw)) == NULL) {
 		throttle_free(th);
 		return NULL;
 	}
 	return th;
+}
+
+void
+throttle_set(struct throttle *th, uint32_t per_s, uint32_t burst)
+{
+	th->th_per_s = per_s;
+	th->th_burst = burst;
 }
 
 void

@@ -87,17 +87,20 @@ int		 lb_err_status(enum lb_err);
 
 /* util.c */
 void		 log_init(const char *prog, int verbose);
-/* Debug lines are written only when log_init was given verbose. */
+/* Debug lines are written only while verbose (log_init, log_set_verbose). */
+void		 log_set_verbose(int verbose);
 enum log_level {
 	LB_LOG_INFO,
 	LB_LOG_WARN,
-	LB_LOG_DEBUG
+	LB_LOG_DEBUG,
+	LB_LOG_ERROR	/* the program cannot go on: a start that fails */
 };
-/* One line on stderr, "prog: [warning: | debug: ]message"; any thread. */
+/* One line on stderr, "prog: [warning: | debug: | error: ]message"; any thread. */
 void		 log_msg(enum log_level, const char *, ...) __attribute__((format(printf, 2, 3)));
 #define log_info(...)	log_msg(LB_LOG_INFO, __VA_ARGS__)
 #define log_warnx(...)	log_msg(LB_LOG_WARN, __VA_ARGS__)
 #define log_debug(...)	log_msg(LB_LOG_DEBUG, __VA_ARGS__)
+#define log_errx(...)	log_msg(LB_LOG_ERROR, __VA_ARGS__)
 uint64_t	 now_ms(void);
 uint64_t	 now_us_mono(void);
 /* Base64url without padding.  The result is malloc'ed and NUL-terminated. */

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,13 +18,19 @@
 #include "lianban.h"
 
 static const char	*log_prog = "lianban";
-static int		 log_verbose;
+static atomic_int	 log_verbose;	/* every thread reads it; SIGHUP may change it */
 
 void
 log_init(const char *prog, int verbose)
 {
 	log_prog = prog;
-	log_verbose = verbose;
+	log_set_verbose(verbose);
+}
+
+void
+log_set_verbose(int verbose)
+{
+	atomic_store(&log_verbose, verbose);
 }
 
 void
@@ -33,12 +40,13 @@ log_msg(enum log_level level, const char *fmt, ...)
 		[LB_LOG_INFO] = "",
 		[LB_LOG_WARN] = "warning: ",
 		[LB_LOG_DEBUG] = "debug: ",
+		[LB_LOG_ERROR] = "error: ",
 	};
 	char	 line[1024];
 	va_list	 ap;
 	int	 n;
 
-	if (level == LB_LOG_DEBUG && !log_verbose)
+	if (level == LB_LOG_DEBUG && !atomic_load(&log_verbose))
 		return;
 	/* One write per line so lines of several threads never interleave. */
 	n = snprintf(line, sizeof(line), "%s: %s", log_prog, prefix[level]);
