@@ -24,7 +24,8 @@ p=/lb		# the prefix, below root
 dirs=(prefix=$p exec_prefix=$p bindir=$p/bin sbindir=$p/sbin sysconfdir=$p/etc
 	localstatedir=$p/var datarootdir=$p/share datadir=$p/share mandir=$p/share/man
 	docdir=$p/share/doc/lianban pkgdatadir=$p/share/lianban
-	bashcompletiondir=$p/share/bash-completion/completions)
+	bashcompletiondir=$p/share/bash-completion/completions
+	systemdsystemunitdir=$p/lib/systemd/system)
 make -s -C "$builddir" install DESTDIR="$root" "${dirs[@]}" >"$tmp/install.log" 2>&1 ||
 	{ cat "$tmp/install.log"; echo "FAIL: make install"; exit 1; }
 
