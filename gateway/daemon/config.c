@@ -635,6 +635,8 @@ config_sighup_done(void *arg, const struct snapshot *sn, const char *err)
 
 	gw->gw_sighup.sh_running = false;
 	gw->gw_inflight--;
+	/* Readiness (http_ready.c) stays 503 until a reload succeeds. */
+	gw->gw_reload_failed = sn == NULL;
 	if (sn == NULL)
 		log_warnx("reload failed, keeping the running configuration: %s", err);
 	else

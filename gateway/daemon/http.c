@@ -321,15 +321,25 @@ static void
 http_health(struct gw *gw, struct evhttp_request *req, const struct principal *pr,
     const char *path)
 {
-	msgpack_zone	z;
-	struct mpk_map	m;
+	msgpack_zone		 z;
+	struct mpk_map		 m;
+	struct journal_state	 js;
+	const char		*why = ready_reason(gw);
 
 	(void)pr;
 	(void)path;
+	journal_state(gw->gw_journal, &js);
 	msgpack_zone_init(&z, 256);
-	mpk_map_init(&m, &z, 2);
+	/* Liveness stays 200; the body says what readiness would (http_ready.c). */
+	mpk_map_init(&m, &z, 7);
 	mpk_map_put(&m, "status", mpk_str(gw->gw_stopping ? "stopping" : "ok"));
 	mpk_map_put(&m, "journal_size", mpk_uint(journal_size(gw->gw_journal)));
+	mpk_map_put(&m, "ready", mpk_bool(why == NULL));
+	if (why != NULL)
+		mpk_map_put(&m, "reason", mpk_str(why));
+	mpk_map_put(&m, "journal_failing", mpk_bool(js.js_failing));
+	mpk_map_put(&m, "journal_map_used", mpk_uint(js.js_map_used));
+	mpk_map_put(&m, "journal_map_limit", mpk_uint(js.js_map_limit));
 	http_reply(req, 200, &m.mm_obj);
 	msgpack_zone_destroy(&z);
 }
@@ -366,6 +376,8 @@ struct http_route {
 static const struct http_route http_routes[] = {
 	{ "/v1/health", HM_EXACT, EVHTTP_REQ_GET, true, { NULL }, NULL,
 	    http_health, NULL },
+	{ "/v1/ready", HM_EXACT, EVHTTP_REQ_GET, true, { NULL }, NULL,
+	    http_ready, NULL },
 	{ "/v1/exchanges", HM_EXACT, EVHTTP_REQ_POST, false, { "consumer" }, NULL,
 	    NULL, exchange_start },
 	/* Any role: revocation_start checks it, since authorities sign through any client. */

@@ -190,6 +190,7 @@ main(int argc, char **argv)
 	jc.jc_ckpt_cert = gw.gw_ckpt_cert;
 	jc.jc_hmac_key = hmac;
 	jc.jc_hmac_key_len = sizeof(hmac);
+	jc.jc_map_max = gw.gw_conf.gc_journal_map_max;
 	gw.gw_journal = journal_open(&jc, err, sizeof(err));
 	OPENSSL_cleanse(hmac, sizeof(hmac));
 	if (gw.gw_journal == NULL) {

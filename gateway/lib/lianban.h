@@ -473,6 +473,7 @@ struct journal_config {
 	const uint8_t	*jc_hmac_key;		/* pseudonym key (copied), at least 16 bytes */
 	size_t		 jc_hmac_key_len;
 	size_t		 jc_map_size;		/* initial LMDB map size, 0 = 1 GiB; grows by doubling */
+	size_t		 jc_map_max;		/* up to this many bytes; 0 = no limit of its own */
 };
 /*
  * Opens (or creates) the journal, checks the stored tree against the stored
@@ -529,6 +530,19 @@ int		 journal_jti_claim(struct journal *, struct event_base *, const uint8_t jti
 		    uint64_t keep_until, journal_claim_fn, void *arg);
 /* Number of records committed. */
 uint64_t	 journal_size(struct journal *);
+/*
+ * Whether the journal can take records (readiness, any thread): the last
+ * commit failed (appends see -1 until one succeeds), and how much of the
+ * most the map may grow to is in use.
+ */
+struct journal_state {
+	bool		js_failing;
+	uint64_t	js_map_used;	/* bytes */
+	uint64_t	js_map_limit;	/* bytes: the growth limit, or the map if larger */
+};
+void		 journal_state(struct journal *, struct journal_state *);
+/* Changes jc_map_max (a reload); the next commit that needs room grows to it. */
+void		 journal_set_map_max(struct journal *, size_t max);
 /*
  * Consent revocations (POST /v1/revocations), kept in the journal's LMDB
  * environment.  key is 'j' || jti (17 bytes) or 's' || subject pseudonym ||
