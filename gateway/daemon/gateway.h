@@ -75,6 +75,8 @@ struct gw_config {
 	char		gc_backup[512];		/* --backup DEST: copy gc_data there, exit */
 	int		gc_shutdown_grace;	/* seconds exchanges get to finish at exit (30) */
 	uint64_t	gc_journal_map_max;	/* bytes the journal's map may grow to, 0: any */
+	char		gc_log_format[16];	/* text, logfmt or json (log.c) */
+	char		gc_log_target[16];	/* stderr or syslog */
 	/* Where each setting came from (settings.c), by its index in the table. */
 	char		gc_file[512];		/* the lianband.conf read, "" for none */
 	int		gc_from[SETTINGS_MAX];	/* a line of gc_file; SETTINGS_FROM_* */

@@ -203,7 +203,8 @@ http_refusal_log(struct evhttp_request *req, struct http_conn *hc, X509 *peer,
 {
 	struct evhttp_connection	*conn = evhttp_request_get_connection(req);
 	BIO				*bio = NULL;
-	char				*addr = NULL, subject[256] = "";
+	char				*addr = NULL, subject[256] = "", client[80];
+	char				 msg[1024];
 	ev_uint16_t			 port = 0;
 	int				 n;
 
@@ -220,9 +221,11 @@ http_refusal_log(struct evhttp_request *req, struct http_conn *hc, X509 *peer,
 	    (n = BIO_read(bio, subject, sizeof(subject) - 1)) > 0)
 		subject[n] = '\0';
 	BIO_free(bio);
-	log_warnx("client %s:%u refused (401 unauthenticated): %s%s%s%s", addr != NULL ?
-	    addr : "?", (unsigned)port, why, peer != NULL ? " (certificate \"" : "", subject,
-	    peer != NULL ? "\")" : "");
+	snprintf(client, sizeof(client), "%s:%u", addr != NULL ? addr : "?", (unsigned)port);
+	snprintf(msg, sizeof(msg), "client %s refused (401 unauthenticated): %s%s%s%s", client,
+	    why, peer != NULL ? " (certificate \"" : "", subject, peer != NULL ? "\")" : "");
+	log_event(LB_LOG_WARN, "tls_refused", "msg", msg, "client", client, "reason", why,
+	    "certificate", subject, NULL);
 }
 
 /*
@@ -531,7 +534,7 @@ http_guarded(struct gw *gw, struct evhttp_request *req)
 	struct evhttp_connection	*conn;
 	SSL				*ssl;
 	enum lb_err			 e;
-	char				 msg[160], *addr = NULL;
+	char				 msg[160], *addr = NULL, client[80], line[320];
 	ev_uint16_t			 port = 0;
 
 	if ((ssl = http_ssl(req)) != NULL)
@@ -543,8 +546,11 @@ http_guarded(struct gw *gw, struct evhttp_request *req)
 		return true;
 	if ((conn = evhttp_request_get_connection(req)) != NULL)
 		evhttp_connection_get_peer(conn, &addr, &port);
-	log_info("client %s:%u: request refused (%d %s): %s", addr != NULL ? addr : "?",
-	    (unsigned)port, lb_err_status(e), lb_err_code(e), msg);
+	snprintf(client, sizeof(client), "%s:%u", addr != NULL ? addr : "?", (unsigned)port);
+	snprintf(line, sizeof(line), "client %s: request refused (%d %s): %s", client,
+	    lb_err_status(e), lb_err_code(e), msg);
+	log_event(LB_LOG_INFO, "request_refused", "msg", line, "client", client, "code",
+	    lb_err_code(e), "reason", msg, NULL);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
 	http_error(req, e, "%s", msg);
 	return false;

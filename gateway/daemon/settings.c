@@ -133,6 +133,11 @@ static const struct setting settings_table[] = {
 	    LIVE, "the most the journal's LMDB map may grow to; past it exchanges fail "
 	    "with journal_unavailable, and from 90% of it /v1/ready answers 503; 0 (the "
 	    "default) sets no limit"),
+	S_STR("log-format", gc_log_format, "FORMAT", "text", RESTART,
+	    "log lines as text, or one structured event a line: logfmt or json",
+	    "write text, logfmt or json"),
+	S_STR("log-target", gc_log_target, "TARGET", "stderr", RESTART,
+	    "where the log goes: stderr or syslog", "write stderr or syslog"),
 	S_BOOL("verbose", 'v', gc_verbose, 0, LIVE, "log every exchange state transition"),
 };
 #define SETTINGS_N	(sizeof(settings_table) / sizeof(settings_table[0]))
