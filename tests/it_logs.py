@@ -98,7 +98,7 @@ class Logs(unittest.TestCase):
         ex = by["exchange"]
         self.assertGreaterEqual(len(ex), 4, ex)
         first = ex[0]
-        self.assertRegex(first["id"], r"^[0-9a-f]{32}$")
+        self.assertRegex(first["id"], r"^[A-Za-z0-9_-]{22}$")
         self.assertEqual(first["consumer"], "newborn")
         self.assertEqual(first["bundle"], "newborn")
         self.assertEqual(first["items"], "1")

@@ -119,7 +119,7 @@ struct exchange {
 	char			 ex_bundle[LB_ID_MAX];
 	struct lb_outcome	 ex_out;	/* a failure of the whole request */
 	uint8_t			 ex_id[16];
-	char			 ex_idhex[33];
+	char			 ex_idtxt[24];
 	msgpack_zone		 ex_zone;
 	struct ex_subject	 ex_subj[LB_MAX_SUBJECTS];
 	size_t			 ex_nsubj;
@@ -145,7 +145,7 @@ static void	ex_reply(struct exchange *);
 static void
 ex_enter(struct exchange *ex, enum ex_state st)
 {
-	log_debug("exchange %s: %s -> %s", ex->ex_idhex, ex_state_names[ex->ex_state],
+	log_debug("exchange %s: %s -> %s", ex->ex_idtxt, ex_state_names[ex->ex_state],
 	    ex_state_names[st]);
 	ex->ex_state = st;
 }
@@ -655,7 +655,7 @@ ex_fetch_done(void *arg, enum lb_err e, const uint8_t *body, size_t len, const c
 	it->it_latency_us = (int64_t)(now_us_mono() - it->it_t0_us);
 	/* The department's message stays out of the log: it may quote the subject. */
 	if (e != LB_OK)
-		log_event(LB_LOG_WARN, "department_failure", "exchange", ex->ex_idhex,
+		log_event(LB_LOG_WARN, "department_failure", "exchange", ex->ex_idtxt,
 		    "dept", it->it_ad->ad_dept, "adapter", it->it_ad->ad_id,
 		    "item", it->it_item, "code", lb_err_code(e), NULL);
 	if (e != LB_OK)
@@ -1057,7 +1057,7 @@ ex_log(const struct exchange *ex, size_t nitems, const size_t counts[LB_E__COUNT
 			    n > 0 ? "," : "", lb_err_code((enum lb_err)e), counts[e]);
 	snprintf(items, sizeof(items), "%zu", nitems);
 	snprintf(ms, sizeof(ms), "%.3f", (double)(now_us_mono() - ex->ex_t0_us) / 1000.0);
-	log_event(LB_LOG_INFO, "exchange", "id", ex->ex_idhex, "consumer", ex->ex_pr.pr_id,
+	log_event(LB_LOG_INFO, "exchange", "id", ex->ex_idtxt, "consumer", ex->ex_pr.pr_id,
 	    "bundle", ex->ex_bundle, "items", items, "results", results, "result", result,
 	    "latency_ms", ms, NULL);
 }
@@ -1132,7 +1132,7 @@ exchange_start(struct gw *gw, struct evhttp_request *req, const struct principal
 {
 	struct exchange	*ex;
 	size_t		 i;
-	char		 msg[256];
+	char		 msg[256], *idtxt;
 	enum lb_err	 e;
 
 	if ((ex = calloc(1, sizeof(*ex))) == NULL) {
@@ -1152,7 +1152,13 @@ exchange_start(struct gw *gw, struct evhttp_request *req, const struct principal
 		ex_abort(ex, LB_E_INTERNAL, "no randomness for an exchange id");
 		return;
 	}
-	hex_encode(ex->ex_id, sizeof(ex->ex_id), ex->ex_idhex);
+	/* In the log as in the answer's "exchange": base64url, one form everywhere. */
+	if ((idtxt = b64url_encode(ex->ex_id, sizeof(ex->ex_id))) == NULL) {
+		ex_abort(ex, LB_E_INTERNAL, "out of memory");
+		return;
+	}
+	snprintf(ex->ex_idtxt, sizeof(ex->ex_idtxt), "%s", idtxt);
+	free(idtxt);
 	if (ex_parse(ex, body, z) != 0) {
 		ex_reply(ex);
 		return;
