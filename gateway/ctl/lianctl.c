@@ -340,13 +340,32 @@ int
 ctl_opt_jti(void *dst, const struct optdef *od, const char *val)
 {
 	struct ctl_jti	*j = dst;
+	uint8_t		*b = NULL;
+	size_t		 n = 0;
+	int		 ret = -1;
 
-	if (hex_decode(val, strlen(val), j->jt_id, sizeof(j->jt_id)) != 0) {
-		ctl_err("--%s needs 32 hex digits (16 bytes), not \"%s\"", od->od_name, val);
-		return -1;
+	/*
+	 * The form the API and "consent issue --json" show (base64url of the
+	 * 16 bytes, 22 characters), or 32 hex digits as before; the lengths
+	 * tell them apart.
+	 */
+	if (strlen(val) == 2 * sizeof(j->jt_id) &&
+	    hex_decode(val, strlen(val), j->jt_id, sizeof(j->jt_id)) == 0)
+		ret = 0;
+	else if (b64url_decode(val, strlen(val), &b, &n) == 0 && n == sizeof(j->jt_id)) {
+		memcpy(j->jt_id, b, n);
+		ret = 0;
+	}
+	if (ret != 0) {
+		ctl_err("--%s needs a jti of 16 bytes: 22 base64url characters, as the API and "
+		    "\"consent issue --json\" show it, or 32 hex digits; not \"%s\"",
+		    od->od_name, val);
+		goto done;
 	}
 	j->jt_given = true;
-	return 0;
+done:
+	free(b);
+	return ret;
 }
 
 int

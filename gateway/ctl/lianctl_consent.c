@@ -100,8 +100,9 @@ static const struct optdef issue_opts[] = {
 	  .od_help = "issued at (default now)" },
 	{ "exp", "UNIX", OPT_INT, IS(is_exp), INT64_MIN / 2, INT64_MAX / 2,
 	  .od_help = "expires at (default iat + ttl)" },
-	{ "jti", "HEX32", OPT_FUNC, IS(is_jti), .od_func = ctl_opt_jti,
-	  .od_help = "token id, 32 hex digits (default 16 random bytes)" },
+	{ "jti", "JTI", OPT_FUNC, IS(is_jti), .od_func = ctl_opt_jti,
+	  .od_help = "token id, 16 bytes as 22 base64url characters or 32 hex digits "
+	  "(default 16 random bytes)" },
 	{ "iss", "ID", OPT_STR, IS(is_iss),
 	  .od_help = "issuer id (default the certificate's CN)" },
 	{ "json", NULL, OPT_GLOBAL, 0,
@@ -262,8 +263,9 @@ struct revoke_set {
 
 #define RV(m)	offsetof(struct revoke_set, m)
 static const struct optdef revoke_opts[] = {
-	{ "jti", "HEX", OPT_FUNC, RV(rv_jti), .od_func = ctl_opt_jti,
-	  .od_help = "the token to revoke, by its jti (32 hex digits)" },
+	{ "jti", "JTI", OPT_FUNC, RV(rv_jti), .od_func = ctl_opt_jti,
+	  .od_help = "the token to revoke, by its jti (base64url as \"consent issue "
+	  "--json\" prints it, or 32 hex digits)" },
 	{ "subject", "ID", OPT_STR, RV(rv_subject),
 	  .od_help = "with --bundle: every token the citizen gave for the bundle" },
 	{ "bundle", "BUNDLE", OPT_STR, RV(rv_bundle),
@@ -367,11 +369,12 @@ revoke_run(struct ctl *ctl, struct args *ar)
 const struct command cmd_consent_revoke = {
 	.cm_name = "consent revoke",
 	.cm_summary = "revoke a consent token, or a citizen's consent to a bundle",
-	.cm_synopsis = "consent revoke --jti HEX | --subject ID --bundle BUNDLE\n"
+	.cm_synopsis = "consent revoke --jti JTI | --subject ID --bundle BUNDLE\n"
 	"           [--authority KEY --authority-cert PEM]",
 	.cm_about =
 	"Revokes consent at the gateway (POST /v1/revocations).  --jti names one\n"
-	"token by its jti (32 hex digits); --subject with --bundle revokes every\n"
+	"token by its jti (base64url, as the API and \"consent issue --json\" show\n"
+	"it, or 32 hex digits); --subject with --bundle revokes every\n"
 	"token the citizen gave for the bundle up to now.  A later exchange with a\n"
 	"revoked token is refused with consent_revoked.\n"
 	"\n"

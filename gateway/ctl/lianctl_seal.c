@@ -43,7 +43,7 @@ sealcmd_check(const msgpack_object *res, const char *item, const uint8_t *exch,
 	const uint8_t		*db, *rb;
 	uint8_t			*packed = NULL, *rbuf = NULL;
 	size_t			 dlen, rlen, plen;
-	char			 hex[33];
+	char			*id;
 	int			 ret = -1;
 
 	memset(v, 0, sizeof(*v));
@@ -87,8 +87,11 @@ sealcmd_check(const msgpack_object *res, const char *item, const uint8_t *exch,
 		goto done;
 	}
 	if (exch != NULL && memcmp(v->sv_exch, exch, 16) != 0) {
-		hex_encode(v->sv_exch, 16, hex);
-		snprintf(err, errlen, "the seal was made for another exchange (%s)", hex);
+		/* Named as the API names exchanges: base64url. */
+		id = b64url_encode(v->sv_exch, 16);
+		snprintf(err, errlen, "the seal was made for another exchange (%s)",
+		    id != NULL ? id : "?");
+		free(id);
 		goto done;
 	}
 	ret = 0;

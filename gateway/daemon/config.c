@@ -632,15 +632,22 @@ static void
 config_sighup_done(void *arg, const struct snapshot *sn, const char *err)
 {
 	struct gw	*gw = arg;
+	char		 msg[1024];
 
 	gw->gw_sighup.sh_running = false;
 	gw->gw_inflight--;
-	if (sn == NULL)
-		log_warnx("reload failed, keeping the running configuration: %s", err);
-	else
-		log_info("reloaded: %zu authorities, %zu policies, %zu adapters, %zu seals, "
-		    "%zu client CRLs", sn->sn_trust->t_nauth, sn->sn_npolicies,
-		    sn->sn_nadapters, sn->sn_nseals, sn->sn_trust->t_ncrls);
+	/* Readiness (http_ready.c) stays 503 until a reload succeeds. */
+	gw->gw_reload_failed = sn == NULL;
+	if (sn == NULL) {
+		snprintf(msg, sizeof(msg), "reload failed, keeping the running configuration: %s",
+		    err);
+		log_event(LB_LOG_WARN, "reload", "msg", msg, "result", "failed", NULL);
+	} else {
+		snprintf(msg, sizeof(msg), "reloaded: %zu authorities, %zu policies, %zu "
+		    "adapters, %zu seals, %zu client CRLs", sn->sn_trust->t_nauth,
+		    sn->sn_npolicies, sn->sn_nadapters, sn->sn_nseals, sn->sn_trust->t_ncrls);
+		log_event(LB_LOG_INFO, "reload", "msg", msg, "result", "ok", NULL);
+	}
 	if (gw->gw_sighup.sh_again && !gw->gw_stopping) {
 		gw->gw_sighup.sh_again = false;
 		config_sighup(gw);

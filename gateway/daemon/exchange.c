@@ -119,7 +119,7 @@ struct exchange {
 	char			 ex_bundle[LB_ID_MAX];
 	struct lb_outcome	 ex_out;	/* a failure of the whole request */
 	uint8_t			 ex_id[16];
-	char			 ex_idhex[33];
+	char			 ex_idtxt[24];
 	msgpack_zone		 ex_zone;
 	struct ex_subject	 ex_subj[LB_MAX_SUBJECTS];
 	size_t			 ex_nsubj;
@@ -145,7 +145,7 @@ static void	ex_reply(struct exchange *);
 static void
 ex_enter(struct exchange *ex, enum ex_state st)
 {
-	log_debug("exchange %s: %s -> %s", ex->ex_idhex, ex_state_names[ex->ex_state],
+	log_debug("exchange %s: %s -> %s", ex->ex_idtxt, ex_state_names[ex->ex_state],
 	    ex_state_names[st]);
 	ex->ex_state = st;
 }
@@ -653,6 +653,11 @@ ex_fetch_done(void *arg, enum lb_err e, const uint8_t *body, size_t len, const c
 	struct exchange	*ex = it->it_ex;
 
 	it->it_latency_us = (int64_t)(now_us_mono() - it->it_t0_us);
+	/* The department's message stays out of the log: it may quote the subject. */
+	if (e != LB_OK)
+		log_event(LB_LOG_WARN, "department_failure", "exchange", ex->ex_idtxt,
+		    "dept", it->it_ad->ad_dept, "adapter", it->it_ad->ad_id,
+		    "item", it->it_item, "code", lb_err_code(e), NULL);
 	if (e != LB_OK)
 		it_fail(it, e, msg);
 	else if (ex_keep_answer(body, len, &it->it_body, &it->it_body_len) != 0)
@@ -1032,6 +1037,31 @@ ex_result(struct exchange *ex, struct ex_subject *su, struct ex_item *it)
 	return m.mm_obj;
 }
 
+/*
+ * The log's event of an answered exchange: its id, consumer, bundle, how
+ * many items it asked for, how many of them ended in each result (ok or an
+ * error code, "ok:2,department_unavailable:1") and its latency; never a
+ * subject or a document.  result is "served" when any item was, else the
+ * code the request failed with.
+ */
+static void
+ex_log(const struct exchange *ex, size_t nitems, const size_t counts[LB_E__COUNT],
+    const char *result)
+{
+	char	results[512] = "", items[24], ms[24];
+	size_t	e, n = 0;
+
+	for (e = 0; e < LB_E__COUNT; e++)
+		if (counts[e] > 0 && n < sizeof(results))
+			n += (size_t)snprintf(results + n, sizeof(results) - n, "%s%s:%zu",
+			    n > 0 ? "," : "", lb_err_code((enum lb_err)e), counts[e]);
+	snprintf(items, sizeof(items), "%zu", nitems);
+	snprintf(ms, sizeof(ms), "%.3f", (double)(now_us_mono() - ex->ex_t0_us) / 1000.0);
+	log_event(LB_LOG_INFO, "exchange", "id", ex->ex_idtxt, "consumer", ex->ex_pr.pr_id,
+	    "bundle", ex->ex_bundle, "items", items, "results", results, "result", result,
+	    "latency_ms", ms, NULL);
+}
+
 static void
 ex_reply(struct exchange *ex)
 {
@@ -1042,10 +1072,12 @@ ex_reply(struct exchange *ex)
 	bool		 any_ok = false, first_consent = false;
 	const char	*msg = "";
 	int		 status;
+	size_t		 counts[LB_E__COUNT] = { 0 };
 
 	ex_enter(ex, EX_REPLY);
 	if (ex->ex_out.oc_code != LB_OK) {
 		http_error(ex->ex_req, ex->ex_out.oc_code, "%s", ex->ex_out.oc_msg);
+		ex_log(ex, 0, counts, lb_err_code(ex->ex_out.oc_code));
 		ex_free(ex);
 		return;
 	}
@@ -1060,6 +1092,8 @@ ex_reply(struct exchange *ex)
 			enum lb_err e = su->su_status != LB_OK ? su->su_status : it->it_status;
 
 			results.via.array.ptr[k++] = ex_result(ex, su, it);
+			if ((unsigned)e < LB_E__COUNT)
+				counts[e]++;
 			if (e == LB_OK)
 				any_ok = true;
 			else if (first == LB_OK) {
@@ -1088,8 +1122,7 @@ ex_reply(struct exchange *ex)
 		http_reply(ex->ex_req, status, &m.mm_obj);
 	} else
 		http_reply(ex->ex_req, 200, &m.mm_obj);
-	log_info("exchange %s: consumer %s bundle %s: %s", ex->ex_idhex, ex->ex_pr.pr_id,
-	    ex->ex_bundle, any_ok ? "served" : lb_err_code(first));
+	ex_log(ex, n, counts, any_ok ? "served" : lb_err_code(first));
 	ex_free(ex);
 }
 
@@ -1099,7 +1132,7 @@ exchange_start(struct gw *gw, struct evhttp_request *req, const struct principal
 {
 	struct exchange	*ex;
 	size_t		 i;
-	char		 msg[256];
+	char		 msg[256], *idtxt;
 	enum lb_err	 e;
 
 	if ((ex = calloc(1, sizeof(*ex))) == NULL) {
@@ -1119,7 +1152,13 @@ exchange_start(struct gw *gw, struct evhttp_request *req, const struct principal
 		ex_abort(ex, LB_E_INTERNAL, "no randomness for an exchange id");
 		return;
 	}
-	hex_encode(ex->ex_id, sizeof(ex->ex_id), ex->ex_idhex);
+	/* In the log as in the answer's "exchange": base64url, one form everywhere. */
+	if ((idtxt = b64url_encode(ex->ex_id, sizeof(ex->ex_id))) == NULL) {
+		ex_abort(ex, LB_E_INTERNAL, "out of memory");
+		return;
+	}
+	snprintf(ex->ex_idtxt, sizeof(ex->ex_idtxt), "%s", idtxt);
+	free(idtxt);
 	if (ex_parse(ex, body, z) != 0) {
 		ex_reply(ex);
 		return;

@@ -74,6 +74,9 @@ struct gw_config {
 	char		gc_console[512];	/* the console's files (--console) */
 	char		gc_backup[512];		/* --backup DEST: copy gc_data there, exit */
 	int		gc_shutdown_grace;	/* seconds exchanges get to finish at exit (30) */
+	uint64_t	gc_journal_map_max;	/* bytes the journal's map may grow to, 0: any */
+	char		gc_log_format[16];	/* text, logfmt or json (log.c) */
+	char		gc_log_target[16];	/* stderr or syslog */
 	/* Where each setting came from (settings.c), by its index in the table. */
 	char		gc_file[512];		/* the lianband.conf read, "" for none */
 	int		gc_from[SETTINGS_MAX];	/* a line of gc_file; SETTINGS_FROM_* */
@@ -126,6 +129,7 @@ struct gw {
 	X509			*gw_ckpt_cert;
 	int			 gw_inflight;	/* exchanges not yet answered */
 	bool			 gw_stopping;
+	bool			 gw_reload_failed;	/* the last SIGHUP load failed */
 	char			 gw_bound[160];	/* HOST:PORT actually bound */
 	struct evhttp_bound_socket *gw_listener;
 	struct event		*gw_drain;	/* shutdown: waits for in-flight work */
@@ -529,6 +533,19 @@ void		 http_console_certificate(struct gw *, struct evhttp_request *,
 /* http_ops.c */
 /* GET /v1/ops/summary?hours=N (admin): traffic counts from the journal, bounded. */
 void		 http_ops_summary(struct gw *, struct evhttp_request *, const struct principal *,
+		    const char *path);
+
+/* http_ready.c */
+/* Beyond this share (percent) of its limit the journal's map is near full. */
+#define READY_MAP_PERCENT	90
+/*
+ * Whether the gateway can serve exchanges: NULL when ready, else the
+ * reason (a static sentence): the journal cannot commit, its map is near
+ * full, the last reload failed, or the daemon is draining.
+ */
+const char	*ready_reason(struct gw *);
+/* GET /v1/ready (no certificate): 200 {"status":"ready"} or 503 with the reason. */
+void		 http_ready(struct gw *, struct evhttp_request *, const struct principal *,
 		    const char *path);
 
 /* fanout.c: asynchronous HTTP requests to departments */

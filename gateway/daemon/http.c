@@ -203,7 +203,8 @@ http_refusal_log(struct evhttp_request *req, struct http_conn *hc, X509 *peer,
 {
 	struct evhttp_connection	*conn = evhttp_request_get_connection(req);
 	BIO				*bio = NULL;
-	char				*addr = NULL, subject[256] = "";
+	char				*addr = NULL, subject[256] = "", client[80];
+	char				 msg[1024];
 	ev_uint16_t			 port = 0;
 	int				 n;
 
@@ -220,9 +221,11 @@ http_refusal_log(struct evhttp_request *req, struct http_conn *hc, X509 *peer,
 	    (n = BIO_read(bio, subject, sizeof(subject) - 1)) > 0)
 		subject[n] = '\0';
 	BIO_free(bio);
-	log_warnx("client %s:%u refused (401 unauthenticated): %s%s%s%s", addr != NULL ?
-	    addr : "?", (unsigned)port, why, peer != NULL ? " (certificate \"" : "", subject,
-	    peer != NULL ? "\")" : "");
+	snprintf(client, sizeof(client), "%s:%u", addr != NULL ? addr : "?", (unsigned)port);
+	snprintf(msg, sizeof(msg), "client %s refused (401 unauthenticated): %s%s%s%s", client,
+	    why, peer != NULL ? " (certificate \"" : "", subject, peer != NULL ? "\")" : "");
+	log_event(LB_LOG_WARN, "tls_refused", "msg", msg, "client", client, "reason", why,
+	    "certificate", subject, NULL);
 }
 
 /*
@@ -321,15 +324,25 @@ static void
 http_health(struct gw *gw, struct evhttp_request *req, const struct principal *pr,
     const char *path)
 {
-	msgpack_zone	z;
-	struct mpk_map	m;
+	msgpack_zone		 z;
+	struct mpk_map		 m;
+	struct journal_state	 js;
+	const char		*why = ready_reason(gw);
 
 	(void)pr;
 	(void)path;
+	journal_state(gw->gw_journal, &js);
 	msgpack_zone_init(&z, 256);
-	mpk_map_init(&m, &z, 2);
+	/* Liveness stays 200; the body says what readiness would (http_ready.c). */
+	mpk_map_init(&m, &z, 7);
 	mpk_map_put(&m, "status", mpk_str(gw->gw_stopping ? "stopping" : "ok"));
 	mpk_map_put(&m, "journal_size", mpk_uint(journal_size(gw->gw_journal)));
+	mpk_map_put(&m, "ready", mpk_bool(why == NULL));
+	if (why != NULL)
+		mpk_map_put(&m, "reason", mpk_str(why));
+	mpk_map_put(&m, "journal_failing", mpk_bool(js.js_failing));
+	mpk_map_put(&m, "journal_map_used", mpk_uint(js.js_map_used));
+	mpk_map_put(&m, "journal_map_limit", mpk_uint(js.js_map_limit));
 	http_reply(req, 200, &m.mm_obj);
 	msgpack_zone_destroy(&z);
 }
@@ -366,6 +379,8 @@ struct http_route {
 static const struct http_route http_routes[] = {
 	{ "/v1/health", HM_EXACT, EVHTTP_REQ_GET, true, { NULL }, NULL,
 	    http_health, NULL },
+	{ "/v1/ready", HM_EXACT, EVHTTP_REQ_GET, true, { NULL }, NULL,
+	    http_ready, NULL },
 	{ "/v1/exchanges", HM_EXACT, EVHTTP_REQ_POST, false, { "consumer" }, NULL,
 	    NULL, exchange_start },
 	/* Any role: revocation_start checks it, since authorities sign through any client. */
@@ -519,7 +534,7 @@ http_guarded(struct gw *gw, struct evhttp_request *req)
 	struct evhttp_connection	*conn;
 	SSL				*ssl;
 	enum lb_err			 e;
-	char				 msg[160], *addr = NULL;
+	char				 msg[160], *addr = NULL, client[80], line[320];
 	ev_uint16_t			 port = 0;
 
 	if ((ssl = http_ssl(req)) != NULL)
@@ -531,8 +546,11 @@ http_guarded(struct gw *gw, struct evhttp_request *req)
 		return true;
 	if ((conn = evhttp_request_get_connection(req)) != NULL)
 		evhttp_connection_get_peer(conn, &addr, &port);
-	log_info("client %s:%u: request refused (%d %s): %s", addr != NULL ? addr : "?",
-	    (unsigned)port, lb_err_status(e), lb_err_code(e), msg);
+	snprintf(client, sizeof(client), "%s:%u", addr != NULL ? addr : "?", (unsigned)port);
+	snprintf(line, sizeof(line), "client %s: request refused (%d %s): %s", client,
+	    lb_err_status(e), lb_err_code(e), msg);
+	log_event(LB_LOG_INFO, "request_refused", "msg", line, "client", client, "code",
+	    lb_err_code(e), "reason", msg, NULL);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
 	http_error(req, e, "%s", msg);
 	return false;

@@ -134,13 +134,19 @@ static void
 admin_installed(void *arg, const struct snapshot *sn, const char *err)
 {
 	struct admin_change	*ch = arg;
+	char			 msg[512], version[24];
 
-	if (sn != NULL)
-		log_info("registry: %s \"%s\" version %llu %s by %s",
-		    admin_kind_name(ch->ch_kind), ch->ch_id,
-		    (unsigned long long)ch->ch_head.rh_version,
+	if (sn != NULL) {
+		snprintf(version, sizeof(version), "%llu",
+		    (unsigned long long)ch->ch_head.rh_version);
+		snprintf(msg, sizeof(msg), "registry: %s \"%s\" version %s %s by %s",
+		    admin_kind_name(ch->ch_kind), ch->ch_id, version,
 		    ch->ch_op == AOP_PUT ? "registered" : "disabled", ch->ch_head.rh_principal);
-	else
+		log_event(LB_LOG_INFO, "registry", "msg", msg, "kind",
+		    admin_kind_name(ch->ch_kind), "id", ch->ch_id, "version", version, "op",
+		    ch->ch_op == AOP_PUT ? "registered" : "disabled", "principal",
+		    ch->ch_head.rh_principal, NULL);
+	} else
 		log_warnx("registry: %s \"%s\" is stored but the configuration could not be "
 		    "reloaded; it takes effect at the next reload: %s",
 		    admin_kind_name(ch->ch_kind), ch->ch_id, err);

@@ -278,6 +278,8 @@ jread_done(void *arg)
 	snprintf(rec.jr_item, sizeof(rec.jr_item), "%s", rd->rd_route->jp_name);
 	snprintf(rec.jr_decision, sizeof(rec.jr_decision), "allow");
 	snprintf(rec.jr_code, sizeof(rec.jr_code), "ok");
+	log_event(LB_LOG_INFO, "audit_read", "auditor", rd->rd_auditor, "route",
+	    rd->rd_route->jp_name, NULL);
 	if (journal_append(rd->rd_gw->gw_journal, rd->rd_gw->gw_base, &rec, 1, jread_logged,
 	    rd) != 0) {
 		http_error(rd->rd_req, LB_E_JOURNAL_UNAVAILABLE, "the journal cannot record "

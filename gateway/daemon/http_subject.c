@@ -320,6 +320,8 @@ access_finish(struct access *rep)
 	snprintf(rec.jr_decision, sizeof(rec.jr_decision), "%s",
 	    rep->rep_out.oc_code == LB_OK ? "allow" : "deny");
 	snprintf(rec.jr_code, sizeof(rec.jr_code), "%s", lb_err_code(rep->rep_out.oc_code));
+	log_event(LB_LOG_INFO, "audit_read", "consumer", rep->rep_consumer, "route",
+	    ACCESS_ITEM, "code", rec.jr_code, NULL);
 	if (journal_append(j, rep->rep_gw->gw_base, &rec, 1, access_logged, rep) != 0) {
 		http_error(rep->rep_req, LB_E_JOURNAL_UNAVAILABLE, "the journal cannot record "
 		    "this read now; try again");

@@ -129,6 +129,15 @@ static const struct setting settings_table[] = {
 	    "correct the files, or name the installed console"),
 	S_INT("shutdown-grace", gc_shutdown_grace, "SECONDS", 1, 3600, 1, 30, LIVE,
 	    "how long SIGTERM waits for the exchanges in flight before it gives up on them"),
+	S_INT("journal-map-max", gc_journal_map_max, "KIB", 0, (long long)1 << 42, 1024, 0,
+	    LIVE, "the most the journal's LMDB map may grow to; past it exchanges fail "
+	    "with journal_unavailable, and from 90% of it /v1/ready answers 503; 0 (the "
+	    "default) sets no limit"),
+	S_STR("log-format", gc_log_format, "FORMAT", "text", RESTART,
+	    "log lines as text, or one structured event a line: logfmt or json",
+	    "write text, logfmt or json"),
+	S_STR("log-target", gc_log_target, "TARGET", "stderr", RESTART,
+	    "where the log goes: stderr or syslog", "write stderr or syslog"),
 	S_BOOL("verbose", 'v', gc_verbose, 0, LIVE, "log every exchange state transition"),
 };
 #define SETTINGS_N	(sizeof(settings_table) / sizeof(settings_table[0]))
@@ -797,5 +806,7 @@ settings_apply(struct gw *gw, const struct gw_config *next)
 	throttle_set(gw->gw_throttle, gc->gc_client_rate, gc->gc_client_burst);
 	sealer_set(gw->gw_sealer, gc->gc_seal_window_us, gc->gc_seal_batch);
 	registry_keep(gw->gw_registry, gc->gc_reg_versions);
+	if (gw->gw_journal != NULL)
+		journal_set_map_max(gw->gw_journal, gc->gc_journal_map_max);
 	log_set_verbose(gc->gc_verbose);
 }

@@ -137,6 +137,50 @@ journal_size(struct journal *j)
 	return atomic_load(&j->j_size);
 }
 
+void
+journal_map_note(struct journal *j)
+{
+	MDB_envinfo info;
+	MDB_stat st;
+
+	if (mdb_env_info(j->j_env, &info) != 0 || mdb_env_stat(j->j_env, &st) != 0)
+		return;
+	atomic_store(&j->j_map_size, info.me_mapsize);
+	atomic_store(&j->j_map_used, (uint64_t)(info.me_last_pgno + 1) * st.ms_psize);
+}
+
+size_t
+journal_map_limit(struct journal *j)
+{
+	size_t max = atomic_load(&j->j_map_max);
+
+	return max == 0 || max > JOURNAL_MAP_MAX ? JOURNAL_MAP_MAX : max;
+}
+
+void
+journal_state(struct journal *j, struct journal_state *js)
+{
+	uint64_t limit = journal_map_limit(j), size = atomic_load(&j->j_map_size);
+
+	js->js_failing = atomic_load(&j->j_failing);
+	js->js_map_used = atomic_load(&j->j_map_used);
+	/* A map already larger than the limit (it never shrinks) is the limit. */
+	js->js_map_limit = size > limit ? size : limit;
+}
+
+void
+journal_set_map_max(struct journal *j, size_t max)
+{
+	atomic_store(&j->j_map_max, max);
+	/*
+	 * A journal that failed only for want of room can commit again once
+	 * its map may grow: say so now rather than at the next commit, which
+	 * a balancer that waits for readiness would never send.
+	 */
+	if (atomic_load(&j->j_failing_full) && journal_map_limit(j) > atomic_load(&j->j_map_size))
+		atomic_store(&j->j_failing, false);
+}
+
 /* Indexes. */
 
 static int
@@ -555,16 +599,16 @@ int
 journal_grow(struct journal *j)
 {
 	MDB_envinfo info = { 0 };
-	size_t size;
+	size_t size, limit = journal_map_limit(j);
 	int rc;
 
 	if ((rc = mdb_env_info(j->j_env, &info)) != 0)
 		goto done;
-	if (info.me_mapsize > JOURNAL_MAP_MAX / 2) {
+	if (info.me_mapsize >= limit) {
 		rc = ENOSPC;
 		goto done;
 	}
-	size = info.me_mapsize * 2;
+	size = info.me_mapsize > limit / 2 ? limit : info.me_mapsize * 2;
 	pthread_rwlock_wrlock(&j->j_resize);
 	rc = mdb_env_set_mapsize(j->j_env, size);
 	pthread_rwlock_unlock(&j->j_resize);
@@ -586,6 +630,9 @@ journal_commit(struct journal *j, struct jop *batch)
 	while ((rc = journal_txn(j, batch)) == MDB_MAP_FULL)
 		if (journal_grow(j) == -1)
 			break;
+	journal_map_note(j);
+	atomic_store(&j->j_failing_full, rc == MDB_MAP_FULL);
+	atomic_store(&j->j_failing, rc != 0);
 	if (rc == 0)
 		return;
 	log_warnx("journal: commit failed: %s", mdb_strerror(rc));

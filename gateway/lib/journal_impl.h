@@ -340,6 +340,16 @@ struct journal {
 
 	/* Committed size, readable from any thread without a lock. */
 	_Atomic uint64_t	 j_size;
+	/*
+	 * What readiness asks (journal_state), likewise: the growth limit of
+	 * the map (0: JOURNAL_MAP_MAX), its size and the bytes in use after
+	 * the last commit, and whether that commit failed (and why).
+	 */
+	_Atomic size_t		 j_map_max;
+	_Atomic uint64_t	 j_map_size;
+	_Atomic uint64_t	 j_map_used;
+	_Atomic bool		 j_failing;
+	_Atomic bool		 j_failing_full;	/* and failed for want of room */
 
 	/* Writer-only state. */
 	pthread_t		 j_writer;
@@ -362,6 +372,10 @@ struct jleafrd {
 
 /* journal.c */
 void		*journal_writer(void *j);
+/* Notes the map's size and use for journal_state (the writer, or journal_open). */
+void		 journal_map_note(struct journal *);
+/* The most the map may grow to now. */
+size_t		 journal_map_limit(struct journal *);
 /* A new operation with room for n records, zeroed but for these fields. */
 struct jop	*journal_op_new(enum jop_type, struct event_base *, void *arg, size_t n);
 /*

@@ -443,8 +443,12 @@ journal_env_open(struct journal *j, const struct journal_config *cfg, char *err,
     size_t errlen)
 {
 	struct stat sb;
+	size_t size = cfg->jc_map_size != 0 ? cfg->jc_map_size : JOURNAL_MAP_DEFAULT;
 	int rc;
 
+	/* A map that may not grow as large as the default starts at its limit. */
+	if (cfg->jc_map_max != 0 && cfg->jc_map_max < size)
+		size = cfg->jc_map_max;
 	if (mkdir(cfg->jc_dir, 0700) == -1 && errno != EEXIST) {
 		snprintf(err, errlen, "journal: mkdir %s: %s", cfg->jc_dir, strerror(errno));
 		return -1;
@@ -456,8 +460,7 @@ journal_env_open(struct journal *j, const struct journal_config *cfg, char *err,
 	if ((rc = mdb_env_create(&j->j_env)) != 0)
 		goto fail;
 	if ((rc = mdb_env_set_maxdbs(j->j_env, JOURNAL_NDBS)) != 0 ||
-	    (rc = mdb_env_set_mapsize(j->j_env, cfg->jc_map_size != 0 ?
-	    cfg->jc_map_size : JOURNAL_MAP_DEFAULT)) != 0)
+	    (rc = mdb_env_set_mapsize(j->j_env, size)) != 0)
 		goto fail;
 	/*
 	 * MDB_NOTLS ties reader slots to transactions rather than threads, so
@@ -550,11 +553,13 @@ journal_open(const struct journal_config *cfg, char *err, size_t errlen)
 		goto done;
 	memcpy(j->j_hmac, cfg->jc_hmac_key, cfg->jc_hmac_key_len);
 	j->j_hmac_len = cfg->jc_hmac_key_len;
+	atomic_store(&j->j_map_max, cfg->jc_map_max);
 
 	if (journal_env_open(j, cfg, err, errlen) == -1 ||
 	    journal_restore(j, err, errlen) == -1 ||
 	    journal_nodes_build(j, err, errlen) == -1)
 		goto done;
+	journal_map_note(j);
 
 	/*
 	 * Signals are for the event loop; keeping them off the writer means a

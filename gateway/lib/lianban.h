@@ -85,7 +85,7 @@ void		 lb_outcome_fail(struct lb_outcome *oc, enum lb_err, const char *fmt, ...)
 const char	*lb_err_code(enum lb_err);
 int		 lb_err_status(enum lb_err);
 
-/* util.c */
+/* log.c */
 void		 log_init(const char *prog, int verbose);
 /* Debug lines are written only while verbose (log_init, log_set_verbose). */
 void		 log_set_verbose(int verbose);
@@ -95,12 +95,37 @@ enum log_level {
 	LB_LOG_DEBUG,
 	LB_LOG_ERROR	/* the program cannot go on: a start that fails */
 };
-/* One line on stderr, "prog: [warning: | debug: | error: ]message"; any thread. */
+/*
+ * How lines look: text is "prog: [warning: | debug: | error: ]message";
+ * logfmt and JSON lines carry ts (RFC 3339, UTC, milliseconds), level,
+ * event and the event's fields.
+ */
+enum log_format {
+	LB_LOGF_TEXT,
+	LB_LOGF_LOGFMT,
+	LB_LOGF_JSON
+};
+/* "text" (the default), "logfmt" or "json"; -1 for anything else. */
+int		 log_set_format(const char *name);
+enum log_format	 log_format(void);
+/* "stderr" (the default) or "syslog" (facility daemon); -1 for anything else. */
+int		 log_set_target(const char *name);
+/* One line as the event "message" with the field msg; any thread. */
 void		 log_msg(enum log_level, const char *, ...) __attribute__((format(printf, 2, 3)));
 #define log_info(...)	log_msg(LB_LOG_INFO, __VA_ARGS__)
 #define log_warnx(...)	log_msg(LB_LOG_WARN, __VA_ARGS__)
 #define log_debug(...)	log_msg(LB_LOG_DEBUG, __VA_ARGS__)
 #define log_errx(...)	log_msg(LB_LOG_ERROR, __VA_ARGS__)
+#define LOG_EV_MESSAGE	"message"
+/*
+ * One event: its name, then pairs of field name and text value, ended by
+ * NULL; any thread.  Fields never carry a subject's ID or a document's
+ * content.  Text lines show them as "prog: event key=value ...", or only
+ * the value of the first field when that is msg.
+ */
+void		 log_event(enum log_level, const char *event, ...)
+		    __attribute__((sentinel));
+void		 log_eventv(enum log_level, const char *event, va_list ap);
 uint64_t	 now_ms(void);
 uint64_t	 now_us_mono(void);
 /* Base64url without padding.  The result is malloc'ed and NUL-terminated. */
@@ -473,6 +498,7 @@ struct journal_config {
 	const uint8_t	*jc_hmac_key;		/* pseudonym key (copied), at least 16 bytes */
 	size_t		 jc_hmac_key_len;
 	size_t		 jc_map_size;		/* initial LMDB map size, 0 = 1 GiB; grows by doubling */
+	size_t		 jc_map_max;		/* up to this many bytes; 0 = no limit of its own */
 };
 /*
  * Opens (or creates) the journal, checks the stored tree against the stored
@@ -529,6 +555,19 @@ int		 journal_jti_claim(struct journal *, struct event_base *, const uint8_t jti
 		    uint64_t keep_until, journal_claim_fn, void *arg);
 /* Number of records committed. */
 uint64_t	 journal_size(struct journal *);
+/*
+ * Whether the journal can take records (readiness, any thread): the last
+ * commit failed (appends see -1 until one succeeds), and how much of the
+ * most the map may grow to is in use.
+ */
+struct journal_state {
+	bool		js_failing;
+	uint64_t	js_map_used;	/* bytes */
+	uint64_t	js_map_limit;	/* bytes: the growth limit, or the map if larger */
+};
+void		 journal_state(struct journal *, struct journal_state *);
+/* Changes jc_map_max (a reload); the next commit that needs room grows to it. */
+void		 journal_set_map_max(struct journal *, size_t max);
 /*
  * Consent revocations (POST /v1/revocations), kept in the journal's LMDB
  * environment.  key is 'j' || jti (17 bytes) or 's' || subject pseudonym ||

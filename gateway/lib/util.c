@@ -17,52 +17,6 @@
 
 #include "lianban.h"
 
-static const char	*log_prog = "lianban";
-static atomic_int	 log_verbose;	/* every thread reads it; SIGHUP may change it */
-
-void
-log_init(const char *prog, int verbose)
-{
-	log_prog = prog;
-	log_set_verbose(verbose);
-}
-
-void
-log_set_verbose(int verbose)
-{
-	atomic_store(&log_verbose, verbose);
-}
-
-void
-log_msg(enum log_level level, const char *fmt, ...)
-{
-	static const char *const prefix[] = {
-		[LB_LOG_INFO] = "",
-		[LB_LOG_WARN] = "warning: ",
-		[LB_LOG_DEBUG] = "debug: ",
-		[LB_LOG_ERROR] = "error: ",
-	};
-	char	 line[1024];
-	va_list	 ap;
-	int	 n;
-
-	if (level == LB_LOG_DEBUG && !atomic_load(&log_verbose))
-		return;
-	/* One write per line so lines of several threads never interleave. */
-	n = snprintf(line, sizeof(line), "%s: %s", log_prog, prefix[level]);
-	if (n < 0 || (size_t)n >= sizeof(line))
-		return;
-	va_start(ap, fmt);
-	vsnprintf(line + n, sizeof(line) - n, fmt, ap);
-	va_end(ap);
-	n = strlen(line);
-	if ((size_t)n + 1 < sizeof(line)) {
-		line[n++] = '\n';
-		line[n] = '\0';
-	}
-	(void)fputs(line, stderr);
-}
-
 uint64_t
 now_ms(void)
 {
