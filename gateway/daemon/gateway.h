@@ -53,6 +53,7 @@ struct snapshot {
  */
 struct gw_config {
 	char		gc_listen[128];
+	char		gc_metrics[128];	/* the Prometheus listener; "" for none */
 	char		gc_data[512];
 	char		gc_certs[512];
 	char		gc_policies[512];
@@ -648,6 +649,36 @@ void		 notify_reloaded(struct gw *, bool installed);
 /* The daemon was asked to stop (STOPPING=1). */
 void		 notify_stopping(struct gw *);
 void		 notify_free(struct gw *);
+
+/* metrics.c: the Prometheus metrics of the daemon (docs/operations.md) */
+enum metrics_id {
+	METRICS_EXCHANGES = 0,	/* bundle, consumer, code */
+	METRICS_ITEMS,		/* bundle, consumer, code */
+	METRICS_DENIALS,	/* code */
+	METRICS_DEPT_REQUESTS,	/* department, code */
+	METRICS_DEPT_LATENCY,	/* department; seconds */
+	METRICS_SEAL_BATCH,	/* alg; claims */
+	METRICS_SEAL_SIGN,	/* alg; seconds */
+	METRICS_TLS_FAILURES,	/* reason */
+	METRICS_RELOADS,	/* result */
+	METRICS_REGISTRY,	/* kind, result */
+	METRICS_N
+};
+/*
+ * Adds n to the counter of family f with the label values given (as many
+ * as the family has labels), or observes v in its histogram.  Each family
+ * keeps 256 label sets; later ones are counted in one whose labels are all
+ * "other".  Loop thread only.
+ */
+void		 metrics_count(enum metrics_id f, uint64_t n, const char *const *values);
+void		 metrics_observe(enum metrics_id f, double v, const char *const *values);
+/*
+ * Listens on gc_metrics (when not "") with a plaintext evhttp of
+ * gw_base that answers GET /metrics.  -1 with a sentence in err.
+ */
+int		 metrics_start(struct gw *, char *err, size_t errlen);
+/* Closes the listener and frees every series. */
+void		 metrics_stop(void);
 
 /* revocation.c */
 /* Handles POST /v1/revocations (admin fields, or an authority's signed envelope). */

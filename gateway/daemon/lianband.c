@@ -214,6 +214,10 @@ main(int argc, char **argv)
 		start_error(&gw, "listen", err[0] ? err : "cannot start the HTTPS listener");
 		goto done;
 	}
+	if (metrics_start(&gw, err, sizeof(err)) != 0) {
+		start_error(&gw, "metrics", err);
+		goto done;
+	}
 	ev_term = evsignal_new(gw.gw_base, SIGTERM, on_stop, &gw);
 	ev_int = evsignal_new(gw.gw_base, SIGINT, on_stop, &gw);
 	ev_hup = evsignal_new(gw.gw_base, SIGHUP, on_reload, &gw);
@@ -245,6 +249,7 @@ main(int argc, char **argv)
 	/* Refusals counted since the last summary are journaled before it closes. */
 	throttle_flush(&gw);
 done:
+	metrics_stop();
 	http_stop(&gw);
 	fanout_free(gw.gw_fanout);
 	sealer_free(gw.gw_sealer);

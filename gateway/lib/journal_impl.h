@@ -340,6 +340,9 @@ struct journal {
 
 	/* Committed size, readable from any thread without a lock. */
 	_Atomic uint64_t	 j_size;
+	/* journal_stats: written by the writer, read by any thread. */
+	_Atomic uint64_t	 j_st_commits, j_st_failures, j_st_records;
+	_Atomic uint64_t	 j_st_commit_us, j_st_sync_us;
 
 	/* Writer-only state. */
 	pthread_t		 j_writer;
