@@ -70,6 +70,10 @@ class Metrics(unittest.TestCase):
             status, body = P.exchange(NEWBORN, [ITEM], token)
             assert status == 200, body
         cls.dept_calls = P.sim_stats()["total"] - before
+        # A client without a certificate, and a reload.
+        status, _ = P.request("GET", "/v1/journal/checkpoint", client=None)
+        assert status == 401, status
+        P.sighup("reloaded:")
 
     def test_01_text_format_parses(self):
         status, ctype, text = scrape()
@@ -88,6 +92,10 @@ class Metrics(unittest.TestCase):
         self.assertRegex(text, r'lianban_exchanges_in_flight 0')
         self.assertRegex(text, r'lianban_journal_tree_size [1-9]')
         self.assertRegex(text, r'lianban_seal_batch_claims_count\{alg="[^"]+"\} [1-9]')
+        self.assertIn('lianban_tls_failures_total{reason="no_certificate"} 1\n', text)
+        self.assertIn('lianban_reloads_total{result="ok"} 1\n', text)
+        self.assertRegex(text, r'lianban_journal_commits_total [1-9]')
+        self.assertRegex(text, r'lianban_journal_map_used_bytes [1-9]')
 
     def test_02_other_paths_and_methods(self):
         url = metrics_url()[0]

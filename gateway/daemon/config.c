@@ -632,9 +632,11 @@ static void
 config_sighup_done(void *arg, const struct snapshot *sn, const char *err)
 {
 	struct gw	*gw = arg;
+	const char	*result = sn != NULL ? "ok" : "failed";
 
 	gw->gw_sighup.sh_running = false;
 	gw->gw_inflight--;
+	metrics_count(METRICS_RELOADS, 1, &result);
 	if (sn == NULL)
 		log_warnx("reload failed, keeping the running configuration: %s", err);
 	else

@@ -661,7 +661,7 @@ enum metrics_id {
 	METRICS_SEAL_SIGN,	/* alg; seconds */
 	METRICS_TLS_FAILURES,	/* reason */
 	METRICS_RELOADS,	/* result */
-	METRICS_REGISTRY,	/* kind, result */
+	METRICS_REGISTRY,	/* kind, operation */
 	METRICS_N
 };
 /*

@@ -241,6 +241,7 @@ http_principal(struct gw *gw, struct evhttp_request *req, struct principal *pr)
 	SSL			*ssl;
 	X509			*peer = NULL;
 	char			 why[256];
+	const char		*reason = "no_tls";	/* why, as a bounded metrics label */
 	int			 ret = -1;
 
 	memset(pr, 0, sizeof(*pr));
@@ -248,16 +249,19 @@ http_principal(struct gw *gw, struct evhttp_request *req, struct principal *pr)
 	if ((ssl = http_ssl(req)) == NULL ||
 	    (hc = SSL_get_ex_data(ssl, gw->gw_ssl_conn)) == NULL)
 		goto done;
+	reason = "no_certificate";
 	if ((peer = SSL_get0_peer_certificate(ssl)) == NULL) {
 		snprintf(why, sizeof(why), "no client certificate");
 		goto done;
 	}
+	reason = "untrusted_certificate";
 	if (hc->hc_trusted_gen != gw->gw_snap_gen + 1) {
 		if (trust_client_check(gw->gw_snap->sn_trust, peer, SSL_get_peer_cert_chain(ssl),
 		    why, sizeof(why)) != 0)
 			goto done;
 		hc->hc_trusted_gen = gw->gw_snap_gen + 1;
 	}
+	reason = "bad_role";
 	if (cert_subject_field(peer, NID_organizationalUnitName, pr->pr_role,
 	    sizeof(pr->pr_role)) != 0) {
 		snprintf(why, sizeof(why), "the certificate names %s OU",
@@ -265,6 +269,7 @@ http_principal(struct gw *gw, struct evhttp_request *req, struct principal *pr)
 		    "no usable");
 		goto done;
 	}
+	reason = "bad_id";
 	if (cert_subject_field(peer, NID_commonName, pr->pr_id, sizeof(pr->pr_id)) != 0) {
 		snprintf(why, sizeof(why), "the certificate names %s CN",
 		    http_name_count(peer, NID_commonName) > 1 ? "more than one" : "no usable");
@@ -272,13 +277,16 @@ http_principal(struct gw *gw, struct evhttp_request *req, struct principal *pr)
 	}
 	if (strcmp(pr->pr_role, "department") != 0 && strcmp(pr->pr_role, "consumer") != 0 &&
 	    strcmp(pr->pr_role, "auditor") != 0 && strcmp(pr->pr_role, "admin") != 0) {
+		reason = "bad_role";
 		snprintf(why, sizeof(why), "OU is not a role of the gateway");
 		goto done;
 	}
 	ret = 0;
 done:
-	if (ret != 0)
+	if (ret != 0) {
+		metrics_count(METRICS_TLS_FAILURES, 1, &reason);
 		http_refusal_log(req, hc, peer, why);
+	}
 	return ret;
 }
 

@@ -83,12 +83,12 @@ static const struct metrics_family metrics_families[METRICS_N] = {
 	    "time a worker took to sign one seal batch, by algorithm", { "alg" },
 	    metrics_latency, sizeof(metrics_latency) / sizeof(metrics_latency[0]) },
 	[METRICS_TLS_FAILURES] = { "lianban_tls_failures_total", "counter",
-	    "clients refused at or after the TLS handshake, by reason", { "reason" }, NULL, 0 },
+	    "requests refused for their client certificate, by reason", { "reason" }, NULL, 0 },
 	[METRICS_RELOADS] = { "lianban_reloads_total", "counter",
 	    "configuration reloads (SIGHUP and registry changes), by result", { "result" },
 	    NULL, 0 },
 	[METRICS_REGISTRY] = { "lianban_registry_changes_total", "counter",
-	    "changes made through the registry API, by kind and result", { "kind", "result" },
+	    "changes stored through the registry API, by kind (adapter, policy) and operation", { "kind", "operation" },
 	    NULL, 0 },
 };
 
@@ -263,7 +263,7 @@ metrics_put_state(struct evbuffer *out, struct gw *gw)
 	metrics_put_one(out, "lianban_journal_commits_total", "counter",
 	    "group commits of the journal writer", (double)js.js_commits);
 	metrics_put_one(out, "lianban_journal_commit_failures_total", "counter",
-	    "group commits that failed", (double)js.js_failures);
+	    "group commit attempts that failed (a full map, grown and retried, counts too)", (double)js.js_failures);
 	metrics_put_one(out, "lianban_journal_commit_seconds_total", "counter",
 	    "time spent in group commits, fsync included", js.js_commit_us / 1e6);
 	metrics_put_one(out, "lianban_journal_fsync_seconds_total", "counter",
