@@ -362,6 +362,8 @@ struct principal {
 	char	pr_id[LB_ID_MAX];
 };
 int		 http_start(struct gw *, char *err, size_t errlen);
+/* The address bs listens on as HOST:PORT ([HOST]:PORT for IPv6); -1 when unknown. */
+int		 http_bound_name(struct evhttp_bound_socket *bs, char *buf, size_t len);
 void		 http_stop(struct gw *);
 /* Answers req with body as JSON or msgpack, as the client's Accept asks. */
 void		 http_reply(struct evhttp_request *, int status, const msgpack_object *body);

@@ -737,15 +737,31 @@ fail:
 }
 
 int
+http_bound_name(struct evhttp_bound_socket *bs, char *buf, size_t len)
+{
+	struct sockaddr_storage	ss;
+	socklen_t		sslen = sizeof(ss);
+	char			addr[INET6_ADDRSTRLEN];
+
+	if (getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&ss, &sslen) != 0)
+		return -1;
+	if (ss.ss_family == AF_INET6) {
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, addr, sizeof(addr));
+		snprintf(buf, len, "[%s]:%d", addr, ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
+	} else {
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, addr, sizeof(addr));
+		snprintf(buf, len, "%s:%d", addr, ntohs(((struct sockaddr_in *)&ss)->sin_port));
+	}
+	return 0;
+}
+
+int
 http_start(struct gw *gw, char *err, size_t errlen)
 {
 	struct evhttp_bound_socket	*bs;
-	struct sockaddr_storage		 ss;
-	socklen_t			 sslen = sizeof(ss);
-	char				 host[128], addr[INET6_ADDRSTRLEN];
+	char				 host[128];
 	char				*colon;
 	long				 port;
-	int				 p;
 
 	err[0] = '\0';
 	if (strlcpy_chk(host, gw->gw_conf.gc_listen, sizeof(host)) != 0 ||
@@ -783,18 +799,7 @@ http_start(struct gw *gw, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot listen on %s", gw->gw_conf.gc_listen);
 		return -1;
 	}
-	if (getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&ss, &sslen) != 0)
-		return -1;
-	if (ss.ss_family == AF_INET6) {
-		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, addr, sizeof(addr));
-		p = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-		snprintf(gw->gw_bound, sizeof(gw->gw_bound), "[%s]:%d", addr, p);
-	} else {
-		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, addr, sizeof(addr));
-		p = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-		snprintf(gw->gw_bound, sizeof(gw->gw_bound), "%s:%d", addr, p);
-	}
-	return 0;
+	return http_bound_name(bs, gw->gw_bound, sizeof(gw->gw_bound));
 }
 
 void

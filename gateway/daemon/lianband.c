@@ -249,7 +249,6 @@ main(int argc, char **argv)
 	/* Refusals counted since the last summary are journaled before it closes. */
 	throttle_flush(&gw);
 done:
-	metrics_stop();
 	http_stop(&gw);
 	fanout_free(gw.gw_fanout);
 	sealer_free(gw.gw_sealer);
@@ -265,6 +264,8 @@ done:
 	 */
 	if (gw.gw_base != NULL && gw.gw_inflight == 0)
 		event_base_loop(gw.gw_base, EVLOOP_NONBLOCK);
+	/* After the completions above: they count in the metrics too. */
+	metrics_stop();
 	snapshot_unref(gw.gw_snap);
 	policy_rates_free(gw.gw_rates);
 	throttle_free(gw.gw_throttle);

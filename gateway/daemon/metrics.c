@@ -13,13 +13,10 @@
  * is counted in one whose every label is "other", so that no client can
  * grow the daemon's memory or Prometheus's index without bound.
  */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -312,9 +309,7 @@ int
 metrics_start(struct gw *gw, char *err, size_t errlen)
 {
 	struct evhttp_bound_socket	*bs;
-	struct sockaddr_storage		 ss;
-	socklen_t			 sslen = sizeof(ss);
-	char				 host[128], addr[INET6_ADDRSTRLEN], *colon, *end;
+	char				 host[128], bound[160], *colon, *end;
 	long				 port;
 
 	if (gw->gw_conf.gc_metrics[0] == '\0')
@@ -342,23 +337,14 @@ metrics_start(struct gw *gw, char *err, size_t errlen)
 	evhttp_set_max_body_size(metrics_http, 0);
 	evhttp_set_timeout(metrics_http, 30);
 	if ((bs = evhttp_bind_socket_with_handle(metrics_http, host, (ev_uint16_t)port)) ==
-	    NULL || getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&ss,
-	    &sslen) != 0) {
+	    NULL || http_bound_name(bs, bound, sizeof(bound)) != 0) {
 		snprintf(err, errlen, "cannot listen on %s", gw->gw_conf.gc_metrics);
 		evhttp_free(metrics_http);
 		metrics_http = NULL;
 		return -1;
 	}
 	/* With port 0 the kernel picked one: the log says which. */
-	if (ss.ss_family == AF_INET6) {
-		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, addr, sizeof(addr));
-		log_info("metrics: http://[%s]:%d/metrics", addr,
-		    ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
-	} else {
-		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, addr, sizeof(addr));
-		log_info("metrics: http://%s:%d/metrics", addr,
-		    ntohs(((struct sockaddr_in *)&ss)->sin_port));
-	}
+	log_info("metrics: http://%s/metrics", bound);
 	return 0;
 }
 
