@@ -681,6 +681,8 @@ void		 metrics_observe(enum metrics_id f, double v, const char *const *values);
 int		 metrics_start(struct gw *, char *err, size_t errlen);
 /* Closes the listener and frees every series. */
 void		 metrics_stop(void);
+/* Appends the exposition text to out: gw's gauges (none when NULL), then every series. */
+void		 metrics_render(struct evbuffer *out, struct gw *gw);
 
 /* revocation.c */
 /* Handles POST /v1/revocations (admin fields, or an authority's signed envelope). */

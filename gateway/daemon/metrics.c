@@ -92,6 +92,27 @@ static const struct metrics_family metrics_families[METRICS_N] = {
 static struct metrics_set	 metrics_sets[METRICS_N];
 static struct evhttp		*metrics_http;
 
+/* The series of family f with values, or with every value "other" when other; NULL: none. */
+static struct metrics_series *
+metrics_find(enum metrics_id f, const char *const *values, bool other)
+{
+	const struct metrics_family	*mf = &metrics_families[f];
+	struct metrics_set		*mt = &metrics_sets[f];
+	struct metrics_series		*ms;
+	size_t				 i, k;
+
+	for (i = 0; i < mt->mt_n; i++) {
+		ms = &mt->mt_series[i];
+		for (k = 0; k < METRICS_LABELS_MAX && mf->mf_labels[k] != NULL; k++)
+			if (strncmp(ms->ms_values[k], other ? "other" : values[k],
+			    sizeof(ms->ms_values[k]) - 1) != 0)
+				break;
+		if (k == METRICS_LABELS_MAX || mf->mf_labels[k] == NULL)
+			return ms;
+	}
+	return NULL;
+}
+
 /* The series of family f with values, made when missing; NULL without memory. */
 static struct metrics_series *
 metrics_series(enum metrics_id f, const char *const *values)
@@ -99,21 +120,17 @@ metrics_series(enum metrics_id f, const char *const *values)
 	const struct metrics_family	*mf = &metrics_families[f];
 	struct metrics_set		*mt = &metrics_sets[f];
 	struct metrics_series		*ms, *grown;
-	size_t				 i, k;
-	bool				 other;
+	size_t				 k;
+	bool				 other = false;
 
-	other = mt->mt_n >= METRICS_SERIES_MAX;
-	for (i = 0; i < mt->mt_n; i++) {
-		ms = &mt->mt_series[i];
-		for (k = 0; k < METRICS_LABELS_MAX && mf->mf_labels[k] != NULL; k++)
-			if (strcmp(ms->ms_values[k], other ? "other" : values[k]) != 0)
-				break;
-		if (k == METRICS_LABELS_MAX || mf->mf_labels[k] == NULL)
+	if ((ms = metrics_find(f, values, false)) != NULL)
+		return ms;
+	/* Past the cap, new label sets share the family's one "other" series. */
+	if (mt->mt_n >= METRICS_SERIES_MAX) {
+		other = true;
+		if ((ms = metrics_find(f, values, true)) != NULL)
 			return ms;
 	}
-	/* The last slot beyond the cap is the family's "other" series. */
-	if (mt->mt_n > METRICS_SERIES_MAX)
-		return NULL;
 	if (mt->mt_n == mt->mt_cap) {
 		size_t cap = mt->mt_cap == 0 ? 16 : mt->mt_cap * 2;
 
@@ -156,15 +173,19 @@ metrics_observe(enum metrics_id f, double v, const char *const *values)
 		ms->ms_buckets[b]++;
 }
 
-/* A label value as the exposition format quotes it. */
+/*
+ * A label value as the exposition format quotes it.  Control characters
+ * and bytes beyond ASCII (a certificate's CN need not be UTF-8, which the
+ * format requires) are written as "_".
+ */
 static void
 metrics_put_value(struct evbuffer *out, const char *v)
 {
 	for (; *v != '\0'; v++) {
 		if (*v == '\\' || *v == '"')
 			evbuffer_add_printf(out, "\\%c", *v);
-		else if (*v == '\n')
-			evbuffer_add(out, "\\n", 2);
+		else if ((unsigned char)*v < 0x20 || (unsigned char)*v >= 0x7f)
+			evbuffer_add(out, "_", 1);
 		else
 			evbuffer_add(out, v, 1);
 	}
@@ -275,13 +296,23 @@ metrics_put_state(struct evbuffer *out, struct gw *gw)
 	    "bytes of the journal's LMDB map", (double)js.js_map_size);
 }
 
+void
+metrics_render(struct evbuffer *out, struct gw *gw)
+{
+	size_t	f;
+
+	if (gw != NULL)
+		metrics_put_state(out, gw);
+	for (f = 0; f < METRICS_N; f++)
+		metrics_put_family(out, (enum metrics_id)f);
+}
+
 static void
 metrics_route(struct evhttp_request *req, void *arg)
 {
 	struct gw	*gw = arg;
 	struct evbuffer	*out;
 	const char	*path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
-	size_t		 f;
 
 	if (path == NULL || strcmp(path, "/metrics") != 0) {
 		evhttp_send_error(req, HTTP_NOTFOUND, NULL);
@@ -296,9 +327,7 @@ metrics_route(struct evhttp_request *req, void *arg)
 		evhttp_send_error(req, HTTP_INTERNAL, NULL);
 		return;
 	}
-	metrics_put_state(out, gw);
-	for (f = 0; f < METRICS_N; f++)
-		metrics_put_family(out, (enum metrics_id)f);
+	metrics_render(out, gw);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
 	    "text/plain; version=0.0.4; charset=utf-8");
 	evhttp_send_reply(req, HTTP_OK, "OK", out);
