@@ -96,6 +96,10 @@ class Metrics(unittest.TestCase):
         self.assertIn('lianban_reloads_total{result="ok"} 1\n', text)
         self.assertRegex(text, r'lianban_journal_commits_total [1-9]')
         self.assertRegex(text, r'lianban_journal_map_used_bytes [1-9]')
+        # Every exchange claimed its consent token's jti.
+        m = re.search(r'^lianban_replay_store_entries (\d+)$', text, re.M)
+        self.assertIsNotNone(m)
+        self.assertGreaterEqual(int(m.group(1)), EXCHANGES)
 
     def test_02_other_paths_and_methods(self):
         url = metrics_url()[0]

@@ -294,6 +294,8 @@ metrics_put_state(struct evbuffer *out, struct gw *gw)
 	    "bytes of the journal's LMDB map in use", (double)js.js_map_used);
 	metrics_put_one(out, "lianban_journal_map_size_bytes", "gauge",
 	    "bytes of the journal's LMDB map", (double)js.js_map_size);
+	metrics_put_one(out, "lianban_replay_store_entries", "gauge",
+	    "consent token ids kept against replay until they expire", (double)js.js_jti);
 }
 
 void

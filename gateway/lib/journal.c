@@ -142,6 +142,7 @@ journal_stats(struct journal *j, struct journal_stats *js)
 {
 	MDB_envinfo	info = { 0 };
 	MDB_stat	st = { 0 };
+	MDB_txn		*txn;
 
 	memset(js, 0, sizeof(*js));
 	js->js_size = atomic_load(&j->j_size);
@@ -151,12 +152,16 @@ journal_stats(struct journal *j, struct journal_stats *js)
 	js->js_commit_us = atomic_load(&j->j_st_commit_us);
 	js->js_sync_us = atomic_load(&j->j_st_sync_us);
 	/* The map may be growing: its size is read under the lock that guards it. */
-	pthread_rwlock_rdlock(&j->j_resize);
+	if (journal_rtxn_begin(j, &txn) != 0)
+		return;
 	if (mdb_env_info(j->j_env, &info) == 0 && mdb_env_stat(j->j_env, &st) == 0) {
 		js->js_map_size = info.me_mapsize;
 		js->js_map_used = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
 	}
-	pthread_rwlock_unlock(&j->j_resize);
+	/* Counts kept by LMDB in the trees' roots: no scan. */
+	if (mdb_stat(txn, j->j_jti, &st) == 0)
+		js->js_jti = st.ms_entries;
+	journal_rtxn_end(j, txn);
 }
 
 /* Indexes. */

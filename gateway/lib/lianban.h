@@ -541,6 +541,7 @@ struct journal_stats {
 	uint64_t	js_sync_us;	/* of that, in mdb_txn_commit (its fsync) */
 	uint64_t	js_map_used;	/* bytes of the map in use */
 	uint64_t	js_map_size;	/* bytes of the map */
+	uint64_t	js_jti;		/* consent jti kept against replay */
 };
 void		 journal_stats(struct journal *, struct journal_stats *);
 /*
