@@ -633,9 +633,11 @@ config_sighup_done(void *arg, const struct snapshot *sn, const char *err)
 {
 	struct gw	*gw = arg;
 	char		 msg[1024];
+	const char	*result = sn != NULL ? "ok" : "failed";
 
 	gw->gw_sighup.sh_running = false;
 	gw->gw_inflight--;
+	metrics_count(METRICS_RELOADS, 1, &result);
 	/* Readiness (http_ready.c) stays 503 until a reload succeeds. */
 	gw->gw_reload_failed = sn == NULL;
 	if (sn == NULL) {

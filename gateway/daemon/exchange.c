@@ -1062,6 +1062,41 @@ ex_log(const struct exchange *ex, size_t nitems, const size_t counts[LB_E__COUNT
 	    "latency_ms", ms, NULL);
 }
 
+/*
+ * Counts the answered exchange: its result (ok when an item was served),
+ * each item's, and the refusals before any department was asked.  The
+ * bundle label is the requested one only when a policy names it, so that
+ * a consumer cannot make up label values.
+ */
+static void
+ex_metrics(struct exchange *ex, enum lb_err code)
+{
+	const char	*v[3];
+	size_t		 i, j;
+
+	v[0] = ex->ex_policy != NULL ? ex->ex_bundle : "unknown";
+	v[1] = ex->ex_pr.pr_id;
+	v[2] = lb_err_code(code);
+	metrics_count(METRICS_EXCHANGES, 1, v);
+	if (ex->ex_out.oc_code != LB_OK) {
+		metrics_count(METRICS_DENIALS, 1, &v[2]);
+		return;
+	}
+	for (i = 0; i < ex->ex_nsubj; i++) {
+		struct ex_subject *su = &ex->ex_subj[i];
+
+		if (su->su_status != LB_OK) {
+			v[2] = lb_err_code(su->su_status);
+			metrics_count(METRICS_DENIALS, 1, &v[2]);
+		}
+		for (j = 0; j < su->su_nitems; j++) {
+			v[2] = lb_err_code(su->su_status != LB_OK ? su->su_status :
+			    su->su_items[j].it_status);
+			metrics_count(METRICS_ITEMS, 1, v);
+		}
+	}
+}
+
 static void
 ex_reply(struct exchange *ex)
 {
@@ -1076,6 +1111,7 @@ ex_reply(struct exchange *ex)
 
 	ex_enter(ex, EX_REPLY);
 	if (ex->ex_out.oc_code != LB_OK) {
+		ex_metrics(ex, ex->ex_out.oc_code);
 		http_error(ex->ex_req, ex->ex_out.oc_code, "%s", ex->ex_out.oc_msg);
 		ex_log(ex, 0, counts, lb_err_code(ex->ex_out.oc_code));
 		ex_free(ex);
@@ -1122,6 +1158,7 @@ ex_reply(struct exchange *ex)
 		http_reply(ex->ex_req, status, &m.mm_obj);
 	} else
 		http_reply(ex->ex_req, 200, &m.mm_obj);
+	ex_metrics(ex, any_ok ? LB_OK : first);
 	ex_log(ex, n, counts, any_ok ? "served" : lb_err_code(first));
 	ex_free(ex);
 }

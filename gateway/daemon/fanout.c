@@ -116,6 +116,7 @@ struct fetch {
 	char			 fe_adapter[LB_ID_MAX];
 	fanout_cb		 fe_cb;
 	void			*fe_arg;
+	uint64_t		 fe_t0_us;	/* when fanout_fetch was called */
 	struct event		*fe_timer;	/* the adapter's timeout */
 	struct event		*fe_done;	/* delivers the outcome from the loop */
 	/* Who holds the fetch besides the loop. */
@@ -488,6 +489,16 @@ fanout_fetch_release(struct fetch *fe)
 		fanout_fetch_free(fe);
 }
 
+/* Counts the outcome of fe and its latency for its department. */
+static void
+fanout_metrics(const struct fetch *fe)
+{
+	const char	*v[2] = { fe->fe_dept, lb_err_code(fe->fe_result) };
+
+	metrics_count(METRICS_DEPT_REQUESTS, 1, v);
+	metrics_observe(METRICS_DEPT_LATENCY, (double)(now_us_mono() - fe->fe_t0_us) / 1e6, v);
+}
+
 /* The loop's turn: the caller learns the outcome. */
 static void
 fanout_fetch_deliver_cb(evutil_socket_t fd, short what, void *arg)
@@ -497,6 +508,7 @@ fanout_fetch_deliver_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	fe->fe_delivered = true;
+	fanout_metrics(fe);
 	fe->fe_cb(fe->fe_arg, fe->fe_result, fe->fe_body, fe->fe_len,
 	    fe->fe_result == LB_OK ? NULL : fe->fe_msg);
 	fanout_fetch_release(fe);
@@ -827,6 +839,7 @@ fanout_fetch(struct fanout *fo, const struct egress *eg, const struct adapter *a
 	fe->fe_eg = eg;
 	fe->fe_cb = cb;
 	fe->fe_arg = arg;
+	fe->fe_t0_us = now_us_mono();
 	snprintf(fe->fe_dept, sizeof(fe->fe_dept), "%s", ad->ad_dept);
 	snprintf(fe->fe_adapter, sizeof(fe->fe_adapter), "%s", ad->ad_id);
 	if ((fe->fe_timer = evtimer_new(fo->fo_base, fanout_fetch_timeout_cb, fe)) == NULL ||

@@ -53,6 +53,7 @@ struct snapshot {
  */
 struct gw_config {
 	char		gc_listen[128];
+	char		gc_metrics[128];	/* the Prometheus listener; "" for none */
 	char		gc_data[512];
 	char		gc_certs[512];
 	char		gc_policies[512];
@@ -365,6 +366,8 @@ struct principal {
 	char	pr_id[LB_ID_MAX];
 };
 int		 http_start(struct gw *, char *err, size_t errlen);
+/* The address bs listens on as HOST:PORT ([HOST]:PORT for IPv6); -1 when unknown. */
+int		 http_bound_name(struct evhttp_bound_socket *bs, char *buf, size_t len);
 void		 http_stop(struct gw *);
 /* Answers req with body as JSON or msgpack, as the client's Accept asks. */
 void		 http_reply(struct evhttp_request *, int status, const msgpack_object *body);
@@ -665,6 +668,38 @@ void		 notify_reloaded(struct gw *, bool installed);
 /* The daemon was asked to stop (STOPPING=1). */
 void		 notify_stopping(struct gw *);
 void		 notify_free(struct gw *);
+
+/* metrics.c: the Prometheus metrics of the daemon (docs/operations.md) */
+enum metrics_id {
+	METRICS_EXCHANGES = 0,	/* bundle, consumer, code */
+	METRICS_ITEMS,		/* bundle, consumer, code */
+	METRICS_DENIALS,	/* code */
+	METRICS_DEPT_REQUESTS,	/* department, code */
+	METRICS_DEPT_LATENCY,	/* department; seconds */
+	METRICS_SEAL_BATCH,	/* alg; claims */
+	METRICS_SEAL_SIGN,	/* alg; seconds */
+	METRICS_TLS_FAILURES,	/* reason */
+	METRICS_RELOADS,	/* result */
+	METRICS_REGISTRY,	/* kind, operation */
+	METRICS_N
+};
+/*
+ * Adds n to the counter of family f with the label values given (as many
+ * as the family has labels), or observes v in its histogram.  Each family
+ * keeps 256 label sets; later ones are counted in one whose labels are all
+ * "other".  Loop thread only.
+ */
+void		 metrics_count(enum metrics_id f, uint64_t n, const char *const *values);
+void		 metrics_observe(enum metrics_id f, double v, const char *const *values);
+/*
+ * Listens on gc_metrics (when not "") with a plaintext evhttp of
+ * gw_base that answers GET /metrics.  -1 with a sentence in err.
+ */
+int		 metrics_start(struct gw *, char *err, size_t errlen);
+/* Closes the listener and frees every series. */
+void		 metrics_stop(void);
+/* Appends the exposition text to out: gw's gauges (none when NULL), then every series. */
+void		 metrics_render(struct evbuffer *out, struct gw *gw);
 
 /* revocation.c */
 /* Handles POST /v1/revocations (admin fields, or an authority's signed envelope). */

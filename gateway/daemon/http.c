@@ -244,6 +244,7 @@ http_principal(struct gw *gw, struct evhttp_request *req, struct principal *pr)
 	SSL			*ssl;
 	X509			*peer = NULL;
 	char			 why[256];
+	const char		*reason = "no_tls";	/* why, as a bounded metrics label */
 	int			 ret = -1;
 
 	memset(pr, 0, sizeof(*pr));
@@ -251,16 +252,19 @@ http_principal(struct gw *gw, struct evhttp_request *req, struct principal *pr)
 	if ((ssl = http_ssl(req)) == NULL ||
 	    (hc = SSL_get_ex_data(ssl, gw->gw_ssl_conn)) == NULL)
 		goto done;
+	reason = "no_certificate";
 	if ((peer = SSL_get0_peer_certificate(ssl)) == NULL) {
 		snprintf(why, sizeof(why), "no client certificate");
 		goto done;
 	}
+	reason = "untrusted_certificate";
 	if (hc->hc_trusted_gen != gw->gw_snap_gen + 1) {
 		if (trust_client_check(gw->gw_snap->sn_trust, peer, SSL_get_peer_cert_chain(ssl),
 		    why, sizeof(why)) != 0)
 			goto done;
 		hc->hc_trusted_gen = gw->gw_snap_gen + 1;
 	}
+	reason = "bad_role";
 	if (cert_subject_field(peer, NID_organizationalUnitName, pr->pr_role,
 	    sizeof(pr->pr_role)) != 0) {
 		snprintf(why, sizeof(why), "the certificate names %s OU",
@@ -268,6 +272,7 @@ http_principal(struct gw *gw, struct evhttp_request *req, struct principal *pr)
 		    "no usable");
 		goto done;
 	}
+	reason = "bad_id";
 	if (cert_subject_field(peer, NID_commonName, pr->pr_id, sizeof(pr->pr_id)) != 0) {
 		snprintf(why, sizeof(why), "the certificate names %s CN",
 		    http_name_count(peer, NID_commonName) > 1 ? "more than one" : "no usable");
@@ -275,13 +280,16 @@ http_principal(struct gw *gw, struct evhttp_request *req, struct principal *pr)
 	}
 	if (strcmp(pr->pr_role, "department") != 0 && strcmp(pr->pr_role, "consumer") != 0 &&
 	    strcmp(pr->pr_role, "auditor") != 0 && strcmp(pr->pr_role, "admin") != 0) {
+		reason = "bad_role";
 		snprintf(why, sizeof(why), "OU is not a role of the gateway");
 		goto done;
 	}
 	ret = 0;
 done:
-	if (ret != 0)
+	if (ret != 0) {
+		metrics_count(METRICS_TLS_FAILURES, 1, &reason);
 		http_refusal_log(req, hc, peer, why);
+	}
 	return ret;
 }
 
@@ -747,15 +755,31 @@ fail:
 }
 
 int
+http_bound_name(struct evhttp_bound_socket *bs, char *buf, size_t len)
+{
+	struct sockaddr_storage	ss;
+	socklen_t		sslen = sizeof(ss);
+	char			addr[INET6_ADDRSTRLEN];
+
+	if (getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&ss, &sslen) != 0)
+		return -1;
+	if (ss.ss_family == AF_INET6) {
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, addr, sizeof(addr));
+		snprintf(buf, len, "[%s]:%d", addr, ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
+	} else {
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, addr, sizeof(addr));
+		snprintf(buf, len, "%s:%d", addr, ntohs(((struct sockaddr_in *)&ss)->sin_port));
+	}
+	return 0;
+}
+
+int
 http_start(struct gw *gw, char *err, size_t errlen)
 {
 	struct evhttp_bound_socket	*bs;
-	struct sockaddr_storage		 ss;
-	socklen_t			 sslen = sizeof(ss);
-	char				 host[128], addr[INET6_ADDRSTRLEN];
+	char				 host[128];
 	char				*colon;
 	long				 port;
-	int				 p;
 
 	err[0] = '\0';
 	if (strlcpy_chk(host, gw->gw_conf.gc_listen, sizeof(host)) != 0 ||
@@ -793,18 +817,7 @@ http_start(struct gw *gw, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot listen on %s", gw->gw_conf.gc_listen);
 		return -1;
 	}
-	if (getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&ss, &sslen) != 0)
-		return -1;
-	if (ss.ss_family == AF_INET6) {
-		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, addr, sizeof(addr));
-		p = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-		snprintf(gw->gw_bound, sizeof(gw->gw_bound), "[%s]:%d", addr, p);
-	} else {
-		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, addr, sizeof(addr));
-		p = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-		snprintf(gw->gw_bound, sizeof(gw->gw_bound), "%s:%d", addr, p);
-	}
-	return 0;
+	return http_bound_name(bs, gw->gw_bound, sizeof(gw->gw_bound));
 }
 
 void

@@ -135,7 +135,12 @@ admin_installed(void *arg, const struct snapshot *sn, const char *err)
 {
 	struct admin_change	*ch = arg;
 	char			 msg[512], version[24];
+	const char		*v[2] = { admin_kind_name(ch->ch_kind), ch->ch_op == AOP_PUT ?
+				    "registered" : "disabled" };
 
+	metrics_count(METRICS_REGISTRY, 1, v);
+	v[1] = sn != NULL ? "ok" : "failed";
+	metrics_count(METRICS_RELOADS, 1, &v[1]);
 	if (sn != NULL) {
 		snprintf(version, sizeof(version), "%llu",
 		    (unsigned long long)ch->ch_head.rh_version);

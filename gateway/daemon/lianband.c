@@ -223,6 +223,10 @@ main(int argc, char **argv)
 		start_error(&gw, "listen", err[0] ? err : "cannot start the HTTPS listener");
 		goto done;
 	}
+	if (metrics_start(&gw, err, sizeof(err)) != 0) {
+		start_error(&gw, "metrics", err);
+		goto done;
+	}
 	ev_term = evsignal_new(gw.gw_base, SIGTERM, on_stop, &gw);
 	ev_int = evsignal_new(gw.gw_base, SIGINT, on_stop, &gw);
 	ev_hup = evsignal_new(gw.gw_base, SIGHUP, on_reload, &gw);
@@ -276,6 +280,8 @@ done:
 	 */
 	if (gw.gw_base != NULL && gw.gw_inflight == 0)
 		event_base_loop(gw.gw_base, EVLOOP_NONBLOCK);
+	/* After the completions above: they count in the metrics too. */
+	metrics_stop();
 	snapshot_unref(gw.gw_snap);
 	policy_rates_free(gw.gw_rates);
 	throttle_free(gw.gw_throttle);

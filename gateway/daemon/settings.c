@@ -84,6 +84,10 @@ struct setting {
 static const struct setting settings_table[] = {
 	S_STR("listen", gc_listen, "HOST:PORT", "127.0.0.1:8443", RESTART,
 	    "HTTPS address; port 0 picks one", "name a free address of this host"),
+	{ "metrics", 0, SET_STR, SET_FIELD(gc_metrics), "HOST:PORT", 0, 0, 1, 0, "", NULL,
+	  RESTART, true, "plaintext Prometheus listener answering GET /metrics, best on a "
+	  "loopback address; \"\" (the default) for none",
+	  "name a free address of this host" },
 	S_PATH("data", gc_data, "DIR", "var", LB_LOCALSTATEDIR "/lib/lianban", RESTART,
 	    "journal and registry folder (LMDB, created mode 0700)",
 	    "make the folder, or its parent, writable by the user lianband runs as"),

@@ -181,6 +181,33 @@ journal_set_map_max(struct journal *j, size_t max)
 		atomic_store(&j->j_failing, false);
 }
 
+void
+journal_stats(struct journal *j, struct journal_stats *js)
+{
+	MDB_envinfo	info = { 0 };
+	MDB_stat	st = { 0 };
+	MDB_txn		*txn;
+
+	memset(js, 0, sizeof(*js));
+	js->js_size = atomic_load(&j->j_size);
+	js->js_commits = atomic_load(&j->j_st_commits);
+	js->js_failures = atomic_load(&j->j_st_failures);
+	js->js_records = atomic_load(&j->j_st_records);
+	js->js_commit_us = atomic_load(&j->j_st_commit_us);
+	js->js_sync_us = atomic_load(&j->j_st_sync_us);
+	/* The map may be growing: its size is read under the lock that guards it. */
+	if (journal_rtxn_begin(j, &txn) != 0)
+		return;
+	if (mdb_env_info(j->j_env, &info) == 0 && mdb_env_stat(j->j_env, &st) == 0) {
+		js->js_map_size = info.me_mapsize;
+		js->js_map_used = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+	}
+	/* Counts kept by LMDB in the trees' roots: no scan. */
+	if (mdb_stat(txn, j->j_jti, &st) == 0)
+		js->js_jti = st.ms_entries;
+	journal_rtxn_end(j, txn);
+}
+
 /* Indexes. */
 
 static int
@@ -534,6 +561,7 @@ journal_txn(struct journal *j, struct jop *batch)
 	struct jop *op;
 	uint64_t tmax = j->j_tmax;
 	bool ckpt = false, revoked = false;
+	uint64_t t0 = now_us_mono(), t1;
 	int rc;
 
 	msgpack_sbuffer_init(&sb);
@@ -577,10 +605,15 @@ journal_txn(struct journal *j, struct jop *batch)
 	 * the records are durable once it succeeds, which is what every
 	 * completion below promises.  The transaction is gone either way.
 	 */
+	t1 = now_us_mono();
 	rc = mdb_txn_commit(txn);
 	txn = NULL;
 	if (rc != 0)
 		goto done;
+	atomic_fetch_add(&j->j_st_sync_us, now_us_mono() - t1);
+	atomic_fetch_add(&j->j_st_commit_us, now_us_mono() - t0);
+	atomic_fetch_add(&j->j_st_commits, 1);
+	atomic_fetch_add(&j->j_st_records, cr.cr_size - j->j_cr.cr_size);
 	j->j_tmax = tmax;
 	if (ckpt)
 		j->j_ckpt_size = cr.cr_size;
@@ -591,6 +624,8 @@ journal_txn(struct journal *j, struct jop *batch)
 done:
 	if (txn != NULL)
 		mdb_txn_abort(txn);
+	if (rc != 0)
+		atomic_fetch_add(&j->j_st_failures, 1);
 	msgpack_sbuffer_destroy(&sb);
 	return rc;
 }

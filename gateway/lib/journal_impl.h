@@ -350,6 +350,9 @@ struct journal {
 	_Atomic uint64_t	 j_map_used;
 	_Atomic bool		 j_failing;
 	_Atomic bool		 j_failing_full;	/* and failed for want of room */
+	/* journal_stats: written by the writer, read by any thread. */
+	_Atomic uint64_t	 j_st_commits, j_st_failures, j_st_records;
+	_Atomic uint64_t	 j_st_commit_us, j_st_sync_us;
 
 	/* Writer-only state. */
 	pthread_t		 j_writer;

@@ -434,6 +434,8 @@ void		 workers_free(struct workers *);
  */
 int		 workers_submit(struct workers *, struct event_base *base,
 		    void (*work)(void *), void (*done)(void *), void *arg);
+/* Jobs waiting for a thread now (metrics); any thread. */
+size_t		 workers_queued(struct workers *);
 /* Runs fn(arg) on base's loop; safe from any thread (libevent locking on). */
 int		 loop_post(struct event_base *base, void (*fn)(void *), void *arg);
 
@@ -555,6 +557,19 @@ int		 journal_jti_claim(struct journal *, struct event_base *, const uint8_t jti
 		    uint64_t keep_until, journal_claim_fn, void *arg);
 /* Number of records committed. */
 uint64_t	 journal_size(struct journal *);
+/* What the writer has done since journal_open (metrics); any thread. */
+struct journal_stats {
+	uint64_t	js_size;	/* journal_size */
+	uint64_t	js_commits;	/* group commits that succeeded */
+	uint64_t	js_failures;	/* and that failed */
+	uint64_t	js_records;	/* records they committed */
+	uint64_t	js_commit_us;	/* time in them, from begin to durable */
+	uint64_t	js_sync_us;	/* of that, in mdb_txn_commit (its fsync) */
+	uint64_t	js_map_used;	/* bytes of the map in use */
+	uint64_t	js_map_size;	/* bytes of the map */
+	uint64_t	js_jti;		/* consent jti kept against replay */
+};
+void		 journal_stats(struct journal *, struct journal_stats *);
 /*
  * Whether the journal can take records (readiness, any thread): the last
  * commit failed (appends see -1 until one succeeds), and how much of the

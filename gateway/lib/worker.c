@@ -25,6 +25,7 @@ struct workers {
 	struct job	*w_head, *w_tail;
 	bool		 w_stop;
 	int		 w_n;
+	size_t		 w_queued;	/* jobs in w_head's list */
 	pthread_t	*w_threads;
 };
 
@@ -81,6 +82,7 @@ workers_main(void *arg)
 		}
 		if ((w->w_head = jb->jb_next) == NULL)
 			w->w_tail = NULL;
+		w->w_queued--;
 		pthread_mutex_unlock(&w->w_lock);
 
 		jb->jb_work(jb->jb_arg);
@@ -161,7 +163,19 @@ workers_submit(struct workers *w, struct event_base *base, void (*work)(void *),
 	else
 		w->w_head = jb;
 	w->w_tail = jb;
+	w->w_queued++;
 	pthread_cond_signal(&w->w_cond);
 	pthread_mutex_unlock(&w->w_lock);
 	return 0;
+}
+
+size_t
+workers_queued(struct workers *w)
+{
+	size_t	n;
+
+	pthread_mutex_lock(&w->w_lock);
+	n = w->w_queued;
+	pthread_mutex_unlock(&w->w_lock);
+	return n;
 }
