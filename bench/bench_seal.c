@@ -1,6 +1,6 @@
 /*
  * bench_seal.c - seals per second with batch seals against one signature
- * per document, for ES256, SM2 and EdDSA (DESIGN §6).
+ * per document, for ES256, SM2 and EdDSA (docs/contract.md §6).
  *
  * Both variants run the same code the gateway's workers run (seal_claim_pack
  * for every document, then seal_batch) on one thread, interleaved in every

@@ -1,5 +1,5 @@
 /*
- * fuzz_consent.c - consent tokens (DESIGN §4, §5) through envelope_parse and
+ * fuzz_consent.c - consent tokens (docs/contract.md §4, §5) through envelope_parse and
  * consent_verify.
  *
  * The first input byte picks the mode:

@@ -1,7 +1,7 @@
 /*
  * fuzz_receipt.c - the verifiers a relying party runs on what the gateway
- * hands out: seal receipts (seal_verify, DESIGN §6), journal checkpoints
- * (the "checkpoint" envelope, DESIGN §7) and RFC 9162 inclusion and
+ * hands out: seal receipts (seal_verify, docs/contract.md §6), journal checkpoints
+ * (the "checkpoint" envelope, docs/contract.md §7) and RFC 9162 inclusion and
  * consistency proofs.
  *
  * Byte 0 picks the verifier (mod 3):

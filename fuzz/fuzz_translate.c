@@ -1,5 +1,5 @@
 /*
- * fuzz_translate.c - department answers through translate() (DESIGN §9)
+ * fuzz_translate.c - department answers through translate() (docs/formats.md)
  * with the demo adapter specs: JSON, XML, CSV (UTF-8 and GBK), fixed-width
  * GBK and msgpack.
  *

@@ -1,7 +1,7 @@
 /*
- * check_consent.c - unit tests for consent tokens (DESIGN §5,
+ * check_consent.c - unit tests for consent tokens (docs/contract.md §5,
  * gateway/lib/consent.c) and the bundle policies they are checked against
- * (DESIGN §10, gateway/lib/policy.c).
+ * (docs/consent.md, gateway/lib/policy.c).
  *
  * A face-auth authority is made here: a P-256 key, a self-signed
  * certificate with CN "faceauth", and a trust store holding it.  Tokens are
@@ -740,7 +740,7 @@ START_TEST(test_item_not_in_policy)
 	/*
 	 * An item outside the policy, asked before an item the token does not
 	 * cover: every item is checked against the token before any against
-	 * the policy (DESIGN §5), so the token's gap is the answer.
+	 * the policy (docs/contract.md §5), so the token's gap is the answer.
 	 */
 	claims_default(&c);
 	c.items[0] = "marriage_certificate";
@@ -833,7 +833,7 @@ START_TEST(test_self_act_differs)
 END_TEST
 
 /*
- * Order of the checks (DESIGN §5)
+ * Order of the checks (docs/contract.md §5)
  */
 
 START_TEST(test_order_consumer_before_time)

@@ -1,5 +1,5 @@
 /*
- * check_envelope.c - unit tests for the signed envelope of DESIGN §4
+ * check_envelope.c - unit tests for the signed envelope of docs/contract.md §4
  * (gateway/lib/envelope.c) and the key ids of gateway/lib/keys.c.
  *
  * The bytes the contract fixes (protected header, tbs, envelope) are built

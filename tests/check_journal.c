@@ -1,5 +1,5 @@
 /*
- * check_journal.c - unit tests of the journal (DESIGN §7): record packing,
+ * check_journal.c - unit tests of the journal (docs/contract.md §7): record packing,
  * group commit from many threads, checkpoints, proofs, reopening, jti claims,
  * revocations and map growth, against a real LMDB environment in a temporary
  * directory.
@@ -1102,7 +1102,7 @@ on_append_refill(void *arg, int status, uint64_t first)
 }
 
 /*
- * The writer's cadence (DESIGN §7): the first commit signs, a commit that
+ * The writer's cadence (docs/contract.md §7): the first commit signs, a commit that
  * finds more work queued signs only when a second has passed since the last
  * signature, and the commit that empties the queue signs at once, so the
  * tree it ends with is signed by the time the last append completes.  The

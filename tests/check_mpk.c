@@ -1,5 +1,5 @@
 /*
- * check_mpk.c - unit tests for the canonical msgpack of DESIGN §3
+ * check_mpk.c - unit tests for the canonical msgpack of docs/contract.md §3
  * (gateway/lib/mpk.c) and the encodings of gateway/lib/util.c that travel with it
  * (base64url without padding, hex).
  *
@@ -860,7 +860,7 @@ END_TEST
  * base64url and hex
  */
 
-/* RFC 4648 §10, which holds no '+' or '/'; unpadded as DESIGN §3 wants. */
+/* RFC 4648 §10, which holds no '+' or '/'; unpadded as docs/contract.md §3 wants. */
 static const struct {
 	const char	*raw;
 	const char	*b64;

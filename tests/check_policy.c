@@ -1,5 +1,5 @@
 /*
- * check_policy.c - unit tests for bundle policies (DESIGN §10,
+ * check_policy.c - unit tests for bundle policies (docs/consent.md,
  * gateway/lib/policy.c): parsing and its refusals, the items and the
  * departments that own them, the fields released by data minimization, the
  * assurance a face authentication must reach, the guardian proof rules and

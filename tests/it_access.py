@@ -1,5 +1,5 @@
 """Integration: the citizen's access report, GET /v1/subjects/me/accesses
-(DESIGN section 8): a self consent token for the bundle access_report names
+(docs/contract.md §8): a self consent token for the bundle access_report names
 the citizen; the report lists exactly the journal records about that
 citizen, newest first, with their decisions; refusals carry the section 8
 codes; the read itself is journaled; lianctl access report prints it."""

@@ -79,7 +79,7 @@ def pack(o):
 
 def sign(payload, typ, authority="faceauth"):
     """An envelope of typ over the payload bytes, signed with the demo
-    authority's key by python3-cryptography alone (DESIGN section 4)."""
+    authority's key by python3-cryptography alone (docs/contract.md §4)."""
     with open(os.path.join(P.pki, "authorities", authority + ".key"), "rb") as f:
         key = serialization.load_pem_private_key(f.read(), password=None)
     with open(os.path.join(P.pki, "trust", "consent", authority + ".pem"), "rb") as f:

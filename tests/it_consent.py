@@ -100,7 +100,7 @@ def claims(sub=NEWBORN, items=(ITEM,), iss="faceauth", bundle="newborn"):
 
 
 def sm2_token(payload):
-    """An SM2 consent token signed by the openssl CLI (SM3, distid per DESIGN section 4)."""
+    """An SM2 consent token signed by the openssl CLI (SM3, distid per docs/contract.md §4)."""
     cert = os.path.join(P.pki, "trust", "consent", "faceauth-sm2.pem")
     key = os.path.join(P.pki, "authorities", "faceauth-sm2.key")
     pub = subprocess.run(["openssl", "x509", "-in", cert, "-noout", "-pubkey"],

@@ -1,4 +1,4 @@
-"""Integration: the journal survives kill -9 and shows tampering (DESIGN section 7).
+"""Integration: the journal survives kill -9 and shows tampering (docs/contract.md §7).
 
 A stream of exchanges runs from several client threads while lianband is
 killed with SIGKILL; after a restart on the same data directory every exchange

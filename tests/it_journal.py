@@ -1,4 +1,4 @@
-"""Integration: the audit journal as an auditor sees it (DESIGN sections 7, 8):
+"""Integration: the audit journal as an auditor sees it (docs/contract.md §7, 8):
 record queries with every filter and their cursors, RFC 9162 proofs checked
 by an independent Python verifier, journaled auditor reads, and every command
 of docs/audit.md (lianctl journal checkpoint, pull and verify).  Crash safety

@@ -1,4 +1,4 @@
-"""Integration: electronic seals (DESIGN section 6) through the real lianband.
+"""Integration: electronic seals (docs/contract.md §6) through the real lianband.
 Concurrent exchanges share one batch signature, SM2 and EdDSA seals verify
 end to end (lianctl, and an outsider with hashlib/openssl only), the
 outsider commands of docs/seals.md run verbatim, and `lianctl seal verify`

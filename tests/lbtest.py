@@ -376,7 +376,7 @@ def verify_consistency(first, second, root1, root2, path):
 
 
 def canonical(obj):
-    """Canonical msgpack per DESIGN section 3 (maps sorted by key bytes)."""
+    """Canonical msgpack per docs/contract.md §3 (maps sorted by key bytes)."""
     def norm(o):
         if isinstance(o, dict):
             return {k: norm(o[k]) for k in sorted(o, key=lambda s: s.encode())}
@@ -417,7 +417,7 @@ def kid_of(cert):
 
 
 def verify_seal(seal, doc_bytes, seal_root_pem):
-    """Checks a seal receipt (as JSON) the way an outsider would (DESIGN section 6)."""
+    """Checks a seal receipt (as JSON) the way an outsider would (docs/contract.md §6)."""
     claim_b = b64d(seal["claim"])
     claim = msgpack.unpackb(claim_b, raw=False)
     assert canonical(claim) == claim_b, "claim is not canonical"
@@ -459,7 +459,7 @@ def verify_checkpoint(ck, leaves, checkpoint_pem, origin="lianban-demo"):
 def issue_independent(pki, sub, items, azp="newborn", bundle="newborn", authority="faceauth",
                       aud="lianban-demo", now=None, ttl=300, **claims):
     """A consent token made without any lianban code: python3-msgpack and
-    python3-cryptography following DESIGN sections 4 and 5 (ES256 and EdDSA)."""
+    python3-cryptography following docs/contract.md §4 and §5 (ES256 and EdDSA)."""
     with open(os.path.join(pki, "authorities", authority + ".key"), "rb") as f:
         key = serialization.load_pem_private_key(f.read(), password=None)
     with open(os.path.join(pki, "trust", "consent", authority + ".pem"), "rb") as f:

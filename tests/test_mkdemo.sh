@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_mkdemo.sh: certs/mkdemo creates the complete demo PKI (DESIGN §12), with
+# test_mkdemo.sh: certs/mkdemo creates the complete demo PKI (docs/contract.md §12), with
 # private keys closed to group and others, chains that verify, the right
 # client identities, and leaves an existing PKI alone.
 set -euo pipefail

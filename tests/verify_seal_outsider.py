@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Verify the seals of a saved lianban exchange answer the way an outsider can:
 with python3-msgpack, hashlib and the openssl command line only, following
-DESIGN sections 4 and 6.  docs/seals.md explains every step.
+docs/contract.md §4 and §6.  docs/seals.md explains every step.
 
 usage: verify_seal_outsider.py ANSWER.json SEAL-ROOT.pem
        verify_seal_outsider.py --split ANSWER.json INDEX DIR

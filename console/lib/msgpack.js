@@ -1,4 +1,4 @@
-// msgpack.js - the msgpack the console needs (DESIGN §3): a strict decoder
+// msgpack.js - the msgpack the console needs (docs/contract.md §3): a strict decoder
 // of one value, and an encoder of canonical msgpack (shortest headers, map
 // keys sorted by their UTF-8 bytes) to re-encode what was decoded and to
 // build the bytes an envelope's signature covers.

@@ -1,7 +1,7 @@
 // verify.js - what the console checks itself, in the browser, with
 // WebCrypto: RFC 6962 leaf and node hashes, RFC 9162 inclusion and
 // consistency proofs, and the signature of a checkpoint envelope
-// (DESIGN §4, §7).  Nothing here trusts the gateway's word: every function
+// (docs/contract.md §4, §7).  Nothing here trusts the gateway's word: every function
 // takes raw bytes and recomputes.  The functions throw VerifyError with a
 // sentence that says what did not match.
 

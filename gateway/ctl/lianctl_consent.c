@@ -111,7 +111,7 @@ static const struct optdef issue_opts[] = {
 };
 #undef IS
 
-/* The claims of the token (DESIGN section 5), in m. */
+/* The claims of the token (docs/contract.md §5), in m. */
 static void
 issue_claims(const struct issue_set *s, const char *iss, const uint8_t jti[16],
     msgpack_object oitems, msgpack_object oamr, msgpack_zone *z, struct mpk_map *m)
@@ -245,7 +245,7 @@ const struct command cmd_consent_issue = {
 	"           --azp CONSUMER --bundle BUNDLE --items ITEM[,ITEM...] [options]",
 	.cm_about =
 	"Plays the face-auth authority (demos and tests): signs a consent token\n"
-	"(DESIGN section 5) and prints it as base64url on standard output.\n",
+	"(docs/contract.md §5) and prints it as base64url on standard output.\n",
 	.cm_opts = issue_opts,
 	.cm_check = issue_check,
 	.cm_ident = IDENT_NONE,

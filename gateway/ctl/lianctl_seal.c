@@ -102,7 +102,10 @@ done:
 	return ret;
 }
 
-/* Prints a seal that verified, with each check that passed, in the order of DESIGN §6. */
+/*
+ * Prints a seal that verified, with each check that passed, in the order
+ * of docs/contract.md §6.
+ */
 static void
 sealcmd_print_ok(const char *label, const struct seal_verdict *v, const char *when)
 {

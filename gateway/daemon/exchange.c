@@ -435,7 +435,7 @@ subject_is_minor(const char *id, int64_t now, char *msg, size_t msglen)
 }
 
 /*
- * Guardian consent (DESIGN §5, last step).  The token says act is sub's
+ * Guardian consent (docs/contract.md §5, last step).  The token says act is sub's
  * guardian; the gateway believes it only when a record the policy names,
  * fetched for the child through the normal adapter path, lists act in one
  * of the policy's fields.  Proofs are tried in policy order, one round

@@ -450,7 +450,7 @@ enum lb_err	 http_guard_verdict(struct http_guard *, char *msg, size_t msglen);
 
 /* http_admin.c */
 /*
- * The registry of department adapters and bundle policies (DESIGN §8):
+ * The registry of department adapters and bundle policies (docs/contract.md §8):
  * the routes under /v1/adapters and /v1/policies, called by http.c once
  * the method and the role fit.  id is the path's last segment, already
  * checked to be an id.  A change is journaled, stored, and then applied to

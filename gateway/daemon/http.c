@@ -1,6 +1,6 @@
 /*
  * http.c - the HTTPS front: TLS with client certificates, the principal of
- * each request, routing, body decoding and JSON/msgpack answers (DESIGN §8).
+ * each request, routing, body decoding and JSON/msgpack answers (docs/contract.md §8).
  */
 #include <sys/socket.h>
 #include <netinet/in.h>

@@ -1,5 +1,5 @@
 /*
- * http_admin.c - the registry API (DESIGN §8, §9, §10): departments
+ * http_admin.c - the registry API (docs/contract.md §8, §9, §10): departments
  * register and disable their adapters, the admin loads bundle policies,
  * and anyone authenticated may read them.  http.c has already checked the
  * method, the caller's role and the id of the path.

@@ -1,5 +1,5 @@
 /*
- * http_journal.c - the auditor's side of the HTTP API (DESIGN §8): the
+ * http_journal.c - the auditor's side of the HTTP API (docs/contract.md §8): the
  * signed checkpoint, raw leaves, record queries and RFC 9162 proofs.
  *
  * Every read touches LMDB, so it runs on a worker, never on the event loop.
@@ -261,7 +261,7 @@ jread_done(void *arg)
 		return;
 	}
 	/*
-	 * DESIGN §7 has no field for an auditor, so the auditor is the record's
+	 * docs/contract.md §7 has no field for an auditor, so the auditor is the record's
 	 * actor (a pseudonym, like every person in the journal), the endpoint
 	 * is its item, and a records query for one citizen names that citizen
 	 * as its subject: the citizen's access report shows the auditor too.

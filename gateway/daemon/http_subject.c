@@ -1,5 +1,5 @@
 /*
- * http_subject.c - the citizen's access report (DESIGN §8):
+ * http_subject.c - the citizen's access report (docs/contract.md §8):
  * GET /v1/subjects/me/accesses.
  *
  * A consumer (the citizen's own app) presents, in the Lianban-Consent

@@ -1,7 +1,7 @@
 /*
  * lianband - the lianban data-exchange gateway daemon.
  *
- * Runs on embedded defaults with no arguments (DESIGN §12).  One event loop
+ * Runs on embedded defaults with no arguments (docs/contract.md §12).  One event loop
  * serves HTTPS and talks to the departments; a worker pool signs and
  * verifies; one journal writer thread commits the audit log.
  */
@@ -244,7 +244,7 @@ main(int argc, char **argv)
 	    "journal of %llu records in %s", gw.gw_conf.gc_id, gw.gw_snap->sn_trust->t_nauth,
 	    gw.gw_snap->sn_npolicies, gw.gw_snap->sn_nadapters, gw.gw_snap->sn_trust->t_ncrls,
 	    (unsigned long long)journal_size(gw.gw_journal), gw.gw_conf.gc_data);
-	/* DESIGN §12: harnesses wait for this text, also inside a structured line. */
+	/* docs/contract.md §12: harnesses wait for this text, also inside a structured line. */
 	if (log_format() == LB_LOGF_TEXT)
 		fprintf(stderr, "listening on %s\n", gw.gw_bound);
 	else {

@@ -1,8 +1,9 @@
 /*
- * registry.c - adapters and policies registered through the API (DESIGN
- * §9, §10), kept in their own LMDB environment under the data directory
- * (DATA/registry).  Every version of every spec is kept; a "head" per id
- * says which version is current and whether the id is disabled.
+ * registry.c - adapters and policies registered through the API
+ * (docs/formats.md, docs/consent.md), kept in their own LMDB environment
+ * under the data directory (DATA/registry).  Every version of every spec
+ * is kept; a "head" per id says which version is current and whether the
+ * id is disabled.
  *
  * Layout:
  *   versions: kind byte, id, NUL, version (8 bytes big-endian) -> spec

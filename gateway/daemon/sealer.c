@@ -1,5 +1,5 @@
 /*
- * sealer.c - batch sealing across exchanges (DESIGN §6).
+ * sealer.c - batch sealing across exchanges (docs/contract.md §6).
  *
  * Every exchange hands its seal claims to the one sealer of the gateway.
  * Claims for the same seal key wait in a queue until one of these happens:

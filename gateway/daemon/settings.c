@@ -8,7 +8,7 @@
  * A setting takes its embedded default, then the value of the config file,
  * then that of the command line.  The defaults depend on where lianband
  * runs from: the binary built in the build tree keeps the demo's, relative
- * to the working directory (DESIGN §12: no arguments run the demo from the
+ * to the working directory (docs/contract.md §12: no arguments run the demo from the
  * source tree), and reads no config file unless --config names one; any
  * other copy is an installed one, whose defaults are the absolute paths
  * configure chose, and which reads $(sysconfdir)/lianban/lianband.conf when

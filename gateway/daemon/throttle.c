@@ -10,7 +10,7 @@
  * grow the journal as fast as the flood.  The refusals are counted per
  * client instead, and one "deny" record per client says how many there
  * were, at most once a second (THROTTLE_SUMMARY_MS), and once more when
- * the daemon stops.  Contract DESIGN §7 journals every denial; these ones
+ * the daemon stops.  Contract docs/contract.md §7 journals every denial; these ones
  * are journaled by that count.
  */
 #include <stdio.h>

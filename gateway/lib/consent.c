@@ -1,5 +1,5 @@
 /*
- * consent.c - verification and admission of consent tokens (DESIGN §5).
+ * consent.c - verification and admission of consent tokens (docs/contract.md §5).
  *
  * The checks run in the contract's order and stop at the first failure, so
  * the code journaled for a refused request is the same one every other

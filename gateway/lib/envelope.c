@@ -1,5 +1,5 @@
 /*
- * envelope.c - the signed envelope of DESIGN §4, shared by consent tokens,
+ * envelope.c - the signed envelope of docs/contract.md §4, shared by consent tokens,
  * seal batches and journal checkpoints.
  *
  *	envelope = [ protected: bin, payload: bin, signature: bin ]

@@ -1,5 +1,5 @@
 /*
- * errors.c - the error codes of the HTTP API (DESIGN §8), their statuses, and
+ * errors.c - the error codes of the HTTP API (docs/contract.md §8), their statuses, and
  * the first-failure outcome of a request.
  */
 #include <stdarg.h>

@@ -1,5 +1,5 @@
 /*
- * journal.c - the audit journal (DESIGN §7): its writer thread.
+ * journal.c - the audit journal (docs/contract.md §7): its writer thread.
  *
  * Every record is a leaf of one RFC 6962 Merkle tree kept in LMDB.  A single
  * writer thread owns all writes: callers on event loops queue operations and
@@ -76,7 +76,7 @@ journal_record_pack(const struct jrec *r, uint64_t seq, msgpack_sbuffer *out)
 	if (!msgpack_zone_init(&z, 1024))
 		return -1;
 	/*
-	 * Every field of DESIGN §7, of registry changes and of refusal counts;
+	 * Every field of docs/contract.md §7, of registry changes and of refusal counts;
 	 * mpk_pack sorts the keys.
 	 */
 	mpk_map_init(&m, &z, 23);
@@ -481,7 +481,10 @@ journal_jti_expire(struct journal *j, MDB_txn *txn)
 	return journal_sweep(txn, j->j_jti, &j->j_jti_sweep, journal_number_get, now / 1000);
 }
 
-/* Whether this commit should carry a checkpoint (DESIGN §7: at most 1/s under load). */
+/*
+ * Whether this commit should carry a checkpoint (docs/contract.md §7: at
+ * most one a second under load).
+ */
 static bool
 journal_ckpt_wanted(struct journal *j)
 {

@@ -65,7 +65,7 @@
 /* Records a query examines at most per call; the cursor resumes from there. */
 #define JOURNAL_QUERY_SCAN	20000
 #define JOURNAL_QUERY_LIMIT	1000
-/* Under load, one checkpoint per this interval is enough (DESIGN §7). */
+/* Under load, one checkpoint per this interval is enough (docs/contract.md §7). */
 #define JOURNAL_CKPT_EVERY_US	1000000
 #define JOURNAL_HMAC_MIN	16
 /* The named databases: rec, leaf, ckpt, meta, jti, ix, rev, node. */

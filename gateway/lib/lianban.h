@@ -188,7 +188,7 @@ int		 cert_load(const char *path, X509 **cert, char *err, size_t errlen);
  * token.  The key material is never read into this process.
  */
 int		 key_load_pkcs11(const char *uri, EVP_PKEY **key, char *err, size_t errlen);
-/* kid = SHA-256 of the DER SubjectPublicKeyInfo (DESIGN §4). */
+/* kid = SHA-256 of the DER SubjectPublicKeyInfo (docs/contract.md §4). */
 int		 key_id_cert(X509 *, uint8_t kid[32]);
 int		 key_id_pkey(EVP_PKEY *, uint8_t kid[32]);
 /*
@@ -198,7 +198,7 @@ int		 key_id_pkey(EVP_PKEY *, uint8_t kid[32]);
  */
 int		 cert_subject_field(X509 *, int nid, char *buf, size_t bufsz);
 
-/* mpk.c: canonical msgpack (DESIGN §3) on msgpack-c objects */
+/* mpk.c: canonical msgpack (docs/contract.md §3) on msgpack-c objects */
 /*
  * Every object built here lives in a msgpack_zone; allocation failure in a
  * zone is fatal, as with most daemons' allocators.  Strings and binaries
@@ -287,7 +287,7 @@ int		 mpk_get_bytes(const msgpack_object *map, const char *key, msgpack_zone *z,
 /* Packs o canonically into a fresh buffer; *buf is malloc'ed. */
 int		 mpk_pack_alloc(const msgpack_object *o, uint8_t **buf, size_t *len);
 
-/* envelope.c: the signed envelope (DESIGN §4) */
+/* envelope.c: the signed envelope (docs/contract.md §4) */
 enum lb_alg {
 	LB_ALG_NONE = 0,
 	LB_ALG_ES256,
@@ -441,7 +441,7 @@ int		 loop_post(struct event_base *base, void (*fn)(void *), void *arg);
 
 /*
  * journal.c, journal_read.c, journal_restore.c, journal_revoke.c: the audit
- * journal (DESIGN §7)
+ * journal (docs/contract.md §7)
  */
 enum jkind {
 	JK_EXCHANGE = 0,
@@ -731,7 +731,7 @@ void		 journal_record_show(msgpack_zone *z, uint64_t seq, const void *rec, size_
 
 /*
  * translate_spec.c, translate.c: adapter specs and the mapping of department
- * answers to canonical documents (DESIGN §6, §9).  The source formats, the
+ * answers to canonical documents (docs/contract.md §6, §9).  The source formats, the
  * conversions and the template engine behind them are declared in
  * translate_impl.h, private to the translate files.
  */
@@ -789,7 +789,7 @@ struct adapter {
 	size_t		 ad_spec_len;
 };
 /*
- * Compiles an adapter spec (DESIGN §9; docs/formats.md) given as a msgpack
+ * Compiles an adapter spec (docs/formats.md) given as a msgpack
  * map (from a JSON file or an API body).  *out is owned by the caller; the
  * adapter borrows nothing from spec.  On failure err holds a sentence meant
  * for the department's developer.
@@ -809,7 +809,7 @@ int		 adapter_url(const struct adapter *, const char *item, const char *subject,
 const char	*src_format_name(enum src_format);
 /*
  * Translates a department answer into the canonical document of item for
- * subject (DESIGN §6).  Returns LB_OK, LB_E_DEPARTMENT_BAD_RESPONSE (malformed,
+ * subject (docs/contract.md §6).  Returns LB_OK, LB_E_DEPARTMENT_BAD_RESPONSE (malformed,
  * oversized, wrongly encoded, a required field missing) or
  * LB_E_SUBJECT_MISMATCH (holder.id is not subject), with a sentence in err;
  * LB_E_NO_ADAPTER when the adapter does not serve item, LB_E_INTERNAL when
@@ -870,7 +870,7 @@ int		 endpoint_addr_text(const struct netaddr *, char *buf, size_t bufsz);
 bool		 endpoint_addr_in(const struct netaddr *a, const struct netaddr *net,
 		    unsigned prefix);
 
-/* trust.c: trusted certificates (DESIGN §11, §12) */
+/* trust.c: trusted certificates (docs/security.md, §12) */
 struct trust_authority {
 	char		 ta_name[LB_ID_MAX];	/* authority id = the certificate's CN */
 	X509		*ta_cert;
@@ -914,7 +914,7 @@ const struct trust_authority *trust_authority(const struct trust *, const uint8_
 int		 trust_authority_usable(const struct trust_authority *, int64_t when,
 		    const char **why);
 
-/* policy.c: bundle policies (DESIGN §10) */
+/* policy.c: bundle policies (docs/consent.md) */
 #define POLICY_MAX_FIELDS	48
 #define POLICY_MAX_CONSUMERS	16
 #define POLICY_MAX_PROOFS	4
@@ -955,7 +955,7 @@ struct policy {
 	size_t			 po_spec_len;
 };
 /*
- * Compiles a policy spec (DESIGN §10; docs/consent.md) given as a msgpack
+ * Compiles a policy spec (docs/consent.md) given as a msgpack
  * map.  *out is owned by the caller (policy_free); it borrows nothing from
  * spec.  On failure err holds a sentence meant for the policy's author.
  */
@@ -1036,7 +1036,7 @@ int		 policy_rate_take(struct policy_rates *, const struct policy *,
 enum lb_err	 policy_admit(struct policy_rates *, const struct policy *po, const char *bundle,
 		    const char *consumer, uint64_t now_us, char *msg, size_t msglen);
 
-/* consent.c: consent tokens (DESIGN §5) */
+/* consent.c: consent tokens (docs/contract.md §5) */
 #define CONSENT_MAX_AMR	8
 struct consent {
 	char		cs_iss[LB_ID_MAX];
@@ -1069,7 +1069,7 @@ struct consent_ask {
 	int64_t			  ca_now;	/* unix seconds */
 };
 /*
- * Verifies a consent envelope in the order of DESIGN §5 up to, not
+ * Verifies a consent envelope in the order of docs/contract.md §5 up to, not
  * including, the jti replay check (which needs the journal) and the
  * guardian proof.  Returns LB_OK or the first failure's code with a sentence
  * in msg.  CPU work: call it on a worker thread.
@@ -1095,7 +1095,7 @@ enum lb_err	 consent_admit(const struct trust *, struct journal *, const struct 
  */
 enum lb_err	 consent_claim_error(int status, const char **msg);
 
-/* seal.c: electronic seals (DESIGN §6) */
+/* seal.c: electronic seals (docs/contract.md §6) */
 struct seal_key {
 	char		 sk_id[LB_ID_MAX];	/* seal id, e.g. "nhc" or "nhc-sm2" */
 	char		 sk_dept[LB_ID_MAX];	/* department (the certificate's CN) */
@@ -1140,7 +1140,7 @@ struct seal_verdict {
 };
 /*
  * Verifies a receipt against the document bytes and a store of seal roots,
- * offline (DESIGN §6).  err names the first check that failed.
+ * offline (docs/contract.md §6).  err names the first check that failed.
  */
 int		 seal_verify(const uint8_t *receipt, size_t len, const uint8_t *doc,
 		    size_t doclen, X509_STORE *roots, struct seal_verdict *, char *err,

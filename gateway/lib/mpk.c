@@ -1,5 +1,5 @@
 /*
- * mpk.c - canonical msgpack (DESIGN §3) on top of msgpack-c objects, and the
+ * mpk.c - canonical msgpack (docs/contract.md §3) on top of msgpack-c objects, and the
  * JSON mapping of the same structures.
  *
  * Objects are built in a msgpack_zone in any key order; mpk_pack sorts map

@@ -1,5 +1,5 @@
 /*
- * policy.c - bundle policies (DESIGN §10): who may ask for a bundle and how
+ * policy.c - bundle policies (docs/consent.md): who may ask for a bundle and how
  * often (the rate limit), which items it contains, which fields of each
  * item leave the gateway, how sure the face authentication must be, and
  * which records prove a guardian's relation.
@@ -450,7 +450,7 @@ policy_minimize(const struct policy_item *pi, const msgpack_object *doc, msgpack
 
 /*
  * Token buckets: one per (scope, who) -- (bundle, consumer) for the rate
- * limits of policies (DESIGN §10), (role, client id) for the daemon's
+ * limits of policies (docs/consent.md), (role, client id) for the daemon's
  * limit per client -- refilled at per_s up to burst, one token per
  * request.  Amounts are in millionths of a token so the arithmetic stays
  * in integers.  When every bucket is taken the least recently used one is

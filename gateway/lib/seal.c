@@ -1,5 +1,5 @@
 /*
- * seal.c - electronic seals (DESIGN §6).
+ * seal.c - electronic seals (docs/contract.md §6).
  *
  * A department's seal vouches for documents in batches: each document gets
  * a claim, the claims are leaves of an RFC 6962 tree, and one signature over

@@ -1,7 +1,7 @@
 /*
  * translate.c - the template engine: compiles the "mapping" of an adapter
  * spec into one template tree per item, and translates department answers
- * into canonical documents with it (DESIGN §6, §9; docs/formats.md).
+ * into canonical documents with it (docs/contract.md §6; docs/formats.md).
  *
  * adapter_parse (translate_spec.c) hands the mapping over once, when a
  * spec is loaded.  Translating an answer walks the item's tree and asks
@@ -456,7 +456,7 @@ tpl_party(struct cctx *c, const struct tpl_node *root, const char *key,
 }
 
 /*
- * Checks a compiled template against the document contract (DESIGN §6), so
+ * Checks a compiled template against the document contract (docs/contract.md §6), so
  * that a spec that cannot produce a valid document is refused when loaded.
  */
 static int
@@ -646,7 +646,7 @@ doc_not_subject(char *err, size_t errlen)
 	return LB_E_SUBJECT_MISMATCH;
 }
 
-/* The document contract (DESIGN §6), checked on what was actually built. */
+/* The document contract (docs/contract.md §6), checked on what was actually built. */
 static enum lb_err
 doc_check(const struct adapter *ad, const char *item, const char *subject,
     const msgpack_object *doc, char *err, size_t errlen)

@@ -1,5 +1,5 @@
 /*
- * translate_spec.c - adapter specs (DESIGN §9; docs/formats.md): reading
+ * translate_spec.c - adapter specs (docs/formats.md): reading
  * and checking the spec a department registers, and the department URL of
  * one request.
  *
@@ -23,7 +23,7 @@
 
 /*
  * The source formats.  A format without ops would be known to the spec
- * syntax (DESIGN §9) but have no translator in this build.
+ * syntax (docs/formats.md) but have no translator in this build.
  */
 static const struct {
 	const char		*name;
