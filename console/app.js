@@ -283,6 +283,8 @@ async function showSearch(params) {
     tbody.append(tr);
   }
   table.hidden = false;
+  // Which query the rows answer: a page that waits for a search knows it is this one's.
+  table.dataset.query = q.toString();
   table.dataset.state = "done";
   const first = params.get("after") ? " after seq " + params.get("after") : "";
   $("#results-caption").textContent = plural(ans.records.length, "record") + first +

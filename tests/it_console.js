@@ -105,6 +105,17 @@ async function tamper(page, pattern, edit) {
   });
 }
 
+// Waits until the results table shows the answer of the query the test asked
+// for (it holds every text of has and none of hasnt), not the one before it,
+// and the page is idle.
+async function searched(page, has, hasnt = []) {
+  await page.waitForFunction(([h, n]) => {
+    const t = document.querySelector("#results"), q = t.dataset.query || "";
+    return t.dataset.state === "done" && document.body.dataset.busy === "0" &&
+      h.every((s) => q.includes(s)) && !n.some((s) => q.includes(s));
+  }, [has, hasnt]);
+}
+
 async function rows(page, sel) {
   return page.evaluate((s) => Array.from(document.querySelectorAll(s + " tbody tr")).map((tr) =>
     ({ seq: tr.dataset.seq, cells: Array.from(tr.children).map((c) => c.textContent) })), sel);
@@ -145,19 +156,16 @@ async function auditor(browser) {
 
   // A filtered search: kind and code.
   await page.goto(cfg.base + "/console/#/search?kind=deny&code=assurance_too_low&run=1");
-  await page.waitForFunction(() => document.querySelector("#results").dataset.state === "done" &&
-    document.body.dataset.busy === "0");
+  await searched(page, ["code=assurance_too_low"]);
   out.deny_rows = await rows(page, "#results");
 
   // Cursor paging: two records a page, the next page after the last one shown.
   await page.goto(cfg.base + "/console/#/search?kind=item&limit=2&run=1");
-  await page.waitForFunction(() => document.querySelector("#results").dataset.state === "done" &&
-    document.body.dataset.busy === "0");
+  await searched(page, ["kind=item", "limit=2"], ["after="]);
   out.page1 = await rows(page, "#results");
   out.page1_next = await page.isVisible("#page-next");
   await page.click("#page-next");
-  await page.waitForFunction(() => /after=/.test(location.hash) && document.body.dataset.busy === "0" &&
-    document.querySelector("#results").dataset.state === "done");
+  await searched(page, ["after="]);
   out.page2 = await rows(page, "#results");
   out.page2_url = page.url();
 
