@@ -184,7 +184,6 @@ journal_set_map_max(struct journal *j, size_t max)
 void
 journal_stats(struct journal *j, struct journal_stats *js)
 {
-	MDB_envinfo	info = { 0 };
 	MDB_stat	st = { 0 };
 	MDB_txn		*txn;
 
@@ -195,13 +194,11 @@ journal_stats(struct journal *j, struct journal_stats *js)
 	js->js_records = atomic_load(&j->j_st_records);
 	js->js_commit_us = atomic_load(&j->j_st_commit_us);
 	js->js_sync_us = atomic_load(&j->j_st_sync_us);
-	/* The map may be growing: its size is read under the lock that guards it. */
+	/* As the writer noted them after its last commit (journal_map_note). */
+	js->js_map_size = atomic_load(&j->j_map_size);
+	js->js_map_used = atomic_load(&j->j_map_used);
 	if (journal_rtxn_begin(j, &txn) != 0)
 		return;
-	if (mdb_env_info(j->j_env, &info) == 0 && mdb_env_stat(j->j_env, &st) == 0) {
-		js->js_map_size = info.me_mapsize;
-		js->js_map_used = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
-	}
 	/* Counts kept by LMDB in the trees' roots: no scan. */
 	if (mdb_stat(txn, j->j_jti, &st) == 0)
 		js->js_jti = st.ms_entries;
