@@ -63,6 +63,10 @@ struct gw_config {
 	char		gc_id[LB_ID_MAX];
 	char		gc_crl[512];	/* --crl; "" is CERTS/client-ca.crl if it exists */
 	int		gc_workers;
+	int		gc_loops;		/* event loops; 0: one per core */
+	char		gc_node[LB_ID_MAX];	/* cluster node id; "" alone */
+	char		gc_etcd[1024];		/* etcd client URLs; "" alone */
+	char		gc_peers[2048];		/* NODE_ID=HOST:PORT,...; "" none */
 	int		gc_verbose;
 	unsigned	gc_seal_window_us;	/* sealer window (default 2000) */
 	unsigned	gc_seal_batch;		/* claims per batch at most (default 256) */

@@ -111,6 +111,18 @@ static const struct setting settings_table[] = {
 	S_STR("id", gc_id, "GATEWAY_ID", "lianban-demo", RESTART,
 	    "gateway id: the consent audience and the checkpoint origin", NULL),
 	S_INT("workers", gc_workers, "N", 1, 64, 1, 2, RESTART, "crypto worker threads"),
+	S_INT("loops", gc_loops, "N", 0, 64, 1, 0, RESTART,
+	    "event loops serving the API, each on its own thread; 0 (the default) runs "
+	    "one per core"),
+	{ "node", 0, SET_STR, SET_FIELD(gc_node), "NODE_ID", 0, 0, 1, 0, "", NULL, RESTART,
+	  true, "this node's id in a cluster; checkpoints then name GATEWAY_ID/NODE_ID as "
+	  "their origin", "give each node of the cluster its own id" },
+	{ "etcd", 0, SET_STR, SET_FIELD(gc_etcd), "URL[,URL...]", 0, 0, 1, 0, "", NULL,
+	  RESTART, true, "etcd v3 client endpoints of the cluster's consent store; "" (the "
+	  "default) runs a single node on its own LMDB", "name the etcd members' client URLs" },
+	{ "peers", 0, SET_STR, SET_FIELD(gc_peers), "NODE_ID=HOST:PORT[,...]", 0, 0, 1, 0, "",
+	  NULL, RESTART, true, "the other nodes' API listeners, for witnessing and cluster-wide "
+	  "reads", "write NODE_ID=HOST:PORT pairs separated by commas" },
 	S_INT("seal-window", gc_seal_window_us, "MS", 0, 1000, 1000, SEALER_WINDOW_US / 1000,
 	    LIVE, "how long seal claims wait for others to share their batch signature "
 	    "while exchanges are in flight; 0 signs every claim alone"),
