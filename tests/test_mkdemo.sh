@@ -7,11 +7,13 @@ set -euo pipefail
 srcdir=${LB_SRCDIR:-$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)}
 mkdemo=$srcdir/certs/mkdemo
 readonly SM2_ID=1234567812345678
-readonly DEPTS=(psb nhc mca cdc nhsa hrss mnr mohurd samr edu)
+readonly DEPTS=(psb nhc mca cdc nhsa hrss mnr mohurd samr edu tax hpf cdpf)
 readonly CLIENTS=(
 	department-psb department-nhc department-mca department-cdc department-nhsa
 	department-hrss department-mnr department-mohurd department-samr department-edu
+	department-tax department-hpf department-cdpf
 	consumer-newborn consumer-school consumer-retirement consumer-citizen
+	consumer-enterprise consumer-assist
 	auditor-audit1 admin-ops
 )
 readonly AUTHORITIES=(faceauth faceauth-ed faceauth-sm2)
