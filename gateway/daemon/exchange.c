@@ -878,6 +878,15 @@ ex_journal(struct exchange *ex)
 		struct ex_subject *su = &ex->ex_subj[i];
 
 		/*
+		 * Queued before the records, so committed no later: the citizen's
+		 * access report can name the agent of every record that says
+		 * rel "agent".  Losing it loses only that name, never a record.
+		 */
+		if (su->su_rel_ok && su->su_rel == POLICY_REL_AGENT)
+			(void)journal_party_note(ex->ex_gw->gw_journal, su->su_cs.cs_act,
+			    su->su_agent_name);
+
+		/*
 		 * A proof record read from a department is an access to the
 		 * child's data: journaled, unless it also is a requested item
 		 * with its own record below.

@@ -615,6 +615,26 @@ int		 journal_revoke_key(const struct journal *, const uint8_t *jti,
 		    const char *subject, const char *bundle,
 		    uint8_t key[JOURNAL_REVOKE_KEY_MAX], size_t *keylen);
 /*
+ * Parties: who acted for a citizen, kept outside the Merkle log in the
+ * journal's LMDB environment so that the access report can name an agent
+ * while the records hold only the actor's pseudonym.  journal_party_note
+ * queues, for the writer thread, act's pseudonym -> {"id": act masked to
+ * its first 6 and last 4 characters, "name": name (cut to
+ * JOURNAL_PARTY_NAME_MAX - 1 bytes; "" for none)}; it is stored in the
+ * next group commit, in queue order with the records appended after it,
+ * and replaces an older entry.  Nothing is called back: -1 when it could
+ * not be queued (full queue, closing journal, act not 1 to
+ * LB_SUBJECT_MAX - 1 bytes).  journal_party_get reads the entry of an
+ * actor pseudonym into id and name: 1 when there is one, 0 when none, -1
+ * on failure.  Any thread.
+ */
+#define JOURNAL_PARTY_NAME_MAX	128
+int		 journal_party_note(struct journal *, const char *act, const char *name);
+int		 journal_party_get(struct journal *, const uint8_t actor[32],
+		    char id[LB_SUBJECT_MAX], char name[JOURNAL_PARTY_NAME_MAX]);
+/* act masked to its first 6 and last 4 characters ("110101********1234"). */
+void		 journal_party_mask(const char *act, char out[LB_SUBJECT_MAX]);
+/*
  * LB_OK, or consent_revoked when the token or the citizen's consent to its
  * bundle (up to its iat) was revoked; journal_unavailable when the list
  * cannot be read.  Reads LMDB: workers, not the loop.
