@@ -111,13 +111,14 @@ access_verify_work(void *arg)
 	};
 	char			 msg[256];
 	enum lb_err		 e;
+	enum policy_rel		 rel;
 
 	e = consent_admit(rep->rep_snap->sn_trust, rep->rep_gw->gw_journal, &ask, rep->rep_token,
 	    rep->rep_token_len, &rep->rep_cs, msg, sizeof(msg));
 	if (e != LB_OK)
 		lb_outcome_fail(&rep->rep_out, e, "%s", msg);
-	else if (strcmp(rep->rep_cs.cs_rel, "self") != 0)
-		lb_outcome_fail(&rep->rep_out, LB_E_GUARDIAN_UNVERIFIED, "the access report is "
+	else if (relation_from_name(rep->rep_cs.cs_rel, &rel) == 0)
+		lb_outcome_fail(&rep->rep_out, relation_error(rel), "the access report is "
 		    "only given to the citizen in person (rel \"self\")");
 }
 
