@@ -957,10 +957,38 @@ reply_none(struct reply *rp, const char *what)
 	reply_error(rp, 404, msg);
 }
 
-static void
+void
 reply_bad_data(struct reply *rp)
 {
 	reply_error(rp, 500, "incomplete record in the data file");
+}
+
+void
+reply_done(struct reply *rp, int bad, const char *type)
+{
+	if (bad)
+		reply_bad_data(rp);
+	else
+		reply_ok(rp, type);
+}
+
+void
+reply_enc(struct reply *rp, struct evbuffer *b, int bad, const char *enc, const char *type)
+{
+	char	*text = NULL, *out = NULL;
+	size_t	 len = evbuffer_get_length(b), olen;
+
+	if (!bad && (text = malloc(len + 1)) != NULL) {
+		evbuffer_copyout(b, text, len);
+		text[len] = '\0';
+		if (enc_convert(enc, text, len, &out, &olen) != 0 ||
+		    evbuffer_add(rp->rp_body, out, olen) != 0)
+			bad = 1;
+	} else
+		bad = 1;
+	free(text);
+	free(out);
+	reply_done(rp, bad, type);
 }
 
 /* Takes the body built so far as a 200 answer of the given type. */
@@ -1559,8 +1587,7 @@ mohurd_rental_registrations(struct sim *sim, const struct evkeyvalq *q, struct r
 	struct person	*pe;
 	json_t		*rt, *tenants[2];
 	struct evbuffer	*b = NULL;
-	char		 start[16], end[16], reg[16], *text = NULL, *gbk = NULL;
-	size_t		 len, glen;
+	char		 start[16], end[16], reg[16];
 	int		 bad = 0;
 
 	if ((pe = query_person(sim, q, rp, "rental registration")) == NULL)
@@ -1593,23 +1620,8 @@ mohurd_rental_registrations(struct sim *sim, const struct evkeyvalq *q, struct r
 			evbuffer_add_printf(b, "%s%s", row[j], j + 1 < nitems(row) ? "," : "\r\n");
 		}
 	}
-	len = evbuffer_get_length(b);
-	if (!bad && (text = malloc(len + 1)) != NULL) {
-		evbuffer_copyout(b, text, len);
-		text[len] = '\0';
-		if (enc_convert("GBK", text, len, &gbk, &glen) != 0 ||
-		    evbuffer_add(rp->rp_body, gbk, glen) != 0)
-			bad = 1;
-	} else
-		bad = 1;
-	free(text);
-	free(gbk);
+	reply_enc(rp, b, bad, "GBK", "text/csv; charset=GBK");
 	evbuffer_free(b);
-	if (bad) {
-		reply_bad_data(rp);
-		return;
-	}
-	reply_ok(rp, "text/csv; charset=GBK");
 }
 
 /*

@@ -47,6 +47,16 @@ void		 reply_error(struct reply *, int status, const char *message);
 void		 reply_json(struct reply *, int status, json_t *doc);
 /* Takes the body built so far as a 200 answer of the given type. */
 void		 reply_ok(struct reply *, const char *type);
+/* A 500: the data file's record lacks a field the answer needs. */
+void		 reply_bad_data(struct reply *);
+/* reply_bad_data when bad is set, else reply_ok with type. */
+void		 reply_done(struct reply *, int bad, const char *type);
+/*
+ * Takes b (the answer so far, UTF-8; the caller keeps it) converted to
+ * encoding enc as the body, then reply_done.
+ */
+void		 reply_enc(struct reply *, struct evbuffer *b, int bad, const char *enc,
+		    const char *type);
 /*
  * The text field key of o; a missing, empty or overlong one sets *bad and
  * gives "".  need_date rewrites a YYYY-MM-DD field with separator sep.

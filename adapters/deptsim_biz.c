@@ -194,28 +194,16 @@ biz_find(struct sim *sim, const struct evkeyvalq *q, struct reply *rp, const cha
 	return NULL;
 }
 
-/* Takes b (the answer, UTF-8) converted to enc as a 200 answer of type, or a 500. */
+/* Takes doc (the reference too) as a 200 JSON answer, or a 500 when bad or NULL. */
 static void
-biz_reply_enc(struct reply *rp, struct evbuffer *b, int bad, const char *enc, const char *type)
+biz_reply_json(struct reply *rp, int bad, json_t *doc)
 {
-	char	*text = NULL, *out = NULL;
-	size_t	 len = evbuffer_get_length(b), olen;
-
-	if (!bad && (text = malloc(len + 1)) != NULL) {
-		evbuffer_copyout(b, text, len);
-		text[len] = '\0';
-		if (enc_convert(enc, text, len, &out, &olen) != 0 ||
-		    evbuffer_add(rp->rp_body, out, olen) != 0)
-			bad = 1;
-	} else
-		bad = 1;
-	free(text);
-	free(out);
-	if (bad) {
-		reply_error(rp, 500, "incomplete record in the data file");
+	if (bad || doc == NULL) {
+		json_decref(doc);
+		reply_bad_data(rp);
 		return;
 	}
-	reply_ok(rp, type);
+	reply_json(rp, 200, doc);
 }
 
 /*
@@ -257,11 +245,7 @@ biz_samr_business_licenses(struct sim *sim, const struct evkeyvalq *q, struct re
 	xml_elem(b, "rep:CertType", "10");
 	xml_elem(b, "rep:CertNo", need(rep, "id", &bad));
 	evbuffer_add_printf(b, "</rep:LegalRepresentative></BusinessLicense>\n");
-	if (bad) {
-		reply_error(rp, 500, "incomplete record in the data file");
-		return;
-	}
-	reply_ok(rp, "application/xml; charset=utf-8");
+	reply_done(rp, bad, "application/xml; charset=utf-8");
 }
 
 /*
@@ -296,11 +280,7 @@ biz_tax_registrations(struct sim *sim, const struct evkeyvalq *q, struct reply *
 	    fixed_put_enc(b, "GB18030", need(t, "office", &bad), 60) != 0 ||
 	    evbuffer_add(b, "\r\n", 2) != 0)
 		bad = 1;
-	if (bad) {
-		reply_error(rp, 500, "incomplete record in the data file");
-		return;
-	}
-	reply_ok(rp, "text/plain; charset=GB18030");
+	reply_done(rp, bad, "text/plain; charset=GB18030");
 }
 
 /*
@@ -325,12 +305,7 @@ biz_hrss_employer_accounts(struct sim *sim, const struct evkeyvalq *q, struct re
 	    "aab004", need(e, "name", &bad), "aab050", opened,
 	    "aab046", json_object_get(s, "employees"), "aab051", "1",
 	    "orgName", need(s, "office", &bad));
-	if (bad || doc == NULL) {
-		json_decref(doc);
-		reply_error(rp, 500, "incomplete record in the data file");
-		return;
-	}
-	reply_json(rp, 200, doc);
+	biz_reply_json(rp, bad, doc);
 }
 
 /*
@@ -368,7 +343,7 @@ biz_hpf_employer_accounts(struct sim *sim, const struct evkeyvalq *q, struct rep
 	csv_field(b, emp, ",");
 	csv_field(b, "正常", ",");
 	csv_field(b, need(h, "center", &bad), "\r\n");
-	biz_reply_enc(rp, b, bad, "GB18030", "text/csv; charset=GB18030");
+	reply_enc(rp, b, bad, "GB18030", "text/csv; charset=GB18030");
 	evbuffer_free(b);
 }
 
@@ -397,12 +372,7 @@ biz_mca_assisted_applications(struct sim *sim, const struct evkeyvalq *q, struct
 	    "validFrom", need(e, "valid_from", &bad), "validUntil", need(e, "valid_until", &bad),
 	    "state", strcmp(need(e, "status", &bad), "active") == 0 ? "1" : "2",
 	    "registry", need(e, "registry", &bad));
-	if (bad || doc == NULL) {
-		json_decref(doc);
-		reply_error(rp, 500, "incomplete record in the data file");
-		return;
-	}
-	reply_json(rp, 200, doc);
+	biz_reply_json(rp, bad, doc);
 }
 
 /*
@@ -427,10 +397,5 @@ biz_cdpf_disability_certificates(struct sim *sim, const struct evkeyvalq *q,
 	    "name", need(e, "name", &bad), "category", need(e, "category", &bad),
 	    "grade", need(e, "grade", &bad), "issued", issued, "validUntil", until,
 	    "office", need(e, "office", &bad));
-	if (bad || doc == NULL) {
-		json_decref(doc);
-		reply_error(rp, 500, "incomplete record in the data file");
-		return;
-	}
-	reply_json(rp, 200, doc);
+	biz_reply_json(rp, bad, doc);
 }
