@@ -211,6 +211,7 @@ START_TEST(test_agent_delegation_terms)
 	msgpack_zone		 z;
 	msgpack_object		 d;
 	char			 why[200], name[8];
+	const char		*txt;
 
 #define PROVEN(doc, act, bundle) relation_proven(POLICY_REL_AGENT, &pp, &(doc), act, bundle, \
 	NOW, why, sizeof(why))
@@ -243,6 +244,10 @@ START_TEST(test_agent_delegation_terms)
 	ck_assert(!PROVEN(d, AGENT, "assist"));
 	relation_field(&d, "agent_id", name, sizeof(name));
 	ck_assert_str_eq(name, "4403051");	/* cut to fit */
+	txt = "{\"fields\": {\"agent_name\": \"黄丽\"}}";
+	ck_assert(mpk_from_json(txt, strlen(txt), &z, &d, why, sizeof(why)) == 0);
+	relation_field(&d, "agent_name", name, 6);
+	ck_assert_str_eq(name, "黄");	/* 5 bytes fit, a whole character is 3 */
 #undef PROVEN
 	msgpack_zone_destroy(&z);
 }

@@ -92,7 +92,7 @@ struct ex_subject {
 	/* rel other than "self": the record that proves the relation */
 	enum policy_rel		 su_rel;
 	bool			 su_rel_ok;
-	char			 su_agent_name[64];	/* from a proven delegation */
+	char			 su_agent_name[JOURNAL_PARTY_NAME_MAX];	/* from the delegation */
 	size_t			 su_proof_next;	/* next policy proof to try */
 	const struct policy_proof *su_proof;	/* the one fetched this round */
 	const struct adapter	*su_proof_ad;

@@ -217,7 +217,8 @@ access_entry(struct access *rep, uint64_t seq, const uint8_t *rec, size_t len,
 	if ((o = mpk_get(&dec, "rel")) != NULL && mpk_str_eq(o, "agent") &&
 	    (o = mpk_get(&dec, "actor")) != NULL && o->type == MSGPACK_OBJECT_BIN &&
 	    o->via.bin.size == 32 && journal_party_get(rep->rep_gw->gw_journal,
-	    (const uint8_t *)o->via.bin.ptr, id, name) == 1) {
+	    (const uint8_t *)o->via.bin.ptr, id, name) == 1 &&
+	    utf8_valid(id, strlen(id)) && utf8_valid(name, strlen(name))) {
 		mpk_map_init(&agent, z, 2);
 		mpk_map_put(&agent, "id", mpk_strdup(z, id, strlen(id)));
 		mpk_map_put(&agent, "name", mpk_strdup(z, name, strlen(name)));

@@ -1134,7 +1134,10 @@ bool		 relation_subject_ok(enum policy_rel, const char *sub, int64_t now, char *
 bool		 relation_proven(enum policy_rel, const struct policy_proof *pp,
 		    const msgpack_object *doc, const char *act, const char *bundle, int64_t now,
 		    char *why, size_t whylen);
-/* The text of fields.key of doc into out (cut to outlen - 1 bytes); "" without one. */
+/*
+ * The text of fields.key of doc into out, cut to at most outlen - 1 bytes
+ * at a character boundary of its UTF-8; "" without one.
+ */
 void		 relation_field(const msgpack_object *doc, const char *key, char *out,
 		    size_t outlen);
 

@@ -122,6 +122,10 @@ relation_field(const msgpack_object *doc, const char *key, char *out, size_t out
 	    o->type != MSGPACK_OBJECT_STR)
 		return;
 	n = o->via.str.size < outlen - 1 ? o->via.str.size : outlen - 1;
+	/* A cut text ends on a character boundary of its UTF-8. */
+	if (n < o->via.str.size)
+		while (n > 0 && ((unsigned char)o->via.str.ptr[n] & 0xc0) == 0x80)
+			n--;
 	memcpy(out, o->via.str.ptr, n);
 	out[n] = '\0';
 }
