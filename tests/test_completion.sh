@@ -67,5 +67,5 @@ expect "--checkpoint --checkpoint-cert" journal verify --check
 expect "verify" --cert x.pem --gateway 127.0.0.1:1 journal ver
 expect "--items" --quiet fetch --ite
 # An option whose value is one of a few words.
-expect "guardian self" consent issue --sub 1 --rel ""
+expect "agent guardian legal_rep self" consent issue --sub 1 --rel ""
 exit "$fail"

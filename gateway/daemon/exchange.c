@@ -7,8 +7,9 @@
  *	CONSENT	verify every subject's consent token,	(worker thread)
  *		and that it was not revoked
  *	CLAIM	record each token's jti, once		(journal writer)
- *	GUARDIAN fetch and check the record that proves	(HTTP client, worker)
- *		a guardian's relation to the child
+ *	RELATION fetch and check the record that proves	(HTTP client, worker)
+ *		the relation of the person acting to the
+ *		subject: guardian, legal representative, agent
  *	FETCH	query the departments in parallel	(libevent HTTP client)
  *	SEAL	translate, minimize			(worker thread)
  *		then seal, in batches shared with	(sealer.c, workers)
@@ -37,7 +38,7 @@
 enum ex_state {
 	EX_CONSENT,
 	EX_CLAIM,
-	EX_GUARDIAN,
+	EX_RELATION,
 	EX_FETCH,
 	EX_SEAL,
 	EX_JOURNAL,
@@ -45,7 +46,7 @@ enum ex_state {
 };
 
 static const char *const ex_state_names[] = {
-	"consent", "claim", "guardian", "fetch", "seal", "journal", "reply"
+	"consent", "claim", "relation", "fetch", "seal", "journal", "reply"
 };
 
 struct exchange;
@@ -62,7 +63,7 @@ struct ex_item {
 	char				 it_msg[256];
 	uint8_t				*it_body;
 	size_t				 it_body_len;
-	bool				 it_fetched;	/* body came with the guardian proof */
+	bool				 it_fetched;	/* body came with the relation proof */
 	msgpack_object			 it_doc;
 	uint8_t				*it_doc_bytes;
 	size_t				 it_doc_len;
@@ -88,8 +89,10 @@ struct ex_subject {
 	struct ex_item		*su_items;
 	size_t			 su_nitems;
 	uint64_t		 su_seq;	/* its deny record, when denied */
-	/* rel "guardian": the record that proves the relation */
-	bool			 su_guardian_ok;
+	/* rel other than "self": the record that proves the relation */
+	enum policy_rel		 su_rel;
+	bool			 su_rel_ok;
+	char			 su_agent_name[JOURNAL_PARTY_NAME_MAX];	/* from the delegation */
 	size_t			 su_proof_next;	/* next policy proof to try */
 	const struct policy_proof *su_proof;	/* the one fetched this round */
 	const struct adapter	*su_proof_ad;
@@ -129,14 +132,14 @@ struct exchange {
 	int64_t			 ex_now;
 	uint64_t		 ex_exch_seq;
 	bool			 ex_expected;	/* announced to the sealer */
-	size_t			 ex_proofs;	/* guardian proofs fetched this round */
+	size_t			 ex_proofs;	/* relation proofs fetched this round */
 	bool			 ex_refused;	/* refused as a whole: one deny record */
 };
 
 static void	su_why(struct ex_subject *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
 static void	ex_claim(struct exchange *);
-static void	ex_guardian(struct exchange *);
+static void	ex_relation(struct exchange *);
 static void	ex_fetch(struct exchange *);
 static void	ex_seal(struct exchange *);
 static void	ex_journal(struct exchange *);
@@ -207,7 +210,7 @@ su_deny(struct ex_subject *su, enum lb_err e, const char *msg)
 	}
 }
 
-/* Notes why a guardian proof failed; the last reason is the one reported. */
+/* Notes why a relation proof failed; the last reason is the one reported. */
 static void
 su_why(struct ex_subject *su, const char *fmt, ...)
 {
@@ -358,7 +361,7 @@ ex_claim_done(void *arg, int status)
 	if ((e = consent_claim_error(status, &msg)) != LB_OK)
 		su_deny(su, e, msg);
 	if (--ex->ex_pending == 0)
-		ex_guardian(ex);
+		ex_relation(ex);
 }
 
 /*
@@ -386,59 +389,16 @@ ex_claim(struct exchange *ex)
 		}
 	}
 	if (--ex->ex_pending == 0)
-		ex_guardian(ex);
+		ex_relation(ex);
 }
 
 /*
- * A guardian consents for a minor only.  The resident ID number (GB 11643)
- * holds the date of birth in digits 7 to 14; the age is counted in China's
- * calendar day (UTC+8) at now.  false with a sentence in msg when the
- * subject is 18 or older, or its age cannot be read from its id.
- */
-static bool
-subject_is_minor(const char *id, int64_t now, char *msg, size_t msglen)
-{
-	static const int	 mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
-	struct tm		 tm;
-	time_t			 t = (time_t)now + 8 * 3600;
-	int			 y, m, d, age, i;
-
-	for (i = 0; i < 17; i++)
-		if (id[i] < '0' || id[i] > '9')
-			break;
-	if (i != 17 || strlen(id) != 18 || gmtime_r(&t, &tm) == NULL) {
-		snprintf(msg, msglen, "a guardian consents only for a minor, and the subject's "
-		    "age cannot be read from its id");
-		return false;
-	}
-	y = (id[6] - '0') * 1000 + (id[7] - '0') * 100 + (id[8] - '0') * 10 + (id[9] - '0');
-	m = (id[10] - '0') * 10 + (id[11] - '0');
-	d = (id[12] - '0') * 10 + (id[13] - '0');
-	if (m < 1 || m > 12 || d < 1 || d > mdays[m - 1] || y < 1900) {
-		snprintf(msg, msglen, "a guardian consents only for a minor, and the subject's "
-		    "id holds no valid date of birth");
-		return false;
-	}
-	age = tm.tm_year + 1900 - y;
-	if (tm.tm_mon + 1 < m || (tm.tm_mon + 1 == m && tm.tm_mday < d))
-		age--;
-	if (age < 0) {
-		snprintf(msg, msglen, "the subject's id gives a date of birth in the future");
-		return false;
-	}
-	if (age >= 18) {
-		snprintf(msg, msglen, "the subject is %d years old; a guardian consents only "
-		    "for a minor", age);
-		return false;
-	}
-	return true;
-}
-
-/*
- * Guardian consent (docs/contract.md §5, last step).  The token says act is sub's
- * guardian; the gateway believes it only when a record the policy names,
- * fetched for the child through the normal adapter path, lists act in one
- * of the policy's fields.  Proofs are tried in policy order, one round
+ * Consent by someone else (docs/contract.md §5, last step).  The token says act is
+ * sub's guardian, legal representative or agent; the gateway believes it
+ * only when a record the policy names for that relation, fetched for the
+ * subject through the normal adapter path, lists act in one of the
+ * policy's fields (and, for an agent, is a delegation in force for the
+ * bundle: relation_proven).  Proofs are tried in policy order, one round
  * each, until one proves the relation; until then no other item of the
  * subject is fetched.
  */
@@ -453,7 +413,7 @@ ex_proof_adapter(const struct exchange *ex, const struct policy_proof *pp)
 }
 
 static void
-ex_guardian_work(void *arg)
+ex_relation_work(void *arg)
 {
 	struct exchange		*ex = arg;
 	msgpack_object		 doc;
@@ -473,12 +433,14 @@ ex_guardian_work(void *arg)
 			su_why(su, "the %s record could not be read: %s", pp->pp_item, err);
 			continue;
 		}
-		su->su_guardian_ok = policy_proof_names(pp, &doc, su->su_cs.cs_act);
-		if (!su->su_guardian_ok) {
-			su->su_tried[su->su_ntried - 1].pt_status = LB_E_GUARDIAN_UNVERIFIED;
-			su_why(su, "the child's %s does not name the applicant as guardian",
-			    pp->pp_item);
-		}
+		su->su_rel_ok = relation_proven(su->su_rel, pp, &doc, su->su_cs.cs_act,
+		    ex->ex_bundle, ex->ex_now, err, sizeof(err));
+		if (!su->su_rel_ok) {
+			su->su_tried[su->su_ntried - 1].pt_status = relation_error(su->su_rel);
+			su_why(su, "%s", err);
+		} else if (su->su_rel == POLICY_REL_AGENT)
+			relation_field(&doc, "agent_name", su->su_agent_name,
+			    sizeof(su->su_agent_name));
 	}
 }
 
@@ -508,7 +470,7 @@ ex_proof_reuse(struct ex_subject *su)
 }
 
 static void
-ex_guardian_done(void *arg)
+ex_relation_done(void *arg)
 {
 	struct exchange	*ex = arg;
 	size_t		 i;
@@ -518,24 +480,24 @@ ex_guardian_done(void *arg)
 
 		if (su->su_proof == NULL)
 			continue;
-		if (su->su_guardian_ok && su->su_status == LB_OK)
+		if (su->su_rel_ok && su->su_status == LB_OK)
 			ex_proof_reuse(su);
 		free(su->su_proof_body);
 		su->su_proof_body = NULL;
 		su->su_proof = NULL;
 	}
 	/* The next round tries the next proof of the subjects still unproven. */
-	ex_guardian(ex);
+	ex_relation(ex);
 }
 
 static void
-ex_guardian_round(struct exchange *ex)
+ex_relation_round(struct exchange *ex)
 {
 	if (ex->ex_proofs == 0) {
 		ex_fetch(ex);
 		return;
 	}
-	ex_work(ex, ex_guardian_work, ex_guardian_done);
+	ex_work(ex, ex_relation_work, ex_relation_done);
 }
 
 /*
@@ -568,37 +530,39 @@ ex_proof_fetched(void *arg, enum lb_err e, const uint8_t *body, size_t len, cons
 	else if (ex_keep_answer(body, len, &su->su_proof_body, &su->su_proof_len) != 0)
 		su_why(su, "out of memory");
 	if (--ex->ex_pending == 0)
-		ex_guardian_round(ex);
+		ex_relation_round(ex);
 }
 
 /* Starts the fetch of su's next proof, or denies su when none is left. */
 static void
-ex_guardian_next(struct exchange *ex, struct ex_subject *su)
+ex_relation_next(struct exchange *ex, struct ex_subject *su)
 {
-	const struct policy		*po = ex->ex_policy;
+	const struct policy_relation	*rl = &ex->ex_policy->po_rel[su->su_rel];
 	const struct policy_proof	*pp;
 	const struct adapter		*ad;
+	const char			*name = relation_name(su->su_rel);
+	enum lb_err			 code = relation_error(su->su_rel);
 	char				 msg[256];
 
-	if (!po->po_guardian) {
-		snprintf(msg, sizeof(msg), "bundle \"%s\" does not accept a guardian's "
-		    "consent", po->po_bundle);
-		su_deny(su, LB_E_GUARDIAN_UNVERIFIED, msg);
+	if (!rl->rl_allowed) {
+		snprintf(msg, sizeof(msg), "bundle \"%s\" does not accept consent given by "
+		    "someone else as %s", ex->ex_policy->po_bundle, name);
+		su_deny(su, code, msg);
 		return;
 	}
-	if (po->po_nproofs == 0) {
+	if (rl->rl_nproofs == 0) {
 		snprintf(msg, sizeof(msg), "bundle \"%s\" names no record that proves a "
-		    "guardian relation, so none can be accepted", po->po_bundle);
-		su_deny(su, LB_E_GUARDIAN_UNVERIFIED, msg);
+		    "%s relation, so none can be accepted", ex->ex_policy->po_bundle, name);
+		su_deny(su, code, msg);
 		return;
 	}
-	if (su->su_proof_next == 0 && !subject_is_minor(su->su_id, ex->ex_now, msg,
-	    sizeof(msg))) {
-		su_deny(su, LB_E_GUARDIAN_UNVERIFIED, msg);
+	if (su->su_proof_next == 0 && !relation_subject_ok(su->su_rel, su->su_id, ex->ex_now,
+	    msg, sizeof(msg))) {
+		su_deny(su, code, msg);
 		return;
 	}
-	while (su->su_proof_next < po->po_nproofs) {
-		pp = &po->po_proofs[su->su_proof_next++];
+	while (su->su_proof_next < rl->rl_nproofs) {
+		pp = &rl->rl_proofs[su->su_proof_next++];
 		if ((ad = ex_proof_adapter(ex, pp)) == NULL) {
 			if (su->su_proof_why[0] == '\0')
 				su_why(su, "no department adapter serves the %s record",
@@ -621,29 +585,29 @@ ex_guardian_next(struct exchange *ex, struct ex_subject *su)
 		su->su_proof = NULL;
 		su_why(su, "the %s record could not be requested", pp->pp_item);
 	}
-	snprintf(msg, sizeof(msg), "the guardian relation is not proven: %s",
+	snprintf(msg, sizeof(msg), "the %s relation is not proven: %s", name,
 	    su->su_proof_why[0] != '\0' ? su->su_proof_why : "no proof record");
-	su_deny(su, LB_E_GUARDIAN_UNVERIFIED, msg);
+	su_deny(su, code, msg);
 }
 
 static void
-ex_guardian(struct exchange *ex)
+ex_relation(struct exchange *ex)
 {
 	size_t	i;
 
-	if (ex->ex_state != EX_GUARDIAN)
-		ex_enter(ex, EX_GUARDIAN);
+	if (ex->ex_state != EX_RELATION)
+		ex_enter(ex, EX_RELATION);
 	ex->ex_proofs = 0;
 	ex->ex_pending = 1;	/* held until every proof fetch is started */
 	for (i = 0; i < ex->ex_nsubj; i++) {
 		struct ex_subject *su = &ex->ex_subj[i];
 
-		if (su->su_status == LB_OK && !su->su_guardian_ok &&
-		    strcmp(su->su_cs.cs_rel, "guardian") == 0)
-			ex_guardian_next(ex, su);
+		if (su->su_status == LB_OK && !su->su_rel_ok &&
+		    relation_from_name(su->su_cs.cs_rel, &su->su_rel) == 0)
+			ex_relation_next(ex, su);
 	}
 	if (--ex->ex_pending == 0)
-		ex_guardian_round(ex);
+		ex_relation_round(ex);
 }
 
 static void
@@ -696,7 +660,7 @@ ex_fetch(struct exchange *ex)
 			}
 			it->it_seal = snapshot_seal(ex->ex_snap, it->it_ad->ad_seal);
 			if (it->it_fetched)
-				continue;	/* fetched once, as the guardian proof */
+				continue;	/* fetched once, as the relation proof */
 			it->it_t0_us = now_us_mono();
 			ex->ex_pending++;
 			if (fanout_fetch(ex->ex_gw->gw_fanout, snapshot_egress_for(ex->ex_snap,
@@ -874,7 +838,7 @@ ex_journal_done(void *arg, int status, uint64_t first_seq)
 		struct ex_subject *su = &ex->ex_subj[i];
 
 		for (j = 0; j < su->su_ntried; j++)
-			seq += !su->su_tried[j].pt_reused;	/* guardian proofs first */
+			seq += !su->su_tried[j].pt_reused;	/* relation proofs first */
 		if (su->su_status != LB_OK) {
 			su->su_seq = seq++;
 			continue;
@@ -887,7 +851,7 @@ ex_journal_done(void *arg, int status, uint64_t first_seq)
 }
 
 /*
- * One record per guardian proof read and not requested as an item, one per
+ * One record per relation proof read and not requested as an item, one per
  * denied subject, one per item of a consented subject, and one for the
  * exchange as a whole.
  */
@@ -914,6 +878,15 @@ ex_journal(struct exchange *ex)
 		struct ex_subject *su = &ex->ex_subj[i];
 
 		/*
+		 * Queued before the records, so committed no later: the citizen's
+		 * access report can name the agent of every record that says
+		 * rel "agent".  Losing it loses only that name, never a record.
+		 */
+		if (su->su_rel_ok && su->su_rel == POLICY_REL_AGENT)
+			(void)journal_party_note(ex->ex_gw->gw_journal, su->su_cs.cs_act,
+			    su->su_agent_name);
+
+		/*
 		 * A proof record read from a department is an access to the
 		 * child's data: journaled, unless it also is a requested item
 		 * with its own record below.
@@ -925,7 +898,7 @@ ex_journal(struct exchange *ex)
 				continue;
 			ex_record_common(ex, su, r);
 			r->jr_kind = JK_ITEM;
-			snprintf(r->jr_op, sizeof(r->jr_op), "guardian_proof");
+			snprintf(r->jr_op, sizeof(r->jr_op), "%s", relation_proof_op(su->su_rel));
 			snprintf(r->jr_item, sizeof(r->jr_item), "%s", pt->pt_proof->pp_item);
 			snprintf(r->jr_dept, sizeof(r->jr_dept), "%s", pt->pt_dept);
 			snprintf(r->jr_decision, sizeof(r->jr_decision), "%s",
@@ -939,7 +912,7 @@ ex_journal(struct exchange *ex)
 			ex_record_common(ex, su, r);
 			r->jr_kind = JK_DENY;
 			snprintf(r->jr_decision, sizeof(r->jr_decision), "deny");
-			/* A refused guardian still caused one query: name its record. */
+			/* A refused relation still caused one query: name its record. */
 			if (su->su_proof_last != NULL) {
 				snprintf(r->jr_item, sizeof(r->jr_item), "%s",
 				    su->su_proof_last->pp_item);

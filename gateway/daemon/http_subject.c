@@ -111,13 +111,14 @@ access_verify_work(void *arg)
 	};
 	char			 msg[256];
 	enum lb_err		 e;
+	enum policy_rel		 rel;
 
 	e = consent_admit(rep->rep_snap->sn_trust, rep->rep_gw->gw_journal, &ask, rep->rep_token,
 	    rep->rep_token_len, &rep->rep_cs, msg, sizeof(msg));
 	if (e != LB_OK)
 		lb_outcome_fail(&rep->rep_out, e, "%s", msg);
-	else if (strcmp(rep->rep_cs.cs_rel, "self") != 0)
-		lb_outcome_fail(&rep->rep_out, LB_E_GUARDIAN_UNVERIFIED, "the access report is "
+	else if (relation_from_name(rep->rep_cs.cs_rel, &rel) == 0)
+		lb_outcome_fail(&rep->rep_out, relation_error(rel), "the access report is "
 		    "only given to the citizen in person (rel \"self\")");
 }
 
@@ -197,11 +198,12 @@ access_entry(struct access *rep, uint64_t seq, const uint8_t *rec, size_t len,
 	msgpack_object	 dec;
 	const msgpack_object *o;
 	const char	*why;
-	struct mpk_map	 m;
+	struct mpk_map	 m, agent;
+	char		 id[LB_SUBJECT_MAX], name[JOURNAL_PARTY_NAME_MAX];
 	size_t		 i;
 
 	why = journal_record_decode(rec, len, z, &dec);
-	mpk_map_init(&m, z, 14);
+	mpk_map_init(&m, z, 15);
 	mpk_map_put(&m, "seq", mpk_uint(seq));
 	if ((o = mpk_get(&dec, "t_ms")) != NULL && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
 		mpk_map_put(&m, "t_ms", *o);
@@ -211,6 +213,17 @@ access_entry(struct access *rep, uint64_t seq, const uint8_t *rec, size_t len,
 			mpk_map_put(&m, fields[i], *o);
 	if ((o = mpk_get(&dec, "exch")) != NULL && o->type == MSGPACK_OBJECT_BIN)
 		mpk_map_put(&m, "exchange", *o);
+	/* Who acted for the citizen: the agent as journal_party_note kept them. */
+	if ((o = mpk_get(&dec, "rel")) != NULL && mpk_str_eq(o, "agent") &&
+	    (o = mpk_get(&dec, "actor")) != NULL && o->type == MSGPACK_OBJECT_BIN &&
+	    o->via.bin.size == 32 && journal_party_get(rep->rep_gw->gw_journal,
+	    (const uint8_t *)o->via.bin.ptr, id, name) == 1 &&
+	    utf8_valid(id, strlen(id)) && utf8_valid(name, strlen(name))) {
+		mpk_map_init(&agent, z, 2);
+		mpk_map_put(&agent, "id", mpk_strdup(z, id, strlen(id)));
+		mpk_map_put(&agent, "name", mpk_strdup(z, name, strlen(name)));
+		mpk_map_put(&m, "agent", agent.mm_obj);
+	}
 	if (why != NULL) {
 		mpk_map_put(&m, "record_raw", mpk_bindup(z, rec, len));
 		mpk_map_put(&m, "record_error", mpk_str(why));
