@@ -80,16 +80,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char			 err[256], msg[256];
 	bool			 res;
 	enum lb_err		 e;
-	int			 rc;
 
 	if (size < 1 || size - 1 > LB_BODY_MAX)
 		return 0;
 	msgpack_zone_init(&z, 4096);
-	if ((data[0] & 1) == 0)
-		rc = mpk_from_json((const char *)data + 1, size - 1, &z, &o, err, sizeof(err));
-	else
-		rc = mpk_unpack(data + 1, size - 1, &z, &o);
-	if (rc != 0)
+	if (fuzz_decode_body(data, size, &z, &o) != 0)
 		goto done;
 	err[0] = '\0';
 	if (predicate_parse(&o, &z, &pds, &n, err, sizeof(err)) != 0) {
