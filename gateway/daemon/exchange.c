@@ -542,7 +542,8 @@ ex_proof_reuse(struct ex_subject *su)
 	for (j = 0; j < su->su_nitems; j++) {
 		struct ex_item *it = &su->su_items[j];
 
-		if (strcmp(it->it_item, su->su_proof->pp_item) != 0)
+		/* Not to a predicate the policy refused: that record would hide the read. */
+		if (strcmp(it->it_item, su->su_proof->pp_item) != 0 || it->it_status != LB_OK)
 			continue;
 		if (strcmp(policy_item(it->it_ex->ex_policy, it->it_item)->pi_dept,
 		    su->su_proof_ad->ad_dept) != 0)

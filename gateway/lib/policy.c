@@ -120,8 +120,8 @@ policy_parse_item(const msgpack_object *o, struct policy_item *pi, char *err, si
 
 		if (!mpk_str_eq(k, "item") && !mpk_str_eq(k, "dept") && !mpk_str_eq(k, "fields") &&
 		    !mpk_str_eq(k, "verify")) {
-			snprintf(err, errlen, "items entries take only item, dept, fields and "
-			    "verify");
+			snprintf(err, errlen, "items entries take only item, dept and fields, "
+			    "and optionally verify");
 			return -1;
 		}
 	}
