@@ -331,6 +331,15 @@ class Verifications(unittest.TestCase):
                          "--predicates", "[{", "--consent", tok, client="consumer-school")
         self.assertEqual(out.returncode, 2, out.stderr)
 
+    def test_11_ops_summary_counts_verifications(self):
+        """This platform served only verifications: their verify records are the
+        departments' fetches in the operations view."""
+        st, body = self.P.request("GET", "/v1/ops/summary?hours=1", client="admin-ops")
+        self.assertEqual(st, 200, body)
+        depts = {d["dept"]: d for d in body["departments"]}
+        self.assertGreaterEqual(depts.get("mnr", {}).get("items", 0), 2, body["departments"])
+        self.assertGreaterEqual(depts.get("psb", {}).get("items", 0), 2, body["departments"])
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
