@@ -302,70 +302,79 @@ END_TEST
 
 START_TEST(test_eval_equality_and_sets)
 {
-	ck_assert_int_eq(eval(P("district", "eq", "\"310104\"")), 1);
-	ck_assert_int_eq(eval(P("district", "eq", "\"310105\"")), 0);
-	ck_assert_int_eq(eval(P("district", "ne", "\"310105\"")), 1);
-	ck_assert_int_eq(eval(P("district", "ne", "\"310104\"")), 0);
-	ck_assert_int_eq(eval(P("dose_count", "eq", "3")), 1);
-	ck_assert_int_eq(eval(P("debt", "eq", "-5")), 1);
-	ck_assert_int_eq(eval(P("debt", "ne", "5")), 1);
-	/* No coercion: the text "310104" is not the integer 310104, nor "3" 3. */
-	ck_assert_int_eq(eval(P("district", "eq", "310104")), -1);
-	ck_assert_int_eq(eval(P("dose_count", "eq", "\"3\"")), -1);
-	ck_assert_int_eq(eval(P("dose_count", "ne", "\"3\"")), -1);
-	ck_assert_int_eq(eval(P("district", "in", "[\"110105\", \"310104\"]")), 1);
-	ck_assert_int_eq(eval(P("district", "in", "[\"110105\", 310104]")), 0);
-	ck_assert_int_eq(eval(P("district", "in", "[310104]")), -1);
-	ck_assert_int_eq(eval(P("dose_count", "in", "[1, 2, 3]")), 1);
-	ck_assert_int_eq(eval(P("list", "in", "[1]")), -1);
-	ck_assert_int_eq(eval(P("list", "eq", "1")), -1);
-	/* A field the record lacks, or holds as null, makes every predicate false. */
-	ck_assert_int_eq(eval(P("school_zone", "eq", "\"Z\"")), 0);
-	ck_assert_int_eq(eval(P("school_zone", "ne", "\"Z\"")), 0);
-	ck_assert_int_eq(eval(P("nothing", "ne", "\"Z\"")), 0);
+	static const struct {
+		const char	*pred;
+		int		 want;	/* 1 true, 0 false, -1 refused */
+	} cases[] = {
+		{ P("district", "eq", "\"310104\""), 1 },
+		{ P("district", "eq", "\"310105\""), 0 },
+		{ P("district", "ne", "\"310105\""), 1 },
+		{ P("district", "ne", "\"310104\""), 0 },
+		{ P("dose_count", "eq", "3"), 1 },
+		{ P("debt", "eq", "-5"), 1 },
+		{ P("debt", "ne", "5"), 1 },
+		/* No coercion: the text "310104" is not the integer 310104, nor "3" 3. */
+		{ P("district", "eq", "310104"), -1 },
+		{ P("dose_count", "eq", "\"3\""), -1 },
+		{ P("dose_count", "ne", "\"3\""), -1 },
+		{ P("district", "in", "[\"110105\", \"310104\"]"), 1 },
+		{ P("district", "in", "[\"110105\", 310104]"), 0 },
+		{ P("district", "in", "[310104]"), -1 },
+		{ P("dose_count", "in", "[1, 2, 3]"), 1 },
+		{ P("list", "in", "[1]"), -1 },
+		{ P("list", "eq", "1"), -1 },
+		/* A field the record lacks, or holds as null, makes every predicate false. */
+		{ P("school_zone", "eq", "\"Z\""), 0 },
+		{ P("school_zone", "ne", "\"Z\""), 0 },
+		{ P("nothing", "ne", "\"Z\""), 0 },
+	};
+	size_t	i;
+
+	for (i = 0; i < NELEM(cases); i++)
+		ck_assert_msg(eval(cases[i].pred) == cases[i].want, "%s: want %d", cases[i].pred,
+		    cases[i].want);
 }
 END_TEST
 
 START_TEST(test_eval_order_and_age)
 {
-	ck_assert_int_eq(eval(P("dose_count", "ge", "3")), 1);
-	ck_assert_int_eq(eval(P("dose_count", "ge", "4")), 0);
-	ck_assert_int_eq(eval(P("dose_count", "le", "3")), 1);
-	ck_assert_int_eq(eval(P("dose_count", "le", "2")), 0);
-	ck_assert_int_eq(eval(P("debt", "ge", "-6")), 1);
-	ck_assert_int_eq(eval(P("debt", "le", "-6")), 0);
-	ck_assert_int_eq(eval(P("birth_date", "ge", "\"2019-11-20\"")), 1);
-	ck_assert_int_eq(eval(P("birth_date", "ge", "\"2019-11-21\"")), 0);
-	ck_assert_int_eq(eval(P("birth_date", "le", "\"2019-12-01\"")), 1);
-	ck_assert_int_eq(eval(P("birth_date", "le", "\"2018-12-01\"")), 0);
-	/* Dates compare only with dates, integers only with integers. */
-	ck_assert_int_eq(eval(P("birth_date", "ge", "20191120")), -1);
-	ck_assert_int_eq(eval(P("dose_count", "ge", "\"2019-11-20\"")), -1);
-	ck_assert_int_eq(eval(P("note", "le", "\"2019-11-20\"")), -1);
-	/* Born 2019-11-20: six on the day, not the day before. */
-	ck_assert_int_eq(eval(P("birth_date", "age_at_least",
-	    "{\"years\": 6, \"on\": \"2025-11-20\"}")), 1);
-	ck_assert_int_eq(eval(P("birth_date", "age_at_least",
-	    "{\"years\": 6, \"on\": \"2025-11-19\"}")), 0);
-	ck_assert_int_eq(eval(P("birth_date", "age_at_least",
-	    "{\"years\": 6, \"on\": \"2026-08-31\"}")), 1);
-	ck_assert_int_eq(eval(P("birth_date", "age_at_least",
-	    "{\"years\": 7, \"on\": \"2026-08-31\"}")), 0);
-	ck_assert_int_eq(eval(P("birth_date", "age_at_least",
-	    "{\"years\": 0, \"on\": \"2019-11-20\"}")), 1);
-	ck_assert_int_eq(eval(P("birth_date", "age_at_least",
-	    "{\"years\": 0, \"on\": \"2019-11-19\"}")), 0);
-	/* Born on 29 February: one year old on 1 March of a common year. */
-	ck_assert_int_eq(eval(P("leap", "age_at_least",
-	    "{\"years\": 1, \"on\": \"2021-02-28\"}")), 0);
-	ck_assert_int_eq(eval(P("leap", "age_at_least",
-	    "{\"years\": 1, \"on\": \"2021-03-01\"}")), 1);
-	ck_assert_int_eq(eval(P("leap", "age_at_least",
-	    "{\"years\": 4, \"on\": \"2024-02-29\"}")), 1);
-	ck_assert_int_eq(eval(P("note", "age_at_least",
-	    "{\"years\": 1, \"on\": \"2021-03-01\"}")), -1);
-	ck_assert_int_eq(eval(P("dose_count", "age_at_least",
-	    "{\"years\": 1, \"on\": \"2021-03-01\"}")), -1);
+	static const struct {
+		const char	*pred;
+		int		 want;	/* 1 true, 0 false, -1 refused */
+	} cases[] = {
+		{ P("dose_count", "ge", "3"), 1 },
+		{ P("dose_count", "ge", "4"), 0 },
+		{ P("dose_count", "le", "3"), 1 },
+		{ P("dose_count", "le", "2"), 0 },
+		{ P("debt", "ge", "-6"), 1 },
+		{ P("debt", "le", "-6"), 0 },
+		{ P("birth_date", "ge", "\"2019-11-20\""), 1 },
+		{ P("birth_date", "ge", "\"2019-11-21\""), 0 },
+		{ P("birth_date", "le", "\"2019-12-01\""), 1 },
+		{ P("birth_date", "le", "\"2018-12-01\""), 0 },
+		/* Dates compare only with dates, integers only with integers. */
+		{ P("birth_date", "ge", "20191120"), -1 },
+		{ P("dose_count", "ge", "\"2019-11-20\""), -1 },
+		{ P("note", "le", "\"2019-11-20\""), -1 },
+		/* Born 2019-11-20: six on the day, not the day before. */
+		{ P("birth_date", "age_at_least", "{\"years\": 6, \"on\": \"2025-11-20\"}"), 1 },
+		{ P("birth_date", "age_at_least", "{\"years\": 6, \"on\": \"2025-11-19\"}"), 0 },
+		{ P("birth_date", "age_at_least", "{\"years\": 6, \"on\": \"2026-08-31\"}"), 1 },
+		{ P("birth_date", "age_at_least", "{\"years\": 7, \"on\": \"2026-08-31\"}"), 0 },
+		{ P("birth_date", "age_at_least", "{\"years\": 0, \"on\": \"2019-11-20\"}"), 1 },
+		{ P("birth_date", "age_at_least", "{\"years\": 0, \"on\": \"2019-11-19\"}"), 0 },
+		/* Born on 29 February: one year old on 1 March of a common year. */
+		{ P("leap", "age_at_least", "{\"years\": 1, \"on\": \"2021-02-28\"}"), 0 },
+		{ P("leap", "age_at_least", "{\"years\": 1, \"on\": \"2021-03-01\"}"), 1 },
+		{ P("leap", "age_at_least", "{\"years\": 4, \"on\": \"2024-02-29\"}"), 1 },
+		{ P("note", "age_at_least", "{\"years\": 1, \"on\": \"2021-03-01\"}"), -1 },
+		{ P("dose_count", "age_at_least", "{\"years\": 1, \"on\": \"2021-03-01\"}"), -1 },
+	};
+	size_t	i;
+
+	for (i = 0; i < NELEM(cases); i++)
+		ck_assert_msg(eval(cases[i].pred) == cases[i].want, "%s: want %d", cases[i].pred,
+		    cases[i].want);
 }
 END_TEST
 
