@@ -1531,8 +1531,9 @@ hrss_social_security_cards(struct sim *sim, const struct evkeyvalq *q, struct re
  * mnr: the real estate title certificate (不动产权证书), XML with the
  * register's pinyin-initial element names (ZSH certificate number, DJJG
  * registry, DJSJ registered YYYY年MM月DD日, ZL location, MJ area in m², YT
- * use, GYFS form of co-ownership, QLR right holders with QLRMC name and
- * ZJH id).  Both parents hold the title jointly.
+ * use, XQ the school zone (学区) the address lies in, GYFS form of
+ * co-ownership, QLR right holders with QLRMC name and ZJH id).  Both
+ * parents hold the title jointly.
  */
 static void
 mnr_property_certificates(struct sim *sim, const struct evkeyvalq *q, struct reply *rp)
@@ -1559,6 +1560,7 @@ mnr_property_certificates(struct sim *sim, const struct evkeyvalq *q, struct rep
 	xml_elem(b, "ZL", need(pr, "address", &bad));
 	xml_elem(b, "MJ", need(pr, "area_m2", &bad));
 	xml_elem(b, "YT", need(pr, "use", &bad));
+	xml_elem(b, "XQ", need(pr, "school_zone", &bad));
 	xml_elem(b, "GYFS", "共同共有");
 	evbuffer_add_printf(b, "<QLRLIST>");
 	for (size_t i = 0; i < nitems(owners); i++) {

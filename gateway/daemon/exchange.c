@@ -17,6 +17,11 @@
  *	JOURNAL	append the records, wait for commit	(journal writer)
  *	REPLY	answer the consumer
  *
+ * A verification (POST /v1/verifications, verification.c) is the same
+ * machine with one item per predicate: its SEAL step evaluates the
+ * predicate on the translated record and seals the attestation of the
+ * answer instead of the record, and its records are of kind "verify".
+ *
  * The answer leaves only after the commit that holds the exchange's
  * records, so an acknowledged exchange is never missing from the journal.
  */
@@ -77,6 +82,10 @@ struct ex_item {
 	uint64_t			 it_seq;
 	uint64_t			 it_t0_us;
 	int64_t				 it_latency_us;
+	/* Verifications: the predicate this item answers (NULL in an exchange). */
+	const struct predicate		*it_pred;
+	struct ex_item			*it_same;	/* fetched by this earlier item */
+	bool				 it_result;
 };
 
 struct ex_subject {
@@ -88,6 +97,7 @@ struct ex_subject {
 	char			 su_msg[256];
 	struct ex_item		*su_items;
 	size_t			 su_nitems;
+	struct predicate	*su_preds;	/* a verification's, one per item */
 	uint64_t		 su_seq;	/* its deny record, when denied */
 	/* rel other than "self": the record that proves the relation */
 	enum policy_rel		 su_rel;
@@ -134,6 +144,7 @@ struct exchange {
 	bool			 ex_expected;	/* announced to the sealer */
 	size_t			 ex_proofs;	/* relation proofs fetched this round */
 	bool			 ex_refused;	/* refused as a whole: one deny record */
+	bool			 ex_verify;	/* a verification, not an exchange */
 };
 
 static void	su_why(struct ex_subject *, const char *, ...)
@@ -168,6 +179,7 @@ ex_free(struct exchange *ex)
 			free(su->su_items[j].it_receipt);
 		}
 		free(su->su_items);
+		free(su->su_preds);
 		free(su->su_token);
 		free(su->su_proof_body);
 	}
@@ -231,6 +243,39 @@ it_fail(struct ex_item *it, enum lb_err e, const char *msg)
 }
 
 /*
+ * A verification's subject: one item per predicate, several of which may
+ * ask about the same record (it is fetched once, see ex_fetch).
+ */
+static int
+ex_parse_predicates(struct exchange *ex, struct ex_subject *su, const msgpack_object *r,
+    uint32_t i)
+{
+	char	err[256];
+	size_t	j, n;
+
+	if (predicate_parse(mpk_get(r, "predicates"), &ex->ex_zone, &su->su_preds, &n, err,
+	    sizeof(err)) != 0) {
+		lb_outcome_fail(&ex->ex_out, LB_E_BAD_REQUEST, "requests[%u]: %s", i, err);
+		return -1;
+	}
+	if ((su->su_items = calloc(n, sizeof(*su->su_items))) == NULL) {
+		lb_outcome_fail(&ex->ex_out, LB_E_BAD_REQUEST, "out of memory");
+		return -1;
+	}
+	ex->ex_nsubj = i + 1;
+	for (j = 0; j < n; j++) {
+		struct ex_item *it = &su->su_items[j];
+
+		memcpy(it->it_item, su->su_preds[j].pd_item, sizeof(it->it_item));
+		it->it_pred = &su->su_preds[j];
+		it->it_ex = ex;
+		it->it_su = su;
+	}
+	su->su_nitems = n;
+	return 0;
+}
+
+/*
  * Decodes the request body.  Structural errors fail the whole request with
  * bad_request before anything is journaled: such a request names no
  * exchange a citizen could ask about.
@@ -265,6 +310,11 @@ ex_parse(struct exchange *ex, const msgpack_object *body, msgpack_zone *z)
 		    su->su_id[0] == '\0')
 			BAD("requests[%u].subject must be a non-empty string of at most %d bytes",
 			    i, LB_SUBJECT_MAX - 1);
+		if (ex->ex_verify) {
+			if (ex_parse_predicates(ex, su, r, i) != 0)
+				return -1;
+			goto token;
+		}
 		if ((items = mpk_get(r, "items")) == NULL || items->type != MSGPACK_OBJECT_ARRAY ||
 		    items->via.array.size == 0 || items->via.array.size > LB_MAX_ITEMS)
 			BAD("requests[%u].items must list 1 to %d item types", i, LB_MAX_ITEMS);
@@ -285,6 +335,7 @@ ex_parse(struct exchange *ex, const msgpack_object *body, msgpack_zone *z)
 			it->it_su = su;
 			su->su_nitems = j + 1;
 		}
+token:
 		if ((tok = mpk_get(r, "consent")) == NULL || tok->type == MSGPACK_OBJECT_NIL) {
 			su_deny(su, LB_E_CONSENT_MISSING, "no consent token was given for "
 			    "this subject");
@@ -453,7 +504,8 @@ ex_proof_reuse(struct ex_subject *su)
 	for (j = 0; j < su->su_nitems; j++) {
 		struct ex_item *it = &su->su_items[j];
 
-		if (strcmp(it->it_item, su->su_proof->pp_item) != 0)
+		/* Not to a predicate the policy refused: that record would hide the read. */
+		if (strcmp(it->it_item, su->su_proof->pp_item) != 0 || it->it_status != LB_OK)
 			continue;
 		if (strcmp(policy_item(it->it_ex->ex_policy, it->it_item)->pi_dept,
 		    su->su_proof_ad->ad_dept) != 0)
@@ -630,6 +682,22 @@ ex_fetch_done(void *arg, enum lb_err e, const uint8_t *body, size_t len, const c
 		ex_seal(ex);
 }
 
+/*
+ * The earlier item of su that fetches the record item j asks about, so that
+ * predicates about one record cost one query; NULL when there is none.
+ */
+static struct ex_item *
+ex_fetched_by(struct ex_subject *su, size_t j)
+{
+	size_t	k;
+
+	for (k = 0; k < j; k++)
+		if (su->su_items[k].it_status == LB_OK && su->su_items[k].it_same == NULL &&
+		    strcmp(su->su_items[k].it_item, su->su_items[j].it_item) == 0)
+			return &su->su_items[k];
+	return NULL;
+}
+
 static void
 ex_fetch(struct exchange *ex)
 {
@@ -649,6 +717,8 @@ ex_fetch(struct exchange *ex)
 		for (j = 0; j < su->su_nitems; j++) {
 			struct ex_item *it = &su->su_items[j];
 
+			if (it->it_status != LB_OK)
+				continue;	/* a predicate the policy refused */
 			it->it_pi = policy_item(ex->ex_policy, it->it_item);
 			it->it_ad = snapshot_adapter_for(ex->ex_snap, it->it_pi->pi_dept,
 			    it->it_item);
@@ -661,6 +731,8 @@ ex_fetch(struct exchange *ex)
 			it->it_seal = snapshot_seal(ex->ex_snap, it->it_ad->ad_seal);
 			if (it->it_fetched)
 				continue;	/* fetched once, as the relation proof */
+			if ((it->it_same = ex_fetched_by(su, j)) != NULL)
+				continue;	/* another predicate about the same record */
 			it->it_t0_us = now_us_mono();
 			ex->ex_pending++;
 			if (fanout_fetch(ex->ex_gw->gw_fanout, snapshot_egress_for(ex->ex_snap,
@@ -684,14 +756,27 @@ ex_translate_item(struct exchange *ex, struct ex_item *it)
 	msgpack_object	doc;
 	char		err[256];
 	enum lb_err	e;
+	struct ex_item	*src = it->it_same != NULL ? it->it_same : it;
 
-	e = translate(it->it_ad, it->it_item, it->it_su->su_id, it->it_body, it->it_body_len,
+	if (src->it_body == NULL) {
+		/* The fetch this item shares failed: its failure is this one's. */
+		it_fail(it, src->it_status, src->it_msg);
+		return;
+	}
+	e = translate(it->it_ad, it->it_item, it->it_su->su_id, src->it_body, src->it_body_len,
 	    &ex->ex_zone, &doc, err, sizeof(err));
 	if (e != LB_OK) {
 		it_fail(it, e, err);
 		return;
 	}
-	it->it_doc = policy_minimize(it->it_pi, &doc, &ex->ex_zone);
+	if (it->it_pred == NULL)
+		it->it_doc = policy_minimize(it->it_pi, &doc, &ex->ex_zone);
+	else if ((e = verification_attest(it->it_pred, &doc, it->it_su->su_id,
+	    it->it_ad->ad_dept, (uint64_t)ex->ex_now, &ex->ex_zone, &it->it_doc, &it->it_result,
+	    err, sizeof(err))) != LB_OK) {
+		it_fail(it, e, err);
+		return;
+	}
 	if (mpk_pack_alloc(&it->it_doc, &it->it_doc_bytes, &it->it_doc_len) != 0) {
 		it_fail(it, LB_E_DEPARTMENT_BAD_RESPONSE, "the translated document cannot be "
 		    "encoded canonically");
@@ -929,6 +1014,8 @@ ex_journal(struct exchange *ex)
 
 			ex_record_common(ex, su, r);
 			r->jr_kind = JK_ITEM;
+			if (it->it_pred != NULL)
+				verification_record(it->it_pred, r);
 			snprintf(r->jr_item, sizeof(r->jr_item), "%s", it->it_item);
 			snprintf(r->jr_dept, sizeof(r->jr_dept), "%s", it->it_pi->pi_dept);
 			snprintf(r->jr_decision, sizeof(r->jr_decision), "%s",
@@ -992,6 +1079,11 @@ ex_result(struct exchange *ex, struct ex_subject *su, struct ex_item *it)
 	msgpack_object	 seal;
 	enum lb_err	 e = su->su_status != LB_OK ? su->su_status : it->it_status;
 
+	if (it->it_pred != NULL)
+		return verification_result(z, su->su_id, it->it_pred, e, su->su_status != LB_OK ?
+		    su->su_msg : it->it_msg, su->su_status != LB_OK ? su->su_seq : it->it_seq,
+		    it->it_result, &it->it_doc, it->it_doc_bytes, it->it_doc_len, it->it_receipt,
+		    it->it_receipt_len);
 	mpk_map_init(&m, z, 8);
 	mpk_map_put(&m, "subject", mpk_str(su->su_id));
 	mpk_map_put(&m, "item", mpk_str(it->it_item));
@@ -1136,9 +1228,38 @@ ex_reply(struct exchange *ex)
 	ex_free(ex);
 }
 
+/*
+ * A verification's predicates the policy does not allow fail alone, before
+ * any department is asked; each is journaled with its code.
+ */
+static void
+ex_predicates_allowed(struct exchange *ex)
+{
+	char	msg[256];
+	size_t	i, j;
+	enum lb_err e;
+
+	for (i = 0; i < ex->ex_nsubj; i++)
+		for (j = 0; j < ex->ex_subj[i].su_nitems; j++) {
+			struct ex_item *it = &ex->ex_subj[i].su_items[j];
+
+			it->it_pi = policy_item(ex->ex_policy, it->it_item);
+			if ((e = predicate_allowed(ex->ex_policy, it->it_pred, msg,
+			    sizeof(msg))) != LB_OK)
+				it_fail(it, e, msg);
+		}
+}
+
 void
 exchange_start(struct gw *gw, struct evhttp_request *req, const struct principal *pr,
     msgpack_zone *z, const msgpack_object *body)
+{
+	exchange_begin(gw, req, pr, z, body, false);
+}
+
+void
+exchange_begin(struct gw *gw, struct evhttp_request *req, const struct principal *pr,
+    msgpack_zone *z, const msgpack_object *body, bool verify)
 {
 	struct exchange	*ex;
 	size_t		 i;
@@ -1151,6 +1272,7 @@ exchange_start(struct gw *gw, struct evhttp_request *req, const struct principal
 	}
 	gw->gw_inflight++;
 	ex->ex_gw = gw;
+	ex->ex_verify = verify;
 	ex->ex_req = req;
 	ex->ex_pr = *pr;
 	ex->ex_snap = gw->gw_snap;
@@ -1191,5 +1313,7 @@ exchange_start(struct gw *gw, struct evhttp_request *req, const struct principal
 		ex_journal_refusal(ex, e);
 		return;
 	}
+	if (ex->ex_verify)
+		ex_predicates_allowed(ex);
 	ex_work(ex, ex_consent_work, ex_consent_done);
 }

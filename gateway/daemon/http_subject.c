@@ -183,6 +183,26 @@ access_collect(void *arg, uint64_t seq, const void *rec, size_t len)
 }
 
 /*
+ * A verification's record: which field of the record was asked about, with
+ * which operator ({"field", "op"}; the journal never holds the value).
+ */
+static void
+access_predicate(const msgpack_object *o, msgpack_zone *z, struct mpk_map *m)
+{
+	static const char *const keys[] = { "field", "op" };
+	const msgpack_object	*v;
+	struct mpk_map		 p;
+	size_t			 i;
+
+	mpk_map_init(&p, z, 2);
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if ((v = mpk_get(o, keys[i])) != NULL && v->type == MSGPACK_OBJECT_STR &&
+		    utf8_valid(v->via.str.ptr, v->via.str.size))
+			mpk_map_put(&p, keys[i], *v);
+	mpk_map_put(m, "predicate", p.mm_obj);
+}
+
+/*
  * A report entry: what a citizen wants to know, from one record.  A record
  * that JSON cannot show (written by an older version from unchecked text)
  * keeps the fields that are text and is flagged with its bytes, as an
@@ -203,7 +223,7 @@ access_entry(struct access *rep, uint64_t seq, const uint8_t *rec, size_t len,
 	size_t		 i;
 
 	why = journal_record_decode(rec, len, z, &dec);
-	mpk_map_init(&m, z, 15);
+	mpk_map_init(&m, z, 17);
 	mpk_map_put(&m, "seq", mpk_uint(seq));
 	if ((o = mpk_get(&dec, "t_ms")) != NULL && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
 		mpk_map_put(&m, "t_ms", *o);
@@ -224,6 +244,8 @@ access_entry(struct access *rep, uint64_t seq, const uint8_t *rec, size_t len,
 		mpk_map_put(&agent, "name", mpk_strdup(z, name, strlen(name)));
 		mpk_map_put(&m, "agent", agent.mm_obj);
 	}
+	if ((o = mpk_get(&dec, "predicate")) != NULL)
+		access_predicate(o, z, &m);
 	if (why != NULL) {
 		mpk_map_put(&m, "record_raw", mpk_bindup(z, rec, len));
 		mpk_map_put(&m, "record_error", mpk_str(why));

@@ -68,6 +68,7 @@ enum lb_err {
 	LB_E_RATE_LIMITED,
 	LB_E_JOURNAL_UNAVAILABLE,
 	LB_E_AGENT_UNVERIFIED,
+	LB_E_PREDICATE_NOT_ALLOWED,
 	LB_E_INTERNAL,
 	LB_E__COUNT
 };
@@ -451,7 +452,8 @@ enum jkind {
 	JK_ADAPTER,
 	JK_POLICY,
 	JK_AUDIT_READ,
-	JK_REVOKE
+	JK_REVOKE,
+	JK_VERIFY
 };
 const char	*journal_kind_name(enum jkind);
 
@@ -485,6 +487,12 @@ struct jrec {
 	/* Refusals journaled together rather than one record each. */
 	bool		jr_has_count;
 	uint64_t	jr_count;		/* "count" */
+	/*
+	 * Verification answers: "predicate": {"field", "op"}, never its value,
+	 * which may be another person's id.
+	 */
+	char		jr_pred_field[LB_ITEM_MAX];	/* "" = no predicate */
+	char		jr_pred_op[16];
 };
 /* Canonical record bytes for seq (appended to out). */
 int		 journal_record_pack(const struct jrec *, uint64_t seq, msgpack_sbuffer *out);
@@ -994,6 +1002,14 @@ struct policy_item {
 	char	pi_dept[LB_ID_MAX];
 	char	pi_fields[POLICY_MAX_FIELDS][LB_ITEM_MAX];	/* released "fields" keys */
 	size_t	pi_nfields;
+	/*
+	 * "verify": the fields a verification may ask about, each with the
+	 * operators allowed on it (a bit 1 << enum pred_op each); a field may
+	 * be verifiable without being released.
+	 */
+	char	pi_vfields[POLICY_MAX_FIELDS][LB_ITEM_MAX];
+	unsigned pi_vops[POLICY_MAX_FIELDS];
+	size_t	pi_nvfields;
 };
 struct policy {
 	char			po_bundle[LB_ID_MAX];
@@ -1140,6 +1156,75 @@ bool		 relation_proven(enum policy_rel, const struct policy_proof *pp,
  */
 void		 relation_field(const msgpack_object *doc, const char *key, char *out,
 		    size_t outlen);
+ * predicate.c: verification predicates (docs/api.md, "Verifications"): what
+ * a consumer asks about a record instead of fetching it, the policy's
+ * permission for it, and the sealed attestation of its answer.
+ */
+#define PRED_MAX	32	/* predicates per subject of one request */
+#define PRED_SET_MAX	64	/* values of one "in" set */
+#define PRED_TEXT_MAX	256	/* bytes of one text value */
+#define PRED_YEARS_MAX	150	/* largest "years" of age_at_least */
+enum pred_op {
+	PRED_EQ = 0,
+	PRED_NE,
+	PRED_IN,
+	PRED_GE,
+	PRED_LE,
+	PRED_AGE_AT_LEAST,
+	PRED__COUNT
+};
+/* "eq", ... for an operator; NULL when out of range. */
+const char	*predicate_op_name(enum pred_op);
+/* The operator named name; -1 when it is none of them. */
+int		 predicate_op_from_name(const char *name);
+/*
+ * One predicate of a request.  pd_value is a copy in the zone given to
+ * predicate_parse: an integer or text (eq, ne; ge, le take an integer or a
+ * date YYYY-MM-DD), an array of 1 to PRED_SET_MAX integers and texts (in),
+ * or the map {"years", "on"} (age_at_least).
+ */
+struct predicate {
+	char		pd_item[LB_ITEM_MAX];
+	char		pd_field[LB_ITEM_MAX];
+	enum pred_op	pd_op;
+	msgpack_object	pd_value;
+};
+/*
+ * Parses the request's "predicates" list o: 1 to PRED_MAX maps that hold
+ * exactly item, field, op and value.  *out is malloc'ed (the caller frees
+ * it); its values live in z.  -1 with a sentence naming the bad entry in
+ * err (the request's bad_request).
+ */
+int		 predicate_parse(const msgpack_object *o, msgpack_zone *z, struct predicate **out,
+		    size_t *n, char *err, size_t errlen);
+/* True when s is a calendar date YYYY-MM-DD (years 0001 to 9999). */
+bool		 predicate_date_ok(const char *s, size_t len);
+/*
+ * The policy's permission (its item's "verify" rules): LB_OK, or
+ * predicate_not_allowed with a sentence in msg.  An item the bundle does not
+ * contain is LB_OK here: the consent check refuses it as item_not_in_policy.
+ */
+enum lb_err	 predicate_allowed(const struct policy *, const struct predicate *, char *msg,
+		    size_t msglen);
+/* {"field", "op", "value"}: the predicate as an attestation states it (in z). */
+msgpack_object	 predicate_object(const struct predicate *, msgpack_zone *z);
+/*
+ * Evaluates pd against the canonical document doc (translated, not yet
+ * minimized: a verifiable field need not be released).  A field the record
+ * does not hold makes the predicate false.  Types are exact: an integer
+ * compares only with an integer, a date only with a text field that is a
+ * date; a field of another type fails with bad_request and a sentence in
+ * err that names the field, never its value.
+ */
+enum lb_err	 predicate_eval(const struct predicate *pd, const msgpack_object *doc,
+		    bool *result, char *err, size_t errlen);
+/*
+ * The attestation of docs/contract.md §8: {"type": "attestation", "item",
+ * "predicate", "result", "holder": {"id": subject}, "issuer": {"dept"},
+ * "iat"}, built in z (strings borrowed from pd, subject and dept).
+ */
+msgpack_object	 predicate_attestation(const struct predicate *pd, bool result,
+		    const char *subject, const char *dept, uint64_t iat, msgpack_zone *z);
 
 /* consent.c: consent tokens (docs/contract.md §5) */
 #define CONSENT_MAX_AMR	8

@@ -49,6 +49,62 @@ policy_strings(const msgpack_object *o, const char *what, char *dst, size_t widt
 	return 0;
 }
 
+/*
+ * An item's "verify": {"fields": {"FIELD": ["eq", "in", ...]}}, the fields a
+ * verification may ask about and the operators allowed on each.  Absent:
+ * nothing of the item may be verified.
+ */
+static int
+policy_parse_verify(const msgpack_object *o, struct policy_item *pi, char *err, size_t errlen)
+{
+	const msgpack_object	*fields, *ops;
+	char			 op[16];
+	uint32_t		 i, j;
+	int			 n;
+
+	if (o == NULL)
+		return 0;
+	if (o->type != MSGPACK_OBJECT_MAP || o->via.map.size != 1 ||
+	    (fields = mpk_get(o, "fields")) == NULL || fields->type != MSGPACK_OBJECT_MAP ||
+	    fields->via.map.size > POLICY_MAX_FIELDS) {
+		snprintf(err, errlen, "item \"%s\" verify must be {\"fields\": {FIELD: [OP, ...]}} "
+		    "with at most %d fields", pi->pi_item, POLICY_MAX_FIELDS);
+		return -1;
+	}
+	for (i = 0; i < fields->via.map.size; i++) {
+		if (mpk_obj_str(&fields->via.map.ptr[i].key, pi->pi_vfields[i],
+		    sizeof(pi->pi_vfields[i])) != 0 || pi->pi_vfields[i][0] == '\0') {
+			snprintf(err, errlen, "item \"%s\" verify names a field that is not a "
+			    "short string", pi->pi_item);
+			return -1;
+		}
+		for (j = 0; j < i; j++)
+			if (strcmp(pi->pi_vfields[j], pi->pi_vfields[i]) == 0) {
+				snprintf(err, errlen, "item \"%s\" verify names field \"%s\" "
+				    "twice", pi->pi_item, pi->pi_vfields[i]);
+				return -1;
+			}
+		ops = &fields->via.map.ptr[i].val;
+		if (ops->type != MSGPACK_OBJECT_ARRAY || ops->via.array.size == 0) {
+			snprintf(err, errlen, "item \"%s\" verify field \"%s\" needs a non-empty "
+			    "list of operators", pi->pi_item, pi->pi_vfields[i]);
+			return -1;
+		}
+		for (j = 0; j < ops->via.array.size; j++) {
+			if (mpk_obj_str(&ops->via.array.ptr[j], op, sizeof(op)) != 0 ||
+			    (n = predicate_op_from_name(op)) < 0) {
+				snprintf(err, errlen, "item \"%s\" verify field \"%s\": operators "
+				    "are eq, ne, in, ge, le and age_at_least", pi->pi_item,
+				    pi->pi_vfields[i]);
+				return -1;
+			}
+			pi->pi_vops[i] |= 1u << n;
+		}
+	}
+	pi->pi_nvfields = fields->via.map.size;
+	return 0;
+}
+
 static int
 policy_parse_item(const msgpack_object *o, struct policy_item *pi, char *err, size_t errlen)
 {
@@ -62,8 +118,10 @@ policy_parse_item(const msgpack_object *o, struct policy_item *pi, char *err, si
 	for (i = 0; i < o->via.map.size; i++) {
 		const msgpack_object *k = &o->via.map.ptr[i].key;
 
-		if (!mpk_str_eq(k, "item") && !mpk_str_eq(k, "dept") && !mpk_str_eq(k, "fields")) {
-			snprintf(err, errlen, "items entries take only item, dept and fields");
+		if (!mpk_str_eq(k, "item") && !mpk_str_eq(k, "dept") && !mpk_str_eq(k, "fields") &&
+		    !mpk_str_eq(k, "verify")) {
+			snprintf(err, errlen, "items entries take only item, dept and fields, "
+			    "and optionally verify");
 			return -1;
 		}
 	}
@@ -78,8 +136,10 @@ policy_parse_item(const msgpack_object *o, struct policy_item *pi, char *err, si
 		return -1;
 	}
 	snprintf(what, sizeof(what), "item \"%s\" fields", pi->pi_item);
-	return policy_strings(mpk_get(o, "fields"), what, &pi->pi_fields[0][0],
-	    LB_ITEM_MAX, POLICY_MAX_FIELDS, &pi->pi_nfields, err, errlen);
+	if (policy_strings(mpk_get(o, "fields"), what, &pi->pi_fields[0][0],
+	    LB_ITEM_MAX, POLICY_MAX_FIELDS, &pi->pi_nfields, err, errlen) != 0)
+		return -1;
+	return policy_parse_verify(mpk_get(o, "verify"), pi, err, errlen);
 }
 
 static int
