@@ -1156,6 +1156,8 @@ bool		 relation_proven(enum policy_rel, const struct policy_proof *pp,
  */
 void		 relation_field(const msgpack_object *doc, const char *key, char *out,
 		    size_t outlen);
+
+/*
  * predicate.c: verification predicates (docs/api.md, "Verifications"): what
  * a consumer asks about a record instead of fetching it, the policy's
  * permission for it, and the sealed attestation of its answer.
