@@ -62,7 +62,8 @@ def demo_pki():
         # mkdemo also adds the seals that a PKI made by an older mkdemo lacks.
         if not os.path.exists(os.path.join(pki, "journal", "hmac.key")) or \
                 not os.path.exists(os.path.join(pki, "seals", "nhc-ed.key")) or \
-                not os.path.exists(os.path.join(pki, "gateway-client.key")):
+                not os.path.exists(os.path.join(pki, "gateway-client.key")) or \
+                not os.path.exists(os.path.join(pki, "clients", "gateway-node3.key")):
             subprocess.run([os.path.join(SRCDIR, "certs", "mkdemo"), pki], check=True,
                            stdout=subprocess.DEVNULL)
     return pki

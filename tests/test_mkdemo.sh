@@ -12,7 +12,7 @@ readonly CLIENTS=(
 	department-psb department-nhc department-mca department-cdc department-nhsa
 	department-hrss department-mnr department-mohurd department-samr department-edu
 	consumer-newborn consumer-school consumer-retirement consumer-citizen
-	auditor-audit1 admin-ops
+	auditor-audit1 admin-ops gateway-node1 gateway-node2 gateway-node3
 )
 readonly AUTHORITIES=(faceauth faceauth-ed faceauth-sm2)
 

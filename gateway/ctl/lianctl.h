@@ -249,7 +249,7 @@ struct ckpt {
 	uint64_t	ck_size;
 	uint64_t	ck_t_ms;
 	uint8_t		ck_root[32];
-	char		ck_origin[LB_ID_MAX];
+	char		ck_origin[LB_ORIGIN_MAX];
 	char		ck_alg[16];
 };
 /*

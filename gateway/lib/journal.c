@@ -583,6 +583,9 @@ journal_txn(struct journal *j, struct jop *batch)
 		case JOP_APPEND:
 			rc = journal_put_recs(j, txn, op, &cr, &tmax, &sb);
 			break;
+		case JOP_WITNESS:
+			rc = journal_witness_store(j, txn, op);
+			break;
 		}
 		if (rc != 0)
 			goto done;

@@ -69,7 +69,7 @@
 #define JOURNAL_CKPT_EVERY_US	1000000
 #define JOURNAL_HMAC_MIN	16
 /* The named databases: rec, leaf, ckpt, meta, jti, ix, rev, node. */
-#define JOURNAL_NDBS		8
+#define JOURNAL_NDBS		9
 
 /* Key and value layouts. */
 #define JU64_LEN		8	/* a big-endian number */
@@ -271,7 +271,8 @@ journal_rev_val_get(const MDB_val *v, uint64_t *revoked_at, uint64_t *keep_until
 enum jop_type {
 	JOP_APPEND,
 	JOP_CLAIM,
-	JOP_REVOKE
+	JOP_REVOKE,
+	JOP_WITNESS
 };
 
 /*
@@ -293,6 +294,8 @@ struct jop {
 	uint8_t			 jo_rev_key[JOURNAL_REVOKE_KEY_MAX];
 	size_t			 jo_rev_keylen;
 	uint64_t		 jo_revoked_at;
+	uint8_t			*jo_wit;	/* witness pairs: key then value, in jo_recs' room */
+	size_t			 jo_wit_keylen, jo_wit_vallen;
 	size_t			 jo_n;
 	struct jrec		 jo_recs[];
 };
@@ -314,7 +317,8 @@ struct journal {
 	MDB_dbi			 j_rec, j_leaf, j_ckpt, j_meta, j_jti, j_ix;
 	MDB_dbi			 j_rev;		/* consent revocations */
 	MDB_dbi			 j_node;	/* perfect subtrees, for proofs */
-	char			 j_origin[LB_ID_MAX];
+	MDB_dbi			 j_wit;		/* a cluster node's witness state (journal_witness.c) */
+	char			 j_origin[LB_ORIGIN_MAX];
 	EVP_PKEY		*j_key;
 	X509			*j_cert;
 	uint8_t			 j_kid[32];
@@ -432,5 +436,9 @@ int		 journal_peaks_read(struct jleafrd *lr, uint64_t size, uint8_t peaks[][32],
  * Returns an LMDB error or 0.
  */
 int		 journal_revoke_store(struct journal *, MDB_txn *, struct jop *op, bool sweep);
+
+/* journal_witness.c */
+/* Stores the witness pair of op (writer thread); an LMDB error or 0. */
+int		 journal_witness_store(struct journal *, MDB_txn *, struct jop *op);
 
 #endif /* JOURNAL_IMPL_H */
