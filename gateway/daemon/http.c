@@ -278,8 +278,10 @@ http_principal(struct gw *gw, struct evhttp_request *req, struct principal *pr)
 		    http_name_count(peer, NID_commonName) > 1 ? "more than one" : "no usable");
 		goto done;
 	}
+	/* "gateway": a node of the cluster, which only the routes naming it admit. */
 	if (strcmp(pr->pr_role, "department") != 0 && strcmp(pr->pr_role, "consumer") != 0 &&
-	    strcmp(pr->pr_role, "auditor") != 0 && strcmp(pr->pr_role, "admin") != 0) {
+	    strcmp(pr->pr_role, "auditor") != 0 && strcmp(pr->pr_role, "admin") != 0 &&
+	    strcmp(pr->pr_role, "gateway") != 0) {
 		reason = "bad_role";
 		snprintf(why, sizeof(why), "OU is not a role of the gateway");
 		goto done;
@@ -403,7 +405,12 @@ static const struct http_route http_routes[] = {
 	    http_console_redirect, NULL },
 	{ "/console/", HM_UNDER, EVHTTP_REQ_GET, false, { NULL }, NULL,
 	    http_console, NULL },
-	{ "/v1/journal/", HM_UNDER, EVHTTP_REQ_GET, false, { "auditor" }, NULL,
+	/* A cluster's nodes read each other's journals as role "gateway" (witness.c). */
+	{ "/v1/journal/witness", HM_EXACT, EVHTTP_REQ_GET, false, { "auditor", "gateway" }, NULL,
+	    http_witness, NULL },
+	{ "/v1/journal/cosignatures", HM_EXACT, EVHTTP_REQ_GET, false, { "auditor", "gateway" },
+	    NULL, http_cosignatures, NULL },
+	{ "/v1/journal/", HM_UNDER, EVHTTP_REQ_GET, false, { "auditor", "gateway" }, NULL,
 	    http_journal, NULL },
 	{ "/v1/subjects/", HM_UNDER, EVHTTP_REQ_GET, false, { "consumer" }, NULL,
 	    http_subject, NULL },
@@ -486,6 +493,12 @@ http_role(struct evhttp_request *req, const struct principal *pr, const struct h
 {
 	const char	*a = rt->rt_roles[0], *b = rt->rt_roles[1];
 
+	/* A cluster node's certificate opens only the routes that name its role. */
+	if (a == NULL && strcmp(pr->pr_role, "gateway") == 0) {
+		http_error(req, LB_E_FORBIDDEN_ROLE, "the gateway role reads journals and "
+		    "witnesses only; your certificate is gateway %s", pr->pr_id);
+		return false;
+	}
 	if (a == NULL || strcmp(pr->pr_role, a) == 0 || (b != NULL && strcmp(pr->pr_role, b) == 0))
 		return true;
 	http_error(req, LB_E_FORBIDDEN_ROLE, "this call is for the %s%s%s role; your "
