@@ -250,6 +250,15 @@ cl_finish(struct cl_read *cr)
 			e = &cp->cp_list.via.array.ptr[cp->cp_taken - 1];
 			evbuffer_add_printf(cur, "%s%s:%llu", evbuffer_get_length(cur) ? "," : "",
 			    cp->cp_node, (unsigned long long)cl_u64(e, "seq"));
+		} else if (cr->cr_access && cp->cp_answered && cp->cp_list.via.array.size > 0) {
+			/*
+			 * Newest first, a node none of whose entries made it into
+			 * this page starts the next one where this one started:
+			 * records it wrote meanwhile are newer than the page.
+			 */
+			e = &cp->cp_list.via.array.ptr[0];
+			evbuffer_add_printf(cur, "%s%s:%llu", evbuffer_get_length(cur) ? "," : "",
+			    cp->cp_node, (unsigned long long)cl_u64(e, "seq") + 1);
 		} else if (cp->cp_has_in)
 			evbuffer_add_printf(cur, "%s%s:%llu", evbuffer_get_length(cur) ? "," : "",
 			    cp->cp_node, (unsigned long long)cp->cp_in);

@@ -346,9 +346,10 @@ jread_cluster_parse(struct jread *rd, const struct evkeyvalq *q, const char *sub
 		return -1;
 	}
 	if (!rd->rd_gateway) {
-		if (hm != NULL || evhttp_find_header(q, "before") != NULL) {
-			snprintf(err, errlen, "subject_hmac and before are for the nodes of a "
-			    "cluster (role gateway)");
+		if (hm != NULL || evhttp_find_header(q, "before") != NULL ||
+		    evhttp_find_header(q, "order") != NULL) {
+			snprintf(err, errlen, "subject_hmac, before and order are for the nodes of "
+			    "a cluster (role gateway)");
 			return -1;
 		}
 		return 0;
