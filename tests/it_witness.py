@@ -130,6 +130,14 @@ class T1Witness(unittest.TestCase):
         self.assertEqual(r["error"]["code"], "forbidden_role")
         st, r = C.nodes[0].as_node("GET", "/v1/journal/witness", "node2")
         self.assertEqual(st, 200, r)
+        # Only a node named in --peers: the gateway's identity towards departments
+        # (OU gateway, CN lianban-demo) is no peer.
+        pki = C.nodes[0].pki
+        st, r = C.nodes[0].request("GET", "/v1/journal/checkpoint",
+                                   certfile=os.path.join(pki, "gateway-client.pem"),
+                                   keyfile=os.path.join(pki, "gateway-client.key"))
+        self.assertEqual(st, 403, r)
+        self.assertIn("not a peer", r["error"]["message"])
 
     def test_4_cluster_verify_passes(self):
         out = C.nodes[0].ctl("journal", "verify", "--cluster", client="auditor-audit1")
@@ -149,7 +157,8 @@ class T1Witness(unittest.TestCase):
         # the one its peers saw, signed with the same key and origin.
         os.rename(n2.data, n2.data + ".old")
         n2.port = n2.start_gateway(extra=["--listen", "127.0.0.1:0", "--peers", ""])
-        while checkpoint(n2)["size"] <= old_size:
+        while n2.request("GET", "/v1/journal/checkpoint",
+                         client="auditor-audit1")[1]["size"] <= old_size:
             exchange_ok(n2, NEWBORN)
         n2.stop_gateway()
         n2.port = n2.start_gateway()

@@ -110,6 +110,7 @@ struct admin_queue {
 struct registry;
 struct peer_client;
 struct witness;
+struct gw;
 
 /* peer.c: the other nodes of a cluster (--peers) and the client that asks them */
 #define PEERS_MAX	16
@@ -130,6 +131,8 @@ bool		 peer_id_ok(const char *s, size_t n);
  */
 int		 peers_parse(const char *list, const char *self, struct peer **out, size_t *n,
 		    char *err, size_t errlen);
+/* True when node is one of gw_peers (a client of role gateway may read only then). */
+bool		 peer_listed(const struct gw *gw, const char *node);
 /*
  * The client of this node towards its peers: CERTS/clients/gateway-NODE.pem
  * and .key as its identity, CERTS/client-ca.pem to check the peers' server

@@ -489,7 +489,8 @@ http_route_method(const struct http_route *rt, enum evhttp_cmd_type method, char
 
 /* True when pr has one of rt's roles; answers 403 otherwise. */
 static bool
-http_role(struct evhttp_request *req, const struct principal *pr, const struct http_route *rt)
+http_role(struct gw *gw, struct evhttp_request *req, const struct principal *pr,
+    const struct http_route *rt)
 {
 	const char	*a = rt->rt_roles[0], *b = rt->rt_roles[1];
 
@@ -497,6 +498,12 @@ http_role(struct evhttp_request *req, const struct principal *pr, const struct h
 	if (a == NULL && strcmp(pr->pr_role, "gateway") == 0) {
 		http_error(req, LB_E_FORBIDDEN_ROLE, "the gateway role reads journals and "
 		    "witnesses only; your certificate is gateway %s", pr->pr_id);
+		return false;
+	}
+	/* And only the nodes this one names as its peers (peer.c). */
+	if (strcmp(pr->pr_role, "gateway") == 0 && !peer_listed(gw, pr->pr_id)) {
+		http_error(req, LB_E_FORBIDDEN_ROLE, "gateway %s is not a peer of this node "
+		    "(--peers)", pr->pr_id);
 		return false;
 	}
 	if (a == NULL || strcmp(pr->pr_role, a) == 0 || (b != NULL && strcmp(pr->pr_role, b) == 0))
@@ -636,7 +643,7 @@ http_route(struct evhttp_request *req, void *arg)
 	}
 	if (rt->rt_public)
 		http_run(gw, req, NULL, mrt, rest);
-	else if (http_role(req, &pr, mrt))
+	else if (http_role(gw, req, &pr, mrt))
 		http_run(gw, req, &pr, mrt, rest);
 }
 

@@ -156,6 +156,17 @@ done:
 	return ret;
 }
 
+bool
+peer_listed(const struct gw *gw, const char *node)
+{
+	size_t	i;
+
+	for (i = 0; i < gw->gw_npeers; i++)
+		if (strcmp(gw->gw_peers[i].pe_node, node) == 0)
+			return true;
+	return false;
+}
+
 struct peer_client *
 peer_client_new(const char *certs, const char *node, char *err, size_t errlen)
 {
