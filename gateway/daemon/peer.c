@@ -42,6 +42,8 @@ struct peer_req {
 	peer_cb		 prq_cb;
 	void		*prq_arg;
 	char		 prq_node[LB_ID_MAX];
+	struct event_base *prq_base;
+	struct evhttp_connection *prq_conn;
 	enum evhttp_request_error prq_err;
 	bool		 prq_failed;
 };
@@ -255,6 +257,14 @@ peer_err_text(enum evhttp_request_error e)
 }
 
 static void
+peer_conn_free(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	evhttp_connection_free(arg);
+}
+
+static void
 peer_req_done(struct evhttp_request *req, void *arg)
 {
 	struct peer_req	*prq = arg;
@@ -277,6 +287,14 @@ peer_req_done(struct evhttp_request *req, void *arg)
 		snprintf(msg, sizeof(msg), "peer %s answered %d", prq->prq_node, code);
 		prq->prq_cb(prq->prq_arg, code, body, body != NULL ? len : 0, msg);
 	}
+	/*
+	 * The connection goes once libevent is done with it, after this call.
+	 * Not evhttp_connection_free_on_completion: libevent 2.1 forgets it
+	 * when the connection itself fails (refused, TLS), and leaks it.
+	 */
+	if (event_base_once(prq->prq_base, -1, EV_TIMEOUT, peer_conn_free, prq->prq_conn,
+	    &(struct timeval){ 0, 0 }) != 0)
+		log_warnx("peer %s: a finished connection could not be freed", prq->prq_node);
 	free(prq);
 }
 
@@ -315,6 +333,8 @@ peer_get(struct peer_client *pcl, struct event_base *base, const struct peer *pe
 	evhttp_connection_set_timeout(conn, PEER_TIMEOUT_S);
 	evhttp_connection_set_retries(conn, 0);
 	evhttp_connection_set_max_body_size(conn, PEER_BODY_MAX);
+	prq->prq_base = base;
+	prq->prq_conn = conn;
 	if ((req = evhttp_request_new(peer_req_done, prq)) == NULL)
 		goto fail;
 	evhttp_request_set_error_cb(req, peer_req_error);
@@ -330,8 +350,6 @@ peer_get(struct peer_client *pcl, struct event_base *base, const struct peer *pe
 	 */
 	if (evhttp_make_request(conn, req, EVHTTP_REQ_GET, target) != 0)
 		goto fail;
-	/* The connection goes once its one request is done. */
-	evhttp_connection_free_on_completion(conn);
 	return 0;
 fail:
 	ERR_clear_error();

@@ -168,7 +168,8 @@ wit_key(uint8_t *key, char tag, const char *origin, bool with_n, uint64_t n, con
 		key[len++] = 0;
 		for (i = 7; i >= 0; i--)
 			key[len++] = (uint8_t)(n >> (i * 8));
-		memcpy(key + len, tail, tlen);
+		if (tlen > 0)
+			memcpy(key + len, tail, tlen);
 		len += tlen;
 	}
 	return len;
