@@ -300,6 +300,13 @@ typedef int	(*verify_leaf_fn)(void *arg, uint64_t seq, const uint8_t leaf[32],
 int		 verify_tree(struct ctl *ctl, X509 *cert, struct ckpt *cur, verify_leaf_fn each,
 		    void *arg);
 
+/*
+ * Reads the records [from, to) from the gateway, each checked (canonical,
+ * its seq) and handed to each.  CTL_OK, or CTL_FAIL (reported).
+ */
+int		 verify_leaves(struct ctl *ctl, uint64_t from, uint64_t to, verify_leaf_fn each,
+		    void *arg);
+
 /* lianctl_cluster.c: journal verify --cluster */
 /* Every node of the gateway's cluster verified (docs/audit.md); CTL_* (reported). */
 int		 cluster_verify(struct ctl *ctl, X509 *cert);

@@ -199,53 +199,14 @@ done:
 static int
 cv_extend(const struct ctl *ctl, struct cv *cv, size_t n, uint64_t upto)
 {
-	struct cv_node		*cn = &cv->cv_nodes[n];
-	struct ctl		 nctl;
-	struct http_resp	 r;
-	msgpack_zone		 z;
-	msgpack_object		 o, rec;
-	const msgpack_object	*leaves;
-	const uint8_t		*b;
-	size_t			 len;
-	uint64_t		 end;
-	uint32_t		 i;
-	uint8_t			 leaf[32];
-	char			 path[128];
-	int			 ret = -1;
+	struct ctl	nctl;
+	int		rc;
 
-	memset(&r, 0, sizeof(r));
-	msgpack_zone_init(&z, 8192);
-	cv_ctl(ctl, cn, &nctl);
+	cv_ctl(ctl, &cv->cv_nodes[n], &nctl);
 	cv->cv_cur = n;
-	while (cn->cn_n < upto) {
-		end = upto - cn->cn_n > CTL_LEAVES_PAGE ? cn->cn_n + CTL_LEAVES_PAGE : upto;
-		snprintf(path, sizeof(path), "/v1/journal/leaves?start=%llu&end=%llu",
-		    (unsigned long long)cn->cn_n, (unsigned long long)end);
-		msgpack_zone_clear(&z);
-		http_resp_clear(&r);
-		if (http_get_object(&nctl, path, &z, &o, &r) != CTL_OK)
-			goto done;
-		if ((leaves = mpk_get(&o, "leaves")) == NULL ||
-		    leaves->type != MSGPACK_OBJECT_ARRAY || leaves->via.array.size == 0) {
-			ctl_err("node %s did not give its records %llu to %llu",
-			    cn->cn_node, (unsigned long long)cn->cn_n, (unsigned long long)end);
-			goto done;
-		}
-		for (i = 0; i < leaves->via.array.size && cn->cn_n < end; i++) {
-			if (mpk_obj_bytes(&leaves->via.array.ptr[i], &z, &b, &len) != 0 ||
-			    leaf_check(b, len, cn->cn_n, &z, &rec) != 0)
-				goto done;
-			merkle_leaf_hash(MK_SHA256, b, len, leaf);
-			if (cv_leaf(cv, cn->cn_n, leaf, &rec) != 0)
-				goto done;
-		}
-	}
-	ret = 0;
-done:
+	rc = verify_leaves(&nctl, cv->cv_nodes[n].cn_n, upto, cv_leaf, cv);
 	http_close(&nctl);
-	http_resp_clear(&r);
-	msgpack_zone_destroy(&z);
-	return ret;
+	return rc == CTL_OK ? 0 : -1;
 }
 
 /* The cosignatures witness w made of node n, each checked against n's log. */

@@ -120,7 +120,10 @@ struct peer {
 	char		pe_host[64];	/* an IP address as text, without brackets */
 	int		pe_port;
 };
-/* Letters, digits, '-', '_' and '.', 1 to LB_ID_MAX - 1 of them (n bytes at s). */
+/*
+ * Letters, digits, '-', '_' and '.', 1 to LB_ID_MAX - 1 of them (n bytes at
+ * s): a node id, and any id a path of the API names (http.c).
+ */
 bool		 peer_id_ok(const char *s, size_t n);
 /*
  * Parses NODE_ID=HOST:PORT[,...] (HOST an IP address, IPv6 in brackets) of

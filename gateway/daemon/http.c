@@ -449,15 +449,7 @@ http_route_matches(const struct http_route *rt, const char *path)
 static bool
 http_id_ok(const char *s)
 {
-	size_t	n = strlen(s), i;
-
-	if (n == 0 || n >= LB_ID_MAX)
-		return false;
-	for (i = 0; i < n; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
-		    (s[i] >= '0' && s[i] <= '9') || s[i] == '-' || s[i] == '_' || s[i] == '.'))
-			return false;
-	return true;
+	return peer_id_ok(s, strlen(s));
 }
 
 /*
