@@ -14,7 +14,9 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lbcluster  # noqa: E402
-from lbtest import NEWBORN  # noqa: E402
+import lbtest  # noqa: E402
+from lbtest import NEWBORN, b64d  # noqa: E402
+from cryptography import x509  # noqa: E402
 
 ITEM = "birth_medical_certificate"
 NODES = ["node1", "node2", "node3"]
@@ -148,6 +150,20 @@ class T1ClusterReads(unittest.TestCase):
         self.assertGreaterEqual(min(e["t_ms"] for e in first["accesses"]),
                                 max(e["t_ms"] for e in second["accesses"]))
 
+    def test_5b_checkpoint_of_every_node(self):
+        st, r = C.nodes[0].request("GET", "/v1/journal/checkpoints", client="auditor-audit1")
+        self.assertEqual(st, 200, r)
+        self.assertEqual(sorted(r["nodes"]["answered"]), NODES)
+        with open(os.path.join(C.nodes[0].pki, "journal", "checkpoint.pem"), "rb") as f:
+            cert = x509.load_pem_x509_certificate(f.read())
+        self.assertEqual(sorted(ck["node"] for ck in r["checkpoints"]), NODES)
+        for ck in r["checkpoints"]:
+            prot, payload, tbs, sig = lbtest.open_envelope(b64d(ck["envelope"]), "checkpoint")
+            lbtest.verify_sig(cert.public_key(), prot["alg"], tbs, sig)
+            self.assertEqual(payload["origin"], "lianban-demo/" + ck["node"])
+            self.assertEqual(payload["size"], ck["size"])
+            self.assertEqual(payload["root"], b64d(ck["root"]))
+
     def test_6_a_node_down(self):
         n3 = C.nodes[2]
         n3.stop_gateway()
@@ -163,6 +179,10 @@ class T1ClusterReads(unittest.TestCase):
         self.assertIn(("node1", EXCH["node1"]), seen)
         self.assertIn(("node2", EXCH["node2"]), seen)
         self.assertIn("peer node3", C.nodes[0].gw_log_text())
+        st, r = C.nodes[1].request("GET", "/v1/journal/checkpoints", client="auditor-audit1")
+        self.assertEqual(st, 200, r)
+        self.assertEqual(r["nodes"]["unreachable"], ["node3"])
+        self.assertEqual(sorted(ck["node"] for ck in r["checkpoints"]), ["node1", "node2"])
 
 
 if __name__ == "__main__":

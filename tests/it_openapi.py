@@ -117,6 +117,7 @@ class Api(unittest.TestCase):
                   "/v1/journal/proof/consistency?first=1&second=2", 200, **a)
         self.call("/v1/journal/certificate", "GET", "/v1/journal/certificate", 200, **a)
         self.call("/v1/journal/witness", "GET", "/v1/journal/witness", 200, **a)
+        self.call("/v1/journal/checkpoints", "GET", "/v1/journal/checkpoints", 200, **a)
         self.call("/v1/journal/cosignatures", "GET",
                   "/v1/journal/cosignatures?origin=lianban-demo/node2", 200, **a)
         self.call("/v1/journal/cosignatures", "GET", "/v1/journal/cosignatures", 400, **a)

@@ -440,3 +440,212 @@ cluster_accesses(struct gw *gw, struct evhttp_request *req, const msgpack_object
 {
 	cl_start(gw, req, body, subject, true);
 }
+
+/*
+ * GET /v1/journal/checkpoints: the latest signed checkpoint of every node.
+ * This node's is read on a worker and its read journaled like any
+ * auditor's checkpoint read; the peers' are asked as this node (their
+ * checkpoint reads by a node are not journaled, docs/audit.md) and relayed
+ * as they came: the auditor verifies each signature and origin.
+ */
+struct cl_ckpts {
+	struct gw		*cc_gw;
+	struct evhttp_request	*cc_req;
+	char			 cc_who[LB_ID_MAX];
+	bool			 cc_gateway;	/* asked by a node: not journaled */
+	msgpack_zone		 cc_zone;
+	msgpack_object		 cc_list;	/* one checkpoint a node that answered */
+	msgpack_object		 cc_answered, cc_unreachable;
+	struct cl_ckpt_part {
+		struct cl_ckpts		*ck_all;
+		const struct peer	*ck_peer;
+	}			 cc_parts[PEERS_MAX];
+	int			 cc_waiting;
+	bool			 cc_failed;
+};
+
+static void
+cl_ckpts_free(struct cl_ckpts *cc)
+{
+	cc->cc_gw->gw_inflight--;
+	msgpack_zone_destroy(&cc->cc_zone);
+	free(cc);
+}
+
+/* Adds a node's checkpoint {node, size, root, t_ms, envelope} to the answer. */
+static void
+cl_ckpts_add(struct cl_ckpts *cc, const char *node, uint64_t size, const uint8_t *root,
+    uint64_t t_ms, const uint8_t *env, size_t envlen)
+{
+	msgpack_zone	*z = &cc->cc_zone;
+	struct mpk_map	 m;
+
+	mpk_map_init(&m, z, 5);
+	mpk_map_put(&m, "node", mpk_strdup(z, node, strlen(node)));
+	mpk_map_put(&m, "size", mpk_uint(size));
+	mpk_map_put(&m, "root", mpk_bindup(z, root, 32));
+	mpk_map_put(&m, "t_ms", mpk_uint(t_ms));
+	mpk_map_put(&m, "envelope", mpk_bindup(z, env, envlen));
+	cc->cc_list.via.array.ptr[cc->cc_list.via.array.size++] = m.mm_obj;
+	cc->cc_answered.via.array.ptr[cc->cc_answered.via.array.size++] =
+	    mpk_strdup(z, node, strlen(node));
+}
+
+static void
+cl_ckpts_finish(struct cl_ckpts *cc)
+{
+	struct mpk_map	m, nodes;
+
+	mpk_map_init(&nodes, &cc->cc_zone, 2);
+	mpk_map_put(&nodes, "answered", cc->cc_answered);
+	mpk_map_put(&nodes, "unreachable", cc->cc_unreachable);
+	mpk_map_init(&m, &cc->cc_zone, 2);
+	mpk_map_put(&m, "checkpoints", cc->cc_list);
+	mpk_map_put(&m, "nodes", nodes.mm_obj);
+	http_reply(cc->cc_req, 200, &m.mm_obj);
+	cl_ckpts_free(cc);
+}
+
+static void
+cl_ckpts_got(void *arg, int status, const uint8_t *body, size_t len, const char *msg)
+{
+	struct cl_ckpt_part	*ck = arg;
+	struct cl_ckpts		*cc = ck->ck_all;
+	const char		*node = ck->ck_peer->pe_node;
+	const uint8_t		*root, *env;
+	size_t			 rlen, elen;
+	msgpack_object		 o;
+	uint64_t		 size, t_ms;
+
+	if (status == 200 && mpk_unpack(body, len, &cc->cc_zone, &o) == 0 &&
+	    mpk_get_u64(&o, "size", &size) == 0 && mpk_get_u64(&o, "t_ms", &t_ms) == 0 &&
+	    mpk_get_bytes(&o, "root", &cc->cc_zone, &root, &rlen) == 0 && rlen == 32 &&
+	    mpk_get_bytes(&o, "envelope", &cc->cc_zone, &env, &elen) == 0)
+		cl_ckpts_add(cc, node, size, root, t_ms, env, elen);
+	else {
+		log_warnx("cluster: peer %s did not give its checkpoint: %s", node,
+		    status == 0 ? msg : "its answer is not a checkpoint");
+		cc->cc_unreachable.via.array.ptr[cc->cc_unreachable.via.array.size++] =
+		    mpk_str(node);
+	}
+	if (--cc->cc_waiting == 0)
+		cl_ckpts_finish(cc);
+}
+
+/* This node's checkpoint is in the answer and its read journaled: ask the peers. */
+static void
+cl_ckpts_ask(struct cl_ckpts *cc)
+{
+	struct gw		*gw = cc->cc_gw;
+	struct event_base	*base;
+	size_t			 i;
+
+	base = evhttp_connection_get_base(evhttp_request_get_connection(cc->cc_req));
+	cc->cc_waiting = 1;
+	for (i = 0; i < gw->gw_npeers; i++) {
+		cc->cc_parts[i].ck_all = cc;
+		cc->cc_parts[i].ck_peer = &gw->gw_peers[i];
+		if (peer_get(gw->gw_peer_client, base, &gw->gw_peers[i], "/v1/journal/checkpoint",
+		    cl_ckpts_got, &cc->cc_parts[i]) == 0)
+			cc->cc_waiting++;
+		else
+			cc->cc_unreachable.via.array.ptr[cc->cc_unreachable.via.array.size++] =
+			    mpk_str(gw->gw_peers[i].pe_node);
+	}
+	if (--cc->cc_waiting == 0)
+		cl_ckpts_finish(cc);
+}
+
+static void
+cl_ckpts_logged(void *arg, int status, uint64_t first_seq)
+{
+	struct cl_ckpts	*cc = arg;
+
+	(void)first_seq;
+	if (status != 0) {
+		http_error(cc->cc_req, LB_E_JOURNAL_UNAVAILABLE, "the journal could not record "
+		    "this read, so its answer is withheld");
+		cl_ckpts_free(cc);
+		return;
+	}
+	cl_ckpts_ask(cc);
+}
+
+static void
+cl_ckpts_work(void *arg)
+{
+	struct cl_ckpts	*cc = arg;
+	uint8_t		*env = NULL, root[32];
+	size_t		 envlen;
+	uint64_t	 size, t_ms;
+
+	if (journal_checkpoint(cc->cc_gw->gw_journal, &env, &envlen, &size, root, &t_ms) != 0) {
+		cc->cc_failed = true;
+		return;
+	}
+	cl_ckpts_add(cc, cc->cc_gw->gw_conf.gc_node, size, root, t_ms, env, envlen);
+	free(env);
+}
+
+static void
+cl_ckpts_read(void *arg)
+{
+	struct cl_ckpts	*cc = arg;
+	struct jrec	 rec;
+
+	if (cc->cc_failed) {
+		http_error(cc->cc_req, LB_E_JOURNAL_UNAVAILABLE, "the journal's checkpoint could "
+		    "not be read");
+		cl_ckpts_free(cc);
+		return;
+	}
+	if (cc->cc_gateway) {
+		cl_ckpts_ask(cc);
+		return;
+	}
+	/* Journaled as the checkpoint read of http_journal.c is. */
+	memset(&rec, 0, sizeof(rec));
+	rec.jr_kind = JK_AUDIT_READ;
+	rec.jr_t_ms = now_ms();
+	rec.jr_has_actor = true;
+	journal_pseudonym(cc->cc_gw->gw_journal, cc->cc_who, rec.jr_actor);
+	snprintf(rec.jr_item, sizeof(rec.jr_item), "checkpoints");
+	snprintf(rec.jr_decision, sizeof(rec.jr_decision), "allow");
+	snprintf(rec.jr_code, sizeof(rec.jr_code), "ok");
+	if (journal_append(cc->cc_gw->gw_journal, cc->cc_gw->gw_base, &rec, 1, cl_ckpts_logged,
+	    cc) != 0) {
+		http_error(cc->cc_req, LB_E_JOURNAL_UNAVAILABLE, "the journal cannot record this "
+		    "read now; try again");
+		cl_ckpts_free(cc);
+	}
+}
+
+void
+cluster_checkpoints(struct gw *gw, struct evhttp_request *req, const struct principal *pr,
+    const char *path)
+{
+	struct cl_ckpts	*cc;
+	uint32_t	 n = 1 + (uint32_t)gw->gw_npeers;
+
+	(void)path;
+	if ((cc = calloc(1, sizeof(*cc))) == NULL) {
+		http_error(req, LB_E_INTERNAL, "out of memory");
+		return;
+	}
+	gw->gw_inflight++;
+	cc->cc_gw = gw;
+	cc->cc_req = req;
+	snprintf(cc->cc_who, sizeof(cc->cc_who), "%s", pr->pr_id);
+	cc->cc_gateway = strcmp(pr->pr_role, "gateway") == 0;
+	msgpack_zone_init(&cc->cc_zone, 4096);
+	cc->cc_list = mpk_array(&cc->cc_zone, n);
+	cc->cc_answered = mpk_array(&cc->cc_zone, n);
+	cc->cc_unreachable = mpk_array(&cc->cc_zone, n);
+	cc->cc_list.via.array.size = cc->cc_answered.via.array.size = 0;
+	cc->cc_unreachable.via.array.size = 0;
+	if (workers_submit(gw->gw_workers, gw->gw_base, cl_ckpts_work, cl_ckpts_read,
+	    cc) != 0) {
+		http_error(req, LB_E_INTERNAL, "the gateway is shutting down");
+		cl_ckpts_free(cc);
+	}
+}

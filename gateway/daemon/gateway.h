@@ -600,6 +600,14 @@ void		 cluster_records(struct gw *, struct evhttp_request *req, const msgpack_ob
 void		 cluster_accesses(struct gw *, struct evhttp_request *req, const msgpack_object *body,
 		    const uint8_t subject[32]);
 
+/*
+ * GET /v1/journal/checkpoints (auditor, gateway): the latest signed
+ * checkpoint of this node and of every peer that answers, as each signed it,
+ * and which nodes did not answer.  Without peers, this node's alone.
+ */
+void		 cluster_checkpoints(struct gw *, struct evhttp_request *,
+		    const struct principal *, const char *path);
+
 /* egress.c: where adapters registered through the API may send requests */
 /*
  * Loads the operator's endpoint list from path (docs/operations.md).  An

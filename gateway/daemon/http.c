@@ -410,6 +410,8 @@ static const struct http_route http_routes[] = {
 	    http_witness, NULL },
 	{ "/v1/journal/cosignatures", HM_EXACT, EVHTTP_REQ_GET, false, { "auditor", "gateway" },
 	    NULL, http_cosignatures, NULL },
+	{ "/v1/journal/checkpoints", HM_EXACT, EVHTTP_REQ_GET, false, { "auditor", "gateway" },
+	    NULL, cluster_checkpoints, NULL },
 	{ "/v1/journal/", HM_UNDER, EVHTTP_REQ_GET, false, { "auditor", "gateway" }, NULL,
 	    http_journal, NULL },
 	{ "/v1/subjects/", HM_UNDER, EVHTTP_REQ_GET, false, { "consumer" }, NULL,
