@@ -9,6 +9,7 @@ node 1 (from the reference it kept on disk) and node 3 report node 2
 inconsistent (witness route with both signed checkpoints as evidence,
 metric, log), and lianctl journal verify --cluster fails naming node 2."""
 
+import json
 import os
 import sys
 import unittest
@@ -145,6 +146,14 @@ class T1Witness(unittest.TestCase):
         for name in ("node1", "node2", "node3"):
             self.assertIn("%s/%s" % (GATEWAY, name), out.stdout)
         self.assertIn("cosignatures", out.stdout)
+        out = C.nodes[2].ctl("--json", "journal", "verify", "--cluster", client="auditor-audit1")
+        self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+        j = json.loads(out.stdout)
+        self.assertTrue(j["verified"])
+        self.assertEqual(sorted(n["checkpoint"]["origin"] for n in j["nodes"]),
+                         ["%s/%s" % (GATEWAY, n) for n in ("node1", "node2", "node3")])
+        self.assertGreaterEqual(j["cosignatures"], 6)
+        self.assertGreaterEqual(j["exchanges"], 3)
 
     def test_5_rewritten_journal_is_caught(self):
         n1, n2, n3 = C.nodes

@@ -284,6 +284,7 @@ cluster_verify(struct ctl *ctl, X509 *cert)
 	struct cv	*cv;
 	struct ctl	 nctl;
 	struct cv_node	*cn;
+	json_t		*nodes;
 	char		 hex[65];
 	size_t		 i, k;
 	int		 ret = CTL_FAIL;
@@ -331,7 +332,17 @@ cluster_verify(struct ctl *ctl, X509 *cert)
 			    cv->cv_nodes[cv->cv_exch[i].ce_node].cn_node);
 			goto done;
 		}
-	if (!ctl->c_quiet) {
+	if (ctl->c_json) {
+		if ((nodes = json_array()) == NULL)
+			goto done;
+		for (i = 0; i < cv->cv_n; i++)
+			json_array_append_new(nodes, json_pack("{s:s, s:o}", "node",
+			    cv->cv_nodes[i].cn_node, "checkpoint", ckpt_json(&cv->cv_nodes[i].cn_ck)));
+		if (ctl_json_print(json_pack("{s:b, s:o, s:I, s:I}", "verified", 1, "nodes", nodes,
+		    "cosignatures", (json_int_t)cv->cv_cosigs, "exchanges",
+		    (json_int_t)cv->cv_nexch)) != 0)
+			goto done;
+	} else if (!ctl->c_quiet) {
 		for (i = 0; i < cv->cv_n; i++) {
 			cn = &cv->cv_nodes[i];
 			hex_encode(cn->cn_ck.ck_root, 32, hex);
