@@ -140,6 +140,11 @@ class Api(unittest.TestCase):
         self.call("/v1/journal/proof/consistency", "GET",
                   "/v1/journal/proof/consistency?first=1&second=2", 200, **a)
         self.call("/v1/journal/certificate", "GET", "/v1/journal/certificate", 200, **a)
+        self.call("/v1/journal/witness", "GET", "/v1/journal/witness", 200, **a)
+        self.call("/v1/journal/checkpoints", "GET", "/v1/journal/checkpoints", 200, **a)
+        self.call("/v1/journal/cosignatures", "GET",
+                  "/v1/journal/cosignatures?origin=lianban-demo/node2", 200, **a)
+        self.call("/v1/journal/cosignatures", "GET", "/v1/journal/cosignatures", 400, **a)
         self.call("/v1/journal/checkpoint", "GET", "/v1/journal/checkpoint", 403)
 
     def test_05_access_report(self):

@@ -65,7 +65,8 @@ def demo_pki():
                 not os.path.exists(os.path.join(pki, "seals", "nhc-ed.key")) or \
                 not os.path.exists(os.path.join(pki, "gateway-client.key")) or \
                 not os.path.exists(os.path.join(pki, "seals", "cdpf.key")) or \
-                not os.path.exists(os.path.join(pki, "clients", "consumer-assist.key")):
+                not os.path.exists(os.path.join(pki, "clients", "consumer-assist.key")) or \
+                not os.path.exists(os.path.join(pki, "clients", "gateway-node3.key")):
             subprocess.run([os.path.join(SRCDIR, "certs", "mkdemo"), pki], check=True,
                            stdout=subprocess.DEVNULL)
     return pki

@@ -61,6 +61,7 @@ has "access adapter consent fetch health journal policy seal" ""
 # The command's own options, and the global ones.
 has "--checkpoint --checkpoint-cert --records --json --quiet --gateway --cert --key" \
 	journal verify --
+has "--cluster" journal verify --
 lacks "--bundle" journal verify --
 expect "--checkpoint --checkpoint-cert" journal verify --check
 # Global options and their values before the command are skipped.

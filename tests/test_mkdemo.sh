@@ -14,7 +14,7 @@ readonly CLIENTS=(
 	department-tax department-hpf department-cdpf
 	consumer-newborn consumer-school consumer-retirement consumer-citizen
 	consumer-enterprise consumer-assist
-	auditor-audit1 admin-ops
+	auditor-audit1 admin-ops gateway-node1 gateway-node2 gateway-node3
 )
 readonly AUTHORITIES=(faceauth faceauth-ed faceauth-sm2)
 

@@ -243,13 +243,14 @@ struct journal_set {
 	const char	*js_saved;	/* verify --checkpoint */
 	const char	*js_records;	/* verify --records */
 	const char	*js_archive;	/* verify --archive */
+	bool		 js_cluster;	/* verify --cluster */
 };
 /* A checkpoint as the gateway answers it, its envelope verified. */
 struct ckpt {
 	uint64_t	ck_size;
 	uint64_t	ck_t_ms;
 	uint8_t		ck_root[32];
-	char		ck_origin[LB_ID_MAX];
+	char		ck_origin[LB_ORIGIN_MAX];
 	char		ck_alg[16];
 };
 /*
@@ -287,6 +288,28 @@ int		 ctl_hashes(const msgpack_object *o, const char *key, msgpack_zone *z,
 
 /* lianctl_verify.c: journal verify */
 extern const struct command cmd_journal_verify;
+/* One record of a walk: its leaf hash and the decoded record; non-zero stops it. */
+typedef int	(*verify_leaf_fn)(void *arg, uint64_t seq, const uint8_t leaf[32],
+		    const msgpack_object *rec);
+/*
+ * The gateway's signed checkpoint fetched into *cur and checked, every
+ * record read (each handed to each, when not NULL) and the RFC 6962 root
+ * recomputed and compared with the signed one.  CTL_OK, or CTL_FAIL
+ * (reported).
+ */
+int		 verify_tree(struct ctl *ctl, X509 *cert, struct ckpt *cur, verify_leaf_fn each,
+		    void *arg);
+
+/*
+ * Reads the records [from, to) from the gateway, each checked (canonical,
+ * its seq) and handed to each.  CTL_OK, or CTL_FAIL (reported).
+ */
+int		 verify_leaves(struct ctl *ctl, uint64_t from, uint64_t to, verify_leaf_fn each,
+		    void *arg);
+
+/* lianctl_cluster.c: journal verify --cluster */
+/* Every node of the gateway's cluster verified (docs/audit.md); CTL_* (reported). */
+int		 cluster_verify(struct ctl *ctl, X509 *cert);
 
 /* lianctl_archive.c: journal archive, and the archives journal verify reads */
 extern const struct command cmd_journal_archive;

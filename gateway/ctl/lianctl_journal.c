@@ -157,7 +157,7 @@ static const struct optdef ckpt_opts[] = {
 static int
 ckpt_run(struct ctl *ctl, struct args *ar)
 {
-	struct journal_set	 s = { NULL, NULL, NULL, NULL, NULL };
+	struct journal_set	 s = { NULL, NULL, NULL, NULL, NULL, false };
 	struct http_resp	 r;
 	struct ckpt		 ck;
 	X509			*cert = NULL;

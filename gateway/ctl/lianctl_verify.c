@@ -193,6 +193,8 @@ struct jwalk {
 	struct merkle_cr	*jw_marks;
 	size_t			 jw_nmarks, jw_capmarks;
 	bool			 jw_nomarks;
+	verify_leaf_fn		 jw_each;	/* each record, when not NULL */
+	void			*jw_arg;
 };
 
 /* Remembers the compact range before the page about to be read. */
@@ -347,6 +349,8 @@ jwalk_page(struct jwalk *w, const msgpack_object *o, uint64_t start, uint64_t wa
 			goto done;
 		merkle_leaf_hash(MK_SHA256, b, len, leaf);
 		merkle_cr_append(MK_SHA256, &w->jw_cr, leaf);
+		if (w->jw_each != NULL && w->jw_each(w->jw_arg, idx, leaf, &rec) != 0)
+			goto done;
 		if (w->jw_saved != NULL && w->jw_cr.cr_size == w->jw_saved->ck_size) {
 			merkle_cr_root(MK_SHA256, &w->jw_cr, root);
 			if (memcmp(root, w->jw_saved->ck_root, 32) != 0) {
@@ -370,11 +374,11 @@ done:
 }
 
 /*
- * Reads every record of the tree cur signed into w; on a mismatch with the
- * saved checkpoint, names the first record that differs from it.
+ * Reads the records [from, to) into w; on a mismatch with the saved
+ * checkpoint, names the first record that differs from it.
  */
 static int
-jwalk_all(struct ctl *ctl, struct jwalk *w, const struct ckpt *cur)
+jwalk_range(struct ctl *ctl, struct jwalk *w, uint64_t from, uint64_t to)
 {
 	struct http_resp	 r;
 	msgpack_zone		 z;
@@ -385,8 +389,8 @@ jwalk_all(struct ctl *ctl, struct jwalk *w, const struct ckpt *cur)
 
 	memset(&r, 0, sizeof(r));
 	msgpack_zone_init(&z, 8192);
-	for (start = 0; start < cur->ck_size; start += got) {
-		want = cur->ck_size - start;
+	for (start = from; start < to; start += got) {
+		want = to - start;
 		if (want > CTL_LEAVES_PAGE)
 			want = CTL_LEAVES_PAGE;
 		snprintf(path, sizeof(path), "/v1/journal/leaves?start=%llu&end=%llu",
@@ -480,6 +484,75 @@ verify_print(const struct ctl *ctl, const struct journal_set *s, const struct ck
 	return 0;
 }
 
+/*
+ * The current checkpoint fetched and checked (and the saved one, when
+ * given, checked against it), every record read into w, and the root they
+ * make compared with the signed one; -1 when reported.
+ */
+static int
+verify_walk(struct ctl *ctl, X509 *cert, const struct ckpt *saved, struct ckpt *cur,
+    struct jwalk *w)
+{
+	struct http_resp	 r;
+	uint8_t			 root[32];
+	char			 hex[65], hex2[65], when[64];
+	int			 ret = -1;
+
+	memset(&r, 0, sizeof(r));
+	if (ckpt_fetch(ctl, cert, cur, &r) != CTL_OK)
+		goto done;
+	if (saved != NULL && verify_saved(saved, cur, w) != 0)
+		goto done;
+	if (jwalk_range(ctl, w, 0, cur->ck_size) != 0)
+		goto done;
+	merkle_cr_root(MK_SHA256, &w->jw_cr, root);
+	if (memcmp(root, cur->ck_root, 32) != 0) {
+		hex_encode(root, 32, hex);
+		hex_encode(cur->ck_root, 32, hex2);
+		ctl_fmt_time_ms(cur->ck_t_ms, when, sizeof(when));
+		ctl_err("the %llu records recompute to root %s, but the checkpoint signed by "
+		    "%s at %s says %s: the journal does not match its checkpoint",
+		    (unsigned long long)cur->ck_size, hex, cur->ck_origin, when, hex2);
+		(void)jwalk_locate(ctl, w, cur->ck_size, cur->ck_root);
+		goto done;
+	}
+	ret = 0;
+done:
+	http_resp_clear(&r);
+	return ret;
+}
+
+int
+verify_leaves(struct ctl *ctl, uint64_t from, uint64_t to, verify_leaf_fn each, void *arg)
+{
+	struct jwalk	w;
+	int		ret;
+
+	memset(&w, 0, sizeof(w));
+	merkle_cr_init(&w.jw_cr);
+	w.jw_nomarks = true;
+	w.jw_each = each;
+	w.jw_arg = arg;
+	ret = jwalk_range(ctl, &w, from, to) == 0 ? CTL_OK : CTL_FAIL;
+	free(w.jw_marks);
+	return ret;
+}
+
+int
+verify_tree(struct ctl *ctl, X509 *cert, struct ckpt *cur, verify_leaf_fn each, void *arg)
+{
+	struct jwalk	w;
+	int		ret;
+
+	memset(&w, 0, sizeof(w));
+	merkle_cr_init(&w.jw_cr);
+	w.jw_each = each;
+	w.jw_arg = arg;
+	ret = verify_walk(ctl, cert, NULL, cur, &w) == 0 ? CTL_OK : CTL_FAIL;
+	free(w.jw_marks);
+	return ret;
+}
+
 static const struct optdef verify_opts[] = {
 	{ "checkpoint", "FILE", OPT_STR, JS(js_saved),
 	  .od_help = "also check an earlier checkpoint saved with\n"
@@ -499,6 +572,12 @@ static const struct optdef verify_opts[] = {
 	  "client identity needed)" },
 	{ "checkpoint-cert", "PEM", OPT_STR, JS(js_cert),
 	  .od_help = "the checkpoint signer's certificate\n(default DIR/journal/checkpoint.pem)" },
+	{ "cluster", NULL, OPT_FLAG, JS(js_cluster),
+	  .od_help = "instead, verify every node of the gateway's\n"
+	  "cluster: each node's tree, every cosignature its\n"
+	  "peers made of it, and that no exchange is in two\n"
+	  "nodes' journals (the nodes are the gateway and the\n"
+	  "peers its GET /v1/journal/witness names)" },
 	{ "json", NULL, OPT_GLOBAL, 0, .od_help = "print the result as JSON" },
 	{ "quiet", NULL, OPT_GLOBAL, 0, .od_help = "print nothing on success" },
 	{ .od_name = NULL }
@@ -510,6 +589,13 @@ verify_check(const void *set, const struct args *ar)
 {
 	const struct journal_set	*s = set;
 
+	if (s->js_cluster && (s->js_archive != NULL || s->js_saved != NULL ||
+	    s->js_records != NULL)) {
+		ctl_err("%s: --cluster does not go with --archive, --checkpoint or --records",
+		    ar->ar_name);
+		ctl_usage_hint(ar);
+		return -1;
+	}
 	if (s->js_archive != NULL && (s->js_saved != NULL || s->js_records != NULL)) {
 		ctl_err("%s: --archive checks a file offline; it does not go with --checkpoint "
 		    "or --records", ar->ar_name);
@@ -522,18 +608,17 @@ verify_check(const void *set, const struct args *ar)
 static int
 verify_run(struct ctl *ctl, struct args *ar)
 {
-	struct journal_set	 s = { NULL, NULL, NULL, NULL, NULL };
-	struct http_resp	 r;
+	struct journal_set	 s;
 	struct ckpt		 cur, saved;
 	struct jwalk		 w;
 	msgpack_zone		 z;
 	msgpack_object		 o;
 	X509			*cert = NULL;
 	uint64_t		 nrec = 0;
-	uint8_t			 root[32];
-	char			 hex[65], hex2[65], when[64], what[PATH_MAX + 32];
+	char			 what[PATH_MAX + 32];
 	int			 ret;
 
+	memset(&s, 0, sizeof(s));
 	if (ctl_args(ctl, ar, &s, &ret) != 0)
 		return ret;
 	if (s.js_archive != NULL)
@@ -544,8 +629,12 @@ verify_run(struct ctl *ctl, struct args *ar)
 	}
 	if ((cert = ckpt_cert_load(ctl, s.js_cert)) == NULL)
 		return CTL_FAIL;
+	if (s.js_cluster) {
+		ret = cluster_verify(ctl, cert);
+		X509_free(cert);
+		return ret;
+	}
 	ret = CTL_FAIL;
-	memset(&r, 0, sizeof(r));
 	memset(&w, 0, sizeof(w));
 	memset(&saved, 0, sizeof(saved));
 	merkle_cr_init(&w.jw_cr);
@@ -559,23 +648,8 @@ verify_run(struct ctl *ctl, struct args *ar)
 			goto done;
 		w.jw_saved = &saved;
 	}
-	if (ckpt_fetch(ctl, cert, &cur, &r) != CTL_OK)
+	if (verify_walk(ctl, cert, s.js_saved != NULL ? &saved : NULL, &cur, &w) != 0)
 		goto done;
-	if (s.js_saved != NULL && verify_saved(&saved, &cur, &w) != 0)
-		goto done;
-	if (jwalk_all(ctl, &w, &cur) != 0)
-		goto done;
-	merkle_cr_root(MK_SHA256, &w.jw_cr, root);
-	if (memcmp(root, cur.ck_root, 32) != 0) {
-		hex_encode(root, 32, hex);
-		hex_encode(cur.ck_root, 32, hex2);
-		ctl_fmt_time_ms(cur.ck_t_ms, when, sizeof(when));
-		ctl_err("the %llu records recompute to root %s, but the checkpoint signed by "
-		    "%s at %s says %s: the journal does not match its checkpoint",
-		    (unsigned long long)cur.ck_size, hex, cur.ck_origin, when, hex2);
-		(void)jwalk_locate(ctl, &w, cur.ck_size, cur.ck_root);
-		goto done;
-	}
 	if (s.js_saved != NULL) {
 		if (!w.jw_saved_ok) {
 			ctl_err("the saved checkpoint was never reached while reading the journal");
@@ -599,7 +673,6 @@ verify_run(struct ctl *ctl, struct args *ar)
 	ret = CTL_OK;
 done:
 	free(w.jw_marks);
-	http_resp_clear(&r);
 	msgpack_zone_destroy(&z);
 	X509_free(cert);
 	return ret;
@@ -610,7 +683,8 @@ const struct command cmd_journal_verify = {
 	.cm_summary = "recompute the whole journal and check it against the checkpoint",
 	.cm_synopsis = "[global options] journal verify [--checkpoint FILE]\n"
 	"           [--records FILE] [--checkpoint-cert PEM]\n"
-	"       lianctl [global options] journal verify --archive FILE [--checkpoint-cert PEM]",
+	"       lianctl [global options] journal verify --archive FILE [--checkpoint-cert PEM]\n"
+	"       lianctl [global options] journal verify --cluster [--checkpoint-cert PEM]",
 	.cm_about =
 	"Downloads every journal record (GET /v1/journal/leaves, 1000 per call;\n"
 	"auditor role), checks that each is canonical msgpack whose \"seq\" is its\n"

@@ -108,6 +108,58 @@ struct admin_queue {
 };
 
 struct registry;
+struct peer_client;
+struct witness;
+struct gw;
+
+/* peer.c: the other nodes of a cluster (--peers) and the client that asks them */
+#define PEERS_MAX	16
+/* One peer: its node id and the address of its API listener. */
+struct peer {
+	char		pe_node[LB_ID_MAX];
+	char		pe_host[64];	/* an IP address as text, without brackets */
+	int		pe_port;
+};
+/*
+ * Letters, digits, '-', '_' and '.', 1 to LB_ID_MAX - 1 of them (n bytes at
+ * s): a node id, and any id a path of the API names (http.c).
+ */
+bool		 peer_id_ok(const char *s, size_t n);
+/*
+ * Parses NODE_ID=HOST:PORT[,...] (HOST an IP address, IPv6 in brackets) of
+ * node self into *out (malloc'ed, the caller frees it) and *n; "" is no
+ * peers.  -1 with a sentence in err: a malformed entry, a name for a host, a
+ * missing port, a node named twice or self among the peers, more than
+ * PEERS_MAX, or peers without a node id of our own.
+ */
+int		 peers_parse(const char *list, const char *self, struct peer **out, size_t *n,
+		    char *err, size_t errlen);
+/* True when node is one of gw_peers (a client of role gateway may read only then). */
+bool		 peer_listed(const struct gw *gw, const char *node);
+/*
+ * The client of this node towards its peers: CERTS/clients/gateway-NODE.pem
+ * and .key as its identity, CERTS/client-ca.pem to check the peers' server
+ * certificates.  NULL with a sentence naming the file in err.  Immutable:
+ * any thread may use it; freed with peer_client_free once none does.
+ */
+struct peer_client *peer_client_new(const char *certs, const char *node, char *err,
+		    size_t errlen);
+void		 peer_client_free(struct peer_client *);
+/*
+ * The answer to a peer_get: status is the HTTP status, or 0 when the peer
+ * could not be reached or the exchange failed (msg says why); body (len
+ * bytes, msgpack as asked) is valid only during the call.
+ */
+typedef void	(*peer_cb)(void *arg, int status, const uint8_t *body, size_t len,
+		    const char *msg);
+/*
+ * GETs target (path and query) from pe on a connection of its own made on
+ * base, the caller's event loop; cb runs on that loop exactly once, never
+ * before peer_get returns, at most 5 s later.  -1 (and no cb) when the
+ * request cannot be made at all.
+ */
+int		 peer_get(struct peer_client *, struct event_base *base, const struct peer *pe,
+		    const char *target, peer_cb cb, void *arg);
 
 /*
  * The daemon.  Everything in it belongs to the event loop thread, except
@@ -144,6 +196,12 @@ struct gw {
 	struct console		*gw_console;	/* the console's files; NULL: none */
 	int			 gw_lockfd;	/* DATA/lianband.lock, held; -1: none */
 	struct notify		*gw_notify;	/* the service manager; NULL: none */
+	/* A cluster (peer.c, witness.c, cluster.c); set before the loops run, then read only. */
+	char			 gw_origin[LB_ORIGIN_MAX];	/* GATEWAY_ID[/NODE_ID] */
+	struct peer		*gw_peers;	/* --peers; NULL: none */
+	size_t			 gw_npeers;
+	struct peer_client	*gw_peer_client;	/* NULL without peers */
+	struct witness		*gw_witness;	/* NULL without peers */
 };
 
 /* registry.c: adapters and policies registered through the API */
@@ -485,11 +543,70 @@ void		 http_journal(struct gw *, struct evhttp_request *, const struct principal
 
 /* http_subject.c */
 /*
+ * One entry of an access report, from a record's bytes (what a citizen
+ * wants to know of it: when, who, which item, for which service), in z.
+ */
+void		 subject_access_entry(msgpack_zone *z, uint64_t seq, const uint8_t *rec,
+		    size_t len, msgpack_object *out);
+/*
  * Answers a consumer's GET /v1/subjects/me/accesses: the access report of
  * the citizen named by the self consent token in the Lianban-Consent header.
  */
 void		 http_subject(struct gw *, struct evhttp_request *, const struct principal *,
 		    const char *path);
+
+/* witness.c: the nodes of a cluster witness each other's journals (docs/audit.md) */
+/*
+ * Starts witnessing gw_peers, when there are any: the state each peer had
+ * is read back from the journal's witness database, and every second (and
+ * now) each peer's latest checkpoint is fetched, checked (signature, origin
+ * GATEWAY_ID/PEER, consistency with the last one seen) and cosigned.  Runs
+ * on gw_base.  -1 with a sentence in err.
+ */
+int		 witness_start(struct gw *, char *err, size_t errlen);
+/* Stops the timer; checks under way end without storing anything.  Loop thread. */
+void		 witness_stop(struct gw *);
+void		 witness_free(struct gw *);
+/* GET /v1/journal/witness (auditor, gateway): each peer's state and evidence. */
+void		 http_witness(struct gw *, struct evhttp_request *, const struct principal *,
+		    const char *path);
+/* GET /v1/journal/cosignatures?origin=&size= (auditor, gateway): the cosignatures made here. */
+void		 http_cosignatures(struct gw *, struct evhttp_request *, const struct principal *,
+		    const char *path);
+
+/* cluster.c: reads that answer for the whole cluster (docs/audit.md) */
+/*
+ * True when req asks for the whole cluster: peers are configured and the
+ * query does not say scope=node.
+ */
+bool		 cluster_wanted(struct gw *, struct evhttp_request *req);
+/*
+ * The position of node in a cluster cursor "NODE:SEQ[,NODE:SEQ...]" (the
+ * next of a cluster-wide page): *has false when the cursor does not name
+ * it.  -1 when s is not such a cursor.
+ */
+int		 cluster_cursor(const char *s, const char *node, uint64_t *seq, bool *has);
+/*
+ * Answers a records query for the cluster: this node's page (body, the
+ * answer of GET /v1/journal/records with scope=node, already journaled) is
+ * merged with the pages of the peers, asked as this node, and req answered.
+ * body is copied.
+ */
+void		 cluster_records(struct gw *, struct evhttp_request *req, const msgpack_object *body);
+/*
+ * Answers an access report for the cluster: like cluster_records, the
+ * peers asked for the records of the subject pseudonym subject.
+ */
+void		 cluster_accesses(struct gw *, struct evhttp_request *req, const msgpack_object *body,
+		    const uint8_t subject[32]);
+
+/*
+ * GET /v1/journal/checkpoints (auditor, gateway): the latest signed
+ * checkpoint of this node and of every peer that answers, as each signed it,
+ * and which nodes did not answer.  Without peers, this node's alone.
+ */
+void		 cluster_checkpoints(struct gw *, struct evhttp_request *,
+		    const struct principal *, const char *path);
 
 /* egress.c: where adapters registered through the API may send requests */
 /*
@@ -714,6 +831,8 @@ enum metrics_id {
 	METRICS_TLS_FAILURES,	/* reason */
 	METRICS_RELOADS,	/* result */
 	METRICS_REGISTRY,	/* kind, operation */
+	METRICS_WITNESS_INCONSISTENT,	/* peer */
+	METRICS_WITNESS_COSIGNED,	/* peer */
 	METRICS_N
 };
 /*

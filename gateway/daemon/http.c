@@ -278,8 +278,10 @@ http_principal(struct gw *gw, struct evhttp_request *req, struct principal *pr)
 		    http_name_count(peer, NID_commonName) > 1 ? "more than one" : "no usable");
 		goto done;
 	}
+	/* "gateway": a node of the cluster, which only the routes naming it admit. */
 	if (strcmp(pr->pr_role, "department") != 0 && strcmp(pr->pr_role, "consumer") != 0 &&
-	    strcmp(pr->pr_role, "auditor") != 0 && strcmp(pr->pr_role, "admin") != 0) {
+	    strcmp(pr->pr_role, "auditor") != 0 && strcmp(pr->pr_role, "admin") != 0 &&
+	    strcmp(pr->pr_role, "gateway") != 0) {
 		reason = "bad_role";
 		snprintf(why, sizeof(why), "OU is not a role of the gateway");
 		goto done;
@@ -405,7 +407,14 @@ static const struct http_route http_routes[] = {
 	    http_console_redirect, NULL },
 	{ "/console/", HM_UNDER, EVHTTP_REQ_GET, false, { NULL }, NULL,
 	    http_console, NULL },
-	{ "/v1/journal/", HM_UNDER, EVHTTP_REQ_GET, false, { "auditor" }, NULL,
+	/* A cluster's nodes read each other's journals as role "gateway" (witness.c). */
+	{ "/v1/journal/witness", HM_EXACT, EVHTTP_REQ_GET, false, { "auditor", "gateway" }, NULL,
+	    http_witness, NULL },
+	{ "/v1/journal/cosignatures", HM_EXACT, EVHTTP_REQ_GET, false, { "auditor", "gateway" },
+	    NULL, http_cosignatures, NULL },
+	{ "/v1/journal/checkpoints", HM_EXACT, EVHTTP_REQ_GET, false, { "auditor", "gateway" },
+	    NULL, cluster_checkpoints, NULL },
+	{ "/v1/journal/", HM_UNDER, EVHTTP_REQ_GET, false, { "auditor", "gateway" }, NULL,
 	    http_journal, NULL },
 	{ "/v1/subjects/", HM_UNDER, EVHTTP_REQ_GET, false, { "consumer" }, NULL,
 	    http_subject, NULL },
@@ -444,15 +453,7 @@ http_route_matches(const struct http_route *rt, const char *path)
 static bool
 http_id_ok(const char *s)
 {
-	size_t	n = strlen(s), i;
-
-	if (n == 0 || n >= LB_ID_MAX)
-		return false;
-	for (i = 0; i < n; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
-		    (s[i] >= '0' && s[i] <= '9') || s[i] == '-' || s[i] == '_' || s[i] == '.'))
-			return false;
-	return true;
+	return peer_id_ok(s, strlen(s));
 }
 
 /*
@@ -484,10 +485,23 @@ http_route_method(const struct http_route *rt, enum evhttp_cmd_type method, char
 
 /* True when pr has one of rt's roles; answers 403 otherwise. */
 static bool
-http_role(struct evhttp_request *req, const struct principal *pr, const struct http_route *rt)
+http_role(struct gw *gw, struct evhttp_request *req, const struct principal *pr,
+    const struct http_route *rt)
 {
 	const char	*a = rt->rt_roles[0], *b = rt->rt_roles[1];
 
+	/* A cluster node's certificate opens only the routes that name its role. */
+	if (a == NULL && strcmp(pr->pr_role, "gateway") == 0) {
+		http_error(req, LB_E_FORBIDDEN_ROLE, "the gateway role reads journals and "
+		    "witnesses only; your certificate is gateway %s", pr->pr_id);
+		return false;
+	}
+	/* And only the nodes this one names as its peers (peer.c). */
+	if (strcmp(pr->pr_role, "gateway") == 0 && !peer_listed(gw, pr->pr_id)) {
+		http_error(req, LB_E_FORBIDDEN_ROLE, "gateway %s is not a peer of this node "
+		    "(--peers)", pr->pr_id);
+		return false;
+	}
 	if (a == NULL || strcmp(pr->pr_role, a) == 0 || (b != NULL && strcmp(pr->pr_role, b) == 0))
 		return true;
 	http_error(req, LB_E_FORBIDDEN_ROLE, "this call is for the %s%s%s role; your "
@@ -625,7 +639,7 @@ http_route(struct evhttp_request *req, void *arg)
 	}
 	if (rt->rt_public)
 		http_run(gw, req, NULL, mrt, rest);
-	else if (http_role(req, &pr, mrt))
+	else if (http_role(gw, req, &pr, mrt))
 		http_run(gw, req, &pr, mrt, rest);
 }
 

@@ -58,6 +58,8 @@ struct jread {
 	struct evhttp_request	*rd_req;
 	const struct jq_route	*rd_route;
 	char			 rd_auditor[LB_ID_MAX];
+	bool			 rd_gateway;	/* asked by a node of the cluster */
+	bool			 rd_cluster;	/* records: answer for the whole cluster */
 	uint64_t		 rd_a, rd_b;	/* the route's jp_a and jp_b */
 	bool			 rd_upto;	/* checkpoint: max_size (rd_a) given */
 	struct journal_filter	 rd_filter;
@@ -244,6 +246,8 @@ jread_logged(void *arg, int status, uint64_t first_seq)
 	if (status != 0)
 		http_error(rd->rd_req, LB_E_JOURNAL_UNAVAILABLE, "the journal could not record "
 		    "this read, so its answer is withheld");
+	else if (rd->rd_cluster)
+		cluster_records(rd->rd_gw, rd->rd_req, &rd->rd_body);
 	else
 		http_reply(rd->rd_req, 200, &rd->rd_body);
 	jread_free(rd);
@@ -257,6 +261,19 @@ jread_done(void *arg)
 
 	if (rd->rd_err != LB_OK) {
 		http_error(rd->rd_req, rd->rd_err, "%s", rd->rd_msg);
+		jread_free(rd);
+		return;
+	}
+	/*
+	 * A node witnessing this one reads the checkpoint and consistency
+	 * proofs every second: tree hashes, nothing about anyone.  Journaling
+	 * those reads would grow the journal by itself, each new checkpoint
+	 * asking to be witnessed again, so they are answered unrecorded
+	 * (docs/audit.md).  A node's read of records is journaled like any.
+	 */
+	if (rd->rd_gateway && (rd->rd_route->jp_kind == JQ_CHECKPOINT ||
+	    rd->rd_route->jp_kind == JQ_CONSISTENCY)) {
+		http_reply(rd->rd_req, 200, &rd->rd_body);
 		jread_free(rd);
 		return;
 	}
@@ -301,6 +318,68 @@ jread_pair(const struct jread *rd, const struct evkeyvalq *q, bool required, uin
 		snprintf(err, errlen, "%s and %s %s", rt->jp_a, rt->jp_b, required ?
 		    "are required decimal integers" : "must be decimal integers");
 		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The parameters of a records query that a cluster adds: in a cluster-wide
+ * query, after is the cursor of every node (cluster.c); a node asking for a
+ * citizen's access report names the citizen by pseudonym (subject_hmac,
+ * base64url of 32 bytes) and pages newest first (before), so that the raw
+ * id never leaves the node the citizen reached.
+ */
+static int
+jread_cluster_parse(struct jread *rd, const struct evkeyvalq *q, const char *subject,
+    char *err, size_t errlen)
+{
+	struct journal_filter	*f = &rd->rd_filter;
+	const char		*after = evhttp_find_header(q, "after"),
+				*hm = evhttp_find_header(q, "subject_hmac"), *o;
+	uint8_t			*raw = NULL;
+	size_t			 rawlen = 0;
+
+	if (rd->rd_cluster && after != NULL && cluster_cursor(after,
+	    rd->rd_gw->gw_conf.gc_node, &f->jf_after, &f->jf_has_after) != 0) {
+		snprintf(err, errlen, "in a cluster, after is the cursor the last page's next "
+		    "gave (NODE:SEQ,...)");
+		return -1;
+	}
+	if (!rd->rd_gateway) {
+		if (hm != NULL || evhttp_find_header(q, "before") != NULL ||
+		    evhttp_find_header(q, "order") != NULL) {
+			snprintf(err, errlen, "subject_hmac, before and order are for the nodes of "
+			    "a cluster (role gateway)");
+			return -1;
+		}
+		return 0;
+	}
+	if (hm != NULL) {
+		if (subject[0] != '\0' || strlen(hm) != 43 || b64url_decode(hm, 43, &raw,
+		    &rawlen) != 0 || rawlen != 32) {
+			free(raw);
+			snprintf(err, errlen, "subject_hmac is the subject's pseudonym in base64url "
+			    "(32 bytes), instead of subject");
+			return -1;
+		}
+		f->jf_has_subject = true;
+		memcpy(f->jf_subject, raw, 32);
+		free(raw);
+	}
+	if (!http_query_u64(q, "before", &f->jf_before, &f->jf_has_before)) {
+		snprintf(err, errlen, "before must be a decimal integer");
+		return -1;
+	}
+	if ((o = evhttp_find_header(q, "order")) != NULL && strcmp(o, "newest") != 0) {
+		snprintf(err, errlen, "order can only be newest");
+		return -1;
+	}
+	if (f->jf_has_before || o != NULL) {
+		if (f->jf_has_after) {
+			snprintf(err, errlen, "after and before do not go together");
+			return -1;
+		}
+		f->jf_newest_first = true;
 	}
 	return 0;
 }
@@ -351,7 +430,8 @@ jread_parse(struct jread *rd, const struct evkeyvalq *q, char *err, size_t errle
 		}
 		if (!http_query_u64(q, "since_ms", &f->jf_since_ms, &has_since) ||
 		    !http_query_u64(q, "until_ms", &f->jf_until_ms, &has_until) ||
-		    !http_query_u64(q, "after", &f->jf_after, &f->jf_has_after) ||
+		    (!rd->rd_cluster && !http_query_u64(q, "after", &f->jf_after,
+		    &f->jf_has_after)) ||
 		    !http_query_u64(q, "limit", &lim, &has_lim)) {
 			snprintf(err, errlen, "since_ms, until_ms, after and limit must be "
 			    "decimal integers");
@@ -366,6 +446,8 @@ jread_parse(struct jread *rd, const struct evkeyvalq *q, char *err, size_t errle
 			return -1;
 		}
 		f->jf_limit = has_lim ? (size_t)lim : 100;
+		if (jread_cluster_parse(rd, q, subject, err, errlen) != 0)
+			return -1;
 		if (subject[0] != '\0') {
 			f->jf_has_subject = true;
 			journal_pseudonym(rd->rd_gw->gw_journal, subject, f->jf_subject);
@@ -422,6 +504,8 @@ http_journal(struct gw *gw, struct evhttp_request *req, const struct principal *
 	rd->rd_req = req;
 	rd->rd_route = &jq_routes[i];
 	snprintf(rd->rd_auditor, sizeof(rd->rd_auditor), "%s", pr->pr_id);
+	rd->rd_gateway = strcmp(pr->pr_role, "gateway") == 0;
+	rd->rd_cluster = rd->rd_route->jp_kind == JQ_RECORDS && cluster_wanted(gw, req);
 	TAILQ_INIT(&q);
 	query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
 	if (query != NULL && evhttp_parse_query_str(query, &q) != 0) {

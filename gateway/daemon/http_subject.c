@@ -56,6 +56,8 @@ struct access {
 	size_t			 rep_limit;
 	bool			 rep_has_before;
 	uint64_t		 rep_before;	/* only records with seq < before */
+	bool			 rep_cluster;	/* answer for the whole cluster (cluster.c) */
+	uint8_t			 rep_subject[32];	/* the citizen's pseudonym, once read */
 	struct lb_outcome	 rep_out;	/* the first failure, or LB_OK */
 	/* The page: at most rep_limit records below the cursor, newest first. */
 	uint8_t			**rep_rec;
@@ -208,13 +210,12 @@ access_predicate(const msgpack_object *o, msgpack_zone *z, struct mpk_map *m)
  * keeps the fields that are text and is flagged with its bytes, as an
  * auditor sees it (journal_record_show), so that it never fails the report.
  */
-static void
-access_entry(struct access *rep, uint64_t seq, const uint8_t *rec, size_t len,
+void
+subject_access_entry(msgpack_zone *z, uint64_t seq, const uint8_t *rec, size_t len,
     msgpack_object *out)
 {
 	static const char *const fields[] = { "kind", "op", "consumer", "bundle", "item",
 	    "dept", "decision", "code", "rel" };
-	msgpack_zone	*z = &rep->rep_zone;
 	msgpack_object	 dec;
 	const msgpack_object *o;
 	const char	*why;
@@ -277,6 +278,7 @@ access_read_work(void *arg)
 	memset(&f, 0, sizeof(f));
 	f.jf_has_subject = true;
 	journal_pseudonym(rep->rep_gw->gw_journal, rep->rep_cs.cs_sub, f.jf_subject);
+	memcpy(rep->rep_subject, f.jf_subject, 32);
 	f.jf_newest_first = true;
 	f.jf_has_before = rep->rep_has_before;
 	f.jf_before = rep->rep_before;
@@ -293,8 +295,8 @@ access_read_work(void *arg)
 	} while (more && rep->rep_n < rep->rep_limit);
 	list = mpk_array(&rep->rep_zone, (uint32_t)rep->rep_n);
 	for (i = 0; i < rep->rep_n; i++)
-		access_entry(rep, rep->rep_seq[i], rep->rep_rec[i], rep->rep_rec_len[i],
-		    &list.via.array.ptr[i]);
+		subject_access_entry(&rep->rep_zone, rep->rep_seq[i], rep->rep_rec[i],
+		    rep->rep_rec_len[i], &list.via.array.ptr[i]);
 	mpk_map_init(&m, &rep->rep_zone, 2);
 	mpk_map_put(&m, "accesses", list);
 	/* Older records remain: the next page ends before the oldest one shown. */
@@ -321,6 +323,8 @@ access_logged(void *arg, int status, uint64_t first_seq)
 		    "this read, so its answer is withheld");
 	else if (rep->rep_out.oc_code != LB_OK)
 		http_error(rep->rep_req, rep->rep_out.oc_code, "%s", rep->rep_out.oc_msg);
+	else if (rep->rep_cluster)
+		cluster_accesses(rep->rep_gw, rep->rep_req, &rep->rep_body, rep->rep_subject);
 	else
 		http_reply(rep->rep_req, 200, &rep->rep_body);
 	access_free(rep);
@@ -369,7 +373,7 @@ static int
 access_query(struct access *rep, struct evhttp_request *req, char *err, size_t errlen)
 {
 	struct evkeyvalq	 q;
-	const char		*query;
+	const char		*query, *before;
 	uint64_t		 lim = 0;
 	bool			 has_lim;
 	int			 ret = -1;
@@ -380,8 +384,15 @@ access_query(struct access *rep, struct evhttp_request *req, char *err, size_t e
 		snprintf(err, errlen, "the query string is malformed");
 		return -1;
 	}
-	if (!http_query_u64(&q, "limit", &lim, &has_lim) ||
-	    !http_query_u64(&q, "before", &rep->rep_before, &rep->rep_has_before)) {
+	if (rep->rep_cluster && (before = evhttp_find_header(&q, "before")) != NULL &&
+	    cluster_cursor(before, rep->rep_gw->gw_conf.gc_node, &rep->rep_before,
+	    &rep->rep_has_before) != 0) {
+		snprintf(err, errlen, "in a cluster, before is the cursor the last page's next "
+		    "gave (NODE:SEQ,...)");
+		goto done;
+	}
+	if (!http_query_u64(&q, "limit", &lim, &has_lim) || (!rep->rep_cluster &&
+	    !http_query_u64(&q, "before", &rep->rep_before, &rep->rep_has_before))) {
 		snprintf(err, errlen, "limit and before must be decimal integers");
 		goto done;
 	}
@@ -441,6 +452,7 @@ http_subject(struct gw *gw, struct evhttp_request *req, const struct principal *
 	}
 	rep->rep_gw = gw;
 	rep->rep_req = req;
+	rep->rep_cluster = cluster_wanted(gw, req);
 	snprintf(rep->rep_consumer, sizeof(rep->rep_consumer), "%s", pr->pr_id);
 	if (access_query(rep, req, err, sizeof(err)) != 0) {
 		free(rep);

@@ -95,6 +95,7 @@ on_stop(evutil_socket_t sig, short what, void *arg)
 	log_info("signal %d: finishing %d exchanges in flight", (int)sig, gw->gw_inflight);
 	gw->gw_stopping = true;
 	notify_stopping(gw);
+	witness_stop(gw);
 	/* No new connections; the ones open finish what they asked. */
 	if (gw->gw_listener != NULL)
 		evhttp_del_accept_socket(gw->gw_http, gw->gw_listener);
@@ -149,6 +150,17 @@ main(int argc, char **argv)
 	}
 	if (gw.gw_conf.gc_file[0] != '\0')
 		log_info("settings: %s", gw.gw_conf.gc_file);
+	if (cosign_origin(gw.gw_conf.gc_id, gw.gw_conf.gc_node, gw.gw_origin,
+	    sizeof(gw.gw_origin)) != 0 || (gw.gw_conf.gc_node[0] != '\0' &&
+	    !peer_id_ok(gw.gw_conf.gc_node, strlen(gw.gw_conf.gc_node)))) {
+		start_error(&gw, "node", "the node id must be letters, digits, '-', '_' and '.'");
+		goto done;
+	}
+	if (peers_parse(gw.gw_conf.gc_peers, gw.gw_conf.gc_node, &gw.gw_peers, &gw.gw_npeers,
+	    err, sizeof(err)) != 0) {
+		start_error(&gw, "peers", err);
+		goto done;
+	}
 	/* A backup is its own process next to the daemon (datadir.c). */
 	if (settings_backup(st) != NULL) {
 		snprintf(gw.gw_conf.gc_backup, sizeof(gw.gw_conf.gc_backup), "%s",
@@ -191,9 +203,14 @@ main(int argc, char **argv)
 		start_error(&gw, "certs", err);
 		goto done;
 	}
+	if (gw.gw_npeers > 0 && (gw.gw_peer_client = peer_client_new(gw.gw_conf.gc_certs,
+	    gw.gw_conf.gc_node, err, sizeof(err))) == NULL) {
+		start_error(&gw, "peers", err);
+		goto done;
+	}
 	memset(&jc, 0, sizeof(jc));
 	jc.jc_dir = gw.gw_conf.gc_data;
-	jc.jc_origin = gw.gw_conf.gc_id;
+	jc.jc_origin = gw.gw_origin;
 	jc.jc_ckpt_key = gw.gw_ckpt_key;
 	jc.jc_ckpt_cert = gw.gw_ckpt_cert;
 	jc.jc_hmac_key = hmac;
@@ -225,6 +242,10 @@ main(int argc, char **argv)
 	}
 	if (metrics_start(&gw, err, sizeof(err)) != 0) {
 		start_error(&gw, "metrics", err);
+		goto done;
+	}
+	if (witness_start(&gw, err, sizeof(err)) != 0) {
+		start_error(&gw, "peers", err);
 		goto done;
 	}
 	ev_term = evsignal_new(gw.gw_base, SIGTERM, on_stop, &gw);
@@ -282,6 +303,9 @@ done:
 		event_base_loop(gw.gw_base, EVLOOP_NONBLOCK);
 	/* After the completions above: they count in the metrics too. */
 	metrics_stop();
+	witness_free(&gw);
+	peer_client_free(gw.gw_peer_client);
+	free(gw.gw_peers);
 	snapshot_unref(gw.gw_snap);
 	policy_rates_free(gw.gw_rates);
 	throttle_free(gw.gw_throttle);

@@ -87,6 +87,11 @@ static const struct metrics_family metrics_families[METRICS_N] = {
 	[METRICS_REGISTRY] = { "lianban_registry_changes_total", "counter",
 	    "changes stored through the registry API, by kind (adapter, policy) and operation", { "kind", "operation" },
 	    NULL, 0 },
+	[METRICS_WITNESS_INCONSISTENT] = { "lianban_witness_inconsistent_total", "counter",
+	    "checkpoints of a peer found inconsistent with one it showed before, by peer",
+	    { "peer" }, NULL, 0 },
+	[METRICS_WITNESS_COSIGNED] = { "lianban_witness_cosigned_total", "counter",
+	    "checkpoints of a peer verified and cosigned, by peer", { "peer" }, NULL, 0 },
 };
 
 static struct metrics_set	 metrics_sets[METRICS_N];

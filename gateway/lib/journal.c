@@ -595,6 +595,9 @@ journal_txn(struct journal *j, struct jop *batch)
 		case JOP_PARTY:
 			rc = journal_party_store(j, txn, op);
 			break;
+		case JOP_WITNESS:
+			rc = journal_witness_store(j, txn, op);
+			break;
 		}
 		if (rc != 0)
 			goto done;

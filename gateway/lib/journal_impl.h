@@ -70,8 +70,8 @@
 /* Under load, one checkpoint per this interval is enough (docs/contract.md §7). */
 #define JOURNAL_CKPT_EVERY_US	1000000
 #define JOURNAL_HMAC_MIN	16
-/* The named databases: rec, leaf, ckpt, meta, jti, ix, rev, node, party. */
-#define JOURNAL_NDBS		9
+/* The named databases: rec, leaf, ckpt, meta, jti, ix, rev, node, party, witness. */
+#define JOURNAL_NDBS		10
 /* A party value: masked id, NUL, name of at most JOURNAL_PARTY_NAME_MAX - 1 bytes. */
 #define JPARTY_VAL_MAX		256
 
@@ -276,7 +276,8 @@ enum jop_type {
 	JOP_APPEND,
 	JOP_CLAIM,
 	JOP_REVOKE,
-	JOP_PARTY
+	JOP_PARTY,
+	JOP_WITNESS
 };
 
 /*
@@ -301,6 +302,8 @@ struct jop {
 	uint8_t			 jo_party_key[JHASH_LEN];	/* parties */
 	uint8_t			 jo_party_val[JPARTY_VAL_MAX];
 	size_t			 jo_party_len;
+	uint8_t			*jo_wit;	/* witness pairs: key then value, in jo_recs' room */
+	size_t			 jo_wit_keylen, jo_wit_vallen;
 	size_t			 jo_n;
 	struct jrec		 jo_recs[];
 };
@@ -323,7 +326,8 @@ struct journal {
 	MDB_dbi			 j_rev;		/* consent revocations */
 	MDB_dbi			 j_node;	/* perfect subtrees, for proofs */
 	MDB_dbi			 j_party;	/* who acted for citizens (journal_party.c) */
-	char			 j_origin[LB_ID_MAX];
+	MDB_dbi			 j_wit;		/* a cluster node's witness state (journal_witness.c) */
+	char			 j_origin[LB_ORIGIN_MAX];
 	EVP_PKEY		*j_key;
 	X509			*j_cert;
 	uint8_t			 j_kid[32];
@@ -445,5 +449,8 @@ int		 journal_revoke_store(struct journal *, MDB_txn *, struct jop *op, bool swe
 /* journal_party.c */
 /* Stores the party of op (writer thread).  Returns an LMDB error or 0. */
 int		 journal_party_store(struct journal *, MDB_txn *, struct jop *op);
+/* journal_witness.c */
+/* Stores the witness pair of op (writer thread); an LMDB error or 0. */
+int		 journal_witness_store(struct journal *, MDB_txn *, struct jop *op);
 
 #endif /* JOURNAL_IMPL_H */

@@ -23,6 +23,8 @@
 struct event_base;
 
 #define LB_ID_MAX	64	/* department, consumer, adapter, bundle ids */
+/* A checkpoint origin: GATEWAY_ID, or GATEWAY_ID/NODE_ID in a cluster. */
+#define LB_ORIGIN_MAX	(2 * LB_ID_MAX)
 #define LB_SUBJECT_MAX	64	/* resident ID numbers and other subject ids */
 #define LB_ITEM_MAX	64	/* item type names */
 #define LB_URL_MAX	512
@@ -503,7 +505,7 @@ struct consent;
 #define JOURNAL_BATCH_MAX 8192
 struct journal_config {
 	const char	*jc_dir;		/* LMDB directory, created (0700) if missing */
-	const char	*jc_origin;		/* gateway id */
+	const char	*jc_origin;		/* gateway id, or GATEWAY_ID/NODE_ID */
 	EVP_PKEY	*jc_ckpt_key;		/* checkpoint signing key (the journal takes a reference) */
 	X509		*jc_ckpt_cert;		/* its certificate (likewise) */
 	const uint8_t	*jc_hmac_key;		/* pseudonym key (copied), at least 16 bytes */
@@ -757,6 +759,70 @@ const char	*journal_record_decode(const void *rec, size_t len, msgpack_zone *z,
  */
 void		 journal_record_show(msgpack_zone *z, uint64_t seq, const void *rec, size_t len,
 		    msgpack_object *out);
+/*
+ * journal_witness.c: what a node of a cluster keeps about its peers' journals
+ * (docs/audit.md), in a named database of the journal's environment, outside
+ * the Merkle log: the last checkpoint of each peer it verified, its
+ * cosignatures and the evidence of inconsistent checkpoints.  Keys are a
+ * one-byte tag and what follows (witness.c defines them), values are bytes.
+ * journal_witness_put queues the pair for the writer, which stores it in its
+ * next group commit; fn runs as for journal_append (first_seq is 0).  -1
+ * when the key or value is empty or too long, the queue is full or the
+ * journal is closing.
+ */
+#define JOURNAL_WITNESS_KEY_MAX	256
+#define JOURNAL_WITNESS_VAL_MAX	(64 * 1024)
+int		 journal_witness_put(struct journal *, struct event_base *, const uint8_t *key,
+		    size_t keylen, const uint8_t *val, size_t vallen, journal_done_fn fn,
+		    void *arg);
+/*
+ * Calls fn for each stored pair whose key starts with prefix, in key order,
+ * from one read transaction; key and val are valid only during the call.  A
+ * non-zero return from fn stops the walk (the return is then 0).  -1 when
+ * the journal cannot be read.  Any thread.
+ */
+typedef int	(*journal_witness_fn)(void *arg, const uint8_t *key, size_t keylen,
+		    const uint8_t *val, size_t vallen);
+int		 journal_witness_each(struct journal *, const uint8_t *prefix, size_t prefixlen,
+		    journal_witness_fn fn, void *arg);
+
+/* cosign.c: checkpoints of a cluster's nodes and their cosignatures (docs/audit.md) */
+#define COSIGN_TYP	"cosignature"
+/* A checkpoint's payload, once its envelope verified. */
+struct ckpt_view {
+	char		cv_origin[LB_ORIGIN_MAX];
+	uint64_t	cv_size;
+	uint8_t		cv_root[32];
+	uint64_t	cv_t_ms;
+};
+/* A cosignature's payload: witness saw origin's tree of size records with root. */
+struct cosig {
+	char		co_origin[LB_ORIGIN_MAX];
+	uint64_t	co_size;
+	uint8_t		co_root[32];
+	uint64_t	co_t_ms;		/* when the witness signed */
+	char		co_witness[LB_ORIGIN_MAX];
+};
+/*
+ * Checks a checkpoint envelope: typ "checkpoint", signed by cert's key, the
+ * signature verifies, the payload is exactly {origin, size, root, t_ms}.
+ * -1 with a sentence in err.
+ */
+int		 cosign_ckpt_check(const uint8_t *env, size_t len, X509 *cert, struct ckpt_view *,
+		    char *err, size_t errlen);
+/* Signs co as a cosignature envelope, appended to out.  Workers, not the loop. */
+int		 cosign_make(EVP_PKEY *key, const uint8_t kid[32], const struct cosig *co,
+		    msgpack_sbuffer *out);
+/*
+ * Checks a cosignature envelope like a checkpoint's (typ "cosignature", the
+ * payload exactly {origin, size, root, t_ms, witness}, witness not origin)
+ * and decodes it into *co.  Whether it names the right checkpoint is the
+ * caller's to compare.  -1 with a sentence in err.
+ */
+int		 cosign_check(const uint8_t *env, size_t len, X509 *cert, struct cosig *co,
+		    char *err, size_t errlen);
+/* The checkpoint origin of a gateway: GATEWAY_ID, or GATEWAY_ID/NODE_ID with a node. */
+int		 cosign_origin(const char *gateway, const char *node, char *out, size_t outlen);
 
 /*
  * translate_spec.c, translate.c: adapter specs and the mapping of department
