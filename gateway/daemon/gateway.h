@@ -545,9 +545,11 @@ void		 http_journal(struct gw *, struct evhttp_request *, const struct principal
 /*
  * One entry of an access report, from a record's bytes (what a citizen
  * wants to know of it: when, who, which item, for which service), in z.
+ * The agent who acted is looked up in j's party table; a peer's record
+ * (j NULL) shows its rel without the agent, whom only that node knows.
  */
-void		 subject_access_entry(msgpack_zone *z, uint64_t seq, const uint8_t *rec,
-		    size_t len, msgpack_object *out);
+void		 subject_access_entry(struct journal *j, msgpack_zone *z, uint64_t seq,
+		    const uint8_t *rec, size_t len, msgpack_object *out);
 /*
  * Answers a consumer's GET /v1/subjects/me/accesses: the access report of
  * the citizen named by the self consent token in the Lianban-Consent header.

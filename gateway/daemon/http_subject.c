@@ -211,8 +211,8 @@ access_predicate(const msgpack_object *o, msgpack_zone *z, struct mpk_map *m)
  * auditor sees it (journal_record_show), so that it never fails the report.
  */
 void
-subject_access_entry(msgpack_zone *z, uint64_t seq, const uint8_t *rec, size_t len,
-    msgpack_object *out)
+subject_access_entry(struct journal *j, msgpack_zone *z, uint64_t seq, const uint8_t *rec,
+    size_t len, msgpack_object *out)
 {
 	static const char *const fields[] = { "kind", "op", "consumer", "bundle", "item",
 	    "dept", "decision", "code", "rel" };
@@ -237,7 +237,7 @@ subject_access_entry(msgpack_zone *z, uint64_t seq, const uint8_t *rec, size_t l
 	/* Who acted for the citizen: the agent as journal_party_note kept them. */
 	if ((o = mpk_get(&dec, "rel")) != NULL && mpk_str_eq(o, "agent") &&
 	    (o = mpk_get(&dec, "actor")) != NULL && o->type == MSGPACK_OBJECT_BIN &&
-	    o->via.bin.size == 32 && journal_party_get(rep->rep_gw->gw_journal,
+	    o->via.bin.size == 32 && j != NULL && journal_party_get(j,
 	    (const uint8_t *)o->via.bin.ptr, id, name) == 1 &&
 	    utf8_valid(id, strlen(id)) && utf8_valid(name, strlen(name))) {
 		mpk_map_init(&agent, z, 2);
@@ -295,8 +295,8 @@ access_read_work(void *arg)
 	} while (more && rep->rep_n < rep->rep_limit);
 	list = mpk_array(&rep->rep_zone, (uint32_t)rep->rep_n);
 	for (i = 0; i < rep->rep_n; i++)
-		subject_access_entry(&rep->rep_zone, rep->rep_seq[i], rep->rep_rec[i],
-		    rep->rep_rec_len[i], &list.via.array.ptr[i]);
+		subject_access_entry(rep->rep_gw->gw_journal, &rep->rep_zone, rep->rep_seq[i],
+		    rep->rep_rec[i], rep->rep_rec_len[i], &list.via.array.ptr[i]);
 	mpk_map_init(&m, &rep->rep_zone, 2);
 	mpk_map_put(&m, "accesses", list);
 	/* Older records remain: the next page ends before the oldest one shown. */
