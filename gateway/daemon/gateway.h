@@ -13,6 +13,7 @@
 
 #include "lianban.h"
 
+struct cluster;
 struct egress;
 struct evhttp;
 struct evhttp_request;
@@ -144,6 +145,7 @@ struct gw {
 	struct console		*gw_console;	/* the console's files; NULL: none */
 	int			 gw_lockfd;	/* DATA/lianband.lock, held; -1: none */
 	struct notify		*gw_notify;	/* the service manager; NULL: none */
+	struct cluster		*gw_cluster;	/* shared state on etcd; NULL: alone */
 };
 
 /* registry.c: adapters and policies registered through the API */
@@ -548,7 +550,8 @@ void		 http_ops_summary(struct gw *, struct evhttp_request *, const struct princ
 /*
  * Whether the gateway can serve exchanges: NULL when ready, else the
  * reason (a static sentence): the journal cannot commit, its map is near
- * full, the last reload failed, or the daemon is draining.
+ * full, the last reload failed, the daemon is draining, or (a cluster
+ * node) etcd cannot be reached or its shared state was not read yet.
  */
 const char	*ready_reason(struct gw *);
 /* GET /v1/ready (no certificate): 200 {"status":"ready"} or 503 with the reason. */

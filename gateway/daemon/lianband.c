@@ -19,7 +19,7 @@
 #include <event2/thread.h>
 #include <openssl/crypto.h>
 
-#include "gateway.h"
+#include "cluster.h"
 
 /* A start that cannot go on: the reason, and what to change (settings_hint). */
 static void
@@ -215,6 +215,10 @@ main(int argc, char **argv)
 		log_errx("cannot start worker threads");
 		goto done;
 	}
+	if (cluster_start(&gw, &gw.gw_cluster, err, sizeof(err)) != 0) {
+		start_error(&gw, gw.gw_conf.gc_node[0] == '\0' ? "node" : "etcd", err);
+		goto done;
+	}
 	if (console_load(gw.gw_conf.gc_console, &gw.gw_console, err, sizeof(err)) != 0) {
 		start_error(&gw, "console", err);
 		goto done;
@@ -267,6 +271,8 @@ main(int argc, char **argv)
 done:
 	http_stop(&gw);
 	fanout_free(gw.gw_fanout);
+	/* Its calls in flight never complete: the loop has stopped. */
+	cluster_stop(gw.gw_cluster);
 	sealer_free(gw.gw_sealer);
 	workers_free(gw.gw_workers);
 	if (gw.gw_journal != NULL)
@@ -282,6 +288,7 @@ done:
 		event_base_loop(gw.gw_base, EVLOOP_NONBLOCK);
 	/* After the completions above: they count in the metrics too. */
 	metrics_stop();
+	cluster_free(gw.gw_cluster);
 	snapshot_unref(gw.gw_snap);
 	policy_rates_free(gw.gw_rates);
 	throttle_free(gw.gw_throttle);

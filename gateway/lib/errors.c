@@ -43,6 +43,7 @@ static const struct {
 	[LB_E_RATE_LIMITED] =		{ "rate_limited",		429 },
 	[LB_E_JOURNAL_UNAVAILABLE] =	{ "journal_unavailable",	503 },
 	[LB_E_INTERNAL] =		{ "internal_error",		500 },
+	[LB_E_CONSENT_STORE_UNAVAILABLE] = { "consent_store_unavailable", 503 },
 };
 
 void
