@@ -946,6 +946,19 @@ cl_tick(evutil_socket_t fd, short what, void *arg)
 /* --- the cluster ------------------------------------------------------------ */
 
 int
+cluster_settings_check(const struct gw_config *gc, char *err, size_t errlen)
+{
+	if (gc->gc_etcd[0] == '\0')
+		return 0;
+	if (gc->gc_node[0] == '\0') {
+		snprintf(err, errlen, "a cluster node needs its node id: etcd is set, node is "
+		    "not");
+		return -1;
+	}
+	return etcd_urls_check(gc->gc_etcd, err, errlen);
+}
+
+int
 cluster_start(struct gw *gw, struct cluster **out, char *err, size_t errlen)
 {
 	struct cluster	*cl;
@@ -955,11 +968,8 @@ cluster_start(struct gw *gw, struct cluster **out, char *err, size_t errlen)
 	*out = NULL;
 	if (gw->gw_conf.gc_etcd[0] == '\0')
 		return 0;
-	if (gw->gw_conf.gc_node[0] == '\0') {
-		snprintf(err, errlen, "a cluster node needs its node id: etcd is set, node is "
-		    "not");
+	if (cluster_settings_check(&gw->gw_conf, err, errlen) != 0)
 		return -1;
-	}
 	if ((cl = calloc(1, sizeof(*cl))) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;

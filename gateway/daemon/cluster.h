@@ -39,6 +39,8 @@ struct etcd;
 struct etcd	*etcd_new(const char *urls, char *err, size_t errlen);
 /* Stops the thread; calls still queued or under way never complete. */
 void		 etcd_free(struct etcd *);
+/* Whether urls is a member list etcd_new takes: 0, or -1 with a sentence in err. */
+int		 etcd_urls_check(const char *urls, char *err, size_t errlen);
 /*
  * How a call ended.  res (the answer's JSON, NULL when unavailable) is
  * valid only during the call; msg is a sentence for the log.
@@ -80,6 +82,11 @@ void		 etcd_metrics(struct etcd *, struct evbuffer *out);
 /* jti claim statuses beyond journal_jti_claim's: the store did not answer. */
 #define CLUSTER_CLAIM_UNAVAILABLE	3
 struct cluster;
+/*
+ * Whether the settings make a cluster node that can start: etcd needs node
+ * (and a valid member list).  -1 with a sentence in err.  Any thread.
+ */
+int		 cluster_settings_check(const struct gw_config *, char *err, size_t errlen);
 /*
  * Cluster mode when gc_etcd is not "": checks gc_node, starts the etcd
  * client, the node's liveness key and the watch on the shared state (first

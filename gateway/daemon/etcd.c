@@ -505,6 +505,7 @@ etcd_member_parse(struct etcd_member *em, const char *url, size_t len, char *err
 	size_t		 hl;
 	long		 v;
 	char		*end;
+	int		 whole = (int)len;	/* the entry as listed, for the messages */
 
 	if (len > 7 && strncmp(p, "http://", 7) == 0) {
 		p += 7;
@@ -515,7 +516,7 @@ etcd_member_parse(struct etcd_member *em, const char *url, size_t len, char *err
 	colon = memrchr(p, ':', len);
 	if (colon == NULL || (hl = (size_t)(colon - p)) == 0 || hl >= sizeof(em->em_host) ||
 	    len - hl - 1 == 0 || len - hl - 1 >= sizeof(port)) {
-		snprintf(err, errlen, "etcd: \"%.*s\" is not http://HOST:PORT", (int)len, url);
+		snprintf(err, errlen, "etcd: \"%.*s\" is not http://HOST:PORT", whole, url);
 		return -1;
 	}
 	memcpy(em->em_host, p, hl);
@@ -524,7 +525,7 @@ etcd_member_parse(struct etcd_member *em, const char *url, size_t len, char *err
 	port[len - hl - 1] = '\0';
 	v = strtol(port, &end, 10);
 	if (*end != '\0' || v <= 0 || v > 65535) {
-		snprintf(err, errlen, "etcd: \"%.*s\" has no valid port", (int)len, url);
+		snprintf(err, errlen, "etcd: \"%.*s\" has no valid port", whole, url);
 		return -1;
 	}
 	em->em_port = (uint16_t)v;
@@ -534,18 +535,13 @@ etcd_member_parse(struct etcd_member *em, const char *url, size_t len, char *err
 	return 0;
 }
 
-struct etcd *
-etcd_new(const char *urls, char *err, size_t errlen)
+/* Parses the member list urls into et's members. */
+static int
+etcd_members(struct etcd *et, const char *urls, char *err, size_t errlen)
 {
-	struct etcd	*et, *ret = NULL;
 	const char	*p = urls, *comma;
 	size_t		 len;
 
-	if ((et = calloc(1, sizeof(*et))) == NULL) {
-		snprintf(err, errlen, "etcd: out of memory");
-		return NULL;
-	}
-	pthread_mutex_init(&et->et_lock, NULL);
 	while (*p != '\0') {
 		comma = strchr(p, ',');
 		len = comma != NULL ? (size_t)(comma - p) : strlen(p);
@@ -553,25 +549,55 @@ etcd_new(const char *urls, char *err, size_t errlen)
 			if (et->et_nmembers == ETCD_ENDPOINTS_MAX) {
 				snprintf(err, errlen, "etcd: more than %d members listed",
 				    ETCD_ENDPOINTS_MAX);
-				goto done;
+				return -1;
 			}
 			if (strncmp(p, "https://", 8) == 0) {
 				snprintf(err, errlen, "etcd: \"%.*s\": only http:// members are "
 				    "supported (keep etcd's client port on a private network)",
 				    (int)len, p);
-				goto done;
+				return -1;
 			}
 			if (etcd_member_parse(&et->et_members[et->et_nmembers], p, len, err,
 			    errlen) != 0)
-				goto done;
+				return -1;
 			et->et_nmembers++;
 		}
 		p += len + (comma != NULL ? 1 : 0);
 	}
 	if (et->et_nmembers == 0) {
 		snprintf(err, errlen, "etcd: no member listed");
-		goto done;
+		return -1;
 	}
+	return 0;
+}
+
+int
+etcd_urls_check(const char *urls, char *err, size_t errlen)
+{
+	struct etcd	*et;
+	int		 ret;
+
+	if ((et = calloc(1, sizeof(*et))) == NULL) {
+		snprintf(err, errlen, "etcd: out of memory");
+		return -1;
+	}
+	ret = etcd_members(et, urls, err, errlen);
+	free(et);
+	return ret;
+}
+
+struct etcd *
+etcd_new(const char *urls, char *err, size_t errlen)
+{
+	struct etcd	*et, *ret = NULL;
+
+	if ((et = calloc(1, sizeof(*et))) == NULL) {
+		snprintf(err, errlen, "etcd: out of memory");
+		return NULL;
+	}
+	pthread_mutex_init(&et->et_lock, NULL);
+	if (etcd_members(et, urls, err, errlen) != 0)
+		goto done;
 	if ((et->et_base = event_base_new()) == NULL ||
 	    (et->et_wake = event_new(et->et_base, -1, 0, etcd_wake, et)) == NULL) {
 		snprintf(err, errlen, "etcd: cannot set up the client's event loop");

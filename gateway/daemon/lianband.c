@@ -149,6 +149,10 @@ main(int argc, char **argv)
 	}
 	if (gw.gw_conf.gc_file[0] != '\0')
 		log_info("settings: %s", gw.gw_conf.gc_file);
+	if (cluster_settings_check(&gw.gw_conf, err, sizeof(err)) != 0) {
+		start_error(&gw, gw.gw_conf.gc_node[0] == '\0' ? "node" : "etcd", err);
+		goto done;
+	}
 	/* A backup is its own process next to the daemon (datadir.c). */
 	if (settings_backup(st) != NULL) {
 		snprintf(gw.gw_conf.gc_backup, sizeof(gw.gw_conf.gc_backup), "%s",
