@@ -32,9 +32,7 @@ C = None
 
 def setUpModule():
     global C
-    if lbcluster.missing():
-        raise unittest.SkipTest(lbcluster.missing())
-    C = lbcluster.Cluster()
+    C = lbcluster.start_or_skip()
 
 
 def tearDownModule():

@@ -12,10 +12,10 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
+import unittest
 import urllib.request
 
 import msgpack
@@ -26,20 +26,19 @@ ETCD = shutil.which("etcd") or "/usr/bin/etcd"
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 
 
+def start_or_skip(**kw):
+    """A Cluster(**kw) for a test module, or unittest's skip when etcd or
+    HAProxy are not installed."""
+    if missing():
+        raise unittest.SkipTest(missing())
+    return Cluster(**kw)
+
+
 def missing():
     """Why the cluster tests cannot run here ('' when they can)."""
     lack = [name for name, path in (("etcd (Debian etcd-server)", ETCD),
                                     ("haproxy", HAPROXY)) if not os.access(path, os.X_OK)]
     return "not installed: " + ", ".join(lack) if lack else ""
-
-
-def free_port():
-    """A loopback port nothing listens on now (the kernel's pick)."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def wait_for(what, fn, timeout=30, every=0.05):
@@ -60,8 +59,8 @@ class Etcd:
     def __init__(self, tmp, n=3):
         self.tmp = tmp
         self.names = ["e%d" % (i + 1) for i in range(n)]
-        self.client = [free_port() for _ in self.names]
-        self.peer = [free_port() for _ in self.names]
+        self.client = [lbtest.free_port() for _ in self.names]
+        self.peer = [lbtest.free_port() for _ in self.names]
         self.procs = [None] * n
         self.initial = ",".join("%s=http://127.0.0.1:%d" % (nm, p)
                                 for nm, p in zip(self.names, self.peer))
@@ -99,6 +98,22 @@ class Etcd:
     def wait_healthy(self, i, timeout=30):
         wait_for("etcd member %s" % self.names[i], lambda: self.healthy(i), timeout)
 
+    def leader(self):
+        """The index of the member that leads now (asked of the members)."""
+        ids = {}
+        leader = None
+        for i, port in enumerate(self.client):
+            try:
+                req = urllib.request.Request("http://127.0.0.1:%d/v3/maintenance/status" % port,
+                                             b"{}")
+                with urllib.request.urlopen(req, timeout=5) as r:
+                    st = json.loads(r.read())
+            except OSError:
+                continue
+            ids[st["header"]["member_id"]] = i
+            leader = st.get("leader", leader)
+        return ids.get(leader)
+
     def kill(self, i):
         """kill -9 of member i."""
         self.procs[i].kill()
@@ -122,13 +137,8 @@ class Etcd:
 
     def close(self):
         for p in self.procs:
-            if p is not None and p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
+            if p is not None:
+                lbtest.stop_process(p)
 
 
 class Node(lbtest.Platform):
@@ -144,7 +154,7 @@ class Node(lbtest.Platform):
         self.sim_args = []
         self.sim = cluster.sim
         self.sim_port = cluster.sim_port
-        self.metrics_port = free_port()
+        self.metrics_port = lbtest.free_port()
         self.gw_args = ["--node", name, "--etcd", cluster.etcd.urls(),
                         "--metrics", "127.0.0.1:%d" % self.metrics_port] + list(gw_args)
         self.specs = os.path.join(self.tmp, "specs")
@@ -217,7 +227,7 @@ class Cluster:
                 self.nodes.append(Node(self, "n%d" % (i + 1), gw_args))
             for n in self.nodes:
                 wait_for("node %s ready" % n.name, lambda n=n: n.ready()[0] == 200)
-            self.ha_port = free_port()
+            self.ha_port = lbtest.free_port()
             self.start_haproxy()
         except BaseException:
             self.close()
@@ -293,13 +303,7 @@ class Cluster:
                     p.wait()
             problems.append(lbtest.memcheck_problems(n.tmp))
         for p in self.procs:
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
+            lbtest.stop_process(p)
         if self.etcd is not None:
             self.etcd.close()
         problems.append(lbtest.memcheck_problems(self.tmp))

@@ -363,6 +363,23 @@ cl_op_send(struct cl_op *op)
 		cl_op_finish(op, cl_op_unavailable(op));
 }
 
+/* An op of kind whose outcome goes to arg on base's loop; NULL without memory. */
+static struct cl_op *
+cl_op_new(struct cluster *cl, enum cl_op_kind kind, struct event_base *base,
+    uint64_t keep_until, void *arg)
+{
+	struct cl_op	*op;
+
+	if ((op = calloc(1, sizeof(*op))) == NULL)
+		return NULL;
+	op->op_cl = cl;
+	op->op_kind = kind;
+	op->op_base = base;
+	op->op_arg = arg;
+	op->op_sec = keep_until;
+	return op;
+}
+
 int
 cluster_jti_claim(struct cluster *cl, struct event_base *base, const uint8_t jti[16],
     uint64_t keep_until, journal_claim_fn fn, void *arg)
@@ -371,14 +388,9 @@ cluster_jti_claim(struct cluster *cl, struct event_base *base, const uint8_t jti
 	uint8_t		 nonce[12];
 	char		 hex[33], nhex[25];
 
-	if ((op = calloc(1, sizeof(*op))) == NULL)
+	if ((op = cl_op_new(cl, CLOP_CLAIM, base, keep_until, arg)) == NULL)
 		return -1;
-	op->op_cl = cl;
-	op->op_kind = CLOP_CLAIM;
-	op->op_base = base;
 	op->op_claim_fn = fn;
-	op->op_arg = arg;
-	op->op_sec = keep_until;
 	if (keep_until <= now_ms() / 1000) {
 		cl_op_finish(op, 2);	/* expired on its way, as journal_jti_claim says */
 		return 0;
@@ -403,14 +415,9 @@ cluster_revoke(struct cluster *cl, struct event_base *base, const uint8_t *key, 
 	char		 hex[2 * JOURNAL_REVOKE_KEY_MAX + 1];
 
 	if (keylen == 0 || keylen > JOURNAL_REVOKE_KEY_MAX ||
-	    (op = calloc(1, sizeof(*op))) == NULL)
+	    (op = cl_op_new(cl, CLOP_REVOKE, base, keep_until, arg)) == NULL)
 		return -1;
-	op->op_cl = cl;
-	op->op_kind = CLOP_REVOKE;
-	op->op_base = base;
 	op->op_done_fn = fn;
-	op->op_arg = arg;
-	op->op_sec = keep_until;
 	hex_encode(key, keylen, hex);
 	snprintf(op->op_key, sizeof(op->op_key), "%sstate/rev/%s", cl->cl_prefix, hex);
 	snprintf(op->op_value, sizeof(op->op_value), "%llu %llu",

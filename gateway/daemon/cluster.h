@@ -13,8 +13,14 @@
 
 /* etcd.c: an etcd v3 client over its HTTP/JSON gateway */
 #define ETCD_ENDPOINTS_MAX	8
-#define ETCD_TIMEOUT_MS		2000	/* a call's deadline, every member tried */
-#define ETCD_TRY_MS		1000	/* one member's share of it */
+/*
+ * A call's deadline, every member tried, and one member's share of it.
+ * A member waits for a new leader rather than fail a request, and an
+ * election after the leader died takes one to two election timeouts (1 s
+ * in docs/cluster.md): the share lets a call outlast it.
+ */
+#define ETCD_TIMEOUT_MS		5000
+#define ETCD_TRY_MS		2500
 enum etcd_status {
 	ETCD_OK = 0,		/* the member answered 200: res is its JSON */
 	ETCD_REFUSED,		/* it answered an error (res: {"error","code"}) */
