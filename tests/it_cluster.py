@@ -184,7 +184,19 @@ class Cluster(unittest.TestCase):
         self.assertEqual(sum(1 for r in n2.records() if r["kind"] == "revoke"), 2)
         self.assertEqual(sum(1 for r in n1.records() if r["kind"] == "revoke"), 0)
 
-    def test_05_ready_and_metrics(self):
+    def test_05_access_report_token_once_across_nodes(self):
+        n1, n2, _ = C.nodes
+        tok = n1.issue(MOTHER, ["access_report"], azp="citizen", bundle="access_report")
+        path = "/v1/subjects/me/accesses"
+        st, body = n1.request("GET", path, client="consumer-citizen",
+                              headers={"Lianban-Consent": tok})
+        self.assertEqual(st, 200, body)
+        st, body = n2.request("GET", path, client="consumer-citizen",
+                              headers={"Lianban-Consent": tok})
+        self.assertEqual(st, 409, body)
+        self.assertEqual(body["error"]["code"], "consent_replayed", body)
+
+    def test_06_ready_and_metrics(self):
         for node in C.nodes:
             st, body = node.ready()
             self.assertEqual(st, 200, body)

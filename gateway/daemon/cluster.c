@@ -454,7 +454,7 @@ cluster_registry_publish(struct cluster *cl, enum reg_kind kind, const char *id,
 	char	*text = NULL, *key = NULL, *spec64 = NULL;
 	size_t	 n;
 
-	if (cl == NULL)
+	if (cl == NULL || cl->cl_stopped)
 		return;
 	n = strlen(cl->cl_prefix) + 32 + strlen(id);
 	if ((key = malloc(n)) == NULL)
@@ -549,7 +549,8 @@ cl_reg_stored(void *arg)
 {
 	struct cl_reg	*rg = arg;
 
-	if (!rg->rg_stored) {
+	/* Stopped: the workers a reload needs may be gone. */
+	if (!rg->rg_stored || rg->rg_cl->cl_stopped) {
 		free(rg->rg_spec);
 		free(rg);
 		return;
@@ -833,6 +834,8 @@ cl_synced(void *arg, enum etcd_status st, json_t *res, const char *msg)
 	json_t		*kv;
 	size_t		 i;
 
+	if (cl->cl_stopped)
+		return;
 	if (st != ETCD_OK) {
 		log_warnx("cluster: the shared state cannot be read: %s", msg);
 		cl->cl_watching = false;	/* the next tick tries again */
@@ -887,6 +890,8 @@ cl_node_granted(void *arg, enum etcd_status st, json_t *res, const char *msg)
 	char		 key[CL_KEY_MAX], lease[24];
 	json_t		*body;
 
+	if (cl->cl_stopped)
+		return;
 	if (st != ETCD_OK || (cl->cl_node_lease = etcd_int(res, "ID")) == 0) {
 		atomic_store(&cl->cl_down, true);
 		log_warnx("cluster: no liveness lease: %s", st != ETCD_OK ? msg : "no ID");

@@ -104,7 +104,8 @@ int		 cluster_start(struct gw *, struct cluster **out, char *err, size_t errlen)
 /*
  * Stops the etcd client (calls in flight never complete) and applies no
  * more changes; what was posted to the loop before may still run until
- * cluster_free.  Loop thread, once the loop has stopped.
+ * cluster_free, and then does nothing.  Loop thread, once the loop has
+ * stopped.
  */
 void		 cluster_stop(struct cluster *);
 void		 cluster_free(struct cluster *);

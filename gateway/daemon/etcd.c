@@ -34,6 +34,7 @@
 #define ETCD_STREAM_S		(24 * 3600)	/* a watch may be idle this long */
 #define ETCD_ANSWER_MAX		(64 << 20)	/* bytes of one answer */
 #define ETCD_LINE_MAX		(16 << 20)	/* bytes of one streamed message */
+#define ETCD_ROUND_PAUSE_MS	100	/* between two rounds of every member */
 
 static const char *const etcd_op_names[ETCD_OP_N] = {
 	"range", "txn", "put", "lease", "watch"
@@ -64,6 +65,7 @@ struct etcd_call {
 	etcd_done_fn		 ec_fn;
 	void			*ec_arg;
 	size_t			 ec_member, ec_conn;	/* where it was sent */
+	size_t			 ec_tries;		/* members that failed it */
 	/* a stream */
 	etcd_line_fn		 ec_line;
 	etcd_end_fn		 ec_end;
@@ -95,6 +97,14 @@ struct etcd {
 };
 
 static void	etcd_send(struct etcd_call *);
+
+static void
+etcd_resend(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	etcd_send(arg);
+}
 
 char *
 etcd_b64(const void *p, size_t n)
@@ -228,6 +238,16 @@ etcd_next_member(struct etcd_call *ec, const char *why)
 		    "%s)", why);
 		etcd_finish(ec);
 		return;
+	}
+	/*
+	 * Members that refuse connections fail a call at once: after a round
+	 * of all of them it waits a little rather than spin until its deadline.
+	 */
+	if (++ec->ec_tries % et->et_nmembers == 0) {
+		struct timeval	pause = { 0, ETCD_ROUND_PAUSE_MS * 1000 };
+
+		if (event_base_once(et->et_base, -1, EV_TIMEOUT, etcd_resend, ec, &pause) == 0)
+			return;
 	}
 	etcd_send(ec);
 }
