@@ -76,7 +76,8 @@ struct etcd_call {
 	enum etcd_status	 ec_status;
 	json_t			*ec_res;
 	char			 ec_msg[200];
-	struct etcd_call	*ec_next;
+	struct etcd_call	*ec_next;		/* handed over, under et_lock */
+	struct etcd_call	*ec_lprev, *ec_lnext;	/* et_live */
 };
 
 struct etcd {
@@ -90,6 +91,11 @@ struct etcd {
 	struct etcd_member	 et_members[ETCD_ENDPOINTS_MAX];
 	size_t			 et_nmembers;
 	size_t			 et_cur;		/* the member in use (etcd thread) */
+	/*
+	 * Calls the thread has taken and not yet handed back (etcd thread):
+	 * etcd_free frees them, for their requests die with the connections.
+	 */
+	struct etcd_call	*et_live;
 	/* counters for the metrics, any thread */
 	_Atomic uint64_t	 et_count[ETCD_OP_N][3];
 	_Atomic uint64_t	 et_bucket[ETCD_OP_N][ETCD_NBOUNDS + 1];
@@ -178,6 +184,40 @@ etcd_call_free(struct etcd_call *ec)
 	free(ec);
 }
 
+static void
+etcd_live_add(struct etcd_call *ec)
+{
+	struct etcd	*et = ec->ec_etcd;
+
+	ec->ec_lprev = NULL;
+	ec->ec_lnext = et->et_live;
+	if (et->et_live != NULL)
+		et->et_live->ec_lprev = ec;
+	et->et_live = ec;
+}
+
+static void
+etcd_live_del(struct etcd_call *ec)
+{
+	if (ec->ec_lprev != NULL)
+		ec->ec_lprev->ec_lnext = ec->ec_lnext;
+	else if (ec->ec_etcd->et_live == ec)
+		ec->ec_etcd->et_live = ec->ec_lnext;
+	if (ec->ec_lnext != NULL)
+		ec->ec_lnext->ec_lprev = ec->ec_lprev;
+	ec->ec_lprev = ec->ec_lnext = NULL;
+}
+
+/* A call the thread has taken ends without an answer to anyone (etcd thread). */
+static void
+etcd_call_drop(void *arg)
+{
+	struct etcd_call	*ec = arg;
+
+	etcd_live_del(ec);
+	etcd_call_free(ec);
+}
+
 /* On the caller's loop: the call's outcome reaches its owner. */
 static void
 etcd_deliver(void *arg)
@@ -204,6 +244,7 @@ etcd_count(struct etcd *et, enum etcd_op op, enum etcd_status st, uint64_t us)
 static void
 etcd_finish(struct etcd_call *ec)
 {
+	etcd_live_del(ec);
 	etcd_count(ec->ec_etcd, ec->ec_op, ec->ec_status, now_us_mono() - ec->ec_t0_us);
 	if (ec->ec_base == NULL) {
 		etcd_deliver(ec);
@@ -456,7 +497,7 @@ etcd_stream_done(struct evhttp_request *req, void *arg)
 	 * The connection cannot be freed from inside its own callback; it
 	 * goes with the call, from the loop.
 	 */
-	if (loop_post(ec->ec_etcd->et_base, (void (*)(void *))etcd_call_free, ec) != 0)
+	if (loop_post(ec->ec_etcd->et_base, etcd_call_drop, ec) != 0)
 		log_warnx("etcd: a closed stream could not be freed");
 }
 
@@ -471,13 +512,13 @@ etcd_stream_open(struct etcd_call *ec)
 	if ((ec->ec_sconn = etcd_connect(et, em, ETCD_STREAM_S)) == NULL ||
 	    (req = etcd_request(ec, em, etcd_stream_done)) == NULL) {
 		etcd_stream_end(ec, "cannot make the request");
-		etcd_call_free(ec);
+		etcd_call_drop(ec);
 		return;
 	}
 	evhttp_request_set_chunked_cb(req, etcd_stream_chunk);
 	if (evhttp_make_request(ec->ec_sconn, req, EVHTTP_REQ_POST, ec->ec_path) != 0) {
 		etcd_stream_end(ec, "cannot send the request");
-		etcd_call_free(ec);
+		etcd_call_drop(ec);
 		return;
 	}
 	etcd_count(et, ETCD_OP_WATCH, ETCD_OK, 0);
@@ -499,6 +540,7 @@ etcd_wake(evutil_socket_t fd, short what, void *arg)
 	for (; ec != NULL; ec = next) {
 		next = ec->ec_next;
 		ec->ec_next = NULL;
+		etcd_live_add(ec);
 		if (ec->ec_line != NULL)
 			etcd_stream_open(ec);
 		else
@@ -654,10 +696,13 @@ etcd_free(struct etcd *et)
 		next = ec->ec_next;
 		etcd_call_free(ec);
 	}
+	/* Freeing a connection frees its requests without calling back. */
 	for (i = 0; i < et->et_nmembers; i++)
 		for (k = 0; k < ETCD_CONNS; k++)
 			if (et->et_members[i].em_conns[k] != NULL)
 				evhttp_connection_free(et->et_members[i].em_conns[k]);
+	while (et->et_live != NULL)
+		etcd_call_drop(et->et_live);
 	if (et->et_wake != NULL)
 		event_free(et->et_wake);
 	if (et->et_base != NULL)
