@@ -13,7 +13,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import lbcluster  # noqa: E402
+import lbpeers  # noqa: E402
 import lbtest  # noqa: E402
 from lbtest import NEWBORN, b64d  # noqa: E402
 from cryptography import x509  # noqa: E402
@@ -26,7 +26,7 @@ EXCH = {}       # node name -> the exchange id (base64url) made there
 
 def setUpModule():
     global C
-    C = lbcluster.Cluster(3)
+    C = lbpeers.Cluster(3)
     for node in C.nodes:
         st, body = node.exchange(NEWBORN, [ITEM], node.issue(NEWBORN, [ITEM]))
         assert st == 200 and body["results"][0]["status"] == "ok", body

@@ -6,7 +6,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -50,14 +49,6 @@ def metrics_url():
 def scrape():
     with urllib.request.urlopen(metrics_url()[0], timeout=10) as r:
         return r.status, r.headers.get("Content-Type", ""), r.read().decode()
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Metrics(unittest.TestCase):
@@ -115,7 +106,7 @@ class Metrics(unittest.TestCase):
         if not os.access(PROMETHEUS, os.X_OK):
             self.fail("%s is missing: apt-get install prometheus (./quickstart)" % PROMETHEUS)
         tmp = tempfile.mkdtemp(prefix="lianban-prom-")
-        port = free_port()
+        port = lbtest.free_port()
         target = metrics_url()[1]
         with open(os.path.join(tmp, "prometheus.yml"), "w") as f:
             f.write("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"

@@ -15,7 +15,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import lbcluster  # noqa: E402
+import lbpeers  # noqa: E402
 import lbtest  # noqa: E402
 from lbtest import NEWBORN, b64d  # noqa: E402
 from cryptography import x509  # noqa: E402
@@ -27,7 +27,7 @@ C = None
 
 def setUpModule():
     global C
-    C = lbcluster.Cluster(3)
+    C = lbpeers.Cluster(3)
 
 
 def tearDownModule():
@@ -103,7 +103,7 @@ class T1Witness(unittest.TestCase):
                         return None
                     got[other.name] = (cs[0], ck)
                 return got
-            got = lbcluster.wait_for("both peers to cosign %s" % node.name, cosigned)
+            got = lbpeers.wait_for("both peers to cosign %s" % node.name, cosigned)
             for wname, (cs, ck) in got.items():
                 self.assertGreater(ck["size"], 0)
                 self.assertEqual(cs["witness"], "%s/%s" % (GATEWAY, wname))
@@ -113,7 +113,7 @@ class T1Witness(unittest.TestCase):
             for name, p in witness(node).items():
                 self.assertEqual(p["status"], "consistent", p)
                 self.assertEqual(p["origin"], "%s/%s" % (GATEWAY, name))
-            self.assertGreaterEqual(lbcluster.metric(node.metrics(),
+            self.assertGreaterEqual(lbpeers.metric(node.metrics(),
                                     "lianban_witness_cosigned_total",
                                     peer=[n for n in ("node1", "node2", "node3")
                                           if n != node.name][0]), 1)
@@ -173,7 +173,7 @@ class T1Witness(unittest.TestCase):
         n2.port = n2.start_gateway()
         n1.port = n1.start_gateway()
         for w in (n1, n3):
-            p = lbcluster.wait_for("%s to find node2 inconsistent" % w.name,
+            p = lbpeers.wait_for("%s to find node2 inconsistent" % w.name,
                                    lambda: (lambda p: p if p["status"] == "inconsistent"
                                             else None)(witness(w)["node2"]))
             ev = p["evidence"]
@@ -184,7 +184,7 @@ class T1Witness(unittest.TestCase):
             self.assertIn("consistency proof", ev["reason"])
             # The reference stays the checkpoint node 2 showed before.
             self.assertEqual(p["verified"]["size"], seen[w.name])
-            self.assertEqual(lbcluster.metric(w.metrics(), "lianban_witness_inconsistent_total",
+            self.assertEqual(lbpeers.metric(w.metrics(), "lianban_witness_inconsistent_total",
                                               peer="node2"), 1)
             log = w.gw_log_text()
             self.assertRegex(log, r"peer node2 .*inconsistent.*%d records before, %d now"

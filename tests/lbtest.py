@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import tempfile
@@ -89,6 +90,26 @@ def memcheck_problems(tmp):
         if MEMCHECK.search(text):
             out.append("==== %s\n%s" % (os.path.basename(log), text[-6000:]))
     return "\n".join(out)
+
+
+def stop_process(p, timeout=10):
+    """Stops p (SIGTERM, then SIGKILL after timeout seconds) unless it has ended."""
+    if p.poll() is None:
+        p.terminate()
+        try:
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def free_port():
+    """A loopback port nothing listens on now (the kernel's pick)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
 
 
 def _wait_listening(proc, logpath, what, timeout=15):
@@ -195,13 +216,7 @@ class Platform:
 
     def close(self):
         for p in self.procs:
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
+            stop_process(p)
         problems = memcheck_problems(self.tmp)
         shutil.rmtree(self.tmp, ignore_errors=True)
         if problems:

@@ -1,651 +1,569 @@
 /*
- * cluster.c - reads that answer for the whole cluster (docs/audit.md, "A
- * cluster's journals"): an auditor's records query and a citizen's access
- * report, asked of any node, hold the records of every node.
+ * cluster.c - the state the nodes of a cluster share on etcd
+ * (docs/cluster.md).  Under /lianban/GATEWAY_ID/:
  *
- * Each node keeps its own journal.  The node that was asked reads its own
- * page as it always does (journaled there), then asks each peer for its
- * page, as this node (role gateway, scope=node, so the peer answers for
- * itself alone and journals the read), and merges the pages: by t_ms,
- * oldest first for records and newest first for an access report, each
- * entry naming its "node".  The cursor of the next page ("next", given back
- * as after or before) holds one position per node, NODE:SEQ,...; a node
- * that did not answer is named under "nodes": {"answered", "unreachable"}
- * and keeps its position, so the next page asks it again.
+ *	jti/HEX			a claimed consent jti; value NODE:NONCE;
+ *				under the lease of its keep_until second
+ *	state/rev/HEX		a revocation (journal_revoke_key, in hex);
+ *				value "REVOKED_AT KEEP_UNTIL"; leased likewise
+ *	state/reg/KIND/ID	the head of a registry id with its spec (JSON)
+ *	state/node/NODE		a live node; under the node's own lease
  *
- * The citizen's consent token stays on the node the citizen reached: that
- * node verifies it and claims its jti, once.  The peers are asked for the
- * records of the citizen's pseudonym (subject_hmac), which needs no token
- * and never carries the raw id; a peer trusts that question because it
- * comes from a node of its own cluster (a client certificate of role
- * gateway), and journals it.
+ * A claim is one transaction: create the key if it has no create revision
+ * yet, else read it.  Tokens expiring in one second share one lease, so
+ * etcd keeps a lease per second of expiry, not per token.  The jti keys are
+ * never watched; everything under state/ is (cluster_state.c).  This file
+ * makes the claims and publishes the revocations, keeps the leases and the
+ * node's liveness key, and starts and stops the cluster.
  *
- * Everything here runs on the loop of the request it answers: its peers'
- * connections are made on that loop's event base (peer.c).
+ * Claims and revocations may come from any thread; their etcd calls end on
+ * the client's thread and their outcome is posted to the caller's loop.
+ * The watch, the liveness key and every change applied run on the main
+ * loop (gw_base).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/queue.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
-#include <openssl/crypto.h>
+#include <openssl/rand.h>
 
-#include "gateway.h"
+#include "cluster_impl.h"
 
-#define CLUSTER_LIMIT_DEFAULT	100
-#define CLUSTER_LIMIT_MAX	1000
-#define CLUSTER_TARGET_MAX	2048
+#define CL_LEASE_SLACK_S	5	/* a lease outlives its second by this */
+#define CL_NODE_TTL_S		5	/* a node's liveness lease */
+#define CL_KEEPALIVE_MS		1500
 
-struct cl_read;
-
-/* One node's page. */
-struct cl_part {
-	struct cl_read		*cp_read;
-	const char		*cp_node;
-	const struct peer	*cp_peer;	/* NULL: this node */
-	bool			 cp_answered;
-	msgpack_object		 cp_list;	/* entries, in the node's own order */
-	bool			 cp_more;	/* the node has more beyond its page */
-	bool			 cp_has_in;	/* the cursor named the node */
-	uint64_t		 cp_in;
-	uint32_t		 cp_taken;	/* entries of cp_list in the answer */
+enum cl_op_kind {
+	CLOP_CLAIM,
+	CLOP_REVOKE
 };
 
-struct cl_read {
-	struct gw		*cr_gw;
-	struct evhttp_request	*cr_req;
-	bool			 cr_access;	/* an access report: newest first */
-	size_t			 cr_limit;
-	msgpack_zone		 cr_zone;
-	struct cl_part		 cr_parts[1 + PEERS_MAX];
-	size_t			 cr_nparts;
-	int			 cr_waiting;
+/* A claim or a revocation on its way to etcd. */
+struct cl_op {
+	struct cluster		*op_cl;
+	enum cl_op_kind		 op_kind;
+	struct event_base	*op_base;
+	char			 op_key[CL_KEY_MAX];
+	char			 op_value[96];
+	uint64_t		 op_sec;	/* the lease's second */
+	int64_t			 op_lease;
+	bool			 op_cached;	/* op_lease is the cache's */
+	int			 op_tries;
+	int			 op_status;
+	journal_claim_fn	 op_claim_fn;
+	cluster_done_fn		 op_done_fn;
+	void			*op_arg;
+	struct cl_op		*op_next;
 };
 
-bool
-cluster_wanted(struct gw *gw, struct evhttp_request *req)
+static void	cl_lease_granted(void *, enum etcd_status, json_t *, const char *);
+static void	cl_op_send(struct cl_op *);
+
+json_t *
+cluster_b64(const char *s, size_t n)
 {
-	struct evkeyvalq	 q;
-	const char		*query, *scope;
-	bool			 all = true;
+	char	*t;
+	json_t	*j;
 
-	if (gw->gw_npeers == 0)
-		return false;
-	TAILQ_INIT(&q);
-	query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
-	if (query != NULL && evhttp_parse_query_str(query, &q) == 0 &&
-	    (scope = evhttp_find_header(&q, "scope")) != NULL && strcmp(scope, "node") == 0)
-		all = false;
-	evhttp_clear_headers(&q);
-	return all;
+	if ((t = etcd_b64(s, n)) == NULL)
+		return NULL;
+	j = json_string(t);
+	free(t);
+	return j;
+}
+
+/* --- outcomes of claims and revocations ---------------------------------- */
+
+static void
+cl_op_deliver(void *arg)
+{
+	struct cl_op	*op = arg;
+
+	if (op->op_kind == CLOP_CLAIM)
+		op->op_claim_fn(op->op_arg, op->op_status);
+	else
+		op->op_done_fn(op->op_arg, op->op_status);
+	free(op);
+}
+
+/* Ends op with status on its caller's loop (any thread). */
+static void
+cl_op_finish(struct cl_op *op, int status)
+{
+	op->op_status = status;
+	if (loop_post(op->op_base, cl_op_deliver, op) != 0) {
+		log_warnx("cluster: the outcome for %s could not be handed back", op->op_key);
+		free(op);
+	}
+}
+
+static int
+cl_op_unavailable(const struct cl_op *op)
+{
+	return op->op_kind == CLOP_CLAIM ? CLUSTER_CLAIM_UNAVAILABLE : -1;
+}
+
+/* --- one lease per expiry second ----------------------------------------- */
+
+/*
+ * Finds op a lease for op_sec: a cached one at once (op_lease set, 1), or
+ * the op waits for a grant in flight or one it starts (0).  -1 when no
+ * grant could be asked for.  A slot held by another second still in use
+ * makes an uncached grant of op's own.
+ */
+static int
+cl_lease_get(struct cl_op *op)
+{
+	struct cluster	*cl = op->op_cl;
+	struct cl_lease	*le = &cl->cl_leases[op->op_sec % CL_LEASES];
+	uint64_t	 now = now_ms() / 1000;
+	json_t		*body;
+	char		 ttl[24];
+	int		 ret;
+
+	pthread_mutex_lock(&cl->cl_lock);
+	if (le->le_state != LE_FREE && le->le_sec != op->op_sec && le->le_sec < now &&
+	    le->le_wait == NULL)
+		le->le_state = LE_FREE;	/* a second gone by: its slot is free again */
+	if (le->le_state == LE_READY && le->le_sec == op->op_sec) {
+		op->op_lease = le->le_id;
+		op->op_cached = true;
+		pthread_mutex_unlock(&cl->cl_lock);
+		return 1;
+	}
+	if (le->le_state == LE_GRANTING && le->le_sec == op->op_sec) {
+		op->op_next = le->le_wait;
+		le->le_wait = op;
+		pthread_mutex_unlock(&cl->cl_lock);
+		return 0;
+	}
+	if (le->le_state == LE_FREE) {
+		le->le_state = LE_GRANTING;
+		le->le_sec = op->op_sec;
+		le->le_wait = op;
+		op->op_next = NULL;
+		op->op_cached = true;
+	} else
+		op->op_cached = false;
+	pthread_mutex_unlock(&cl->cl_lock);
+	snprintf(ttl, sizeof(ttl), "%llu", (unsigned long long)(op->op_sec > now ?
+	    op->op_sec - now + CL_LEASE_SLACK_S : CL_LEASE_SLACK_S));
+	body = json_pack("{s:s}", "TTL", ttl);
+	ret = body != NULL && etcd_call(cl->cl_etcd, NULL, ETCD_OP_LEASE, "/v3/lease/grant",
+	    body, ETCD_TIMEOUT_MS, cl_lease_granted, op) == 0 ? 0 : -1;
+	if (ret == -1 && op->op_cached) {
+		pthread_mutex_lock(&cl->cl_lock);
+		le->le_state = LE_FREE;
+		le->le_wait = NULL;
+		pthread_mutex_unlock(&cl->cl_lock);
+	}
+	return ret;
+}
+
+/* A grant came back (client thread): the ops waiting for it go on or fail. */
+static void
+cl_lease_granted(void *arg, enum etcd_status st, json_t *res, const char *msg)
+{
+	struct cl_op	*op = arg, *w, *next;
+	struct cluster	*cl = op->op_cl;
+	struct cl_lease	*le = &cl->cl_leases[op->op_sec % CL_LEASES];
+	int64_t		 id = st == ETCD_OK ? etcd_int(res, "ID") : 0;
+
+	if (id == 0)
+		log_warnx("cluster: no lease for second %llu: %s",
+		    (unsigned long long)op->op_sec, st == ETCD_OK ? "no ID in the answer" : msg);
+	if (!op->op_cached) {
+		w = op;
+		w->op_next = NULL;
+	} else {
+		pthread_mutex_lock(&cl->cl_lock);
+		w = le->le_wait;
+		le->le_wait = NULL;
+		le->le_id = id;
+		le->le_state = id != 0 ? LE_READY : LE_FREE;
+		pthread_mutex_unlock(&cl->cl_lock);
+	}
+	for (; w != NULL; w = next) {
+		next = w->op_next;
+		w->op_next = NULL;
+		w->op_lease = id;
+		if (id == 0)
+			cl_op_finish(w, cl_op_unavailable(w));
+		else
+			cl_op_send(w);
+	}
+}
+
+/* etcd lost op's lease (a restored store, a clock far off): it is asked for again. */
+static void
+cl_lease_forget(struct cl_op *op)
+{
+	struct cl_lease	*le = &op->op_cl->cl_leases[op->op_sec % CL_LEASES];
+
+	pthread_mutex_lock(&op->op_cl->cl_lock);
+	if (le->le_state == LE_READY && le->le_id == op->op_lease)
+		le->le_state = LE_FREE;
+	pthread_mutex_unlock(&op->op_cl->cl_lock);
+}
+
+static void
+cl_op_start(struct cl_op *op)
+{
+	switch (cl_lease_get(op)) {
+	case 1:
+		cl_op_send(op);
+		break;
+	case 0:
+		break;
+	default:
+		cl_op_finish(op, cl_op_unavailable(op));
+		break;
+	}
+}
+
+/* --- claims and revocations ---------------------------------------------- */
+
+/* The answer to op's transaction or put (client thread). */
+static void
+cl_op_answer(void *arg, enum etcd_status st, json_t *res, const char *msg)
+{
+	struct cl_op	*op = arg;
+	json_t		*kv;
+	uint8_t		*v = NULL;
+	size_t		 vlen;
+	int		 status;
+
+	if (st == ETCD_REFUSED && etcd_int(res, "code") == 5 && op->op_tries++ == 0) {
+		/* NotFound: "requested lease not found". */
+		log_info("cluster: etcd no longer knows lease %lld; asking for another",
+		    (long long)op->op_lease);
+		cl_lease_forget(op);
+		cl_op_start(op);
+		return;
+	}
+	if (st != ETCD_OK) {
+		log_warnx("cluster: %s: %s", op->op_key, msg);
+		cl_op_finish(op, cl_op_unavailable(op));
+		return;
+	}
+	if (op->op_kind == CLOP_REVOKE || json_is_true(json_object_get(res, "succeeded"))) {
+		cl_op_finish(op, 0);
+		return;
+	}
+	/*
+	 * The key exists.  It is this claim's own when a try before this one
+	 * committed but its answer was lost on the way (a member failed over):
+	 * the value carries the claim's nonce.
+	 */
+	kv = json_array_get(json_object_get(json_object_get(json_array_get(
+	    json_object_get(res, "responses"), 0), "response_range"), "kvs"), 0);
+	status = 1;
+	if (kv != NULL && etcd_unb64(json_object_get(kv, "value"), &v, &vlen) == 0 &&
+	    vlen == strlen(op->op_value) && memcmp(v, op->op_value, vlen) == 0)
+		status = 0;
+	free(v);
+	cl_op_finish(op, status);
+}
+
+static void
+cl_op_send(struct cl_op *op)
+{
+	struct cluster	*cl = op->op_cl;
+	json_t		*body, *key = cluster_b64(op->op_key, strlen(op->op_key));
+	char		 lease[24];
+	int		 rc;
+
+	snprintf(lease, sizeof(lease), "%lld", (long long)op->op_lease);
+	if (op->op_kind == CLOP_CLAIM)
+		body = json_pack("{s:[{s:O,s:s,s:s,s:s}],s:[{s:{s:O,s:o,s:s}}],s:[{s:{s:O}}]}",
+		    "compare", "key", key, "target", "CREATE", "create_revision", "0",
+		    "result", "EQUAL",
+		    "success", "request_put", "key", key, "value",
+		    cluster_b64(op->op_value, strlen(op->op_value)), "lease", lease,
+		    "failure", "request_range", "key", key);
+	else
+		body = json_pack("{s:O,s:o,s:s}", "key", key, "value",
+		    cluster_b64(op->op_value, strlen(op->op_value)), "lease", lease);
+	json_decref(key);
+	rc = body != NULL ? etcd_call(cl->cl_etcd, NULL, op->op_kind == CLOP_CLAIM ?
+	    ETCD_OP_TXN : ETCD_OP_PUT, op->op_kind == CLOP_CLAIM ? "/v3/kv/txn" :
+	    "/v3/kv/put", body, ETCD_TIMEOUT_MS, cl_op_answer, op) : -1;
+	if (rc != 0)
+		cl_op_finish(op, cl_op_unavailable(op));
+}
+
+/* An op of kind whose outcome goes to arg on base's loop; NULL without memory. */
+static struct cl_op *
+cl_op_new(struct cluster *cl, enum cl_op_kind kind, struct event_base *base,
+    uint64_t keep_until, void *arg)
+{
+	struct cl_op	*op;
+
+	if ((op = calloc(1, sizeof(*op))) == NULL)
+		return NULL;
+	op->op_cl = cl;
+	op->op_kind = kind;
+	op->op_base = base;
+	op->op_arg = arg;
+	op->op_sec = keep_until;
+	return op;
 }
 
 int
-cluster_cursor(const char *s, const char *node, uint64_t *seq, bool *has)
+cluster_jti_claim(struct cluster *cl, struct event_base *base, const uint8_t jti[16],
+    uint64_t keep_until, journal_claim_fn fn, void *arg)
 {
-	const char	*p = s, *colon, *end;
-	char		*num_end;
-	unsigned long long v;
-	size_t		 n = 0;
+	struct cl_op	*op;
+	uint8_t		 nonce[12];
+	char		 hex[33], nhex[25];
 
-	*has = false;
-	for (;;) {
-		if ((colon = strchr(p, ':')) == NULL || !peer_id_ok(p, (size_t)(colon - p)) ||
-		    colon[1] < '0' || colon[1] > '9' || ++n > 1 + PEERS_MAX)
-			return -1;
-		v = strtoull(colon + 1, &num_end, 10);
-		end = num_end;
-		if (*end != ',' && *end != '\0')
-			return -1;
-		if ((size_t)(colon - p) == strlen(node) && strncmp(p, node, strlen(node)) == 0) {
-			*seq = v;
-			*has = true;
-		}
-		if (*end == '\0')
-			return 0;
-		p = end + 1;
+	if ((op = cl_op_new(cl, CLOP_CLAIM, base, keep_until, arg)) == NULL)
+		return -1;
+	op->op_claim_fn = fn;
+	if (keep_until <= now_ms() / 1000) {
+		cl_op_finish(op, 2);	/* expired on its way, as journal_jti_claim says */
+		return 0;
 	}
-}
-
-static void
-cl_free(struct cl_read *cr)
-{
-	cr->cr_gw->gw_inflight--;
-	msgpack_zone_destroy(&cr->cr_zone);
-	free(cr);
-}
-
-/* A copy of o in z (through its bytes). */
-static int
-cl_copy(msgpack_zone *z, const msgpack_object *o, msgpack_object *out)
-{
-	uint8_t	*buf;
-	size_t	 len;
-	int	 rc;
-
-	if (mpk_pack_alloc(o, &buf, &len) != 0)
+	if (RAND_bytes(nonce, sizeof(nonce)) != 1) {
+		free(op);
 		return -1;
-	rc = mpk_unpack(buf, len, z, out);
-	free(buf);
-	return rc;
-}
-
-static uint64_t
-cl_u64(const msgpack_object *map, const char *key)
-{
-	uint64_t	v;
-
-	return map != NULL && map->type == MSGPACK_OBJECT_MAP && mpk_get_u64(map, key, &v) == 0 ?
-	    v : 0;
-}
-
-/* When an entry was written: t_ms of the access entry, or of the record. */
-static uint64_t
-cl_t_ms(const struct cl_read *cr, const msgpack_object *e)
-{
-	return cr->cr_access ? cl_u64(e, "t_ms") : cl_u64(mpk_get(e, "record"), "t_ms");
-}
-
-/* e with "node" added. */
-static msgpack_object
-cl_labeled(msgpack_zone *z, const msgpack_object *e, const char *node)
-{
-	msgpack_object	 o = *e;
-	uint32_t	 n = e->via.map.size;
-
-	if (e->type != MSGPACK_OBJECT_MAP)
-		return *e;
-	o.via.map.ptr = mpk_zalloc(z, (n + 1) * sizeof(o.via.map.ptr[0]));
-	memcpy(o.via.map.ptr, e->via.map.ptr, n * sizeof(o.via.map.ptr[0]));
-	o.via.map.ptr[n].key = mpk_str("node");
-	o.via.map.ptr[n].val = mpk_str(node);
-	o.via.map.size = n + 1;
-	return o;
-}
-
-/* The page of part, taken from a records answer (peer) or the node's own body. */
-static int
-cl_take(struct cl_part *cp, const msgpack_object *body, const char *key)
-{
-	struct cl_read		*cr = cp->cp_read;
-	const msgpack_object	*list, *next, *leaf;
-	const uint8_t		*p;
-	size_t			 len;
-	uint32_t		 i;
-
-	if (body->type != MSGPACK_OBJECT_MAP || (list = mpk_get(body, key)) == NULL ||
-	    list->type != MSGPACK_OBJECT_ARRAY)
-		return -1;
-	next = mpk_get(body, "next");
-	cp->cp_more = next != NULL && next->type != MSGPACK_OBJECT_NIL;
-	cp->cp_list = *list;
-	/* A peer answers records; the access report shows each as its entry. */
-	if (cr->cr_access && cp->cp_peer != NULL)
-		for (i = 0; i < list->via.array.size; i++) {
-			if ((leaf = mpk_get(&list->via.array.ptr[i], "leaf")) == NULL ||
-			    mpk_obj_bytes(leaf, &cr->cr_zone, &p, &len) != 0)
-				return -1;
-			subject_access_entry(NULL, &cr->cr_zone, cl_u64(&list->via.array.ptr[i], "seq"),
-			    p, len, &cp->cp_list.via.array.ptr[i]);
-		}
-	cp->cp_answered = true;
+	}
+	hex_encode(jti, 16, hex);
+	hex_encode(nonce, sizeof(nonce), nhex);
+	snprintf(op->op_key, sizeof(op->op_key), "%sjti/%s", cl->cl_prefix, hex);
+	snprintf(op->op_value, sizeof(op->op_value), "%s:%s", cl->cl_node, nhex);
+	cl_op_start(op);
 	return 0;
 }
 
-/* The merged page, its cursor and who answered; then the answer. */
-static void
-cl_finish(struct cl_read *cr)
+int
+cluster_revoke(struct cluster *cl, struct event_base *base, const uint8_t *key, size_t keylen,
+    uint64_t revoked_at, uint64_t keep_until, cluster_done_fn fn, void *arg)
 {
-	msgpack_zone	*z = &cr->cr_zone;
-	struct cl_part	*cp, *best;
-	struct mpk_map	 m, nodes;
-	msgpack_object	 out, answered, unreachable;
-	struct evbuffer	*cur = NULL;
-	const msgpack_object *e;
-	uint64_t	 t, bt = 0;
-	uint32_t	 n = 0, na = 0, nu = 0;
-	size_t		 i;
-	bool		 more = false;
-	char		*text;
+	struct cl_op	*op;
+	char		 hex[2 * JOURNAL_REVOKE_KEY_MAX + 1];
 
-	out = mpk_array(z, (uint32_t)cr->cr_limit);
-	while (n < cr->cr_limit) {
-		best = NULL;
-		for (i = 0; i < cr->cr_nparts; i++) {
-			cp = &cr->cr_parts[i];
-			if (!cp->cp_answered || cp->cp_taken >= cp->cp_list.via.array.size)
-				continue;
-			t = cl_t_ms(cr, &cp->cp_list.via.array.ptr[cp->cp_taken]);
-			if (best == NULL || (cr->cr_access ? t > bt : t < bt)) {
-				best = cp;
-				bt = t;
-			}
-		}
-		if (best == NULL)
-			break;
-		out.via.array.ptr[n++] = cl_labeled(z,
-		    &best->cp_list.via.array.ptr[best->cp_taken++], best->cp_node);
-	}
-	out.via.array.size = n;
-	answered = mpk_array(z, (uint32_t)cr->cr_nparts);
-	unreachable = mpk_array(z, (uint32_t)cr->cr_nparts);
-	if ((cur = evbuffer_new()) == NULL) {
-		http_error(cr->cr_req, LB_E_INTERNAL, "out of memory");
-		cl_free(cr);
-		return;
-	}
-	for (i = 0; i < cr->cr_nparts; i++) {
-		cp = &cr->cr_parts[i];
-		if (cp->cp_answered) {
-			answered.via.array.ptr[na++] = mpk_str(cp->cp_node);
-			more = more || cp->cp_more || cp->cp_taken < cp->cp_list.via.array.size;
-		} else
-			unreachable.via.array.ptr[nu++] = mpk_str(cp->cp_node);
-		/* Where the node's next page starts: past what this one showed of it. */
-		if (cp->cp_answered && cp->cp_taken > 0) {
-			e = &cp->cp_list.via.array.ptr[cp->cp_taken - 1];
-			evbuffer_add_printf(cur, "%s%s:%llu", evbuffer_get_length(cur) ? "," : "",
-			    cp->cp_node, (unsigned long long)cl_u64(e, "seq"));
-		} else if (cr->cr_access && cp->cp_answered && cp->cp_list.via.array.size > 0) {
-			/*
-			 * Newest first, a node none of whose entries made it into
-			 * this page starts the next one where this one started:
-			 * records it wrote meanwhile are newer than the page.
-			 */
-			e = &cp->cp_list.via.array.ptr[0];
-			evbuffer_add_printf(cur, "%s%s:%llu", evbuffer_get_length(cur) ? "," : "",
-			    cp->cp_node, (unsigned long long)cl_u64(e, "seq") + 1);
-		} else if (cp->cp_has_in)
-			evbuffer_add_printf(cur, "%s%s:%llu", evbuffer_get_length(cur) ? "," : "",
-			    cp->cp_node, (unsigned long long)cp->cp_in);
-	}
-	answered.via.array.size = na;
-	unreachable.via.array.size = nu;
-	mpk_map_init(&nodes, z, 2);
-	mpk_map_put(&nodes, "answered", answered);
-	mpk_map_put(&nodes, "unreachable", unreachable);
-	mpk_map_init(&m, z, 3);
-	mpk_map_put(&m, cr->cr_access ? "accesses" : "records", out);
-	text = (char *)evbuffer_pullup(cur, -1);
-	mpk_map_put(&m, "next", more && evbuffer_get_length(cur) > 0 ?
-	    mpk_strdup(z, text, evbuffer_get_length(cur)) : mpk_nil());
-	mpk_map_put(&m, "nodes", nodes.mm_obj);
-	evbuffer_free(cur);
-	if (nu > 0)
-		log_warnx("cluster: a %s read answered without %u of %zu nodes",
-		    cr->cr_access ? "access report" : "records", nu, cr->cr_nparts);
-	http_reply(cr->cr_req, 200, &m.mm_obj);
-	cl_free(cr);
-}
-
-static void
-cl_got(void *arg, int status, const uint8_t *body, size_t len, const char *msg)
-{
-	struct cl_part	*cp = arg;
-	struct cl_read	*cr = cp->cp_read;
-	msgpack_object	 o;
-
-	if (status != 200 || mpk_unpack(body, len, &cr->cr_zone, &o) != 0 ||
-	    cl_take(cp, &o, "records") != 0) {
-		cp->cp_answered = false;
-		log_warnx("cluster: peer %s did not give its page: %s", cp->cp_node,
-		    status == 0 ? msg : "its answer is not a page of records");
-	}
-	if (--cr->cr_waiting == 0)
-		cl_finish(cr);
-}
-
-/* Appends &name=value (value URI-encoded) to target. */
-static int
-cl_param(struct evbuffer *target, const char *name, const char *value)
-{
-	char	*enc;
-	int	 rc;
-
-	if ((enc = evhttp_encode_uri(value)) == NULL)
+	if (keylen == 0 || keylen > JOURNAL_REVOKE_KEY_MAX ||
+	    (op = cl_op_new(cl, CLOP_REVOKE, base, keep_until, arg)) == NULL)
 		return -1;
-	rc = evbuffer_add_printf(target, "&%s=%s", name, enc);
-	free(enc);
-	return rc < 0 ? -1 : 0;
+	op->op_done_fn = fn;
+	hex_encode(key, keylen, hex);
+	snprintf(op->op_key, sizeof(op->op_key), "%sstate/rev/%s", cl->cl_prefix, hex);
+	snprintf(op->op_value, sizeof(op->op_value), "%llu %llu",
+	    (unsigned long long)revoked_at, (unsigned long long)keep_until);
+	cl_op_start(op);
+	return 0;
 }
 
-/*
- * The query a peer gets: the filters of req (a raw subject as its
- * pseudonym), its own position, scope=node.
- */
-static int
-cl_target(struct cl_read *cr, const struct evkeyvalq *q, const struct cl_part *cp,
-    const uint8_t *subject, struct evbuffer *t)
-{
-	static const char *const keep[] = { "consumer", "dept", "item", "kind", "code",
-	    "since_ms", "until_ms" };
-	const char	*v;
-	char		*hm = NULL, num[32];
-	uint8_t		 pseud[32];
-	size_t		 i;
-	int		 rc = -1;
+/* --- the node's liveness --------------------------------------------------- */
 
-	evbuffer_add_printf(t, "/v1/journal/records?scope=node");
-	snprintf(num, sizeof(num), "%zu", cr->cr_limit);
-	if (cl_param(t, "limit", num) != 0)
-		goto done;
-	if (!cr->cr_access && (v = evhttp_find_header(q, "subject")) != NULL && v[0] != '\0') {
-		journal_pseudonym(cr->cr_gw->gw_journal, v, pseud);
-		subject = pseud;
+static void
+cl_node_put(void *arg, enum etcd_status st, json_t *res, const char *msg)
+{
+	struct cluster	*cl = arg;
+
+	(void)res;
+	atomic_store(&cl->cl_down, st != ETCD_OK);
+	if (st != ETCD_OK) {
+		log_warnx("cluster: the liveness key cannot be written: %s", msg);
+		cl->cl_node_lease = 0;
 	}
-	if (subject != NULL && ((hm = b64url_encode(subject, 32)) == NULL ||
-	    cl_param(t, "subject_hmac", hm) != 0))
+}
+
+static void
+cl_node_granted(void *arg, enum etcd_status st, json_t *res, const char *msg)
+{
+	struct cluster	*cl = arg;
+	char		 key[CL_KEY_MAX], lease[24];
+	json_t		*body;
+
+	if (cl->cl_stopped)
+		return;
+	if (st != ETCD_OK || (cl->cl_node_lease = etcd_int(res, "ID")) == 0) {
+		atomic_store(&cl->cl_down, true);
+		log_warnx("cluster: no liveness lease: %s", st != ETCD_OK ? msg : "no ID");
+		return;
+	}
+	snprintf(key, sizeof(key), "%sstate/node/%s", cl->cl_prefix, cl->cl_node);
+	snprintf(lease, sizeof(lease), "%lld", (long long)cl->cl_node_lease);
+	body = json_pack("{s:o,s:o,s:s}", "key", cluster_b64(key, strlen(key)), "value",
+	    cluster_b64(cl->cl_node, strlen(cl->cl_node)), "lease", lease);
+	if (body == NULL || etcd_call(cl->cl_etcd, cl->cl_gw->gw_base, ETCD_OP_PUT,
+	    "/v3/kv/put", body, ETCD_TIMEOUT_MS, cl_node_put, cl) != 0)
+		cl->cl_node_lease = 0;
+}
+
+static void
+cl_kept_alive(void *arg, enum etcd_status st, json_t *res, const char *msg)
+{
+	struct cluster	*cl = arg;
+
+	if (st != ETCD_OK) {
+		if (!atomic_exchange(&cl->cl_down, true))
+			log_warnx("cluster: etcd cannot be reached: %s", msg);
+		return;
+	}
+	if (atomic_exchange(&cl->cl_down, false))
+		log_info("cluster: etcd answers again");
+	/* A lease etcd no longer has comes back without a TTL: the key went with it. */
+	if (etcd_int(json_object_get(res, "result"), "TTL") <= 0)
+		cl->cl_node_lease = 0;
+}
+
+/* Every CL_KEEPALIVE_MS on the main loop: the liveness lease, and the watch. */
+static void
+cl_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct cluster	*cl = arg;
+	char		 id[24];
+	json_t		*body;
+
+	(void)fd;
+	(void)what;
+	if (cl->cl_node_lease == 0) {
+		snprintf(id, sizeof(id), "%d", CL_NODE_TTL_S);
+		body = json_pack("{s:s}", "TTL", id);
+		cl->cl_node_lease = -1;	/* asked for */
+		if (body == NULL || etcd_call(cl->cl_etcd, cl->cl_gw->gw_base, ETCD_OP_LEASE,
+		    "/v3/lease/grant", body, ETCD_TIMEOUT_MS, cl_node_granted, cl) != 0)
+			cl->cl_node_lease = 0;
+	} else if (cl->cl_node_lease > 0) {
+		snprintf(id, sizeof(id), "%lld", (long long)cl->cl_node_lease);
+		body = json_pack("{s:s}", "ID", id);
+		if (body != NULL)
+			etcd_call(cl->cl_etcd, cl->cl_gw->gw_base, ETCD_OP_LEASE,
+			    "/v3/lease/keepalive", body, ETCD_TIMEOUT_MS, cl_kept_alive, cl);
+	}
+	if (!cl->cl_watching) {
+		if (atomic_load(&cl->cl_synced))
+			cluster_state_watch(cl);
+		else
+			cluster_state_sync(cl);
+	}
+}
+
+/* --- the cluster ------------------------------------------------------------ */
+
+int
+cluster_settings_check(const struct gw_config *gc, char *err, size_t errlen)
+{
+	if (gc->gc_etcd[0] == '\0')
+		return 0;
+	if (gc->gc_node[0] == '\0') {
+		snprintf(err, errlen, "a cluster node needs its node id: etcd is set, node is "
+		    "not");
+		return -1;
+	}
+	return etcd_urls_check(gc->gc_etcd, err, errlen);
+}
+
+int
+cluster_start(struct gw *gw, struct cluster **out, char *err, size_t errlen)
+{
+	struct cluster	*cl;
+	struct timeval	 tv = { CL_KEEPALIVE_MS / 1000, (CL_KEEPALIVE_MS % 1000) * 1000 };
+	int		 ret = -1;
+
+	*out = NULL;
+	if (gw->gw_conf.gc_etcd[0] == '\0')
+		return 0;
+	if (cluster_settings_check(&gw->gw_conf, err, errlen) != 0)
+		return -1;
+	if ((cl = calloc(1, sizeof(*cl))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	pthread_mutex_init(&cl->cl_lock, NULL);
+	cl->cl_gw = gw;
+	atomic_init(&cl->cl_live, 1);
+	snprintf(cl->cl_prefix, sizeof(cl->cl_prefix), "/lianban/%s/", gw->gw_conf.gc_id);
+	snprintf(cl->cl_node, sizeof(cl->cl_node), "%s", gw->gw_conf.gc_node);
+	if ((cl->cl_etcd = etcd_new(gw->gw_conf.gc_etcd, err, errlen)) == NULL)
 		goto done;
-	for (i = 0; !cr->cr_access && i < sizeof(keep) / sizeof(keep[0]); i++)
-		if ((v = evhttp_find_header(q, keep[i])) != NULL && cl_param(t, keep[i], v) != 0)
-			goto done;
-	snprintf(num, sizeof(num), "%llu", (unsigned long long)cp->cp_in);
-	if (cr->cr_access && (cp->cp_has_in ? cl_param(t, "before", num) :
-	    cl_param(t, "order", "newest")) != 0)
+	if ((cl->cl_tick = event_new(gw->gw_base, -1, EV_PERSIST, cl_tick, cl)) == NULL ||
+	    event_add(cl->cl_tick, &tv) != 0) {
+		snprintf(err, errlen, "cannot start the cluster's timer");
 		goto done;
-	if (!cr->cr_access && cp->cp_has_in && cl_param(t, "after", num) != 0)
-		goto done;
-	rc = 0;
+	}
+	cl_tick(-1, 0, cl);
+	log_info("cluster: node %s of gateway %s; etcd %s", cl->cl_node, gw->gw_conf.gc_id,
+	    gw->gw_conf.gc_etcd);
+	*out = cl;
+	ret = 0;
 done:
-	OPENSSL_cleanse(pseud, sizeof(pseud));
-	free(hm);
-	return rc;
-}
-
-/* Takes this node's page and asks every peer for theirs. */
-static void
-cl_start(struct gw *gw, struct evhttp_request *req, const msgpack_object *body,
-    const uint8_t *subject, bool access)
-{
-	struct cl_read		*cr;
-	struct cl_part		*cp;
-	struct evkeyvalq	 q;
-	struct evbuffer		*t;
-	struct event_base	*base;
-	msgpack_object		 own;
-	const char		*query, *cursor;
-	uint64_t		 lim;
-	bool			 has_lim;
-	size_t			 i;
-
-	if ((cr = calloc(1, sizeof(*cr))) == NULL) {
-		http_error(req, LB_E_INTERNAL, "out of memory");
-		return;
-	}
-	gw->gw_inflight++;
-	cr->cr_gw = gw;
-	cr->cr_req = req;
-	cr->cr_access = access;
-	msgpack_zone_init(&cr->cr_zone, 16384);
-	TAILQ_INIT(&q);
-	query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
-	if (query != NULL)
-		evhttp_parse_query_str(query, &q);
-	/* The handler checked the query already. */
-	cr->cr_limit = http_query_u64(&q, "limit", &lim, &has_lim) && has_lim && lim > 0 &&
-	    lim <= CLUSTER_LIMIT_MAX ? (size_t)lim : CLUSTER_LIMIT_DEFAULT;
-	cursor = evhttp_find_header(&q, access ? "before" : "after");
-	cr->cr_nparts = 1 + gw->gw_npeers;
-	for (i = 0; i < cr->cr_nparts; i++) {
-		cp = &cr->cr_parts[i];
-		cp->cp_read = cr;
-		cp->cp_peer = i == 0 ? NULL : &gw->gw_peers[i - 1];
-		cp->cp_node = i == 0 ? gw->gw_conf.gc_node : cp->cp_peer->pe_node;
-		if (cursor != NULL)
-			cluster_cursor(cursor, cp->cp_node, &cp->cp_in, &cp->cp_has_in);
-	}
-	if (cl_copy(&cr->cr_zone, body, &own) != 0 ||
-	    cl_take(&cr->cr_parts[0], &own, access ? "accesses" : "records") != 0) {
-		http_error(req, LB_E_INTERNAL, "the node's own page could not be merged");
-		goto fail;
-	}
-	base = evhttp_connection_get_base(evhttp_request_get_connection(req));
-	/* Counted before the first request: a peer's answer never comes before the last ask. */
-	cr->cr_waiting = 1;
-	for (i = 1; i < cr->cr_nparts; i++) {
-		cp = &cr->cr_parts[i];
-		/* A peer that cannot be asked is answered for as unreachable. */
-		if ((t = evbuffer_new()) != NULL && cl_target(cr, &q, cp, subject, t) == 0 &&
-		    evbuffer_add(t, "", 1) == 0 && evbuffer_get_length(t) <= CLUSTER_TARGET_MAX &&
-		    peer_get(gw->gw_peer_client, base, cp->cp_peer,
-		    (const char *)evbuffer_pullup(t, -1), cl_got, cp) == 0)
-			cr->cr_waiting++;
-		else
-			log_warnx("cluster: peer %s cannot be asked", cp->cp_node);
-		if (t != NULL)
-			evbuffer_free(t);
-	}
-	evhttp_clear_headers(&q);
-	if (--cr->cr_waiting == 0)
-		cl_finish(cr);
-	return;
-fail:
-	evhttp_clear_headers(&q);
-	cl_free(cr);
+	if (ret != 0)
+		cluster_free(cl);
+	return ret;
 }
 
 void
-cluster_records(struct gw *gw, struct evhttp_request *req, const msgpack_object *body)
+cluster_stop(struct cluster *cl)
 {
-	cl_start(gw, req, body, NULL, false);
+	if (cl == NULL)
+		return;
+	cl->cl_stopped = true;
+	etcd_free(cl->cl_etcd);
+	cl->cl_etcd = NULL;
+	if (cl->cl_tick != NULL)
+		event_free(cl->cl_tick);
+	cl->cl_tick = NULL;
 }
 
 void
-cluster_accesses(struct gw *gw, struct evhttp_request *req, const msgpack_object *body,
-    const uint8_t subject[32])
+cluster_free(struct cluster *cl)
 {
-	cl_start(gw, req, body, subject, true);
-}
+	struct cl_msg	*m, *next;
 
-/*
- * GET /v1/journal/checkpoints: the latest signed checkpoint of every node.
- * This node's is read on a worker and its read journaled like any
- * auditor's checkpoint read; the peers' are asked as this node (their
- * checkpoint reads by a node are not journaled, docs/audit.md) and relayed
- * as they came: the auditor verifies each signature and origin.
- */
-struct cl_ckpts {
-	struct gw		*cc_gw;
-	struct evhttp_request	*cc_req;
-	char			 cc_who[LB_ID_MAX];
-	bool			 cc_gateway;	/* asked by a node: not journaled */
-	msgpack_zone		 cc_zone;
-	msgpack_object		 cc_list;	/* one checkpoint a node that answered */
-	msgpack_object		 cc_answered, cc_unreachable;
-	struct cl_ckpt_part {
-		struct cl_ckpts		*ck_all;
-		const struct peer	*ck_peer;
-	}			 cc_parts[PEERS_MAX];
-	int			 cc_waiting;
-	bool			 cc_failed;
-};
-
-static void
-cl_ckpts_free(struct cl_ckpts *cc)
-{
-	cc->cc_gw->gw_inflight--;
-	msgpack_zone_destroy(&cc->cc_zone);
-	free(cc);
-}
-
-/* Adds a node's checkpoint {node, size, root, t_ms, envelope} to the answer. */
-static void
-cl_ckpts_add(struct cl_ckpts *cc, const char *node, uint64_t size, const uint8_t *root,
-    uint64_t t_ms, const uint8_t *env, size_t envlen)
-{
-	msgpack_zone	*z = &cc->cc_zone;
-	struct mpk_map	 m;
-
-	mpk_map_init(&m, z, 5);
-	mpk_map_put(&m, "node", mpk_strdup(z, node, strlen(node)));
-	mpk_map_put(&m, "size", mpk_uint(size));
-	mpk_map_put(&m, "root", mpk_bindup(z, root, 32));
-	mpk_map_put(&m, "t_ms", mpk_uint(t_ms));
-	mpk_map_put(&m, "envelope", mpk_bindup(z, env, envlen));
-	cc->cc_list.via.array.ptr[cc->cc_list.via.array.size++] = m.mm_obj;
-	cc->cc_answered.via.array.ptr[cc->cc_answered.via.array.size++] =
-	    mpk_strdup(z, node, strlen(node));
-}
-
-static void
-cl_ckpts_finish(struct cl_ckpts *cc)
-{
-	struct mpk_map	m, nodes;
-
-	mpk_map_init(&nodes, &cc->cc_zone, 2);
-	mpk_map_put(&nodes, "answered", cc->cc_answered);
-	mpk_map_put(&nodes, "unreachable", cc->cc_unreachable);
-	mpk_map_init(&m, &cc->cc_zone, 2);
-	mpk_map_put(&m, "checkpoints", cc->cc_list);
-	mpk_map_put(&m, "nodes", nodes.mm_obj);
-	http_reply(cc->cc_req, 200, &m.mm_obj);
-	cl_ckpts_free(cc);
-}
-
-static void
-cl_ckpts_got(void *arg, int status, const uint8_t *body, size_t len, const char *msg)
-{
-	struct cl_ckpt_part	*ck = arg;
-	struct cl_ckpts		*cc = ck->ck_all;
-	const char		*node = ck->ck_peer->pe_node;
-	const uint8_t		*root, *env;
-	size_t			 rlen, elen;
-	msgpack_object		 o;
-	uint64_t		 size, t_ms;
-
-	if (status == 200 && mpk_unpack(body, len, &cc->cc_zone, &o) == 0 &&
-	    mpk_get_u64(&o, "size", &size) == 0 && mpk_get_u64(&o, "t_ms", &t_ms) == 0 &&
-	    mpk_get_bytes(&o, "root", &cc->cc_zone, &root, &rlen) == 0 && rlen == 32 &&
-	    mpk_get_bytes(&o, "envelope", &cc->cc_zone, &env, &elen) == 0)
-		cl_ckpts_add(cc, node, size, root, t_ms, env, elen);
-	else {
-		log_warnx("cluster: peer %s did not give its checkpoint: %s", node,
-		    status == 0 ? msg : "its answer is not a checkpoint");
-		cc->cc_unreachable.via.array.ptr[cc->cc_unreachable.via.array.size++] =
-		    mpk_str(node);
-	}
-	if (--cc->cc_waiting == 0)
-		cl_ckpts_finish(cc);
-}
-
-/* This node's checkpoint is in the answer and its read journaled: ask the peers. */
-static void
-cl_ckpts_ask(struct cl_ckpts *cc)
-{
-	struct gw		*gw = cc->cc_gw;
-	struct event_base	*base;
-	size_t			 i;
-
-	base = evhttp_connection_get_base(evhttp_request_get_connection(cc->cc_req));
-	cc->cc_waiting = 1;
-	for (i = 0; i < gw->gw_npeers; i++) {
-		cc->cc_parts[i].ck_all = cc;
-		cc->cc_parts[i].ck_peer = &gw->gw_peers[i];
-		if (peer_get(gw->gw_peer_client, base, &gw->gw_peers[i], "/v1/journal/checkpoint",
-		    cl_ckpts_got, &cc->cc_parts[i]) == 0)
-			cc->cc_waiting++;
-		else
-			cc->cc_unreachable.via.array.ptr[cc->cc_unreachable.via.array.size++] =
-			    mpk_str(gw->gw_peers[i].pe_node);
-	}
-	if (--cc->cc_waiting == 0)
-		cl_ckpts_finish(cc);
-}
-
-static void
-cl_ckpts_logged(void *arg, int status, uint64_t first_seq)
-{
-	struct cl_ckpts	*cc = arg;
-
-	(void)first_seq;
-	if (status != 0) {
-		http_error(cc->cc_req, LB_E_JOURNAL_UNAVAILABLE, "the journal could not record "
-		    "this read, so its answer is withheld");
-		cl_ckpts_free(cc);
+	if (cl == NULL)
 		return;
+	cluster_stop(cl);
+	for (m = cl->cl_inbox; m != NULL; m = next) {
+		next = m->cm_next;
+		json_decref(m->cm_res);
+		free(m);
 	}
-	cl_ckpts_ask(cc);
+	pthread_mutex_destroy(&cl->cl_lock);
+	free(cl);
 }
 
-static void
-cl_ckpts_work(void *arg)
+const char *
+cluster_ready(struct cluster *cl)
 {
-	struct cl_ckpts	*cc = arg;
-	uint8_t		*env = NULL, root[32];
-	size_t		 envlen;
-	uint64_t	 size, t_ms;
-
-	if (journal_checkpoint(cc->cc_gw->gw_journal, &env, &envlen, &size, root, &t_ms) != 0) {
-		cc->cc_failed = true;
-		return;
-	}
-	cl_ckpts_add(cc, cc->cc_gw->gw_conf.gc_node, size, root, t_ms, env, envlen);
-	free(env);
+	if (cl == NULL)
+		return NULL;
+	if (!atomic_load(&cl->cl_synced))
+		return "the cluster's shared state has not been read from etcd yet";
+	if (atomic_load(&cl->cl_down))
+		return "the consent store (etcd) cannot be reached";
+	return NULL;
 }
 
-static void
-cl_ckpts_read(void *arg)
+unsigned
+cluster_live_nodes(struct cluster *cl)
 {
-	struct cl_ckpts	*cc = arg;
-	struct jrec	 rec;
-
-	if (cc->cc_failed) {
-		http_error(cc->cc_req, LB_E_JOURNAL_UNAVAILABLE, "the journal's checkpoint could "
-		    "not be read");
-		cl_ckpts_free(cc);
-		return;
-	}
-	if (cc->cc_gateway) {
-		cl_ckpts_ask(cc);
-		return;
-	}
-	/* Journaled as the checkpoint read of http_journal.c is. */
-	memset(&rec, 0, sizeof(rec));
-	rec.jr_kind = JK_AUDIT_READ;
-	rec.jr_t_ms = now_ms();
-	rec.jr_has_actor = true;
-	journal_pseudonym(cc->cc_gw->gw_journal, cc->cc_who, rec.jr_actor);
-	snprintf(rec.jr_item, sizeof(rec.jr_item), "checkpoints");
-	snprintf(rec.jr_decision, sizeof(rec.jr_decision), "allow");
-	snprintf(rec.jr_code, sizeof(rec.jr_code), "ok");
-	if (journal_append(cc->cc_gw->gw_journal, cc->cc_gw->gw_base, &rec, 1, cl_ckpts_logged,
-	    cc) != 0) {
-		http_error(cc->cc_req, LB_E_JOURNAL_UNAVAILABLE, "the journal cannot record this "
-		    "read now; try again");
-		cl_ckpts_free(cc);
-	}
+	return cl != NULL ? atomic_load(&cl->cl_live) : 1;
 }
 
 void
-cluster_checkpoints(struct gw *gw, struct evhttp_request *req, const struct principal *pr,
-    const char *path)
+cluster_metrics(struct cluster *cl, struct evbuffer *out)
 {
-	struct cl_ckpts	*cc;
-	uint32_t	 n = 1 + (uint32_t)gw->gw_npeers;
+	static const char *const kinds[3] = { "revocation", "registry", "node" };
+	size_t	i;
 
-	(void)path;
-	if ((cc = calloc(1, sizeof(*cc))) == NULL) {
-		http_error(req, LB_E_INTERNAL, "out of memory");
+	if (cl == NULL)
 		return;
-	}
-	gw->gw_inflight++;
-	cc->cc_gw = gw;
-	cc->cc_req = req;
-	snprintf(cc->cc_who, sizeof(cc->cc_who), "%s", pr->pr_id);
-	cc->cc_gateway = strcmp(pr->pr_role, "gateway") == 0;
-	msgpack_zone_init(&cc->cc_zone, 4096);
-	cc->cc_list = mpk_array(&cc->cc_zone, n);
-	cc->cc_answered = mpk_array(&cc->cc_zone, n);
-	cc->cc_unreachable = mpk_array(&cc->cc_zone, n);
-	cc->cc_list.via.array.size = cc->cc_answered.via.array.size = 0;
-	cc->cc_unreachable.via.array.size = 0;
-	if (workers_submit(gw->gw_workers, gw->gw_base, cl_ckpts_work, cl_ckpts_read,
-	    cc) != 0) {
-		http_error(req, LB_E_INTERNAL, "the gateway is shutting down");
-		cl_ckpts_free(cc);
-	}
+	if (cl->cl_etcd != NULL)
+		etcd_metrics(cl->cl_etcd, out);
+	evbuffer_add_printf(out, "# HELP lianban_cluster_applied_total changes of other nodes "
+	    "applied from etcd's watch, by kind\n# TYPE lianban_cluster_applied_total counter\n");
+	for (i = 0; i < 3; i++)
+		evbuffer_add_printf(out, "lianban_cluster_applied_total{kind=\"%s\"} %llu\n",
+		    kinds[i], (unsigned long long)atomic_load(&cl->cl_applied[i]));
+	evbuffer_add_printf(out, "# HELP lianban_cluster_live_nodes nodes whose liveness key "
+	    "is in etcd\n# TYPE lianban_cluster_live_nodes gauge\nlianban_cluster_live_nodes "
+	    "%u\n# HELP lianban_cluster_etcd_up 1 when the last liveness call to etcd "
+	    "succeeded\n# TYPE lianban_cluster_etcd_up gauge\nlianban_cluster_etcd_up %d\n",
+	    cluster_live_nodes(cl), atomic_load(&cl->cl_down) ? 0 : 1);
 }

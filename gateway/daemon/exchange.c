@@ -36,7 +36,7 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
-#include "gateway.h"
+#include "cluster.h"
 
 #define EX_TOKEN_MAX	(16 * 1024)
 
@@ -432,6 +432,16 @@ ex_claim(struct exchange *ex)
 		if (su->su_status != LB_OK)
 			continue;
 		ex->ex_pending++;
+		/* A cluster claims on etcd, for every node at once (cluster.c). */
+		if (ex->ex_gw->gw_cluster != NULL) {
+			if (cluster_jti_claim(ex->ex_gw->gw_cluster, ex->ex_gw->gw_base,
+			    su->su_cs.cs_jti, su->su_cs.cs_keep_until, ex_claim_done, su) != 0) {
+				ex->ex_pending--;
+				su_deny(su, LB_E_CONSENT_STORE_UNAVAILABLE, "the consent store "
+				    "cannot be asked");
+			}
+			continue;
+		}
 		if (journal_jti_claim(ex->ex_gw->gw_journal, ex->ex_gw->gw_base,
 		    su->su_cs.cs_jti, su->su_cs.cs_keep_until, ex_claim_done, su) != 0) {
 			ex->ex_pending--;

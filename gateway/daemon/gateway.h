@@ -13,6 +13,7 @@
 
 #include "lianban.h"
 
+struct cluster;
 struct egress;
 struct evhttp;
 struct evhttp_request;
@@ -202,6 +203,7 @@ struct gw {
 	size_t			 gw_npeers;
 	struct peer_client	*gw_peer_client;	/* NULL without peers */
 	struct witness		*gw_witness;	/* NULL without peers */
+	struct cluster		*gw_cluster;	/* shared state on etcd; NULL: alone */
 };
 
 /* registry.c: adapters and policies registered through the API */
@@ -667,7 +669,8 @@ void		 http_ops_summary(struct gw *, struct evhttp_request *, const struct princ
 /*
  * Whether the gateway can serve exchanges: NULL when ready, else the
  * reason (a static sentence): the journal cannot commit, its map is near
- * full, the last reload failed, or the daemon is draining.
+ * full, the last reload failed, the daemon is draining, or (a cluster
+ * node) etcd cannot be reached or its shared state was not read yet.
  */
 const char	*ready_reason(struct gw *);
 /* GET /v1/ready (no certificate): 200 {"status":"ready"} or 503 with the reason. */

@@ -29,7 +29,7 @@
 #include <event2/http.h>
 #include <openssl/sha.h>
 
-#include "gateway.h"
+#include "cluster.h"
 
 #define ADMIN_QUEUE_MAX	64	/* changes waiting for their turn */
 #define ADMIN_MAX_IDS	512	/* adapters, or policies, one snapshot holds */
@@ -170,6 +170,9 @@ admin_stored(void *arg)
 		return;
 	}
 	ch->ch_snap = NULL;
+	/* The other nodes of a cluster store it too, and reload (cluster.c). */
+	cluster_registry_publish(ch->ch_gw->gw_cluster, ch->ch_kind, ch->ch_id, &ch->ch_head,
+	    ch->ch_spec, ch->ch_spec_len);
 	snapshot_reload(ch->ch_gw, sn, ch->ch_gen, admin_installed, ch);
 }
 

@@ -11,7 +11,7 @@
  */
 #include <event2/http.h>
 
-#include "gateway.h"
+#include "cluster.h"
 
 const char *
 ready_reason(struct gw *gw)
@@ -28,7 +28,7 @@ ready_reason(struct gw *gw)
 		return "the journal's map is near full";
 	if (gw->gw_reload_failed)
 		return "the configuration failed to load on the last reload";
-	return NULL;
+	return cluster_ready(gw->gw_cluster);
 }
 
 void

@@ -34,7 +34,7 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
-#include "gateway.h"
+#include "cluster.h"
 
 #define ACCESS_BUNDLE		"access_report"
 #define ACCESS_ITEM		"access_report"	/* the pseudo item of the policy */
@@ -162,6 +162,16 @@ access_claimed(void *arg, int status)
 static void
 access_claim(struct access *rep)
 {
+	/* A cluster claims on etcd, for every node at once (cluster.c). */
+	if (rep->rep_gw->gw_cluster != NULL) {
+		if (cluster_jti_claim(rep->rep_gw->gw_cluster, rep->rep_gw->gw_base,
+		    rep->rep_cs.cs_jti, rep->rep_cs.cs_keep_until, access_claimed, rep) != 0) {
+			lb_outcome_fail(&rep->rep_out, LB_E_CONSENT_STORE_UNAVAILABLE, "the "
+			    "consent store cannot be asked");
+			access_finish(rep);
+		}
+		return;
+	}
 	if (journal_jti_claim(rep->rep_gw->gw_journal, rep->rep_gw->gw_base,
 	    rep->rep_cs.cs_jti, rep->rep_cs.cs_keep_until, access_claimed, rep) != 0) {
 		lb_outcome_fail(&rep->rep_out, LB_E_JOURNAL_UNAVAILABLE, "the journal is not "

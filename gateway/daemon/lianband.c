@@ -19,7 +19,7 @@
 #include <event2/thread.h>
 #include <openssl/crypto.h>
 
-#include "gateway.h"
+#include "cluster.h"
 
 /* A start that cannot go on: the reason, and what to change (settings_hint). */
 static void
@@ -161,6 +161,10 @@ main(int argc, char **argv)
 		start_error(&gw, "peers", err);
 		goto done;
 	}
+	if (cluster_settings_check(&gw.gw_conf, err, sizeof(err)) != 0) {
+		start_error(&gw, gw.gw_conf.gc_node[0] == '\0' ? "node" : "etcd", err);
+		goto done;
+	}
 	/* A backup is its own process next to the daemon (datadir.c). */
 	if (settings_backup(st) != NULL) {
 		snprintf(gw.gw_conf.gc_backup, sizeof(gw.gw_conf.gc_backup), "%s",
@@ -232,6 +236,10 @@ main(int argc, char **argv)
 		log_errx("cannot start worker threads");
 		goto done;
 	}
+	if (cluster_start(&gw, &gw.gw_cluster, err, sizeof(err)) != 0) {
+		start_error(&gw, gw.gw_conf.gc_node[0] == '\0' ? "node" : "etcd", err);
+		goto done;
+	}
 	if (console_load(gw.gw_conf.gc_console, &gw.gw_console, err, sizeof(err)) != 0) {
 		start_error(&gw, "console", err);
 		goto done;
@@ -288,6 +296,8 @@ main(int argc, char **argv)
 done:
 	http_stop(&gw);
 	fanout_free(gw.gw_fanout);
+	/* Its calls in flight never complete: the loop has stopped. */
+	cluster_stop(gw.gw_cluster);
 	sealer_free(gw.gw_sealer);
 	workers_free(gw.gw_workers);
 	if (gw.gw_journal != NULL)
@@ -306,6 +316,7 @@ done:
 	witness_free(&gw);
 	peer_client_free(gw.gw_peer_client);
 	free(gw.gw_peers);
+	cluster_free(gw.gw_cluster);
 	snapshot_unref(gw.gw_snap);
 	policy_rates_free(gw.gw_rates);
 	throttle_free(gw.gw_throttle);

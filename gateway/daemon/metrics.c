@@ -23,7 +23,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
-#include "gateway.h"
+#include "cluster.h"
 
 #define METRICS_SERIES_MAX	256	/* label sets of a family */
 #define METRICS_LABELS_MAX	3
@@ -308,8 +308,10 @@ metrics_render(struct evbuffer *out, struct gw *gw)
 {
 	size_t	f;
 
-	if (gw != NULL)
+	if (gw != NULL) {
 		metrics_put_state(out, gw);
+		cluster_metrics(gw->gw_cluster, out);
+	}
 	for (f = 0; f < METRICS_N; f++)
 		metrics_put_family(out, (enum metrics_id)f);
 }

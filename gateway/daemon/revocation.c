@@ -25,7 +25,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 
-#include "gateway.h"
+#include "cluster.h"
 
 #define RV_ENVELOPE_MAX	(16 * 1024)
 /*
@@ -50,6 +50,9 @@ struct revocation {
 	int64_t			 rv_now;
 	int64_t			 rv_at;		/* in force for tokens issued up to then */
 	struct lb_outcome	 rv_out;	/* the first failure, or LB_OK */
+	uint8_t			 rv_key[JOURNAL_REVOKE_KEY_MAX];	/* journal_revoke_key */
+	size_t			 rv_keylen;
+	uint64_t		 rv_seq;	/* the "revoke" record */
 };
 
 /* Records the revocation's failure; the first one is the one reported. */
@@ -183,18 +186,12 @@ done:
 }
 
 static void
-rv_journaled(void *arg, int status, uint64_t seq)
+rv_reply(struct revocation *rv)
 {
-	struct revocation	*rv = arg;
 	msgpack_zone		 z;
 	struct mpk_map		 m;
+	uint64_t		 seq = rv->rv_seq;
 
-	if (status != 0) {
-		http_error(rv->rv_req, LB_E_JOURNAL_UNAVAILABLE, "the revocation could not be "
-		    "stored");
-		rv_free(rv);
-		return;
-	}
 	msgpack_zone_init(&z, 512);
 	mpk_map_init(&m, &z, 5);
 	mpk_map_put(&m, "revoked", mpk_str(rv->rv_by_jti ? "jti" : "subject"));
@@ -212,6 +209,44 @@ rv_journaled(void *arg, int status, uint64_t seq)
 	rv_free(rv);
 }
 
+/* A cluster's other nodes have the revocation once etcd holds it (cluster.c). */
+static void
+rv_published(void *arg, int status)
+{
+	struct revocation	*rv = arg;
+
+	if (status != 0) {
+		http_error(rv->rv_req, LB_E_CONSENT_STORE_UNAVAILABLE, "the revocation is in "
+		    "force on this node and journaled as record %llu, but the other nodes of "
+		    "the cluster could not be told: etcd did not answer; send it again",
+		    (unsigned long long)rv->rv_seq);
+		rv_free(rv);
+		return;
+	}
+	rv_reply(rv);
+}
+
+static void
+rv_journaled(void *arg, int status, uint64_t seq)
+{
+	struct revocation	*rv = arg;
+
+	if (status != 0) {
+		http_error(rv->rv_req, LB_E_JOURNAL_UNAVAILABLE, "the revocation could not be "
+		    "stored");
+		rv_free(rv);
+		return;
+	}
+	rv->rv_seq = seq;
+	if (rv->rv_gw->gw_cluster == NULL) {
+		rv_reply(rv);
+		return;
+	}
+	if (cluster_revoke(rv->rv_gw->gw_cluster, rv->rv_gw->gw_base, rv->rv_key, rv->rv_keylen,
+	    (uint64_t)rv->rv_at, (uint64_t)rv->rv_at + RV_KEEP_S, rv_published, rv) != 0)
+		rv_published(rv, -1);
+}
+
 /*
  * Stores the revocation and its record in one commit of the journal writer,
  * so a revocation in force is always journaled.  The record names what was
@@ -224,11 +259,11 @@ rv_store(void *arg)
 	struct revocation	*rv = arg;
 	struct journal		*j = rv->rv_gw->gw_journal;
 	struct jrec		 r;
-	uint8_t			 key[JOURNAL_REVOKE_KEY_MAX];
-	size_t			 keylen;
+	uint8_t			*key = rv->rv_key;
+	size_t			*keylen = &rv->rv_keylen;
 
 	if (rv->rv_out.oc_code == LB_OK && journal_revoke_key(j, rv->rv_by_jti ? rv->rv_jti : NULL,
-	    rv->rv_subject, rv->rv_bundle, key, &keylen) != 0)
+	    rv->rv_subject, rv->rv_bundle, key, keylen) != 0)
 		rv_fail(rv, LB_E_BAD_REQUEST, "the revocation names no token");
 	if (rv->rv_out.oc_code != LB_OK) {
 		http_error(rv->rv_req, rv->rv_out.oc_code, "%s", rv->rv_out.oc_msg);
@@ -252,7 +287,7 @@ rv_store(void *arg)
 		log_debug("revocation: principal name shortened in the journal");
 	snprintf(r.jr_decision, sizeof(r.jr_decision), "allow");
 	snprintf(r.jr_code, sizeof(r.jr_code), "ok");
-	if (journal_revoke(j, rv->rv_gw->gw_base, key, keylen, (uint64_t)rv->rv_at,
+	if (journal_revoke(j, rv->rv_gw->gw_base, key, *keylen, (uint64_t)rv->rv_at,
 	    (uint64_t)rv->rv_at + RV_KEEP_S, &r, rv_journaled, rv) != 0) {
 		http_error(rv->rv_req, LB_E_JOURNAL_UNAVAILABLE, "the revocation could not be "
 		    "stored: the journal is not accepting records");

@@ -216,6 +216,10 @@ consent_claim_error(int status, const char **msg)
 	case 2:
 		*msg = "the consent token expired before it could be recorded";
 		return LB_E_CONSENT_EXPIRED;
+	case 3:
+		*msg = "the cluster's consent store (etcd) did not answer, so the token "
+		    "cannot be claimed; nothing was sent to any department";
+		return LB_E_CONSENT_STORE_UNAVAILABLE;
 	default:
 		*msg = "the journal could not record the consent token";
 		return LB_E_JOURNAL_UNAVAILABLE;

@@ -45,6 +45,7 @@ static const struct {
 	[LB_E_AGENT_UNVERIFIED] =	{ "agent_unverified",		403 },
 	[LB_E_PREDICATE_NOT_ALLOWED] =	{ "predicate_not_allowed",	403 },
 	[LB_E_INTERNAL] =		{ "internal_error",		500 },
+	[LB_E_CONSENT_STORE_UNAVAILABLE] = { "consent_store_unavailable", 503 },
 };
 
 void

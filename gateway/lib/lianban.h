@@ -72,6 +72,7 @@ enum lb_err {
 	LB_E_AGENT_UNVERIFIED,
 	LB_E_PREDICATE_NOT_ALLOWED,
 	LB_E_INTERNAL,
+	LB_E_CONSENT_STORE_UNAVAILABLE,	/* a cluster's etcd did not answer */
 	LB_E__COUNT
 };
 /*
@@ -1170,6 +1171,12 @@ void		 policy_rates_drain(struct policy_rates *, policy_refused_fn, void *arg);
 int		 policy_rate_take(struct policy_rates *, const struct policy *,
 		    const char *consumer, uint64_t now_us);
 /*
+ * From now on policy_rate_take allows each bucket 1/n of the policy's rate
+ * and burst (at least 1 a second): the share of one of n cluster nodes
+ * (docs/cluster.md).  n 0 or 1: the whole limit, the default.
+ */
+void		 policy_rates_share(struct policy_rates *, unsigned n);
+/*
  * The checks of a request before any consent is verified, in the order of
  * docs/consent.md: the bundle's policy is loaded (po not NULL, else
  * unknown_bundle), it lists consumer (else forbidden_role), and a token of
@@ -1348,7 +1355,8 @@ enum lb_err	 consent_admit(const struct trust *, struct journal *, const struct 
 		    const void *env, size_t len, struct consent *cs, char *msg, size_t msglen);
 /*
  * What a journal_jti_claim status means for the request: LB_OK (0, claimed
- * now), consent_replayed (1), consent_expired (2) or journal_unavailable,
+ * now), consent_replayed (1), consent_expired (2), consent_store_unavailable
+ * (3: a cluster's etcd did not answer, cluster.c) or journal_unavailable,
  * with *msg a static sentence ("" for LB_OK).
  */
 enum lb_err	 consent_claim_error(int status, const char **msg);

@@ -540,6 +540,7 @@ struct policy_rates {
 	struct policy_bucket	*rt_buckets;
 	size_t			 rt_n;
 	uint64_t		 rt_lost_refused;
+	unsigned		 rt_share;	/* policy limits split n ways; 0: whole */
 };
 
 struct policy_rates *
@@ -626,8 +627,19 @@ int
 policy_rate_take(struct policy_rates *rt, const struct policy *po, const char *consumer,
     uint64_t now_us)
 {
-	return policy_bucket_take(rt, po->po_bundle, consumer, po->po_rate_per_s,
-	    po->po_rate_burst, now_us);
+	uint32_t	per_s = po->po_rate_per_s, burst = po->po_rate_burst;
+
+	if (rt->rt_share > 1 && per_s > 0) {
+		per_s = (per_s + rt->rt_share - 1) / rt->rt_share;
+		burst = (burst + rt->rt_share - 1) / rt->rt_share;
+	}
+	return policy_bucket_take(rt, po->po_bundle, consumer, per_s, burst, now_us);
+}
+
+void
+policy_rates_share(struct policy_rates *rt, unsigned n)
+{
+	rt->rt_share = n;
 }
 
 void
