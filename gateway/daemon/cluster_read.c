@@ -189,7 +189,7 @@ cl_take(struct cl_part *cp, const msgpack_object *body, const char *key)
 			if ((leaf = mpk_get(&list->via.array.ptr[i], "leaf")) == NULL ||
 			    mpk_obj_bytes(leaf, &cr->cr_zone, &p, &len) != 0)
 				return -1;
-			subject_access_entry(&cr->cr_zone, cl_u64(&list->via.array.ptr[i], "seq"),
+			subject_access_entry(NULL, &cr->cr_zone, cl_u64(&list->via.array.ptr[i], "seq"),
 			    p, len, &cp->cp_list.via.array.ptr[i]);
 		}
 	cp->cp_answered = true;

@@ -197,7 +197,7 @@ struct gw {
 	struct console		*gw_console;	/* the console's files; NULL: none */
 	int			 gw_lockfd;	/* DATA/lianband.lock, held; -1: none */
 	struct notify		*gw_notify;	/* the service manager; NULL: none */
-	/* A cluster (peer.c, witness.c, cluster.c); set before the loops run, then read only. */
+	/* A cluster (peer.c, witness.c, cluster_read.c); set before the loops run, then read only. */
 	char			 gw_origin[LB_ORIGIN_MAX];	/* GATEWAY_ID[/NODE_ID] */
 	struct peer		*gw_peers;	/* --peers; NULL: none */
 	size_t			 gw_npeers;
@@ -578,7 +578,7 @@ void		 http_witness(struct gw *, struct evhttp_request *, const struct principal
 void		 http_cosignatures(struct gw *, struct evhttp_request *, const struct principal *,
 		    const char *path);
 
-/* cluster.c: reads that answer for the whole cluster (docs/audit.md) */
+/* cluster_read.c: reads that answer for the whole cluster (docs/audit.md) */
 /*
  * True when req asks for the whole cluster: peers are configured and the
  * query does not say scope=node.

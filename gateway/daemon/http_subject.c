@@ -56,7 +56,7 @@ struct access {
 	size_t			 rep_limit;
 	bool			 rep_has_before;
 	uint64_t		 rep_before;	/* only records with seq < before */
-	bool			 rep_cluster;	/* answer for the whole cluster (cluster.c) */
+	bool			 rep_cluster;	/* answer for the whole cluster (cluster_read.c) */
 	uint8_t			 rep_subject[32];	/* the citizen's pseudonym, once read */
 	struct lb_outcome	 rep_out;	/* the first failure, or LB_OK */
 	/* The page: at most rep_limit records below the cursor, newest first. */
