@@ -76,7 +76,8 @@ class Cluster(unittest.TestCase):
         # Journaled on exactly one node, whose journal verifies.
         (node,) = C.node_of(b64d(body["exchange"]))
         ck, leaves = node.journal()
-        lbtest.verify_checkpoint(ck, leaves, os.path.join(C.pki, "journal", "checkpoint.pem"))
+        lbtest.verify_checkpoint(ck, leaves, os.path.join(C.pki, "journal", "checkpoint.pem"),
+                                "lianban-demo/" + node.name)
         # The jti claims are on etcd, under the gateway's prefix.
         self.assertGreaterEqual(C.etcd.count("/lianban/lianban-demo/jti/"), 2)
 

@@ -106,7 +106,8 @@ class Faults(unittest.TestCase):
         st, ckb = killed.request("GET", "/v1/journal/checkpoint", client="auditor-audit1")
         self.check_consistent(killed, cka, ckb)
         ck, leaves = killed.journal()
-        lbtest.verify_checkpoint(ck, leaves, os.path.join(C.pki, "journal", "checkpoint.pem"))
+        lbtest.verify_checkpoint(ck, leaves, os.path.join(C.pki, "journal", "checkpoint.pem"),
+                                "lianban-demo/" + killed.name)
 
     def check_consistent(self, node, old, new):
         self.assertGreater(new["size"], old["size"])
