@@ -548,6 +548,19 @@ conn_head(struct lbl_conn *cn, char *head)
 	return cn->cn_status > 0 && cn->cn_left <= LBL_BODY_MAX ? 0 : -1;
 }
 
+/* Moves what has come of the body or chunk to cn_body; true once all of it is there. */
+static bool
+conn_take(struct lbl_conn *cn, struct evbuffer *in)
+{
+	size_t	n = evbuffer_get_length(in);
+
+	if (n > cn->cn_left)
+		n = cn->cn_left;
+	evbuffer_remove_buffer(in, cn->cn_body, n);
+	cn->cn_left -= n;
+	return cn->cn_left == 0;
+}
+
 /* Parses what has arrived; returns -1 when the connection must go. */
 static int
 conn_parse(struct lbl_conn *cn)
@@ -573,12 +586,7 @@ conn_parse(struct lbl_conn *cn)
 			cn->cn_state = cn->cn_chunked ? CN_CHUNK_SIZE : CN_BODY;
 			break;
 		case CN_BODY:
-			n = evbuffer_get_length(in);
-			if (n > cn->cn_left)
-				n = cn->cn_left;
-			evbuffer_remove_buffer(in, cn->cn_body, n);
-			cn->cn_left -= n;
-			if (cn->cn_left > 0)
+			if (!conn_take(cn, in))
 				return 0;
 			conn_answer(cn);
 			return cn->cn_bev == NULL ? 1 : 0;
@@ -592,12 +600,7 @@ conn_parse(struct lbl_conn *cn)
 			cn->cn_state = cn->cn_left == 0 ? CN_TRAILER : CN_CHUNK_DATA;
 			break;
 		case CN_CHUNK_DATA:
-			n = evbuffer_get_length(in);
-			if (n > cn->cn_left)
-				n = cn->cn_left;
-			evbuffer_remove_buffer(in, cn->cn_body, n);
-			cn->cn_left -= n;
-			if (cn->cn_left > 0)
+			if (!conn_take(cn, in))
 				return 0;
 			cn->cn_state = CN_CHUNK_END;
 			break;
