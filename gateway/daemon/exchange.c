@@ -5,15 +5,17 @@
  * the event loop:
  *
  *	CONSENT	verify every subject's consent token,	(worker thread)
- *		and that it was not revoked
- *	CLAIM	record each token's jti, once		(journal writer)
+ *		that it was not revoked, and reserve
+ *		its jti in memory
+ *	CLAIM	refuse the tokens used before		(loop)
  *	GUARDIAN fetch and check the record that proves	(HTTP client, worker)
  *		a guardian's relation to the child
  *	FETCH	query the departments in parallel	(libevent HTTP client)
  *	SEAL	translate, minimize			(worker thread)
  *		then seal, in batches shared with	(sealer.c, workers)
  *		other exchanges
- *	JOURNAL	append the records, wait for commit	(journal writer)
+ *	JOURNAL	append the records with the reserved	(journal writer)
+ *		jtis, wait for their one commit
  *	REPLY	answer the consumer
  *
  * The answer leaves only after the commit that holds the exchange's
@@ -83,6 +85,8 @@ struct ex_subject {
 	uint8_t			*su_token;
 	size_t			 su_token_len;
 	struct consent		 su_cs;		/* cs_trusted: claims usable */
+	int			 su_claim;	/* what journal_jti_reserve said */
+	bool			 su_reserved;	/* holds the jti until ex_journal */
 	enum lb_err		 su_status;
 	char			 su_msg[256];
 	struct ex_item		*su_items;
@@ -165,6 +169,9 @@ ex_free(struct exchange *ex)
 			free(su->su_items[j].it_receipt);
 		}
 		free(su->su_items);
+		/* Never journaled (the exchange failed as a whole): the token stays unused. */
+		if (su->su_reserved)
+			journal_jti_release(ex->ex_gw->gw_journal, su->su_cs.cs_jti);
 		free(su->su_token);
 		free(su->su_proof_body);
 	}
@@ -337,6 +344,11 @@ ex_consent_work(void *arg)
 		    su->su_token_len, &su->su_cs, msg, sizeof(msg));
 		if (e != LB_OK)
 			su_deny(su, e, msg);
+		else {
+			su->su_claim = journal_jti_reserve(ex->ex_gw->gw_journal,
+			    su->su_cs.cs_jti, su->su_cs.cs_keep_until);
+			su->su_reserved = su->su_claim == 0;
+		}
 		free(names);
 	}
 }
@@ -362,8 +374,10 @@ ex_claim_done(void *arg, int status)
 }
 
 /*
- * Each token authorizes one exchange: its jti is inserted atomically by the
- * journal writer, and only the first insert wins.
+ * Each token authorizes one exchange: its jti was reserved on the worker
+ * (journal_jti_reserve: of every request with that jti, in flight or
+ * committed, only the first wins) and is written by the commit that holds
+ * the exchange's records, so the claim costs no commit of its own.
  */
 static void
 ex_claim(struct exchange *ex)
@@ -371,19 +385,14 @@ ex_claim(struct exchange *ex)
 	size_t	i;
 
 	ex_enter(ex, EX_CLAIM);
-	ex->ex_pending = 1;	/* held until every claim is queued */
+	ex->ex_pending = 1;	/* held until every claim is decided */
 	for (i = 0; i < ex->ex_nsubj; i++) {
 		struct ex_subject *su = &ex->ex_subj[i];
 
 		if (su->su_status != LB_OK)
 			continue;
 		ex->ex_pending++;
-		if (journal_jti_claim(ex->ex_gw->gw_journal, ex->ex_gw->gw_base,
-		    su->su_cs.cs_jti, su->su_cs.cs_keep_until, ex_claim_done, su) != 0) {
-			ex->ex_pending--;
-			su_deny(su, LB_E_JOURNAL_UNAVAILABLE, "the journal is not accepting "
-			    "records");
-		}
+		ex_claim_done(su, su->su_claim);
 	}
 	if (--ex->ex_pending == 0)
 		ex_guardian(ex);
@@ -895,8 +904,9 @@ static void
 ex_journal(struct exchange *ex)
 {
 	struct jrec	*recs, *r;
+	struct jclaim	 claims[LB_MAX_SUBJECTS];
 	enum lb_err	 first = LB_OK;
-	size_t		 i, j, n = 1;
+	size_t		 i, j, n = 1, nclaims = 0;
 	bool		 any_ok = false;
 
 	ex_enter(ex, EX_JOURNAL);
@@ -981,8 +991,22 @@ ex_journal(struct exchange *ex)
 	snprintf(r->jr_code, sizeof(r->jr_code), "%s", lb_err_code(any_ok ? LB_OK : first));
 	r->jr_has_latency = true;
 	r->jr_latency_us = (int64_t)(now_us_mono() - ex->ex_t0_us);
-	if (journal_append(ex->ex_gw->gw_journal, ex->ex_gw->gw_base, recs, n,
-	    ex_journal_done, ex) != 0) {
+	/*
+	 * Every reserved jti is used up, whatever its subject's outcome (a
+	 * guardian not proven, a department that failed): the token was
+	 * valid and this request was its one use.
+	 */
+	for (i = 0; i < ex->ex_nsubj; i++) {
+		struct ex_subject *su = &ex->ex_subj[i];
+
+		if (!su->su_reserved)
+			continue;
+		memcpy(claims[nclaims].jl_jti, su->su_cs.cs_jti, sizeof(claims[0].jl_jti));
+		claims[nclaims++].jl_keep_until = su->su_cs.cs_keep_until;
+		su->su_reserved = false;	/* the journal's from here */
+	}
+	if (journal_append_claims(ex->ex_gw->gw_journal, ex->ex_gw->gw_base, recs, n, claims,
+	    nclaims, ex_journal_done, ex) != 0) {
 		ex_abort(ex, LB_E_JOURNAL_UNAVAILABLE, "the journal is not accepting records");
 	}
 	free(recs);

@@ -547,14 +547,36 @@ typedef void	(*journal_done_fn)(void *arg, int status, uint64_t first_seq);
 int		 journal_append(struct journal *, struct event_base *, const struct jrec *recs,
 		    size_t n, journal_done_fn, void *arg);
 /*
- * Claims a consent jti (atomic insert, kept until keep_until unix seconds).
- * status 0: claimed now; 1: seen before; 2: keep_until has passed (the
- * token expired on its way: refuse it); -1: journal failure.  Queued and
- * completed like journal_append, in queue order with it.
+ * Consent jti claims (journal_claim.c).  A token serves one request: its jti
+ * is reserved in memory, atomically within the process, and written to the
+ * journal's jti table (kept until keep_until, unix seconds) by the group
+ * commit that holds the request's records, so one fdatasync covers both.
+ *
+ * journal_jti_reserve returns 0 when the jti is reserved now: the caller
+ * holds the reservation until it hands it to journal_append_claims or gives
+ * it back with journal_jti_release.  1: the jti was used before (committed,
+ * or reserved by a request in flight); 2: keep_until has passed (the token
+ * expired on its way: refuse it); -1: the journal could not be read.  Any
+ * thread; it reads LMDB, so call it on a worker.
  */
-typedef void	(*journal_claim_fn)(void *arg, int status);
-int		 journal_jti_claim(struct journal *, struct event_base *, const uint8_t jti[16],
-		    uint64_t keep_until, journal_claim_fn, void *arg);
+int		 journal_jti_reserve(struct journal *, const uint8_t jti[16], uint64_t keep_until);
+void		 journal_jti_release(struct journal *, const uint8_t jti[16]);
+/* A reserved jti to write with records; the most one append carries. */
+struct jclaim {
+	uint8_t		jl_jti[16];
+	uint64_t	jl_keep_until;
+};
+#define JOURNAL_CLAIMS_MAX LB_MAX_SUBJECTS
+/*
+ * journal_append with the reserved jtis of claims (0 <= nclaims <=
+ * JOURNAL_CLAIMS_MAX; n may be 0 when nclaims is not) written in the same
+ * transaction.  From the call on the journal owns the reservations: it drops
+ * them once that transaction committed or failed (fn's status), or at once
+ * when it returns -1.
+ */
+int		 journal_append_claims(struct journal *, struct event_base *,
+		    const struct jrec *recs, size_t n, const struct jclaim *claims,
+		    size_t nclaims, journal_done_fn, void *arg);
 /* Number of records committed. */
 uint64_t	 journal_size(struct journal *);
 /* What the writer has done since journal_open (metrics); any thread. */
@@ -568,6 +590,7 @@ struct journal_stats {
 	uint64_t	js_map_used;	/* bytes of the map in use */
 	uint64_t	js_map_size;	/* bytes of the map */
 	uint64_t	js_jti;		/* consent jti kept against replay */
+	uint64_t	js_jti_pending;	/* and reserved, awaiting their commit */
 };
 void		 journal_stats(struct journal *, struct journal_stats *);
 /*
@@ -1089,7 +1112,7 @@ enum lb_err	 consent_verify(const struct trust *, const void *env, size_t len,
 enum lb_err	 consent_admit(const struct trust *, struct journal *, const struct consent_ask *,
 		    const void *env, size_t len, struct consent *cs, char *msg, size_t msglen);
 /*
- * What a journal_jti_claim status means for the request: LB_OK (0, claimed
+ * What a journal_jti_reserve status means for the request: LB_OK (0, reserved
  * now), consent_replayed (1), consent_expired (2) or journal_unavailable,
  * with *msg a static sentence ("" for LB_OK).
  */
