@@ -130,6 +130,8 @@ uint64_t	 now_ms(void);
 uint64_t	 now_us_mono(void);
 /* Base64url without padding.  The result is malloc'ed and NUL-terminated. */
 char		*b64url_encode(const void *, size_t);
+/* The same text into out, which has room for (len + 2) / 3 * 4 + 1 bytes; its length. */
+size_t		 b64url_encode_to(const void *in, size_t len, char *out);
 /* Accepts base64url without padding; the result is malloc'ed. */
 int		 b64url_decode(const char *, size_t, uint8_t **, size_t *);
 void		 hex_encode(const void *, size_t, char *out /* 2n+1 */);
@@ -257,9 +259,10 @@ int		 mpk_unpack_stored(const void *buf, size_t len, msgpack_zone *z,
  */
 bool		 mpk_is_canonical(const void *buf, size_t len);
 /*
- * JSON <-> msgpack objects.  From JSON: integers stay integers, reals are
- * refused, strings stay strings (binary fields arrive as base64url strings;
- * see mpk_obj_bytes).  To JSON: bin becomes base64url.  The text returned by
+ * JSON <-> msgpack objects.  From JSON (mpk_json.c, in one pass into z; an
+ * object or an array, no key twice, nesting within LB_MSGPACK_DEPTH):
+ * integers stay integers, reals are refused, strings stay strings (binary
+ * fields arrive as base64url strings; see mpk_obj_bytes).  To JSON: bin becomes base64url.  The text returned by
  * mpk_to_json is malloc'ed.
  */
 int		 mpk_from_json(const char *txt, size_t len, msgpack_zone *z, msgpack_object *out,
@@ -270,6 +273,22 @@ char		*mpk_to_json(const msgpack_object *o, bool pretty);
  * str, its integers fit in int64 and it holds no ext value.
  */
 bool		 mpk_json_able(const msgpack_object *o);
+/*
+ * mpk_json.c: JSON text written straight from the objects.  A growing
+ * buffer (zero it to start); jb_data is malloc'ed and the caller's to free,
+ * even after a failure.
+ */
+struct mpk_jbuf {
+	char		*jb_data;
+	size_t		 jb_len, jb_cap;
+};
+int		 mpk_jbuf_put(struct mpk_jbuf *, const void *, size_t);
+/*
+ * Appends the text mpk_to_json(o, false) returns (compact, keys sorted),
+ * without building a tree; -1 where it returns NULL or memory runs out
+ * (jb then holds a partial text).
+ */
+int		 mpk_json_append(const msgpack_object *o, struct mpk_jbuf *jb);
 /* Map look-up by string key; NULL when absent or map is not a map. */
 const msgpack_object *mpk_get(const msgpack_object *map, const char *key);
 bool		 mpk_str_eq(const msgpack_object *o, const char *s);
