@@ -82,8 +82,11 @@ struct ex_item {
 
 struct ex_subject {
 	char			 su_id[LB_SUBJECT_MAX];
-	uint8_t			*su_token;
+	uint8_t			*su_token;	/* in ex_zone */
 	size_t			 su_token_len;
+	/* The pseudonyms of sub and act, made once for all the subject's records. */
+	bool			 su_pseud_done;
+	uint8_t			 su_pseud_sub[32], su_pseud_act[32];
 	struct consent		 su_cs;		/* cs_trusted: claims usable */
 	int			 su_claim;	/* what journal_jti_reserve said */
 	bool			 su_reserved;	/* holds the jti until ex_journal */
@@ -172,7 +175,6 @@ ex_free(struct exchange *ex)
 		/* Never journaled (the exchange failed as a whole): the token stays unused. */
 		if (su->su_reserved)
 			journal_jti_release(ex->ex_gw->gw_journal, su->su_cs.cs_jti);
-		free(su->su_token);
 		free(su->su_proof_body);
 	}
 	if (ex->ex_expected)
@@ -299,8 +301,8 @@ ex_parse(struct exchange *ex, const msgpack_object *body, msgpack_zone *z)
 			    "(msgpack bin, or base64url without padding in JSON)");
 			continue;
 		}
-		if ((su->su_token = malloc(n)) == NULL)
-			BAD("out of memory");
+		/* The body's zone ends with this call; the exchange's own lasts. */
+		su->su_token = mpk_zalloc(&ex->ex_zone, n);
 		memcpy(su->su_token, p, n);
 		su->su_token_len = n;
 		SHA256(p, n, su->su_cs.cs_hash);
@@ -845,15 +847,21 @@ ex_record_common(struct exchange *ex, struct ex_subject *su, struct jrec *r)
 	snprintf(r->jr_bundle, sizeof(r->jr_bundle), "%s", ex->ex_bundle);
 	if (su == NULL)
 		return;
+	if (!su->su_pseud_done) {
+		journal_pseudonym(j, su->su_id, su->su_pseud_sub);
+		if (su->su_cs.cs_trusted)
+			journal_pseudonym(j, su->su_cs.cs_act, su->su_pseud_act);
+		su->su_pseud_done = true;
+	}
 	r->jr_has_subject = true;
-	journal_pseudonym(j, su->su_id, r->jr_subject);
+	memcpy(r->jr_subject, su->su_pseud_sub, 32);
 	if (su->su_token != NULL) {
 		r->jr_has_consent = true;
 		memcpy(r->jr_consent, su->su_cs.cs_hash, 32);
 	}
 	if (su->su_cs.cs_trusted) {
 		r->jr_has_actor = true;
-		journal_pseudonym(j, su->su_cs.cs_act, r->jr_actor);
+		memcpy(r->jr_actor, su->su_pseud_act, 32);
 		snprintf(r->jr_rel, sizeof(r->jr_rel), "%s", su->su_cs.cs_rel);
 	}
 }
