@@ -2,9 +2,9 @@
 """Load for profiling: many concurrent keep-alive mTLS clients posting exchanges.
 
 Starts the department simulator and lianband on loopback ports the kernel
-picks (the demo policies, the newborn bundle's rate limit lifted), mints one
-consent token per request before the timed part (ES256, python3-cryptography), the per-certificate rate limit lifted,
-then runs PROCS processes of THREADS client threads, each on one keep-alive
+picks (the demo policies with the newborn bundle's rate limit lifted, and the
+per-certificate rate limit lifted), mints one consent token per request
+before the timed part (ES256, python3-cryptography), then runs PROCS processes of THREADS client threads, each on one keep-alive
 TLS connection with the consumer certificate, posting one-item exchanges (or
 the newborn's five items with --bundle) until the tokens run out.  With
 --perf FILE it records the daemon with `perf record -g` for the middle of the

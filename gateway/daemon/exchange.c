@@ -128,7 +128,7 @@ struct exchange {
 	uint8_t			 ex_id[16];
 	char			 ex_idtxt[24];
 	msgpack_zone		 ex_zone;
-	struct ex_subject	 ex_subj[LB_MAX_SUBJECTS];
+	struct ex_subject	*ex_subj;	/* ex_nsubj of them, in ex_zone */
 	size_t			 ex_nsubj;
 	int			 ex_pending;
 	enum ex_state		 ex_state;
@@ -171,7 +171,6 @@ ex_free(struct exchange *ex)
 			free(su->su_items[j].it_claim);
 			free(su->su_items[j].it_receipt);
 		}
-		free(su->su_items);
 		/* Never journaled (the exchange failed as a whole): the token stays unused. */
 		if (su->su_reserved)
 			journal_jti_release(ex->ex_gw->gw_journal, su->su_cs.cs_jti);
@@ -261,6 +260,12 @@ ex_parse(struct exchange *ex, const msgpack_object *body, msgpack_zone *z)
 		BAD("\"requests\" must be a non-empty array");
 	if (reqs->via.array.size > LB_MAX_SUBJECTS)
 		BAD("at most %d subjects per exchange", LB_MAX_SUBJECTS);
+	/*
+	 * The subjects and their items live in the exchange's zone, as many as
+	 * asked for: one arena for the exchange, zeroed as far as it is used.
+	 */
+	ex->ex_subj = mpk_zalloc(&ex->ex_zone, reqs->via.array.size * sizeof(*ex->ex_subj));
+	memset(ex->ex_subj, 0, reqs->via.array.size * sizeof(*ex->ex_subj));
 	for (i = 0; i < reqs->via.array.size; i++) {
 		struct ex_subject *su = &ex->ex_subj[i];
 
@@ -274,8 +279,9 @@ ex_parse(struct exchange *ex, const msgpack_object *body, msgpack_zone *z)
 		if ((items = mpk_get(r, "items")) == NULL || items->type != MSGPACK_OBJECT_ARRAY ||
 		    items->via.array.size == 0 || items->via.array.size > LB_MAX_ITEMS)
 			BAD("requests[%u].items must list 1 to %d item types", i, LB_MAX_ITEMS);
-		if ((su->su_items = calloc(items->via.array.size, sizeof(*su->su_items))) == NULL)
-			BAD("out of memory");
+		su->su_items = mpk_zalloc(&ex->ex_zone, items->via.array.size *
+		    sizeof(*su->su_items));
+		memset(su->su_items, 0, items->via.array.size * sizeof(*su->su_items));
 		ex->ex_nsubj = i + 1;
 		for (j = 0; j < items->via.array.size; j++) {
 			struct ex_item *it = &su->su_items[j];
