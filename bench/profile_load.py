@@ -8,8 +8,10 @@ before the timed part (ES256, python3-cryptography), then runs PROCS processes o
 TLS connection with the consumer certificate, posting one-item exchanges (or
 the newborn's five items with --bundle) until the tokens run out.  With
 --perf FILE it records the daemon with `perf record -g` for the middle of the
-run (perf from the Debian package linux-perf).  It prints requests/s and the
-status counts; it asserts nothing about speed.
+run (perf from the Debian package linux-perf).  It prints requests/s, the
+status counts, and the CPU time the daemon's event-loop thread (its main
+thread) and the whole daemon spent per request (from /proc, so the figure
+holds however busy the machine is); it asserts nothing about speed.
 
     make -s && python3 bench/profile_load.py [--requests N] [--procs P]
         [--threads T] [--bundle] [--perf perf.data]
@@ -70,6 +72,14 @@ def client(args):
     return counts
 
 
+def cpu_s(pid, tid=None):
+    """User plus system CPU seconds of a process, or of one of its threads."""
+    path = "/proc/%d/task/%d/stat" % (pid, tid) if tid else "/proc/%d/stat" % pid
+    with open(path) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--requests", type=int, default=6000)
@@ -95,6 +105,8 @@ def main():
                 for _ in range(a.requests)]
         per = [toks[i::a.procs] for i in range(a.procs)]
         perf = None
+        pid = P.gw.pid
+        loop0, all0 = cpu_s(pid, pid), cpu_s(pid)
         with multiprocessing.Pool(a.procs) as pool:
             t0 = time.time()
             res = pool.map_async(client, [(P.port, P.pki, t, items, a.threads) for t in per])
@@ -108,10 +120,13 @@ def main():
                 for k, v in c.items():
                     counts[k] = counts.get(k, 0) + v
             dt = time.time() - t0
+        loop1, all1 = cpu_s(pid, pid), cpu_s(pid)
         if perf is not None:
             perf.wait()
         print("%d requests in %.1f s: %.0f req/s, statuses %s, load average %.2f"
               % (a.requests, dt, a.requests / dt, counts, os.getloadavg()[0]))
+        print("CPU per request: event loop %.0f us, whole daemon %.0f us"
+              % ((loop1 - loop0) * 1e6 / a.requests, (all1 - all0) * 1e6 / a.requests))
     finally:
         P.close()
         shutil.rmtree(pol, ignore_errors=True)

@@ -77,6 +77,16 @@ http_reply_unencodable(struct evhttp_request *req, int status, const char *as)
 		evbuffer_free(buf);
 }
 
+/*
+ * An answer up to one TLS record's worth of plaintext is sent with one
+ * SSL_write: bufferevent_openssl writes each piece of its output buffer
+ * separately (a record and a write(2) each), and evhttp puts the head and
+ * the body in pieces of their own.  Joining them costs a copy of a few
+ * kilobytes, less than a record and a system call; larger answers are left
+ * as they are, and so is a buffer a slow client has let grow.
+ */
+#define HTTP_JOIN_MAX	16384
+
 /* Frees an answer's text once libevent has sent it. */
 static void
 http_reply_free(const void *data, size_t len, void *arg)
@@ -101,6 +111,9 @@ http_reply(struct evhttp_request *req, int status, const msgpack_object *body)
 	const char		*as, *ctype;
 	char			*data;
 	size_t			 len;
+	struct evhttp_connection *conn;
+	struct bufferevent	*bev = NULL;
+	struct evbuffer		*out;
 	bool			 sent = false;
 
 	msgpack_sbuffer_init(&sb);
@@ -132,8 +145,17 @@ http_reply(struct evhttp_request *req, int status, const msgpack_object *body)
 	}
 	evhttp_add_header(hdrs, "Content-Type", ctype);
 	evhttp_add_header(hdrs, "Cache-Control", "no-store");
+	/* Held, so that it outlives a connection that fails inside the call. */
+	if ((conn = evhttp_request_get_connection(req)) != NULL &&
+	    (bev = evhttp_connection_get_bufferevent(conn)) != NULL)
+		bufferevent_incref(bev);
 	evhttp_send_reply(req, status, NULL, buf);
 	evbuffer_free(buf);
+	if (bev != NULL) {
+		if (evbuffer_get_length(out = bufferevent_get_output(bev)) <= HTTP_JOIN_MAX)
+			evbuffer_pullup(out, -1);
+		bufferevent_decref(bev);
+	}
 	sent = true;
 done:
 	msgpack_sbuffer_destroy(&sb);
