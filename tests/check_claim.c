@@ -16,7 +16,6 @@
 
 #include <check.h>
 #include <event2/event.h>
-#include <event2/thread.h>
 
 #include "lianban.h"
 #include "check_util.h"
@@ -336,19 +335,12 @@ claim_suite(void)
 int
 main(void)
 {
-	SRunner *sr;
-	int failed;
+	int rc;
 
-	/* Completions are posted to the loop from the writer thread. */
-	if (evthread_use_pthreads() != 0)
-		return EXIT_FAILURE;
 	snprintf(tparent, sizeof(tparent), "/tmp/check_claim.XXXXXX");
 	if (mkdtemp(tparent) == NULL)
 		return EXIT_FAILURE;
-	sr = srunner_create(claim_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	rc = check_run(claim_suite());
 	(void)check_rm_tree(tparent);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return rc;
 }
