@@ -192,7 +192,7 @@ START_TEST(test_failed_commit)
 {
 	static struct donectx big, small;
 	struct jrec *recs;
-	struct jclaim c;
+	struct jclaim c, many[JOURNAL_CLAIMS_MAX + 1];
 	struct rlimit old, lim;
 	struct stat st;
 	char path[256];
@@ -233,8 +233,9 @@ START_TEST(test_failed_commit)
 	/* Refused at the door (no record, no claim), the reservation goes at once. */
 	jti_of(jti, 8);
 	ck_assert_int_eq(journal_jti_reserve(tj, jti, keep), 0);
-	c = claim_of(jti, keep);
-	ck_assert_int_eq(journal_append_claims(tj, tbase, NULL, 0, &c, JOURNAL_CLAIMS_MAX + 1,
+	for (i = 0; i < JOURNAL_CLAIMS_MAX + 1; i++)
+		many[i] = claim_of(jti, keep);
+	ck_assert_int_eq(journal_append_claims(tj, tbase, NULL, 0, many, JOURNAL_CLAIMS_MAX + 1,
 	    on_done, &small), -1);
 	ck_assert_uint_eq(pending(), 0);
 	free(recs);

@@ -590,7 +590,8 @@ jparse_value(struct jparse *jp, msgpack_object *out, int depth)
 		return jparse_fail(jp, "too many values");
 	if (!map) {
 		*out = mpk_array(jp->jp_z, (uint32_t)n);
-		memcpy(out->via.array.ptr, jp->jp_stack + base, n * sizeof(*jp->jp_stack));
+		if (n > 0)
+			memcpy(out->via.array.ptr, jp->jp_stack + base, n * sizeof(*jp->jp_stack));
 	} else {
 		*out = mpk_nil();
 		out->type = MSGPACK_OBJECT_MAP;
