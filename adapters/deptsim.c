@@ -53,6 +53,8 @@
 #include <jansson.h>
 #include <msgpack.h>
 
+#include "deptsim.h"
+
 #ifdef LB_SRCDIR
 #define SIM_DEFAULT_DATA	LB_SRCDIR "/adapters/data/families.json"
 #else
@@ -98,21 +100,6 @@ struct person {
 	struct family	*pe_family;
 };
 
-/* An answer under construction; rp_body is owned by the reply. */
-struct reply {
-	int		 rp_status;
-	const char	*rp_type;
-	struct evbuffer	*rp_body;
-};
-
-struct sim;
-
-struct route {
-	const char	*ro_path;	/* below /DEPT, e.g. "/birth-medical-certificates" */
-	enum evhttp_cmd_type ro_method;
-	void		(*ro_handler)(struct sim *, const struct evkeyvalq *query,
-			    struct reply *);
-};
 
 struct dept {
 	const char		*dp_id;
@@ -172,6 +159,7 @@ static const struct route nhc_routes[] = {
 };
 static const struct route mca_routes[] = {
 	{ "/marriage-registrations", EVHTTP_REQ_GET, mca_marriage_registrations },
+	{ "/assisted-applications", EVHTTP_REQ_GET, biz_mca_assisted_applications },
 };
 static const struct route cdc_routes[] = {
 	{ "/vaccination-records", EVHTTP_REQ_GET, cdc_vaccination_records },
@@ -181,6 +169,7 @@ static const struct route nhsa_routes[] = {
 };
 static const struct route hrss_routes[] = {
 	{ "/social-security-cards", EVHTTP_REQ_GET, hrss_social_security_cards },
+	{ "/employer-accounts", EVHTTP_REQ_GET, biz_hrss_employer_accounts },
 };
 static const struct route mnr_routes[] = {
 	{ "/property-certificates", EVHTTP_REQ_GET, mnr_property_certificates },
@@ -191,13 +180,22 @@ static const struct route mohurd_routes[] = {
 static const struct route edu_routes[] = {
 	{ "/school-places", EVHTTP_REQ_GET, edu_school_places },
 };
+static const struct route samr_routes[] = {
+	{ "/business-licenses", EVHTTP_REQ_GET, biz_samr_business_licenses },
+};
+static const struct route tax_routes[] = {
+	{ "/tax-registrations", EVHTTP_REQ_GET, biz_tax_registrations },
+};
+static const struct route hpf_routes[] = {
+	{ "/employer-accounts", EVHTTP_REQ_GET, biz_hpf_employer_accounts },
+};
+static const struct route cdpf_routes[] = {
+	{ "/disability-certificates", EVHTTP_REQ_GET, biz_cdpf_disability_certificates },
+};
 
 #define DEPT(id, routes)	{ id, routes, nitems(routes), 0, 0, 0, 0, 0 }
 
-/*
- * Every department of the demo.  samr has no data set yet: it answers 404
- * but is counted, delayed and taken down like the others.
- */
+/* Every department of the demo; deptsim_biz.c serves the enterprise and assistance records. */
 static struct dept depts[] = {
 	DEPT("psb", psb_routes),
 	DEPT("nhc", nhc_routes),
@@ -207,16 +205,16 @@ static struct dept depts[] = {
 	DEPT("hrss", hrss_routes),
 	DEPT("mnr", mnr_routes),
 	DEPT("mohurd", mohurd_routes),
-	{ "samr", NULL, 0, 0, 0, 0, 0, 0 },
+	DEPT("samr", samr_routes),
 	DEPT("edu", edu_routes),
+	DEPT("tax", tax_routes),
+	DEPT("hpf", hpf_routes),
+	DEPT("cdpf", cdpf_routes),
 };
 
 static void	usage(FILE *);
 static struct dept *dept_find(const char *, size_t);
-static int	resident_id_valid(const char *);
-static int	date_valid(const char *);
 static int	date_format(const char *, char *, size_t, const char *);
-static int	text_ok(const char *);
 static int	data_check_bmc(json_t *, const char *, char *, size_t);
 static int	data_check_member(json_t *, char *, size_t);
 static int	data_load(struct sim *, const char *, char *, size_t);
@@ -226,9 +224,6 @@ static struct person *person_other(struct sim *, const char *);
 static int	data_selftest(struct sim *, char *, size_t);
 static int	reply_init(struct reply *);
 static void	reply_free(struct reply *);
-static void	reply_json(struct reply *, int, json_t *);
-static void	reply_error(struct reply *, int, const char *);
-static void	reply_ok(struct reply *, const char *);
 static const char *status_reason(int);
 static void	reply_send(struct evhttp_request *, struct reply *);
 static void	pending_fire(evutil_socket_t, short, void *);
@@ -297,26 +292,8 @@ dept_find(const char *id, size_t len)
 	return NULL;
 }
 
-/* GB 11643: 17 digits and a check character, 0-9 or X, over weights 2^(17-i) mod 11. */
-static int
-resident_id_valid(const char *id)
-{
-	static const int	 weight[17] = { 7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2 };
-	static const char	 check[] = "10X98765432";
-	int			 sum = 0;
-
-	if (strlen(id) != SIM_ID_LEN)
-		return 0;
-	for (int i = 0; i < 17; i++) {
-		if (id[i] < '0' || id[i] > '9')
-			return 0;
-		sum += (id[i] - '0') * weight[i];
-	}
-	return id[17] == check[sum % 11];
-}
-
 /* YYYY-MM-DD, a real calendar day. */
-static int
+int
 date_valid(const char *s)
 {
 	static const int	 mdays[12] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
@@ -347,7 +324,7 @@ date_format(const char *iso, char *out, size_t outsz, const char *sep)
 	return n < 0 || (size_t)n >= outsz ? -1 : 0;
 }
 
-static int
+int
 text_ok(const char *s)
 {
 	size_t	 len = strlen(s);
@@ -413,7 +390,7 @@ data_check_member(json_t *m, char *err, size_t errlen)
 		snprintf(err, errlen, "empty or overlong name");
 		return -1;
 	}
-	if (!resident_id_valid(id)) {
+	if (!subject_id_resident(id)) {
 		snprintf(err, errlen, "%.32s: not a valid resident id number", id);
 		return -1;
 	}
@@ -538,6 +515,8 @@ data_load(struct sim *sim, const char *path, char *err, size_t errlen)
 			goto done;
 		}
 	}
+	if (biz_data_check(sim->sm_data, err, errlen) != 0)
+		goto done;
 	sim->sm_npeople = npeople;
 	ret = 0;
 done:
@@ -556,6 +535,12 @@ data_free(struct sim *sim)
 	sim->sm_families = NULL;
 	sim->sm_data = NULL;
 	sim->sm_npeople = sim->sm_nfamilies = 0;
+}
+
+json_t *
+sim_data(struct sim *sim)
+{
+	return sim->sm_data;
 }
 
 static struct person *
@@ -609,7 +594,7 @@ reply_free(struct reply *rp)
 }
 
 /* Sets the answer to the compact JSON text of doc; takes the reference to doc. */
-static void
+void
 reply_json(struct reply *rp, int status, json_t *doc)
 {
 	char	*text = NULL;
@@ -628,7 +613,7 @@ reply_json(struct reply *rp, int status, json_t *doc)
 }
 
 /* The departments' common error shape: {"code": status, "message": text}. */
-static void
+void
 reply_error(struct reply *rp, int status, const char *message)
 {
 	reply_json(rp, status, json_pack("{s:i, s:s}", "code", status, "message", message));
@@ -896,7 +881,7 @@ send:
  * data_selftest runs every handler over every person at start, so a bad
  * data file stops the simulator instead of serving half a record.
  */
-static const char *
+const char *
 need(json_t *o, const char *key, int *bad)
 {
 	const char	*s = json_string_value(json_object_get(o, key));
@@ -909,7 +894,7 @@ need(json_t *o, const char *key, int *bad)
 }
 
 /* A YYYY-MM-DD field rewritten as YYYY<sep>MM<sep>DD into out. */
-static const char *
+const char *
 need_date(json_t *o, const char *key, const char *sep, char *out, size_t outsz, int *bad)
 {
 	const char	*s = need(o, key, bad);
@@ -952,7 +937,7 @@ query_person(struct sim *sim, const struct evkeyvalq *q, struct reply *rp, const
 		reply_error(rp, 400, "missing id");
 		return NULL;
 	}
-	if (!resident_id_valid(id)) {
+	if (!subject_id_resident(id)) {
 		reply_error(rp, 400, "id is not a resident id number");
 		return NULL;
 	}
@@ -972,14 +957,42 @@ reply_none(struct reply *rp, const char *what)
 	reply_error(rp, 404, msg);
 }
 
-static void
+void
 reply_bad_data(struct reply *rp)
 {
 	reply_error(rp, 500, "incomplete record in the data file");
 }
 
+void
+reply_done(struct reply *rp, int bad, const char *type)
+{
+	if (bad)
+		reply_bad_data(rp);
+	else
+		reply_ok(rp, type);
+}
+
+void
+reply_enc(struct reply *rp, struct evbuffer *b, int bad, const char *enc, const char *type)
+{
+	char	*text = NULL, *out = NULL;
+	size_t	 len = evbuffer_get_length(b), olen;
+
+	if (!bad && (text = malloc(len + 1)) != NULL) {
+		evbuffer_copyout(b, text, len);
+		text[len] = '\0';
+		if (enc_convert(enc, text, len, &out, &olen) != 0 ||
+		    evbuffer_add(rp->rp_body, out, olen) != 0)
+			bad = 1;
+	} else
+		bad = 1;
+	free(text);
+	free(out);
+	reply_done(rp, bad, type);
+}
+
 /* Takes the body built so far as a 200 answer of the given type. */
-static void
+void
 reply_ok(struct reply *rp, const char *type)
 {
 	rp->rp_status = 200;
@@ -998,7 +1011,7 @@ is_parent(json_t *m)
  * Converts len bytes of UTF-8 to enc; *out is malloc'ed.  Every text of the
  * data file is bounded (SIM_TEXT_MAX), so the output bound is small.
  */
-static int
+int
 enc_convert(const char *enc, const char *in, size_t len, char **out, size_t *outlen)
 {
 	iconv_t		 cd;
@@ -1029,11 +1042,17 @@ enc_convert(const char *enc, const char *in, size_t len, char **out, size_t *out
 static int
 fixed_put(struct evbuffer *b, const char *s, size_t width)
 {
+	return fixed_put_enc(b, "GBK", s, width);
+}
+
+int
+fixed_put_enc(struct evbuffer *b, const char *enc, const char *s, size_t width)
+{
 	char	*g = NULL;
 	size_t	 glen = 0;
 	int	 ret = -1;
 
-	if (enc_convert("GBK", s, strlen(s), &g, &glen) != 0 || glen > width)
+	if (enc_convert(enc, s, strlen(s), &g, &glen) != 0 || glen > width)
 		goto done;
 	if (evbuffer_add(b, g, glen) != 0)
 		goto done;
@@ -1071,7 +1090,7 @@ xml_text(struct evbuffer *b, const char *s)
 }
 
 /* <tag>text</tag> */
-static void
+void
 xml_elem(struct evbuffer *b, const char *tag, const char *text)
 {
 	evbuffer_add_printf(b, "<%s>", tag);
@@ -1080,7 +1099,7 @@ xml_elem(struct evbuffer *b, const char *tag, const char *text)
 }
 
 /* Appends s as one quoted CSV field (RFC 4180), then sep ("," or "\r\n"). */
-static void
+void
 csv_field(struct evbuffer *b, const char *s, const char *sep)
 {
 	evbuffer_add(b, "\"", 1);
@@ -1512,8 +1531,9 @@ hrss_social_security_cards(struct sim *sim, const struct evkeyvalq *q, struct re
  * mnr: the real estate title certificate (不动产权证书), XML with the
  * register's pinyin-initial element names (ZSH certificate number, DJJG
  * registry, DJSJ registered YYYY年MM月DD日, ZL location, MJ area in m², YT
- * use, GYFS form of co-ownership, QLR right holders with QLRMC name and
- * ZJH id).  Both parents hold the title jointly.
+ * use, XQ the school zone (学区) the address lies in, GYFS form of
+ * co-ownership, QLR right holders with QLRMC name and ZJH id).  Both
+ * parents hold the title jointly.
  */
 static void
 mnr_property_certificates(struct sim *sim, const struct evkeyvalq *q, struct reply *rp)
@@ -1540,6 +1560,7 @@ mnr_property_certificates(struct sim *sim, const struct evkeyvalq *q, struct rep
 	xml_elem(b, "ZL", need(pr, "address", &bad));
 	xml_elem(b, "MJ", need(pr, "area_m2", &bad));
 	xml_elem(b, "YT", need(pr, "use", &bad));
+	xml_elem(b, "XQ", need(pr, "school_zone", &bad));
 	xml_elem(b, "GYFS", "共同共有");
 	evbuffer_add_printf(b, "<QLRLIST>");
 	for (size_t i = 0; i < nitems(owners); i++) {
@@ -1568,8 +1589,7 @@ mohurd_rental_registrations(struct sim *sim, const struct evkeyvalq *q, struct r
 	struct person	*pe;
 	json_t		*rt, *tenants[2];
 	struct evbuffer	*b = NULL;
-	char		 start[16], end[16], reg[16], *text = NULL, *gbk = NULL;
-	size_t		 len, glen;
+	char		 start[16], end[16], reg[16];
 	int		 bad = 0;
 
 	if ((pe = query_person(sim, q, rp, "rental registration")) == NULL)
@@ -1602,23 +1622,8 @@ mohurd_rental_registrations(struct sim *sim, const struct evkeyvalq *q, struct r
 			evbuffer_add_printf(b, "%s%s", row[j], j + 1 < nitems(row) ? "," : "\r\n");
 		}
 	}
-	len = evbuffer_get_length(b);
-	if (!bad && (text = malloc(len + 1)) != NULL) {
-		evbuffer_copyout(b, text, len);
-		text[len] = '\0';
-		if (enc_convert("GBK", text, len, &gbk, &glen) != 0 ||
-		    evbuffer_add(rp->rp_body, gbk, glen) != 0)
-			bad = 1;
-	} else
-		bad = 1;
-	free(text);
-	free(gbk);
+	reply_enc(rp, b, bad, "GBK", "text/csv; charset=GBK");
 	evbuffer_free(b);
-	if (bad) {
-		reply_bad_data(rp);
-		return;
-	}
-	reply_ok(rp, "text/csv; charset=GBK");
 }
 
 /*

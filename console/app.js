@@ -276,7 +276,8 @@ async function showSearch(params) {
       el("td", { text: rec.kind || "" }),
       el("td", { text: rec.consumer || "" }),
       el("td", { text: rec.bundle || "" }),
-      el("td", { text: rec.item || "" }),
+      el("td", { text: (rec.item || "") +
+        (rec.predicate ? " (" + (rec.predicate.field || "") + " " + (rec.predicate.op || "") + ")" : "") }),
       el("td", { text: rec.dept || "" }),
       el("td", { class: rec.decision === "deny" ? "deny" : "", text: rec.decision || "" }),
       el("td", { text: rec.code || "" }));
@@ -621,7 +622,8 @@ function bindCitizen() {
       el("td", { text: fmtTime(a.t_ms) }),
       el("td", { text: a.consumer || (a.kind === "audit-read" ? "审计员 an auditor" : "") }),
       el("td", { text: a.bundle || "" }),
-      el("td", { text: (a.item || "") + (a.kind ? " · " + (KIND_ZH[a.kind] || a.kind) : "") }),
+      el("td", { text: (a.item || "") + (a.kind ? " · " + (KIND_ZH[a.kind] || a.kind) : "") +
+        (a.predicate ? " (" + (a.predicate.field || "") + " " + (a.predicate.op || "") + ")" : "") }),
       el("td", { text: a.dept || "" }),
       el("td", { class: a.decision === "deny" ? "deny" : "",
         text: a.decision === "deny" ? "已拒绝 refused (" + a.code + ")" : "已准许 allowed" }))));

@@ -171,4 +171,21 @@ fuzz_seed(const char *name, const void *buf, size_t len)
 	}
 }
 
+/*
+ * A request body as the HTTP front decodes it: byte 0 even, the rest is
+ * JSON; odd, msgpack.  The object lives in z.  0, or -1 when it does not
+ * decode (or size is 0).
+ */
+static inline int
+fuzz_decode_body(const uint8_t *data, size_t size, msgpack_zone *z, msgpack_object *o)
+{
+	char	err[256];
+
+	if (size < 1)
+		return -1;
+	if ((data[0] & 1) == 0)
+		return mpk_from_json((const char *)data + 1, size - 1, z, o, err, sizeof(err));
+	return mpk_unpack(data + 1, size - 1, z, o);
+}
+
 #endif /* FUZZ_COMMON_H */

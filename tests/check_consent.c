@@ -1010,7 +1010,7 @@ START_TEST(test_policy_parse)
 	ck_assert_uint_eq(policy->po_namr, 1);
 	ck_assert_str_eq(policy->po_amr[0], "face");
 	ck_assert(policy->po_min_liveness == 900 && policy->po_min_match == 900);
-	ck_assert(policy->po_guardian);
+	ck_assert(policy->po_rel[POLICY_REL_GUARDIAN].rl_allowed);
 	ck_assert_uint_eq(policy->po_nitems, 2);
 	ck_assert_ptr_nonnull(pi = policy_item(policy, BMC));
 	ck_assert_str_eq(pi->pi_dept, "nhc");
@@ -1146,23 +1146,23 @@ START_TEST(test_policy_guardian_rate)
 	struct policy	*po;
 
 	ck_assert_ptr_nonnull(po = parse_policy_text(txt, err, sizeof(err)));
-	ck_assert(po->po_guardian);
-	ck_assert_uint_eq(po->po_nproofs, 2);
-	ck_assert_str_eq(po->po_proofs[0].pp_item, "birth_medical_certificate");
-	ck_assert_str_eq(po->po_proofs[0].pp_dept, "");
-	ck_assert_uint_eq(po->po_proofs[0].pp_nfields, 2);
-	ck_assert_str_eq(po->po_proofs[0].pp_fields[0], "mother_id");
-	ck_assert_str_eq(po->po_proofs[0].pp_fields[1], "father_id");
-	ck_assert_str_eq(po->po_proofs[1].pp_dept, "psb");
-	ck_assert_uint_eq(po->po_proofs[1].pp_nfields, 1);
+	ck_assert(po->po_rel[POLICY_REL_GUARDIAN].rl_allowed);
+	ck_assert_uint_eq(po->po_rel[POLICY_REL_GUARDIAN].rl_nproofs, 2);
+	ck_assert_str_eq(po->po_rel[POLICY_REL_GUARDIAN].rl_proofs[0].pp_item, "birth_medical_certificate");
+	ck_assert_str_eq(po->po_rel[POLICY_REL_GUARDIAN].rl_proofs[0].pp_dept, "");
+	ck_assert_uint_eq(po->po_rel[POLICY_REL_GUARDIAN].rl_proofs[0].pp_nfields, 2);
+	ck_assert_str_eq(po->po_rel[POLICY_REL_GUARDIAN].rl_proofs[0].pp_fields[0], "mother_id");
+	ck_assert_str_eq(po->po_rel[POLICY_REL_GUARDIAN].rl_proofs[0].pp_fields[1], "father_id");
+	ck_assert_str_eq(po->po_rel[POLICY_REL_GUARDIAN].rl_proofs[1].pp_dept, "psb");
+	ck_assert_uint_eq(po->po_rel[POLICY_REL_GUARDIAN].rl_proofs[1].pp_nfields, 1);
 	ck_assert_uint_eq(po->po_rate_per_s, 20);
 	ck_assert_uint_eq(po->po_rate_burst, 40);
 	policy_free(po);
 
 	/* Allowed without proofs parses; the exchange refuses every guardian. */
 	ck_assert_ptr_nonnull(po = parse_policy_text(noproofs, err, sizeof(err)));
-	ck_assert(po->po_guardian);
-	ck_assert_uint_eq(po->po_nproofs, 0);
+	ck_assert(po->po_rel[POLICY_REL_GUARDIAN].rl_allowed);
+	ck_assert_uint_eq(po->po_rel[POLICY_REL_GUARDIAN].rl_nproofs, 0);
 	ck_assert_uint_eq(po->po_rate_per_s, 5);
 	ck_assert_uint_eq(po->po_rate_burst, 5);	/* burst defaults to the rate */
 	policy_free(po);

@@ -136,13 +136,13 @@ START_TEST(test_parse_valid)
 	ck_assert_str_eq(po->po_amr[1], "pin");
 	ck_assert_int_eq(po->po_min_liveness, 800);
 	ck_assert_int_eq(po->po_min_match, 850);
-	ck_assert(po->po_guardian);
-	ck_assert_uint_eq(po->po_nproofs, 2);
-	ck_assert_str_eq(po->po_proofs[0].pp_item, "household_register");
-	ck_assert_str_eq(po->po_proofs[0].pp_dept, "");
-	ck_assert_uint_eq(po->po_proofs[0].pp_nfields, 2);
-	ck_assert_str_eq(po->po_proofs[0].pp_fields[1], "head_id");
-	ck_assert_str_eq(po->po_proofs[1].pp_dept, "nhc");
+	ck_assert(po->po_rel[POLICY_REL_GUARDIAN].rl_allowed);
+	ck_assert_uint_eq(po->po_rel[POLICY_REL_GUARDIAN].rl_nproofs, 2);
+	ck_assert_str_eq(po->po_rel[POLICY_REL_GUARDIAN].rl_proofs[0].pp_item, "household_register");
+	ck_assert_str_eq(po->po_rel[POLICY_REL_GUARDIAN].rl_proofs[0].pp_dept, "");
+	ck_assert_uint_eq(po->po_rel[POLICY_REL_GUARDIAN].rl_proofs[0].pp_nfields, 2);
+	ck_assert_str_eq(po->po_rel[POLICY_REL_GUARDIAN].rl_proofs[0].pp_fields[1], "head_id");
+	ck_assert_str_eq(po->po_rel[POLICY_REL_GUARDIAN].rl_proofs[1].pp_dept, "nhc");
 	ck_assert_uint_eq(po->po_rate_per_s, 2);
 	ck_assert_uint_eq(po->po_rate_burst, 3);
 	ck_assert_uint_eq(po->po_nitems, 2);
@@ -189,8 +189,8 @@ START_TEST(test_parse_optional_fields)
 	spec = with_field(&z, &spec, "rate_limit", NULL);
 	ck_assert_msg((po = parse(&spec, err, sizeof(err))) != NULL, "%s", err);
 	ck_assert_str_eq(po->po_purpose, "");
-	ck_assert(!po->po_guardian);
-	ck_assert_uint_eq(po->po_nproofs, 0);
+	ck_assert(!po->po_rel[POLICY_REL_GUARDIAN].rl_allowed);
+	ck_assert_uint_eq(po->po_rel[POLICY_REL_GUARDIAN].rl_nproofs, 0);
 	ck_assert_uint_eq(po->po_rate_per_s, 0);	/* no limit */
 	policy_free(po);
 
@@ -220,14 +220,14 @@ START_TEST(test_parse_guardian_variants)
 	g = json(&z, "{\"allowed\": true}");
 	spec = with_field(&z, &base, "guardian", &g);
 	ck_assert_msg((po = parse(&spec, err, sizeof(err))) != NULL, "%s", err);
-	ck_assert(po->po_guardian);
-	ck_assert_uint_eq(po->po_nproofs, 0);
+	ck_assert(po->po_rel[POLICY_REL_GUARDIAN].rl_allowed);
+	ck_assert_uint_eq(po->po_rel[POLICY_REL_GUARDIAN].rl_nproofs, 0);
 	policy_free(po);
 
 	g = json(&z, "{\"allowed\": false, \"proofs\": []}");
 	spec = with_field(&z, &base, "guardian", &g);
 	ck_assert_msg((po = parse(&spec, err, sizeof(err))) != NULL, "%s", err);
-	ck_assert(!po->po_guardian);
+	ck_assert(!po->po_rel[POLICY_REL_GUARDIAN].rl_allowed);
 	policy_free(po);
 
 	g = json(&z, "{\"allowed\": true, \"proofs\": [{\"item\": \"adoption_record\","
@@ -235,7 +235,7 @@ START_TEST(test_parse_guardian_variants)
 	spec = with_field(&z, &base, "guardian", &g);
 	ck_assert_msg((po = parse(&spec, err, sizeof(err))) != NULL, "%s", err);
 	ck_assert_ptr_null(policy_item(po, "adoption_record"));
-	ck_assert_str_eq(policy_proof_dept(po, &po->po_proofs[0]), "mca");
+	ck_assert_str_eq(policy_proof_dept(po, &po->po_rel[POLICY_REL_GUARDIAN].rl_proofs[0]), "mca");
 	policy_free(po);
 	msgpack_zone_destroy(&z);
 }
@@ -601,13 +601,13 @@ START_TEST(test_proof_departments)
 	struct policy	*po = valid_policy();
 
 	/* A proof without its own dept comes from the item's department in the policy. */
-	ck_assert_str_eq(policy_proof_dept(po, &po->po_proofs[0]), "psb");
+	ck_assert_str_eq(policy_proof_dept(po, &po->po_rel[POLICY_REL_GUARDIAN].rl_proofs[0]), "psb");
 	/* Its own dept, for an item the policy does not even list. */
-	ck_assert_str_eq(policy_proof_dept(po, &po->po_proofs[1]), "nhc");
+	ck_assert_str_eq(policy_proof_dept(po, &po->po_rel[POLICY_REL_GUARDIAN].rl_proofs[1]), "nhc");
 	ck_assert_ptr_null(policy_item(po, "birth_medical_certificate"));
 	/* Its own dept wins over the item's department in the policy. */
-	strcpy(po->po_proofs[0].pp_dept, "mps");
-	ck_assert_str_eq(policy_proof_dept(po, &po->po_proofs[0]), "mps");
+	strcpy(po->po_rel[POLICY_REL_GUARDIAN].rl_proofs[0].pp_dept, "mps");
+	ck_assert_str_eq(policy_proof_dept(po, &po->po_rel[POLICY_REL_GUARDIAN].rl_proofs[0]), "mps");
 	policy_free(po);
 }
 END_TEST
@@ -615,7 +615,7 @@ END_TEST
 START_TEST(test_proof_names_guardian)
 {
 	struct policy			*po = valid_policy();
-	const struct policy_proof	*hhr = &po->po_proofs[0], *bmc = &po->po_proofs[1];
+	const struct policy_proof	*hhr = &po->po_rel[POLICY_REL_GUARDIAN].rl_proofs[0], *bmc = &po->po_rel[POLICY_REL_GUARDIAN].rl_proofs[1];
 	msgpack_zone			 z;
 	msgpack_object			 doc;
 

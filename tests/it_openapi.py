@@ -92,6 +92,30 @@ class Api(unittest.TestCase):
         self.call("/v1/exchanges", "POST", "/v1/exchanges", 403, body={},
                   client="auditor-audit1")
 
+    def test_02_verifications(self):
+        pred = [{"item": "household_register", "field": "district", "op": "in",
+                 "value": ["310104"]}]
+        child, father = "310104201911200172", "310104198707223153"
+        tok = P.issue(child, ["household_register"], azp="school", bundle="school_enrollment",
+                      act=father, rel="guardian")
+        school = {"client": "consumer-school"}
+        body = self.call("/v1/verifications", "POST", "/v1/verifications", 200, body={
+            "bundle": "school_enrollment", "requests": [{"subject": child, "predicates": pred,
+                                                         "consent": tok}]}, **school)
+        self.assertIs(body["results"][0]["result"], True)
+        tok = P.issue(child, ["household_register"], azp="school", bundle="school_enrollment",
+                      act=father, rel="guardian")
+        pred[0].update(op="ne", value="310104")
+        body = self.call("/v1/verifications", "POST", "/v1/verifications", 403, body={
+            "bundle": "school_enrollment", "requests": [{"subject": child, "predicates": pred,
+                                                         "consent": tok}]}, **school)
+        self.assertEqual(body["error"]["code"], "predicate_not_allowed")
+        self.call("/v1/verifications", "POST", "/v1/verifications", 400,
+                  body={"bundle": "school_enrollment", "requests": [{"subject": child}]},
+                  **school)
+        self.call("/v1/verifications", "POST", "/v1/verifications", 403, body={},
+                  client="auditor-audit1")
+
     def test_03_revocations(self):
         jti = base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
         self.call("/v1/revocations", "POST", "/v1/revocations", 200, body={"jti": jti},

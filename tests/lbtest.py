@@ -37,7 +37,8 @@ MEMCHECK = re.compile(r"ERROR: (Address|Leak)Sanitizer|runtime error:|definitely
                       r"|Invalid (read|write|free)|uninitialised value|Mismatched free")
 
 # The departments of the demo PKI (certs/mkdemo).
-DEPARTMENTS = ("psb", "nhc", "mca", "cdc", "nhsa", "hrss", "mnr", "mohurd", "samr", "edu")
+DEPARTMENTS = ("psb", "nhc", "mca", "cdc", "nhsa", "hrss", "mnr", "mohurd", "samr", "edu",
+               "tax", "hpf", "cdpf")
 
 # Family 1 of adapters/data/families.json
 NEWBORN = "110105202601010115"
@@ -62,7 +63,9 @@ def demo_pki():
         # mkdemo also adds the seals that a PKI made by an older mkdemo lacks.
         if not os.path.exists(os.path.join(pki, "journal", "hmac.key")) or \
                 not os.path.exists(os.path.join(pki, "seals", "nhc-ed.key")) or \
-                not os.path.exists(os.path.join(pki, "gateway-client.key")):
+                not os.path.exists(os.path.join(pki, "gateway-client.key")) or \
+                not os.path.exists(os.path.join(pki, "seals", "cdpf.key")) or \
+                not os.path.exists(os.path.join(pki, "clients", "consumer-assist.key")):
             subprocess.run([os.path.join(SRCDIR, "certs", "mkdemo"), pki], check=True,
                            stdout=subprocess.DEVNULL)
     return pki

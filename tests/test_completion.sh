@@ -66,6 +66,7 @@ expect "--checkpoint --checkpoint-cert" journal verify --check
 # Global options and their values before the command are skipped.
 expect "verify" --cert x.pem --gateway 127.0.0.1:1 journal ver
 expect "--items" --quiet fetch --ite
+expect "--predicates" fetch --pred
 # An option whose value is one of a few words.
-expect "guardian self" consent issue --sub 1 --rel ""
+expect "agent guardian legal_rep self" consent issue --sub 1 --rel ""
 exit "$fail"

@@ -7,11 +7,13 @@ set -euo pipefail
 srcdir=${LB_SRCDIR:-$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)}
 mkdemo=$srcdir/certs/mkdemo
 readonly SM2_ID=1234567812345678
-readonly DEPTS=(psb nhc mca cdc nhsa hrss mnr mohurd samr edu)
+readonly DEPTS=(psb nhc mca cdc nhsa hrss mnr mohurd samr edu tax hpf cdpf)
 readonly CLIENTS=(
 	department-psb department-nhc department-mca department-cdc department-nhsa
 	department-hrss department-mnr department-mohurd department-samr department-edu
+	department-tax department-hpf department-cdpf
 	consumer-newborn consumer-school consumer-retirement consumer-citizen
+	consumer-enterprise consumer-assist
 	auditor-audit1 admin-ops
 )
 readonly AUTHORITIES=(faceauth faceauth-ed faceauth-sm2)
@@ -197,6 +199,21 @@ pubkey_matches "$pki/gateway-client.pem" "$pki/gateway-client.key" ||
 for f in departments/ca.key departments/server.key gateway-client.key; do
 	[ "$(stat -c %a "$pki/$f")" = 600 ] || fail "the added $f is not mode 600"
 done
+# A PKI made before the enterprise and assistance consumers gets their identities
+# from its own client CA.
+rm -f "$pki"/clients/consumer-enterprise.* "$pki"/clients/consumer-assist.*
+if ! "$mkdemo" "$pki" >"$tmp/out6" 2>&1; then
+	fail "mkdemo did not add the missing clients: $(cat "$tmp/out6")"
+fi
+grep -q "added 2 client identities" "$tmp/out6" || fail "mkdemo did not say it added the clients"
+[ "$(x509 "$pki/client-ca.pem" -fingerprint -sha256)" = "$before" ] ||
+	fail "adding clients replaced client-ca.pem"
+verify "$pki/client-ca.pem" -purpose sslclient "$pki/clients/consumer-assist.pem"
+grep -q 'OU=consumer/CN=assist' \
+	<<<"$(x509 "$pki/clients/consumer-assist.pem" -subject -nameopt compat)" ||
+	fail "the added consumer-assist is not OU=consumer, CN=assist"
+[ "$(stat -c %a "$pki/clients/consumer-enterprise.key")" = 600 ] ||
+	fail "the added clients/consumer-enterprise.key is not mode 600"
 # Anything else missing is still an incomplete PKI.
 rm -f "$pki/clients/admin-ops.pem"
 if "$mkdemo" "$pki" >"$tmp/out4" 2>&1; then

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Verify the seals of a saved lianban exchange answer the way an outsider can:
+"""Verify the seals of a saved lianban exchange (or verification) answer the way an
+outsider can:
 with python3-msgpack, hashlib and the openssl command line only, following
 docs/contract.md §4 and §6.  docs/seals.md explains every step.
 
@@ -69,7 +70,9 @@ def root_from_path(H, leaf, index, size, path):
 
 def open_receipt(result):
     """Steps 1 and 2: the document digest and the Merkle path, in Python."""
-    doc = b64d(result["document_bytes"])
+    # A verification's result seals an attestation in place of a document.
+    doc = b64d(result["document_bytes"] if "document_bytes" in result
+               else result["attestation_bytes"])
     seal = result["seal"]
     claim_b = b64d(seal["claim"])
     claim = msgpack.unpackb(claim_b, raw=False)

@@ -55,8 +55,8 @@ done:
 /*
  * consent issue
  */
-static const char *const issue_rels[] = { "self", "guardian", NULL };
-#define ISSUE_REL_GUARDIAN	1
+static const char *const issue_rels[] = { "self", "guardian", "legal_rep", "agent", NULL };
+#define ISSUE_REL_SELF		0
 
 struct issue_set {
 	const char	*is_key, *is_cert, *is_sub, *is_azp, *is_bundle, *is_items;
@@ -86,7 +86,7 @@ static const struct optdef issue_opts[] = {
 	  .od_help = "gateway id (default " CTL_DEFAULT_AUD ")" },
 	{ "act", "ID", OPT_STR, IS(is_act),
 	  .od_help = "whose face was verified (default: the --sub)" },
-	{ "rel", "self|guardian", OPT_CHOICE, IS(is_rel), .od_choices = issue_rels,
+	{ "rel", "self|guardian|legal_rep|agent", OPT_CHOICE, IS(is_rel), .od_choices = issue_rels,
 	  .od_help = "relation of act to sub (default self)" },
 	{ "amr", "LIST", OPT_STR, IS(is_amr),
 	  .od_help = "comma-separated authentication methods (default face)" },
@@ -139,9 +139,9 @@ issue_check(const void *set, const struct args *ar)
 	const struct issue_set	*s = set;
 
 	(void)ar;
-	if (s->is_rel == ISSUE_REL_GUARDIAN && s->is_act == NULL) {
-		ctl_err("--rel guardian needs --act, the id of the guardian whose face was "
-		    "verified");
+	if (s->is_rel != ISSUE_REL_SELF && s->is_act == NULL) {
+		ctl_err("--rel %s needs --act, the id of the person whose face was verified",
+		    issue_rels[s->is_rel]);
 		return -1;
 	}
 	return 0;

@@ -1,7 +1,8 @@
 /*
  * lianctl_fetch.c - fetch: certificates for one or more citizens in one
  * exchange (POST /v1/exchanges; consumer role), printed as JSON and saved
- * for "lianctl seal verify".
+ * for "lianctl seal verify"; with --predicates, a verification instead
+ * (POST /v1/verifications): sealed yes/no attestations, no certificate.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,10 +11,11 @@
 #include "lianban.h"
 #include "lianctl.h"
 
-/* One subject of the exchange: --subject, --items and --consent. */
+/* One subject of the exchange: --subject, --items (or --predicates) and --consent. */
 struct fetch_group {
 	const char	*fg_subject;
 	const char	*fg_items;
+	const char	*fg_predicates;	/* a JSON list of predicates */
 	const char	*fg_consent;	/* as given: a token, @FILE or @- */
 	uint8_t		*fg_file;	/* the token read from a file (malloc'ed) */
 };
@@ -32,6 +34,8 @@ fetch_slot(struct fetch_group *g, const char *opt)
 		return &g->fg_subject;
 	if (strcmp(opt, "items") == 0)
 		return &g->fg_items;
+	if (strcmp(opt, "predicates") == 0)
+		return &g->fg_predicates;
 	return &g->fg_consent;
 }
 
@@ -66,6 +70,9 @@ static const struct optdef fetch_opts[] = {
 	  .od_help = "the citizen whose certificates are fetched" },
 	{ "items", "LIST", OPT_FUNC, 0, .od_func = fetch_opt_group,
 	  .od_help = "comma-separated item types" },
+	{ "predicates", "JSON", OPT_FUNC, 0, .od_func = fetch_opt_group,
+	  .od_help = "instead of --items: a JSON list of predicates\n"
+	  "[{\"item\",\"field\",\"op\",\"value\"}...] asked as a verification" },
 	{ "consent", "TOKEN", OPT_FUNC, 0, .od_func = fetch_opt_group,
 	  .od_help = "the subject's consent token (base64url); @FILE reads it\n"
 	  "from FILE, @- from standard input" },
@@ -121,11 +128,20 @@ fetch_request(struct fetch_set *s, msgpack_zone *z, msgpack_object *root)
 	uint8_t			*dec = NULL;
 	size_t			 i, toklen, declen;
 	int			 ret = CTL_FAIL;
+	char			 err[256];
 
 	reqs = mpk_array(z, (uint32_t)s->fs_ngroups);
 	for (i = 0; i < s->fs_ngroups; i++) {
 		g = &s->fs_groups[i];
-		if (ctl_list_split(z, g->fg_items, &oitems) != 0) {
+		if (g->fg_predicates != NULL) {
+			/* Checked by the gateway, which names the bad predicate. */
+			if (mpk_from_json(g->fg_predicates, strlen(g->fg_predicates), z, &oitems,
+			    err, sizeof(err)) != 0) {
+				ctl_err("--predicates for %s is not JSON: %s", g->fg_subject, err);
+				ret = CTL_USAGE;
+				goto done;
+			}
+		} else if (ctl_list_split(z, g->fg_items, &oitems) != 0) {
 			ctl_err("--items is a comma-separated list without empty elements");
 			ret = CTL_USAGE;
 			goto done;
@@ -134,7 +150,7 @@ fetch_request(struct fetch_set *s, msgpack_zone *z, msgpack_object *root)
 			goto done;
 		mpk_map_init(&req, z, 3);
 		mpk_map_put(&req, "subject", mpk_str(g->fg_subject));
-		mpk_map_put(&req, "items", oitems);
+		mpk_map_put(&req, g->fg_predicates != NULL ? "predicates" : "items", oitems);
 		if (s->fs_msgpack) {
 			if (b64url_decode(tok, toklen, &dec, &declen) != 0) {
 				ctl_err("the consent token for %s is not base64url (unpadded)",
@@ -243,9 +259,16 @@ fetch_check(const void *set, const struct args *ar)
 	}
 	for (i = 0; i < s->fs_ngroups; i++) {
 		g = &s->fs_groups[i];
-		if (g->fg_subject == NULL || g->fg_items == NULL || g->fg_consent == NULL) {
-			ctl_err("subject %zu (%s) needs all of --subject, --items and --consent",
-			    i + 1, g->fg_subject != NULL ? g->fg_subject : "not named");
+		if (g->fg_subject == NULL || (g->fg_items == NULL) == (g->fg_predicates == NULL) ||
+		    g->fg_consent == NULL) {
+			ctl_err("subject %zu (%s) needs --subject, --consent and either --items or "
+			    "--predicates", i + 1, g->fg_subject != NULL ? g->fg_subject :
+			    "not named");
+			return -1;
+		}
+		if ((g->fg_predicates != NULL) != (s->fs_groups[0].fg_predicates != NULL)) {
+			ctl_err("one request is an exchange (--items) or a verification "
+			    "(--predicates), not both");
 			return -1;
 		}
 	}
@@ -279,7 +302,8 @@ fetch_run(struct ctl *ctl, struct args *ar)
 	ret = CTL_FAIL;
 	memset(&req, 0, sizeof(req));
 	req.hq_method = "POST";
-	req.hq_path = "/v1/exchanges";
+	req.hq_path = s->fs_groups[0].fg_predicates != NULL ? "/v1/verifications" :
+	    "/v1/exchanges";
 	if (s->fs_msgpack) {
 		if (mpk_pack(&root, &sb, false) != 0) {
 			ctl_err("cannot encode the request");
@@ -322,11 +346,16 @@ const struct command cmd_fetch = {
 	.cm_summary = "fetch certificates for citizens in one exchange",
 	.cm_synopsis = "[global options] fetch --bundle BUNDLE\n"
 	"           --subject ID --items LIST --consent TOKEN [--subject ...]\n"
-	"           [--out FILE] [--save-raw FILE] [--msgpack]",
+	"           [--out FILE] [--save-raw FILE] [--msgpack]\n"
+	"       lianctl [global options] fetch --bundle BUNDLE\n"
+	"           --subject ID --predicates JSON --consent TOKEN [--subject ...]",
 	.cm_about =
 	"Fetches certificates in one exchange (POST /v1/exchanges; consumer role) and\n"
 	"prints the gateway's answer as JSON.  Each subject takes its own --items and\n"
-	"--consent; give the three again for every further subject.\n",
+	"--consent; give the three again for every further subject.  With --predicates\n"
+	"instead of --items, asks a verification (POST /v1/verifications): each\n"
+	"predicate is answered by a sealed attestation, true or false, and no\n"
+	"certificate is released.\n",
 	.cm_notes =
 	"Items the gateway could not serve are listed on standard error.  The exit\n"
 	"status is 0 whenever the gateway accepted the request, even if some items\n"

@@ -45,24 +45,33 @@ sealcmd_check(const msgpack_object *res, const char *item, const uint8_t *exch,
 	size_t			 dlen, rlen, plen;
 	char			*id;
 	int			 ret = -1;
+	/* A verification's result holds a sealed attestation in place of a document. */
+	bool			 att = mpk_get(res, "attestation_bytes") != NULL;
+	const char		*what = att ? "attestation" : "document";
 
 	memset(v, 0, sizeof(*v));
-	if (mpk_get_bytes(res, "document_bytes", z, &db, &dlen) != 0) {
-		snprintf(err, errlen, "the result has no document_bytes");
+	if (mpk_get_bytes(res, att ? "attestation_bytes" : "document_bytes", z, &db,
+	    &dlen) != 0) {
+		snprintf(err, errlen, "the result has no %s_bytes", what);
 		goto done;
 	}
 	if (!mpk_is_canonical(db, dlen)) {
-		snprintf(err, errlen, "document_bytes is not canonical msgpack");
+		snprintf(err, errlen, "%s_bytes is not canonical msgpack", what);
 		goto done;
 	}
-	if ((doc = mpk_get(res, "document")) == NULL) {
-		snprintf(err, errlen, "the result has no document");
+	if ((doc = mpk_get(res, what)) == NULL) {
+		snprintf(err, errlen, "the result has no %s", what);
 		goto done;
 	}
 	if (mpk_pack_alloc(doc, &packed, &plen) != 0 || plen != dlen ||
 	    memcmp(packed, db, dlen) != 0) {
-		snprintf(err, errlen, "the document differs from document_bytes, the bytes "
-		    "that were sealed");
+		snprintf(err, errlen, "the %s differs from %s_bytes, the bytes that were sealed",
+		    what, what);
+		goto done;
+	}
+	if (att && (!mpk_str_eq(mpk_get(doc, "type"), "attestation") ||
+	    !mpk_str_eq(mpk_get(doc, "item"), item))) {
+		snprintf(err, errlen, "the attestation is not one of item \"%s\"", item);
 		goto done;
 	}
 	/* A receipt as a map (JSON answers) or as its bytes (bin or base64url). */
@@ -107,13 +116,14 @@ done:
  * of docs/contract.md §6.
  */
 static void
-sealcmd_print_ok(const char *label, const struct seal_verdict *v, const char *when)
+sealcmd_print_ok(const char *label, const struct seal_verdict *v, const char *when,
+    const char *what)
 {
 	printf("%s: seal ok — issuer %s, seal %s, %s, batch leaf %llu of %llu, sealed %s, "
 	    "signer %s\n", label, v->sv_iss, v->sv_seal, v->sv_alg,
 	    (unsigned long long)v->sv_index, (unsigned long long)v->sv_size, when,
 	    v->sv_signer);
-	printf("  document digest  %s of document_bytes equals the claim's doc\n", v->sv_hash);
+	printf("  %s digest  %s of %s_bytes equals the claim's doc\n", what, v->sv_hash, what);
 	printf("  Merkle path      leaf %llu of %llu (%s) leads to the batch root\n",
 	    (unsigned long long)v->sv_index, (unsigned long long)v->sv_size, v->sv_hash);
 	printf("  batch signature  %s, verified with the seal certificate named by kid\n",
@@ -166,7 +176,8 @@ sealcmd_result(const struct ctl *ctl, const msgpack_object *res, const char *ite
 			    (json_int_t)v.sv_size, "iat", (json_int_t)v.sv_iat, "sealed", when,
 			    "signer", v.sv_signer, "seal_root", v.sv_root);
 		else if (!ctl->c_quiet)
-			sealcmd_print_ok(label, &v, when);
+			sealcmd_print_ok(label, &v, when, mpk_get(res, "attestation_bytes") != NULL ?
+			    "attestation" : "document");
 	}
 	if (jout != NULL && (jv == NULL || json_array_append_new(jout, jv) != 0)) {
 		ctl_err("a result holds text that is not valid UTF-8");
@@ -199,12 +210,12 @@ sealcmd_run(struct ctl *ctl, struct args *ar)
 	struct sealcmd_set	 s = { NULL, NULL };
 	struct sealcmd_count	 n = { 0, 0, 0 };
 	const char		*rootpath;
-	char			 rootbuf[PATH_MAX], label[LB_ITEM_MAX + LB_SUBJECT_MAX + 32];
+	char			 rootbuf[PATH_MAX], label[LB_ITEM_MAX + LB_SUBJECT_MAX + 64];
 	char			 item[LB_ITEM_MAX], subj[LB_SUBJECT_MAX];
 	X509_STORE		*roots = NULL;
 	msgpack_zone		 z;
 	msgpack_object		 resp;
-	const msgpack_object	*results, *res;
+	const msgpack_object	*results, *res, *o;
 	const uint8_t		*exch = NULL;
 	size_t			 exlen;
 	json_t			*jout = NULL;
@@ -252,6 +263,10 @@ sealcmd_run(struct ctl *ctl, struct args *ar)
 			snprintf(label, sizeof(label), "%s (subject %s)", item, subj);
 		else
 			snprintf(label, sizeof(label), "%s", item);
+		if ((o = mpk_get(res, "attestation")) != NULL &&
+		    (o = mpk_get(o, "result")) != NULL && o->type == MSGPACK_OBJECT_BOOLEAN)
+			snprintf(label + strlen(label), sizeof(label) - strlen(label),
+			    " [attestation: %s]", o->via.boolean ? "true" : "false");
 		if (sealcmd_result(ctl, res, item, subj, label, exch, &z, roots, jout, &n) != 0)
 			goto done;
 	}
@@ -290,7 +305,9 @@ const struct command cmd_seal_verify = {
 	"A document passes when it equals its sealed bytes, the seal claim holds its\n"
 	"digest and names its item and exchange, the Merkle path leads to the signed\n"
 	"batch root, the batch signature verifies, and the seal certificate chains to\n"
-	"the seal root and was valid at the sealing time (iat); each check is listed.\n",
+	"the seal root and was valid at the sealing time (iat); each check is listed.\n"
+	"A saved verification answer (\"fetch --predicates\") is checked the same way,\n"
+	"its attestations in place of documents.\n",
 	.cm_notes = "Exit status 1 when any seal fails, or when FILE holds no sealed document.\n",
 	.cm_opts = sealcmd_opts,
 	.cm_ident = IDENT_NONE,

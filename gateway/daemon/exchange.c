@@ -8,8 +8,9 @@
  *		that it was not revoked, and reserve
  *		its jti in memory
  *	CLAIM	refuse the tokens used before		(loop)
- *	GUARDIAN fetch and check the record that proves	(HTTP client, worker)
- *		a guardian's relation to the child
+ *	RELATION fetch and check the record that proves	(HTTP client, worker)
+ *		the relation of the person acting to the
+ *		subject: guardian, legal representative, agent
  *	FETCH	query the departments in parallel	(libevent HTTP client)
  *	SEAL	translate, minimize			(worker thread)
  *		then seal, in batches shared with	(sealer.c, workers)
@@ -17,6 +18,11 @@
  *	JOURNAL	append the records with the reserved	(journal writer)
  *		jtis, wait for their one commit
  *	REPLY	answer the consumer
+ *
+ * A verification (POST /v1/verifications, verification.c) is the same
+ * machine with one item per predicate: its SEAL step evaluates the
+ * predicate on the translated record and seals the attestation of the
+ * answer instead of the record, and its records are of kind "verify".
  *
  * The answer leaves only after the commit that holds the exchange's
  * records, so an acknowledged exchange is never missing from the journal.
@@ -39,7 +45,7 @@
 enum ex_state {
 	EX_CONSENT,
 	EX_CLAIM,
-	EX_GUARDIAN,
+	EX_RELATION,
 	EX_FETCH,
 	EX_SEAL,
 	EX_JOURNAL,
@@ -47,7 +53,7 @@ enum ex_state {
 };
 
 static const char *const ex_state_names[] = {
-	"consent", "claim", "guardian", "fetch", "seal", "journal", "reply"
+	"consent", "claim", "relation", "fetch", "seal", "journal", "reply"
 };
 
 struct exchange;
@@ -64,7 +70,7 @@ struct ex_item {
 	char				 it_msg[256];
 	uint8_t				*it_body;
 	size_t				 it_body_len;
-	bool				 it_fetched;	/* body came with the guardian proof */
+	bool				 it_fetched;	/* body came with the relation proof */
 	msgpack_object			 it_doc;
 	uint8_t				*it_doc_bytes;
 	size_t				 it_doc_len;
@@ -78,6 +84,10 @@ struct ex_item {
 	uint64_t			 it_seq;
 	uint64_t			 it_t0_us;
 	int64_t				 it_latency_us;
+	/* Verifications: the predicate this item answers (NULL in an exchange). */
+	const struct predicate		*it_pred;
+	struct ex_item			*it_same;	/* fetched by this earlier item */
+	bool				 it_result;
 };
 
 struct ex_subject {
@@ -94,9 +104,12 @@ struct ex_subject {
 	char			 su_msg[256];
 	struct ex_item		*su_items;
 	size_t			 su_nitems;
+	struct predicate	*su_preds;	/* a verification's, one per item */
 	uint64_t		 su_seq;	/* its deny record, when denied */
-	/* rel "guardian": the record that proves the relation */
-	bool			 su_guardian_ok;
+	/* rel other than "self": the record that proves the relation */
+	enum policy_rel		 su_rel;
+	bool			 su_rel_ok;
+	char			 su_agent_name[JOURNAL_PARTY_NAME_MAX];	/* from the delegation */
 	size_t			 su_proof_next;	/* next policy proof to try */
 	const struct policy_proof *su_proof;	/* the one fetched this round */
 	const struct adapter	*su_proof_ad;
@@ -136,14 +149,15 @@ struct exchange {
 	int64_t			 ex_now;
 	uint64_t		 ex_exch_seq;
 	bool			 ex_expected;	/* announced to the sealer */
-	size_t			 ex_proofs;	/* guardian proofs fetched this round */
+	size_t			 ex_proofs;	/* relation proofs fetched this round */
 	bool			 ex_refused;	/* refused as a whole: one deny record */
+	bool			 ex_verify;	/* a verification, not an exchange */
 };
 
 static void	su_why(struct ex_subject *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
 static void	ex_claim(struct exchange *);
-static void	ex_guardian(struct exchange *);
+static void	ex_relation(struct exchange *);
 static void	ex_fetch(struct exchange *);
 static void	ex_seal(struct exchange *);
 static void	ex_journal(struct exchange *);
@@ -171,6 +185,7 @@ ex_free(struct exchange *ex)
 			free(su->su_items[j].it_claim);
 			free(su->su_items[j].it_receipt);
 		}
+		free(su->su_preds);
 		/* Never journaled (the exchange failed as a whole): the token stays unused. */
 		if (su->su_reserved)
 			journal_jti_release(ex->ex_gw->gw_journal, su->su_cs.cs_jti);
@@ -215,7 +230,7 @@ su_deny(struct ex_subject *su, enum lb_err e, const char *msg)
 	}
 }
 
-/* Notes why a guardian proof failed; the last reason is the one reported. */
+/* Notes why a relation proof failed; the last reason is the one reported. */
 static void
 su_why(struct ex_subject *su, const char *fmt, ...)
 {
@@ -233,6 +248,37 @@ it_fail(struct ex_item *it, enum lb_err e, const char *msg)
 		return;
 	it->it_status = e;
 	snprintf(it->it_msg, sizeof(it->it_msg), "%s", msg);
+}
+
+/*
+ * A verification's subject: one item per predicate, several of which may
+ * ask about the same record (it is fetched once, see ex_fetch).
+ */
+static int
+ex_parse_predicates(struct exchange *ex, struct ex_subject *su, const msgpack_object *r,
+    uint32_t i)
+{
+	char	err[256];
+	size_t	j, n;
+
+	if (predicate_parse(mpk_get(r, "predicates"), &ex->ex_zone, &su->su_preds, &n, err,
+	    sizeof(err)) != 0) {
+		lb_outcome_fail(&ex->ex_out, LB_E_BAD_REQUEST, "requests[%u]: %s", i, err);
+		return -1;
+	}
+	su->su_items = mpk_zalloc(&ex->ex_zone, n * sizeof(*su->su_items));
+	memset(su->su_items, 0, n * sizeof(*su->su_items));
+	ex->ex_nsubj = i + 1;
+	for (j = 0; j < n; j++) {
+		struct ex_item *it = &su->su_items[j];
+
+		memcpy(it->it_item, su->su_preds[j].pd_item, sizeof(it->it_item));
+		it->it_pred = &su->su_preds[j];
+		it->it_ex = ex;
+		it->it_su = su;
+	}
+	su->su_nitems = n;
+	return 0;
 }
 
 /*
@@ -276,6 +322,11 @@ ex_parse(struct exchange *ex, const msgpack_object *body, msgpack_zone *z)
 		    su->su_id[0] == '\0')
 			BAD("requests[%u].subject must be a non-empty string of at most %d bytes",
 			    i, LB_SUBJECT_MAX - 1);
+		if (ex->ex_verify) {
+			if (ex_parse_predicates(ex, su, r, i) != 0)
+				return -1;
+			goto token;
+		}
 		if ((items = mpk_get(r, "items")) == NULL || items->type != MSGPACK_OBJECT_ARRAY ||
 		    items->via.array.size == 0 || items->via.array.size > LB_MAX_ITEMS)
 			BAD("requests[%u].items must list 1 to %d item types", i, LB_MAX_ITEMS);
@@ -297,6 +348,7 @@ ex_parse(struct exchange *ex, const msgpack_object *body, msgpack_zone *z)
 			it->it_su = su;
 			su->su_nitems = j + 1;
 		}
+token:
 		if ((tok = mpk_get(r, "consent")) == NULL || tok->type == MSGPACK_OBJECT_NIL) {
 			su_deny(su, LB_E_CONSENT_MISSING, "no consent token was given for "
 			    "this subject");
@@ -378,7 +430,7 @@ ex_claim_done(void *arg, int status)
 	if ((e = consent_claim_error(status, &msg)) != LB_OK)
 		su_deny(su, e, msg);
 	if (--ex->ex_pending == 0)
-		ex_guardian(ex);
+		ex_relation(ex);
 }
 
 /*
@@ -403,59 +455,16 @@ ex_claim(struct exchange *ex)
 		ex_claim_done(su, su->su_claim);
 	}
 	if (--ex->ex_pending == 0)
-		ex_guardian(ex);
+		ex_relation(ex);
 }
 
 /*
- * A guardian consents for a minor only.  The resident ID number (GB 11643)
- * holds the date of birth in digits 7 to 14; the age is counted in China's
- * calendar day (UTC+8) at now.  false with a sentence in msg when the
- * subject is 18 or older, or its age cannot be read from its id.
- */
-static bool
-subject_is_minor(const char *id, int64_t now, char *msg, size_t msglen)
-{
-	static const int	 mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
-	struct tm		 tm;
-	time_t			 t = (time_t)now + 8 * 3600;
-	int			 y, m, d, age, i;
-
-	for (i = 0; i < 17; i++)
-		if (id[i] < '0' || id[i] > '9')
-			break;
-	if (i != 17 || strlen(id) != 18 || gmtime_r(&t, &tm) == NULL) {
-		snprintf(msg, msglen, "a guardian consents only for a minor, and the subject's "
-		    "age cannot be read from its id");
-		return false;
-	}
-	y = (id[6] - '0') * 1000 + (id[7] - '0') * 100 + (id[8] - '0') * 10 + (id[9] - '0');
-	m = (id[10] - '0') * 10 + (id[11] - '0');
-	d = (id[12] - '0') * 10 + (id[13] - '0');
-	if (m < 1 || m > 12 || d < 1 || d > mdays[m - 1] || y < 1900) {
-		snprintf(msg, msglen, "a guardian consents only for a minor, and the subject's "
-		    "id holds no valid date of birth");
-		return false;
-	}
-	age = tm.tm_year + 1900 - y;
-	if (tm.tm_mon + 1 < m || (tm.tm_mon + 1 == m && tm.tm_mday < d))
-		age--;
-	if (age < 0) {
-		snprintf(msg, msglen, "the subject's id gives a date of birth in the future");
-		return false;
-	}
-	if (age >= 18) {
-		snprintf(msg, msglen, "the subject is %d years old; a guardian consents only "
-		    "for a minor", age);
-		return false;
-	}
-	return true;
-}
-
-/*
- * Guardian consent (docs/contract.md §5, last step).  The token says act is sub's
- * guardian; the gateway believes it only when a record the policy names,
- * fetched for the child through the normal adapter path, lists act in one
- * of the policy's fields.  Proofs are tried in policy order, one round
+ * Consent by someone else (docs/contract.md §5, last step).  The token says act is
+ * sub's guardian, legal representative or agent; the gateway believes it
+ * only when a record the policy names for that relation, fetched for the
+ * subject through the normal adapter path, lists act in one of the
+ * policy's fields (and, for an agent, is a delegation in force for the
+ * bundle: relation_proven).  Proofs are tried in policy order, one round
  * each, until one proves the relation; until then no other item of the
  * subject is fetched.
  */
@@ -470,7 +479,7 @@ ex_proof_adapter(const struct exchange *ex, const struct policy_proof *pp)
 }
 
 static void
-ex_guardian_work(void *arg)
+ex_relation_work(void *arg)
 {
 	struct exchange		*ex = arg;
 	msgpack_object		 doc;
@@ -490,12 +499,14 @@ ex_guardian_work(void *arg)
 			su_why(su, "the %s record could not be read: %s", pp->pp_item, err);
 			continue;
 		}
-		su->su_guardian_ok = policy_proof_names(pp, &doc, su->su_cs.cs_act);
-		if (!su->su_guardian_ok) {
-			su->su_tried[su->su_ntried - 1].pt_status = LB_E_GUARDIAN_UNVERIFIED;
-			su_why(su, "the child's %s does not name the applicant as guardian",
-			    pp->pp_item);
-		}
+		su->su_rel_ok = relation_proven(su->su_rel, pp, &doc, su->su_cs.cs_act,
+		    ex->ex_bundle, ex->ex_now, err, sizeof(err));
+		if (!su->su_rel_ok) {
+			su->su_tried[su->su_ntried - 1].pt_status = relation_error(su->su_rel);
+			su_why(su, "%s", err);
+		} else if (su->su_rel == POLICY_REL_AGENT)
+			relation_field(&doc, "agent_name", su->su_agent_name,
+			    sizeof(su->su_agent_name));
 	}
 }
 
@@ -508,7 +519,8 @@ ex_proof_reuse(struct ex_subject *su)
 	for (j = 0; j < su->su_nitems; j++) {
 		struct ex_item *it = &su->su_items[j];
 
-		if (strcmp(it->it_item, su->su_proof->pp_item) != 0)
+		/* Not to a predicate the policy refused: that record would hide the read. */
+		if (strcmp(it->it_item, su->su_proof->pp_item) != 0 || it->it_status != LB_OK)
 			continue;
 		if (strcmp(policy_item(it->it_ex->ex_policy, it->it_item)->pi_dept,
 		    su->su_proof_ad->ad_dept) != 0)
@@ -525,7 +537,7 @@ ex_proof_reuse(struct ex_subject *su)
 }
 
 static void
-ex_guardian_done(void *arg)
+ex_relation_done(void *arg)
 {
 	struct exchange	*ex = arg;
 	size_t		 i;
@@ -535,24 +547,24 @@ ex_guardian_done(void *arg)
 
 		if (su->su_proof == NULL)
 			continue;
-		if (su->su_guardian_ok && su->su_status == LB_OK)
+		if (su->su_rel_ok && su->su_status == LB_OK)
 			ex_proof_reuse(su);
 		free(su->su_proof_body);
 		su->su_proof_body = NULL;
 		su->su_proof = NULL;
 	}
 	/* The next round tries the next proof of the subjects still unproven. */
-	ex_guardian(ex);
+	ex_relation(ex);
 }
 
 static void
-ex_guardian_round(struct exchange *ex)
+ex_relation_round(struct exchange *ex)
 {
 	if (ex->ex_proofs == 0) {
 		ex_fetch(ex);
 		return;
 	}
-	ex_work(ex, ex_guardian_work, ex_guardian_done);
+	ex_work(ex, ex_relation_work, ex_relation_done);
 }
 
 /*
@@ -585,37 +597,39 @@ ex_proof_fetched(void *arg, enum lb_err e, const uint8_t *body, size_t len, cons
 	else if (ex_keep_answer(body, len, &su->su_proof_body, &su->su_proof_len) != 0)
 		su_why(su, "out of memory");
 	if (--ex->ex_pending == 0)
-		ex_guardian_round(ex);
+		ex_relation_round(ex);
 }
 
 /* Starts the fetch of su's next proof, or denies su when none is left. */
 static void
-ex_guardian_next(struct exchange *ex, struct ex_subject *su)
+ex_relation_next(struct exchange *ex, struct ex_subject *su)
 {
-	const struct policy		*po = ex->ex_policy;
+	const struct policy_relation	*rl = &ex->ex_policy->po_rel[su->su_rel];
 	const struct policy_proof	*pp;
 	const struct adapter		*ad;
+	const char			*name = relation_name(su->su_rel);
+	enum lb_err			 code = relation_error(su->su_rel);
 	char				 msg[256];
 
-	if (!po->po_guardian) {
-		snprintf(msg, sizeof(msg), "bundle \"%s\" does not accept a guardian's "
-		    "consent", po->po_bundle);
-		su_deny(su, LB_E_GUARDIAN_UNVERIFIED, msg);
+	if (!rl->rl_allowed) {
+		snprintf(msg, sizeof(msg), "bundle \"%s\" does not accept consent given by "
+		    "someone else as %s", ex->ex_policy->po_bundle, name);
+		su_deny(su, code, msg);
 		return;
 	}
-	if (po->po_nproofs == 0) {
+	if (rl->rl_nproofs == 0) {
 		snprintf(msg, sizeof(msg), "bundle \"%s\" names no record that proves a "
-		    "guardian relation, so none can be accepted", po->po_bundle);
-		su_deny(su, LB_E_GUARDIAN_UNVERIFIED, msg);
+		    "%s relation, so none can be accepted", ex->ex_policy->po_bundle, name);
+		su_deny(su, code, msg);
 		return;
 	}
-	if (su->su_proof_next == 0 && !subject_is_minor(su->su_id, ex->ex_now, msg,
-	    sizeof(msg))) {
-		su_deny(su, LB_E_GUARDIAN_UNVERIFIED, msg);
+	if (su->su_proof_next == 0 && !relation_subject_ok(su->su_rel, su->su_id, ex->ex_now,
+	    msg, sizeof(msg))) {
+		su_deny(su, code, msg);
 		return;
 	}
-	while (su->su_proof_next < po->po_nproofs) {
-		pp = &po->po_proofs[su->su_proof_next++];
+	while (su->su_proof_next < rl->rl_nproofs) {
+		pp = &rl->rl_proofs[su->su_proof_next++];
 		if ((ad = ex_proof_adapter(ex, pp)) == NULL) {
 			if (su->su_proof_why[0] == '\0')
 				su_why(su, "no department adapter serves the %s record",
@@ -638,29 +652,29 @@ ex_guardian_next(struct exchange *ex, struct ex_subject *su)
 		su->su_proof = NULL;
 		su_why(su, "the %s record could not be requested", pp->pp_item);
 	}
-	snprintf(msg, sizeof(msg), "the guardian relation is not proven: %s",
+	snprintf(msg, sizeof(msg), "the %s relation is not proven: %s", name,
 	    su->su_proof_why[0] != '\0' ? su->su_proof_why : "no proof record");
-	su_deny(su, LB_E_GUARDIAN_UNVERIFIED, msg);
+	su_deny(su, code, msg);
 }
 
 static void
-ex_guardian(struct exchange *ex)
+ex_relation(struct exchange *ex)
 {
 	size_t	i;
 
-	if (ex->ex_state != EX_GUARDIAN)
-		ex_enter(ex, EX_GUARDIAN);
+	if (ex->ex_state != EX_RELATION)
+		ex_enter(ex, EX_RELATION);
 	ex->ex_proofs = 0;
 	ex->ex_pending = 1;	/* held until every proof fetch is started */
 	for (i = 0; i < ex->ex_nsubj; i++) {
 		struct ex_subject *su = &ex->ex_subj[i];
 
-		if (su->su_status == LB_OK && !su->su_guardian_ok &&
-		    strcmp(su->su_cs.cs_rel, "guardian") == 0)
-			ex_guardian_next(ex, su);
+		if (su->su_status == LB_OK && !su->su_rel_ok &&
+		    relation_from_name(su->su_cs.cs_rel, &su->su_rel) == 0)
+			ex_relation_next(ex, su);
 	}
 	if (--ex->ex_pending == 0)
-		ex_guardian_round(ex);
+		ex_relation_round(ex);
 }
 
 static void
@@ -683,6 +697,22 @@ ex_fetch_done(void *arg, enum lb_err e, const uint8_t *body, size_t len, const c
 		ex_seal(ex);
 }
 
+/*
+ * The earlier item of su that fetches the record item j asks about, so that
+ * predicates about one record cost one query; NULL when there is none.
+ */
+static struct ex_item *
+ex_fetched_by(struct ex_subject *su, size_t j)
+{
+	size_t	k;
+
+	for (k = 0; k < j; k++)
+		if (su->su_items[k].it_status == LB_OK && su->su_items[k].it_same == NULL &&
+		    strcmp(su->su_items[k].it_item, su->su_items[j].it_item) == 0)
+			return &su->su_items[k];
+	return NULL;
+}
+
 static void
 ex_fetch(struct exchange *ex)
 {
@@ -702,6 +732,8 @@ ex_fetch(struct exchange *ex)
 		for (j = 0; j < su->su_nitems; j++) {
 			struct ex_item *it = &su->su_items[j];
 
+			if (it->it_status != LB_OK)
+				continue;	/* a predicate the policy refused */
 			it->it_pi = policy_item(ex->ex_policy, it->it_item);
 			it->it_ad = snapshot_adapter_for(ex->ex_snap, it->it_pi->pi_dept,
 			    it->it_item);
@@ -713,7 +745,9 @@ ex_fetch(struct exchange *ex)
 			}
 			it->it_seal = snapshot_seal(ex->ex_snap, it->it_ad->ad_seal);
 			if (it->it_fetched)
-				continue;	/* fetched once, as the guardian proof */
+				continue;	/* fetched once, as the relation proof */
+			if ((it->it_same = ex_fetched_by(su, j)) != NULL)
+				continue;	/* another predicate about the same record */
 			it->it_t0_us = now_us_mono();
 			ex->ex_pending++;
 			if (fanout_fetch(ex->ex_gw->gw_fanout, snapshot_egress_for(ex->ex_snap,
@@ -737,14 +771,27 @@ ex_translate_item(struct exchange *ex, struct ex_item *it)
 	msgpack_object	doc;
 	char		err[256];
 	enum lb_err	e;
+	struct ex_item	*src = it->it_same != NULL ? it->it_same : it;
 
-	e = translate(it->it_ad, it->it_item, it->it_su->su_id, it->it_body, it->it_body_len,
+	if (src->it_body == NULL) {
+		/* The fetch this item shares failed: its failure is this one's. */
+		it_fail(it, src->it_status, src->it_msg);
+		return;
+	}
+	e = translate(it->it_ad, it->it_item, it->it_su->su_id, src->it_body, src->it_body_len,
 	    &ex->ex_zone, &doc, err, sizeof(err));
 	if (e != LB_OK) {
 		it_fail(it, e, err);
 		return;
 	}
-	it->it_doc = policy_minimize(it->it_pi, &doc, &ex->ex_zone);
+	if (it->it_pred == NULL)
+		it->it_doc = policy_minimize(it->it_pi, &doc, &ex->ex_zone);
+	else if ((e = verification_attest(it->it_pred, &doc, it->it_su->su_id,
+	    it->it_ad->ad_dept, (uint64_t)ex->ex_now, &ex->ex_zone, &it->it_doc, &it->it_result,
+	    err, sizeof(err))) != LB_OK) {
+		it_fail(it, e, err);
+		return;
+	}
 	if (mpk_pack_alloc(&it->it_doc, &it->it_doc_bytes, &it->it_doc_len) != 0) {
 		it_fail(it, LB_E_DEPARTMENT_BAD_RESPONSE, "the translated document cannot be "
 		    "encoded canonically");
@@ -897,7 +944,7 @@ ex_journal_done(void *arg, int status, uint64_t first_seq)
 		struct ex_subject *su = &ex->ex_subj[i];
 
 		for (j = 0; j < su->su_ntried; j++)
-			seq += !su->su_tried[j].pt_reused;	/* guardian proofs first */
+			seq += !su->su_tried[j].pt_reused;	/* relation proofs first */
 		if (su->su_status != LB_OK) {
 			su->su_seq = seq++;
 			continue;
@@ -910,7 +957,7 @@ ex_journal_done(void *arg, int status, uint64_t first_seq)
 }
 
 /*
- * One record per guardian proof read and not requested as an item, one per
+ * One record per relation proof read and not requested as an item, one per
  * denied subject, one per item of a consented subject, and one for the
  * exchange as a whole.
  */
@@ -938,6 +985,15 @@ ex_journal(struct exchange *ex)
 		struct ex_subject *su = &ex->ex_subj[i];
 
 		/*
+		 * Queued before the records, so committed no later: the citizen's
+		 * access report can name the agent of every record that says
+		 * rel "agent".  Losing it loses only that name, never a record.
+		 */
+		if (su->su_rel_ok && su->su_rel == POLICY_REL_AGENT)
+			(void)journal_party_note(ex->ex_gw->gw_journal, su->su_cs.cs_act,
+			    su->su_agent_name);
+
+		/*
 		 * A proof record read from a department is an access to the
 		 * child's data: journaled, unless it also is a requested item
 		 * with its own record below.
@@ -949,7 +1005,7 @@ ex_journal(struct exchange *ex)
 				continue;
 			ex_record_common(ex, su, r);
 			r->jr_kind = JK_ITEM;
-			snprintf(r->jr_op, sizeof(r->jr_op), "guardian_proof");
+			snprintf(r->jr_op, sizeof(r->jr_op), "%s", relation_proof_op(su->su_rel));
 			snprintf(r->jr_item, sizeof(r->jr_item), "%s", pt->pt_proof->pp_item);
 			snprintf(r->jr_dept, sizeof(r->jr_dept), "%s", pt->pt_dept);
 			snprintf(r->jr_decision, sizeof(r->jr_decision), "%s",
@@ -963,7 +1019,7 @@ ex_journal(struct exchange *ex)
 			ex_record_common(ex, su, r);
 			r->jr_kind = JK_DENY;
 			snprintf(r->jr_decision, sizeof(r->jr_decision), "deny");
-			/* A refused guardian still caused one query: name its record. */
+			/* A refused relation still caused one query: name its record. */
 			if (su->su_proof_last != NULL) {
 				snprintf(r->jr_item, sizeof(r->jr_item), "%s",
 				    su->su_proof_last->pp_item);
@@ -980,6 +1036,8 @@ ex_journal(struct exchange *ex)
 
 			ex_record_common(ex, su, r);
 			r->jr_kind = JK_ITEM;
+			if (it->it_pred != NULL)
+				verification_record(it->it_pred, r);
 			snprintf(r->jr_item, sizeof(r->jr_item), "%s", it->it_item);
 			snprintf(r->jr_dept, sizeof(r->jr_dept), "%s", it->it_pi->pi_dept);
 			snprintf(r->jr_decision, sizeof(r->jr_decision), "%s",
@@ -1057,6 +1115,11 @@ ex_result(struct exchange *ex, struct ex_subject *su, struct ex_item *it)
 	msgpack_object	 seal;
 	enum lb_err	 e = su->su_status != LB_OK ? su->su_status : it->it_status;
 
+	if (it->it_pred != NULL)
+		return verification_result(z, su->su_id, it->it_pred, e, su->su_status != LB_OK ?
+		    su->su_msg : it->it_msg, su->su_status != LB_OK ? su->su_seq : it->it_seq,
+		    it->it_result, &it->it_doc, it->it_doc_bytes, it->it_doc_len, it->it_receipt,
+		    it->it_receipt_len);
 	mpk_map_init(&m, z, 8);
 	mpk_map_put(&m, "subject", mpk_str(su->su_id));
 	mpk_map_put(&m, "item", mpk_str(it->it_item));
@@ -1201,9 +1264,38 @@ ex_reply(struct exchange *ex)
 	ex_free(ex);
 }
 
+/*
+ * A verification's predicates the policy does not allow fail alone, before
+ * any department is asked; each is journaled with its code.
+ */
+static void
+ex_predicates_allowed(struct exchange *ex)
+{
+	char	msg[256];
+	size_t	i, j;
+	enum lb_err e;
+
+	for (i = 0; i < ex->ex_nsubj; i++)
+		for (j = 0; j < ex->ex_subj[i].su_nitems; j++) {
+			struct ex_item *it = &ex->ex_subj[i].su_items[j];
+
+			it->it_pi = policy_item(ex->ex_policy, it->it_item);
+			if ((e = predicate_allowed(ex->ex_policy, it->it_pred, msg,
+			    sizeof(msg))) != LB_OK)
+				it_fail(it, e, msg);
+		}
+}
+
 void
 exchange_start(struct gw *gw, struct evhttp_request *req, const struct principal *pr,
     msgpack_zone *z, const msgpack_object *body)
+{
+	exchange_begin(gw, req, pr, z, body, false);
+}
+
+void
+exchange_begin(struct gw *gw, struct evhttp_request *req, const struct principal *pr,
+    msgpack_zone *z, const msgpack_object *body, bool verify)
 {
 	struct exchange	*ex;
 	size_t		 i;
@@ -1216,6 +1308,7 @@ exchange_start(struct gw *gw, struct evhttp_request *req, const struct principal
 	}
 	gw->gw_inflight++;
 	ex->ex_gw = gw;
+	ex->ex_verify = verify;
 	ex->ex_req = req;
 	ex->ex_pr = *pr;
 	ex->ex_snap = gw->gw_snap;
@@ -1256,5 +1349,7 @@ exchange_start(struct gw *gw, struct evhttp_request *req, const struct principal
 		ex_journal_refusal(ex, e);
 		return;
 	}
+	if (ex->ex_verify)
+		ex_predicates_allowed(ex);
 	ex_work(ex, ex_consent_work, ex_consent_done);
 }

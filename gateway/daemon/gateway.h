@@ -636,6 +636,35 @@ void		 sealer_set(struct sealer *, unsigned window_us, size_t max);
 /* Handles POST /v1/exchanges for a consumer; body already decoded into z. */
 void		 exchange_start(struct gw *, struct evhttp_request *, const struct principal *,
 		    msgpack_zone *z, const msgpack_object *body);
+/*
+ * The exchange state machine for both routes: verify false for an exchange,
+ * true for a verification (verification.c), whose items are predicates.
+ */
+void		 exchange_begin(struct gw *, struct evhttp_request *, const struct principal *,
+		    msgpack_zone *z, const msgpack_object *body, bool verify);
+
+/* verification.c: POST /v1/verifications, answers that release no record */
+void		 verification_start(struct gw *, struct evhttp_request *,
+		    const struct principal *, msgpack_zone *z, const msgpack_object *body);
+/*
+ * Evaluates pd on doc (translated, before minimization) and builds its
+ * attestation in z (*att, *result); LB_OK, or the item's failure with a
+ * sentence in err (predicate_eval).
+ */
+enum lb_err	 verification_attest(const struct predicate *pd, const msgpack_object *doc,
+		    const char *subject, const char *dept, uint64_t iat, msgpack_zone *z,
+		    msgpack_object *att, bool *result, char *err, size_t errlen);
+/* Makes r a "verify" record of pd: its field and operator, never its value. */
+void		 verification_record(const struct predicate *pd, struct jrec *r);
+/*
+ * One result of a verification answer (docs/api.md): subject, item,
+ * predicate, status, journal_seq, and when ok result, attestation,
+ * attestation_bytes and seal; else message.  Built in z, borrowing the rest.
+ */
+msgpack_object	 verification_result(msgpack_zone *z, const char *subject,
+		    const struct predicate *pd, enum lb_err status, const char *msg,
+		    uint64_t seq, bool result, const msgpack_object *att, const uint8_t *bytes,
+		    size_t len, const uint8_t *receipt, size_t receipt_len);
 
 /* throttle.c: the rate limit of every client, whatever it asks */
 #define THROTTLE_RATE_DEFAULT	200

@@ -439,6 +439,8 @@ static const struct http_route http_routes[] = {
 	    http_ready, NULL },
 	{ "/v1/exchanges", HM_EXACT, EVHTTP_REQ_POST, false, { "consumer" }, NULL,
 	    NULL, exchange_start },
+	{ "/v1/verifications", HM_EXACT, EVHTTP_REQ_POST, false, { "consumer" }, NULL,
+	    NULL, verification_start },
 	/* Any role: revocation_start checks it, since authorities sign through any client. */
 	{ "/v1/revocations", HM_EXACT, EVHTTP_REQ_POST, false, { NULL }, NULL,
 	    NULL, revocation_start },

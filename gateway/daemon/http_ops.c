@@ -5,8 +5,8 @@
  * The summary is derived from the journal: the time index finds the first
  * record of the window, and the records are walked from the newest down.
  * Per minute it counts exchanges by bundle ("exchange" records), department
- * fetches by department ("item" records) and outcomes by result code ("item"
- * and "deny" records); per department the latency percentiles and errors of
+ * fetches by department ("item" records, and the "verify" records of
+ * verifications) and outcomes by result code (those and "deny" records); per department the latency percentiles and errors of
  * its fetches; and the denial reasons ("deny" records by code).
  *
  * The cost of one request is bounded: at most OPS_SCAN_MAX records are
@@ -178,7 +178,7 @@ ops_record(void *arg, uint64_t seq, const void *rec, size_t len)
 	if (mpk_str_eq(kind, "exchange")) {
 		if (ops_count(op, &op->op_bundles, mpk_get(&r, "bundle"), m) == NULL)
 			return -1;
-	} else if (mpk_str_eq(kind, "item")) {
+	} else if (mpk_str_eq(kind, "item") || mpk_str_eq(kind, "verify")) {
 		if ((os = ops_count(op, &op->op_depts, mpk_get(&r, "dept"), m)) == NULL ||
 		    ops_count(op, &op->op_codes, code, m) == NULL)
 			return -1;

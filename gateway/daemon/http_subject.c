@@ -117,13 +117,14 @@ access_verify_work(void *arg)
 	};
 	char			 msg[256];
 	enum lb_err		 e;
+	enum policy_rel		 rel;
 
 	e = consent_admit(rep->rep_snap->sn_trust, rep->rep_gw->gw_journal, &ask, rep->rep_token,
 	    rep->rep_token_len, &rep->rep_cs, msg, sizeof(msg));
 	if (e != LB_OK)
 		lb_outcome_fail(&rep->rep_out, e, "%s", msg);
-	else if (strcmp(rep->rep_cs.cs_rel, "self") != 0)
-		lb_outcome_fail(&rep->rep_out, LB_E_GUARDIAN_UNVERIFIED, "the access report is "
+	else if (relation_from_name(rep->rep_cs.cs_rel, &rel) == 0)
+		lb_outcome_fail(&rep->rep_out, relation_error(rel), "the access report is "
 		    "only given to the citizen in person (rel \"self\")");
 	else {
 		rep->rep_claim = journal_jti_reserve(rep->rep_gw->gw_journal, rep->rep_cs.cs_jti,
@@ -191,6 +192,26 @@ access_collect(void *arg, uint64_t seq, const void *rec, size_t len)
 }
 
 /*
+ * A verification's record: which field of the record was asked about, with
+ * which operator ({"field", "op"}; the journal never holds the value).
+ */
+static void
+access_predicate(const msgpack_object *o, msgpack_zone *z, struct mpk_map *m)
+{
+	static const char *const keys[] = { "field", "op" };
+	const msgpack_object	*v;
+	struct mpk_map		 p;
+	size_t			 i;
+
+	mpk_map_init(&p, z, 2);
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if ((v = mpk_get(o, keys[i])) != NULL && v->type == MSGPACK_OBJECT_STR &&
+		    utf8_valid(v->via.str.ptr, v->via.str.size))
+			mpk_map_put(&p, keys[i], *v);
+	mpk_map_put(m, "predicate", p.mm_obj);
+}
+
+/*
  * A report entry: what a citizen wants to know, from one record.  A record
  * that JSON cannot show (written by an older version from unchecked text)
  * keeps the fields that are text and is flagged with its bytes, as an
@@ -206,11 +227,12 @@ access_entry(struct access *rep, uint64_t seq, const uint8_t *rec, size_t len,
 	msgpack_object	 dec;
 	const msgpack_object *o;
 	const char	*why;
-	struct mpk_map	 m;
+	struct mpk_map	 m, agent;
+	char		 id[LB_SUBJECT_MAX], name[JOURNAL_PARTY_NAME_MAX];
 	size_t		 i;
 
 	why = journal_record_decode(rec, len, z, &dec);
-	mpk_map_init(&m, z, 14);
+	mpk_map_init(&m, z, 17);
 	mpk_map_put(&m, "seq", mpk_uint(seq));
 	if ((o = mpk_get(&dec, "t_ms")) != NULL && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
 		mpk_map_put(&m, "t_ms", *o);
@@ -220,6 +242,19 @@ access_entry(struct access *rep, uint64_t seq, const uint8_t *rec, size_t len,
 			mpk_map_put(&m, fields[i], *o);
 	if ((o = mpk_get(&dec, "exch")) != NULL && o->type == MSGPACK_OBJECT_BIN)
 		mpk_map_put(&m, "exchange", *o);
+	/* Who acted for the citizen: the agent as journal_party_note kept them. */
+	if ((o = mpk_get(&dec, "rel")) != NULL && mpk_str_eq(o, "agent") &&
+	    (o = mpk_get(&dec, "actor")) != NULL && o->type == MSGPACK_OBJECT_BIN &&
+	    o->via.bin.size == 32 && journal_party_get(rep->rep_gw->gw_journal,
+	    (const uint8_t *)o->via.bin.ptr, id, name) == 1 &&
+	    utf8_valid(id, strlen(id)) && utf8_valid(name, strlen(name))) {
+		mpk_map_init(&agent, z, 2);
+		mpk_map_put(&agent, "id", mpk_strdup(z, id, strlen(id)));
+		mpk_map_put(&agent, "name", mpk_strdup(z, name, strlen(name)));
+		mpk_map_put(&m, "agent", agent.mm_obj);
+	}
+	if ((o = mpk_get(&dec, "predicate")) != NULL)
+		access_predicate(o, z, &m);
 	if (why != NULL) {
 		mpk_map_put(&m, "record_raw", mpk_bindup(z, rec, len));
 		mpk_map_put(&m, "record_error", mpk_str(why));

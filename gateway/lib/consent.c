@@ -33,6 +33,7 @@ static int
 consent_decode(const msgpack_object *c, struct consent *cs, const char **field)
 {
 	const msgpack_object	*o;
+	enum policy_rel		 rel;
 
 #define STR(name, dst) do { *field = name; \
 	if (mpk_get_str(c, name, dst, sizeof(dst)) != 0) return -1; } while (0)
@@ -65,7 +66,7 @@ consent_decode(const msgpack_object *c, struct consent *cs, const char **field)
 		return -1;
 	memcpy(cs->cs_jti, o->via.bin.ptr, 16);
 	*field = "rel";
-	if (strcmp(cs->cs_rel, "self") != 0 && strcmp(cs->cs_rel, "guardian") != 0)
+	if (strcmp(cs->cs_rel, "self") != 0 && relation_from_name(cs->cs_rel, &rel) != 0)
 		return -1;
 	*field = "liveness/match";
 	if (cs->cs_liveness < 0 || cs->cs_liveness > 1000 || cs->cs_match < 0 ||
@@ -162,6 +163,16 @@ consent_verify(const struct trust *t, const void *buf, size_t len,
 		    "one requested");
 	if (strcmp(cs->cs_rel, "self") == 0 && strcmp(cs->cs_act, cs->cs_sub) != 0)
 		DENY(LB_E_CONSENT_MALFORMED, "rel is \"self\" but act differs from sub");
+	/*
+	 * An enterprise acts only through its legal representative, and only
+	 * an enterprise has one: the subject's kind and rel must agree.
+	 */
+	if (strcmp(cs->cs_rel, "legal_rep") == 0 && !subject_id_enterprise(cs->cs_sub))
+		DENY(LB_E_CONSENT_MALFORMED, "rel is \"legal_rep\" but sub is not a valid "
+		    "unified social credit code (GB 32100, with its check character)");
+	if (strcmp(cs->cs_rel, "legal_rep") != 0 && subject_id_enterprise(cs->cs_sub))
+		DENY(LB_E_CONSENT_MALFORMED, "sub is an enterprise's unified social credit "
+		    "code, for which only rel \"legal_rep\" is accepted");
 #undef DENY
 	e = LB_OK;
 	msg[0] = '\0';

@@ -42,6 +42,8 @@ static const struct {
 	[LB_E_SUBJECT_MISMATCH] =	{ "subject_mismatch",		502 },
 	[LB_E_RATE_LIMITED] =		{ "rate_limited",		429 },
 	[LB_E_JOURNAL_UNAVAILABLE] =	{ "journal_unavailable",	503 },
+	[LB_E_AGENT_UNVERIFIED] =	{ "agent_unverified",		403 },
+	[LB_E_PREDICATE_NOT_ALLOWED] =	{ "predicate_not_allowed",	403 },
 	[LB_E_INTERNAL] =		{ "internal_error",		500 },
 };
 

@@ -36,6 +36,7 @@ static const char *const jkind_names[] = {
 	[JK_POLICY] = "policy",
 	[JK_AUDIT_READ] = "audit-read",
 	[JK_REVOKE] = "revoke",
+	[JK_VERIFY] = "verify",
 };
 
 const char *
@@ -79,7 +80,7 @@ journal_record_pack(const struct jrec *r, uint64_t seq, msgpack_sbuffer *out)
 	 * Every field of docs/contract.md §7, of registry changes and of refusal counts;
 	 * mpk_pack sorts the keys.
 	 */
-	mpk_map_init(&m, &z, 23);
+	mpk_map_init(&m, &z, 24);
 	mpk_map_put(&m, "seq", mpk_uint(seq));
 	mpk_map_put(&m, "t_ms", mpk_uint(r->jr_t_ms));
 	mpk_map_put(&m, "kind", mpk_str(kind));
@@ -106,6 +107,14 @@ journal_record_pack(const struct jrec *r, uint64_t seq, msgpack_sbuffer *out)
 	jrec_put_bin(&m, "spec", r->jr_has_spec, r->jr_spec, sizeof(r->jr_spec));
 	if (r->jr_has_count)
 		mpk_map_put(&m, "count", mpk_uint(r->jr_count));
+	if (r->jr_pred_field[0] != '\0') {
+		struct mpk_map pm;
+
+		mpk_map_init(&pm, &z, 2);
+		jrec_put_str(&pm, "field", r->jr_pred_field, sizeof(r->jr_pred_field));
+		jrec_put_str(&pm, "op", r->jr_pred_op, sizeof(r->jr_pred_op));
+		mpk_map_put(&m, "predicate", pm.mm_obj);
+	}
 	if (mpk_pack(&m.mm_obj, out, false) == -1)
 		goto done;
 	ret = 0;
@@ -526,6 +535,9 @@ journal_txn(struct journal *j, struct jop *batch)
 			rc = journal_put_claims(j, txn, op);
 			if (rc == 0)
 				rc = journal_put_recs(j, txn, op, &cr, &tmax, &sb);
+			break;
+		case JOP_PARTY:
+			rc = journal_party_store(j, txn, op);
 			break;
 		}
 		if (rc != 0)

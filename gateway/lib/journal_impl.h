@@ -9,6 +9,7 @@
  *	journal_read.c		read transactions, records and queries, proofs
  *	journal_restore.c	opening (checks, rebuilt indexes and nodes) and closing
  *	journal_revoke.c	the consent revocation store
+ *	journal_party.c		who acted for a citizen, as the access report shows them
  *
  * Named databases (every number is big-endian, so keys sort by value):
  *   rec   seq (8 bytes)          -> canonical record bytes
@@ -23,6 +24,7 @@
  *   ix    tag || len || value || seq (8 bytes) -> empty
  *   rev   'j' || jti, or 's' || subject pseudonym || bundle
  *                                -> revoked_at || keep_until (8 bytes each)
+ *   party actor pseudonym (32)   -> masked id || 0x00 || name (UTF-8)
  *
  * The "ix" database indexes records for auditors' queries.  Its tags are
  * 's' (subject pseudonym), 'c' (consumer), 'd' (department), 'i' (item) and
@@ -70,8 +72,10 @@
 /* Under load, one checkpoint per this interval is enough (docs/contract.md §7). */
 #define JOURNAL_CKPT_EVERY_US	1000000
 #define JOURNAL_HMAC_MIN	16
-/* The named databases: rec, leaf, ckpt, meta, jti, ix, rev, node. */
-#define JOURNAL_NDBS		8
+/* The named databases: rec, leaf, ckpt, meta, jti, ix, rev, node, party. */
+#define JOURNAL_NDBS		9
+/* A party value: masked id, NUL, name of at most JOURNAL_PARTY_NAME_MAX - 1 bytes. */
+#define JPARTY_VAL_MAX		256
 
 /* Key and value layouts. */
 #define JU64_LEN		8	/* a big-endian number */
@@ -272,7 +276,8 @@ journal_rev_val_get(const MDB_val *v, uint64_t *revoked_at, uint64_t *keep_until
 
 enum jop_type {
 	JOP_APPEND,
-	JOP_REVOKE
+	JOP_REVOKE,
+	JOP_PARTY
 };
 
 /*
@@ -295,6 +300,9 @@ struct jop {
 	uint8_t			 jo_rev_key[JOURNAL_REVOKE_KEY_MAX];
 	size_t			 jo_rev_keylen;
 	uint64_t		 jo_revoked_at;
+	uint8_t			 jo_party_key[JHASH_LEN];	/* parties */
+	uint8_t			 jo_party_val[JPARTY_VAL_MAX];
+	size_t			 jo_party_len;
 	size_t			 jo_n;
 	struct jrec		 jo_recs[];
 };
@@ -332,6 +340,7 @@ struct journal {
 	MDB_dbi			 j_rec, j_leaf, j_ckpt, j_meta, j_jti, j_ix;
 	MDB_dbi			 j_rev;		/* consent revocations */
 	MDB_dbi			 j_node;	/* perfect subtrees, for proofs */
+	MDB_dbi			 j_party;	/* who acted for citizens (journal_party.c) */
 	char			 j_origin[LB_ID_MAX];
 	EVP_PKEY		*j_key;
 	X509			*j_cert;
@@ -468,5 +477,9 @@ int		 journal_peaks_read(struct jleafrd *lr, uint64_t size, uint8_t peaks[][32],
  * Returns an LMDB error or 0.
  */
 int		 journal_revoke_store(struct journal *, MDB_txn *, struct jop *op, bool sweep);
+
+/* journal_party.c */
+/* Stores the party of op (writer thread).  Returns an LMDB error or 0. */
+int		 journal_party_store(struct journal *, MDB_txn *, struct jop *op);
 
 #endif /* JOURNAL_IMPL_H */

@@ -136,9 +136,9 @@ static int
 journal_restore(struct journal *j, char *err, size_t errlen)
 {
 	static const char *const names[JOURNAL_NDBS] = { "rec", "leaf", "ckpt", "meta", "jti",
-	    "ix", "rev", "node" };
+	    "ix", "rev", "node", "party" };
 	MDB_dbi *const dbis[JOURNAL_NDBS] = { &j->j_rec, &j->j_leaf, &j->j_ckpt, &j->j_meta, &j->j_jti,
-	    &j->j_ix, &j->j_rev, &j->j_node };
+	    &j->j_ix, &j->j_rev, &j->j_node, &j->j_party };
 	static const uint8_t tmax_all[JU64_LEN] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
 	    0xff };
 	MDB_txn *txn = NULL;

@@ -67,6 +67,8 @@ enum lb_err {
 	LB_E_SUBJECT_MISMATCH,
 	LB_E_RATE_LIMITED,
 	LB_E_JOURNAL_UNAVAILABLE,
+	LB_E_AGENT_UNVERIFIED,
+	LB_E_PREDICATE_NOT_ALLOWED,
 	LB_E_INTERNAL,
 	LB_E__COUNT
 };
@@ -469,7 +471,8 @@ enum jkind {
 	JK_ADAPTER,
 	JK_POLICY,
 	JK_AUDIT_READ,
-	JK_REVOKE
+	JK_REVOKE,
+	JK_VERIFY
 };
 const char	*journal_kind_name(enum jkind);
 
@@ -503,6 +506,12 @@ struct jrec {
 	/* Refusals journaled together rather than one record each. */
 	bool		jr_has_count;
 	uint64_t	jr_count;		/* "count" */
+	/*
+	 * Verification answers: "predicate": {"field", "op"}, never its value,
+	 * which may be another person's id.
+	 */
+	char		jr_pred_field[LB_ITEM_MAX];	/* "" = no predicate */
+	char		jr_pred_op[16];
 };
 /* Canonical record bytes for seq (appended to out). */
 int		 journal_record_pack(const struct jrec *, uint64_t seq, msgpack_sbuffer *out);
@@ -655,6 +664,26 @@ int		 journal_revoked(struct journal *, const uint8_t *key, size_t keylen,
 int		 journal_revoke_key(const struct journal *, const uint8_t *jti,
 		    const char *subject, const char *bundle,
 		    uint8_t key[JOURNAL_REVOKE_KEY_MAX], size_t *keylen);
+/*
+ * Parties: who acted for a citizen, kept outside the Merkle log in the
+ * journal's LMDB environment so that the access report can name an agent
+ * while the records hold only the actor's pseudonym.  journal_party_note
+ * queues, for the writer thread, act's pseudonym -> {"id": act masked to
+ * its first 6 and last 4 characters, "name": name (cut to
+ * JOURNAL_PARTY_NAME_MAX - 1 bytes; "" for none)}; it is stored in the
+ * next group commit, in queue order with the records appended after it,
+ * and replaces an older entry.  Nothing is called back: -1 when it could
+ * not be queued (full queue, closing journal, act not 1 to
+ * LB_SUBJECT_MAX - 1 bytes).  journal_party_get reads the entry of an
+ * actor pseudonym into id and name: 1 when there is one, 0 when none, -1
+ * on failure.  Any thread.
+ */
+#define JOURNAL_PARTY_NAME_MAX	128
+int		 journal_party_note(struct journal *, const char *act, const char *name);
+int		 journal_party_get(struct journal *, const uint8_t actor[32],
+		    char id[LB_SUBJECT_MAX], char name[JOURNAL_PARTY_NAME_MAX]);
+/* act masked to its first 6 and last 4 characters ("110101********1234"). */
+void		 journal_party_mask(const char *act, char out[LB_SUBJECT_MAX]);
 /*
  * LB_OK, or consent_revoked when the token or the citizen's consent to its
  * bundle (up to its iat) was revoked; journal_unavailable when the list
@@ -956,24 +985,73 @@ const struct trust_authority *trust_authority(const struct trust *, const uint8_
 int		 trust_authority_usable(const struct trust_authority *, int64_t when,
 		    const char **why);
 
+/*
+ * subject_id.c: the ids a subject may have.  Each takes a NUL-terminated
+ * string and checks its length, characters and check character.
+ */
+#define SUBJECT_ID_LEN	18	/* both kinds of id */
+/* A resident ID number (GB 11643): 17 digits and a check digit or X. */
+bool		 subject_id_resident(const char *id);
+/* A unified social credit code (GB 32100): 18 characters of 0-9 A-Y without I O S V Z. */
+bool		 subject_id_uscc(const char *id);
+/*
+ * The date of birth in digits 7 to 14 of a resident ID number of 18
+ * characters whose first 17 are digits; -1 when there is no real date
+ * from 1900 there.
+ */
+int		 subject_id_birth(const char *id, int *y, int *m, int *d);
+/*
+ * An enterprise: a valid unified social credit code that is not shaped
+ * like a resident ID number (17 digits, a digit or X, a date of birth in
+ * digits 7 to 14).  A code of digits alone could be either; a person, even
+ * with a mistyped ID number, is never taken for an enterprise.
+ */
+bool		 subject_id_enterprise(const char *id);
+
 /* policy.c: bundle policies (docs/consent.md) */
 #define POLICY_MAX_FIELDS	48
 #define POLICY_MAX_CONSUMERS	16
 #define POLICY_MAX_PROOFS	4
 #define POLICY_MAX_AMR		8	/* methods an assurance may require */
 #define POLICY_AMR_LEN		16	/* bytes of a method name ("face"), NUL included */
-/* A record that proves a guardian relation: one of fields names the guardian. */
+/*
+ * A record that proves a relation (guardian, legal representative, agent):
+ * one of fields names the person acting for the subject.
+ */
 struct policy_proof {
 	char	pp_item[LB_ITEM_MAX];
 	char	pp_dept[LB_ID_MAX];	/* "" = the department the policy names for the item */
 	char	pp_fields[4][LB_ITEM_MAX];
 	size_t	pp_nfields;
 };
+/*
+ * The relations a consent token's rel may name besides "self", each
+ * proven by a record the policy names (docs/consent.md).
+ */
+enum policy_rel {
+	POLICY_REL_GUARDIAN,	/* act is the guardian of the minor sub */
+	POLICY_REL_LEGAL_REP,	/* act is the legal representative of the enterprise sub */
+	POLICY_REL_AGENT,	/* act applies for sub under a recorded delegation */
+	POLICY_REL__COUNT
+};
+struct policy_relation {
+	bool			rl_allowed;
+	struct policy_proof	rl_proofs[POLICY_MAX_PROOFS];
+	size_t			rl_nproofs;
+};
 struct policy_item {
 	char	pi_item[LB_ITEM_MAX];
 	char	pi_dept[LB_ID_MAX];
 	char	pi_fields[POLICY_MAX_FIELDS][LB_ITEM_MAX];	/* released "fields" keys */
 	size_t	pi_nfields;
+	/*
+	 * "verify": the fields a verification may ask about, each with the
+	 * operators allowed on it (a bit 1 << enum pred_op each); a field may
+	 * be verifiable without being released.
+	 */
+	char	pi_vfields[POLICY_MAX_FIELDS][LB_ITEM_MAX];
+	unsigned pi_vops[POLICY_MAX_FIELDS];
+	size_t	pi_nvfields;
 };
 struct policy {
 	char			po_bundle[LB_ID_MAX];
@@ -986,10 +1064,9 @@ struct policy {
 	char			po_amr[POLICY_MAX_AMR][POLICY_AMR_LEN];
 	size_t			po_namr;
 	int64_t			po_min_liveness, po_min_match;
-	bool			po_guardian;
 	uint64_t		po_version;	/* set by the registry; files are 1 */
-	struct policy_proof	po_proofs[POLICY_MAX_PROOFS];
-	size_t			po_nproofs;
+	/* The policy's "guardian", "legal_rep" and "agent" sections. */
+	struct policy_relation	po_rel[POLICY_REL__COUNT];
 	/* Token bucket per consumer; 0 = no limit. */
 	uint32_t		po_rate_per_s;
 	uint32_t		po_rate_burst;
@@ -1077,6 +1154,121 @@ int		 policy_rate_take(struct policy_rates *, const struct policy *,
  */
 enum lb_err	 policy_admit(struct policy_rates *, const struct policy *po, const char *bundle,
 		    const char *consumer, uint64_t now_us, char *msg, size_t msglen);
+
+/*
+ * relation.c: the relations a consent token may claim besides "self", and
+ * what proves each (docs/consent.md).  Pure functions: any thread.
+ */
+/* "guardian", "legal_rep" or "agent": the token's rel and the policy's key. */
+const char	*relation_name(enum policy_rel);
+/* The relation a token's rel names; -1 for "self" and anything unknown. */
+int		 relation_from_name(const char *rel, enum policy_rel *out);
+/*
+ * The code of an unproven relation: guardian_unverified for a guardian,
+ * agent_unverified for a legal representative or an agent (the person
+ * acting for the subject is not proven).
+ */
+enum lb_err	 relation_error(enum policy_rel);
+/* The journal "op" of a proof record read: "guardian_proof", ... */
+const char	*relation_proof_op(enum policy_rel);
+/*
+ * What the subject's id alone decides before any record is fetched: a
+ * guardian consents only for a minor (the date of birth in a resident ID
+ * number, counted in China's calendar day, UTC+8, at now).  true, or false
+ * with a sentence in msg.
+ */
+bool		 relation_subject_ok(enum policy_rel, const char *sub, int64_t now, char *msg,
+		    size_t msglen);
+/*
+ * Whether doc, the translated proof record pp fetched for the subject,
+ * proves the relation: it names act in one of pp's fields (policy_proof_names)
+ * and, for an agent, it is a delegation in force for bundle on China's
+ * calendar day at now: fields "status" "active", "valid_from" <= today <=
+ * "valid_until" (YYYY-MM-DD) and bundle among "bundles" (an array of
+ * strings, or one string of ids separated by commas or spaces).  A record
+ * with a "status" must say "active" for a legal representative too.  true,
+ * or false with a sentence in why.
+ */
+bool		 relation_proven(enum policy_rel, const struct policy_proof *pp,
+		    const msgpack_object *doc, const char *act, const char *bundle, int64_t now,
+		    char *why, size_t whylen);
+/*
+ * The text of fields.key of doc into out, cut to at most outlen - 1 bytes
+ * at a character boundary of its UTF-8; "" without one.
+ */
+void		 relation_field(const msgpack_object *doc, const char *key, char *out,
+		    size_t outlen);
+
+/*
+ * predicate.c: verification predicates (docs/api.md, "Verifications"): what
+ * a consumer asks about a record instead of fetching it, the policy's
+ * permission for it, and the sealed attestation of its answer.
+ */
+#define PRED_MAX	32	/* predicates per subject of one request */
+#define PRED_SET_MAX	64	/* values of one "in" set */
+#define PRED_TEXT_MAX	256	/* bytes of one text value */
+#define PRED_YEARS_MAX	150	/* largest "years" of age_at_least */
+enum pred_op {
+	PRED_EQ = 0,
+	PRED_NE,
+	PRED_IN,
+	PRED_GE,
+	PRED_LE,
+	PRED_AGE_AT_LEAST,
+	PRED__COUNT
+};
+/* "eq", ... for an operator; NULL when out of range. */
+const char	*predicate_op_name(enum pred_op);
+/* The operator named name; -1 when it is none of them. */
+int		 predicate_op_from_name(const char *name);
+/*
+ * One predicate of a request.  pd_value is a copy in the zone given to
+ * predicate_parse: an integer or text (eq, ne; ge, le take an integer or a
+ * date YYYY-MM-DD), an array of 1 to PRED_SET_MAX integers and texts (in),
+ * or the map {"years", "on"} (age_at_least).
+ */
+struct predicate {
+	char		pd_item[LB_ITEM_MAX];
+	char		pd_field[LB_ITEM_MAX];
+	enum pred_op	pd_op;
+	msgpack_object	pd_value;
+};
+/*
+ * Parses the request's "predicates" list o: 1 to PRED_MAX maps that hold
+ * exactly item, field, op and value.  *out is malloc'ed (the caller frees
+ * it); its values live in z.  -1 with a sentence naming the bad entry in
+ * err (the request's bad_request).
+ */
+int		 predicate_parse(const msgpack_object *o, msgpack_zone *z, struct predicate **out,
+		    size_t *n, char *err, size_t errlen);
+/* True when s is a calendar date YYYY-MM-DD (years 0001 to 9999). */
+bool		 predicate_date_ok(const char *s, size_t len);
+/*
+ * The policy's permission (its item's "verify" rules): LB_OK, or
+ * predicate_not_allowed with a sentence in msg.  An item the bundle does not
+ * contain is LB_OK here: the consent check refuses it as item_not_in_policy.
+ */
+enum lb_err	 predicate_allowed(const struct policy *, const struct predicate *, char *msg,
+		    size_t msglen);
+/* {"field", "op", "value"}: the predicate as an attestation states it (in z). */
+msgpack_object	 predicate_object(const struct predicate *, msgpack_zone *z);
+/*
+ * Evaluates pd against the canonical document doc (translated, not yet
+ * minimized: a verifiable field need not be released).  A field the record
+ * does not hold makes the predicate false.  Types are exact: an integer
+ * compares only with an integer, a date only with a text field that is a
+ * date; a field of another type fails with bad_request and a sentence in
+ * err that names the field, never its value.
+ */
+enum lb_err	 predicate_eval(const struct predicate *pd, const msgpack_object *doc,
+		    bool *result, char *err, size_t errlen);
+/*
+ * The attestation of docs/contract.md §8: {"type": "attestation", "item",
+ * "predicate", "result", "holder": {"id": subject}, "issuer": {"dept"},
+ * "iat"}, built in z (strings borrowed from pd, subject and dept).
+ */
+msgpack_object	 predicate_attestation(const struct predicate *pd, bool result,
+		    const char *subject, const char *dept, uint64_t iat, msgpack_zone *z);
 
 /* consent.c: consent tokens (docs/contract.md §5) */
 #define CONSENT_MAX_AMR	8

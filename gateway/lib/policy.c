@@ -49,6 +49,62 @@ policy_strings(const msgpack_object *o, const char *what, char *dst, size_t widt
 	return 0;
 }
 
+/*
+ * An item's "verify": {"fields": {"FIELD": ["eq", "in", ...]}}, the fields a
+ * verification may ask about and the operators allowed on each.  Absent:
+ * nothing of the item may be verified.
+ */
+static int
+policy_parse_verify(const msgpack_object *o, struct policy_item *pi, char *err, size_t errlen)
+{
+	const msgpack_object	*fields, *ops;
+	char			 op[16];
+	uint32_t		 i, j;
+	int			 n;
+
+	if (o == NULL)
+		return 0;
+	if (o->type != MSGPACK_OBJECT_MAP || o->via.map.size != 1 ||
+	    (fields = mpk_get(o, "fields")) == NULL || fields->type != MSGPACK_OBJECT_MAP ||
+	    fields->via.map.size > POLICY_MAX_FIELDS) {
+		snprintf(err, errlen, "item \"%s\" verify must be {\"fields\": {FIELD: [OP, ...]}} "
+		    "with at most %d fields", pi->pi_item, POLICY_MAX_FIELDS);
+		return -1;
+	}
+	for (i = 0; i < fields->via.map.size; i++) {
+		if (mpk_obj_str(&fields->via.map.ptr[i].key, pi->pi_vfields[i],
+		    sizeof(pi->pi_vfields[i])) != 0 || pi->pi_vfields[i][0] == '\0') {
+			snprintf(err, errlen, "item \"%s\" verify names a field that is not a "
+			    "short string", pi->pi_item);
+			return -1;
+		}
+		for (j = 0; j < i; j++)
+			if (strcmp(pi->pi_vfields[j], pi->pi_vfields[i]) == 0) {
+				snprintf(err, errlen, "item \"%s\" verify names field \"%s\" "
+				    "twice", pi->pi_item, pi->pi_vfields[i]);
+				return -1;
+			}
+		ops = &fields->via.map.ptr[i].val;
+		if (ops->type != MSGPACK_OBJECT_ARRAY || ops->via.array.size == 0) {
+			snprintf(err, errlen, "item \"%s\" verify field \"%s\" needs a non-empty "
+			    "list of operators", pi->pi_item, pi->pi_vfields[i]);
+			return -1;
+		}
+		for (j = 0; j < ops->via.array.size; j++) {
+			if (mpk_obj_str(&ops->via.array.ptr[j], op, sizeof(op)) != 0 ||
+			    (n = predicate_op_from_name(op)) < 0) {
+				snprintf(err, errlen, "item \"%s\" verify field \"%s\": operators "
+				    "are eq, ne, in, ge, le and age_at_least", pi->pi_item,
+				    pi->pi_vfields[i]);
+				return -1;
+			}
+			pi->pi_vops[i] |= 1u << n;
+		}
+	}
+	pi->pi_nvfields = fields->via.map.size;
+	return 0;
+}
+
 static int
 policy_parse_item(const msgpack_object *o, struct policy_item *pi, char *err, size_t errlen)
 {
@@ -62,8 +118,10 @@ policy_parse_item(const msgpack_object *o, struct policy_item *pi, char *err, si
 	for (i = 0; i < o->via.map.size; i++) {
 		const msgpack_object *k = &o->via.map.ptr[i].key;
 
-		if (!mpk_str_eq(k, "item") && !mpk_str_eq(k, "dept") && !mpk_str_eq(k, "fields")) {
-			snprintf(err, errlen, "items entries take only item, dept and fields");
+		if (!mpk_str_eq(k, "item") && !mpk_str_eq(k, "dept") && !mpk_str_eq(k, "fields") &&
+		    !mpk_str_eq(k, "verify")) {
+			snprintf(err, errlen, "items entries take only item, dept and fields, "
+			    "and optionally verify");
 			return -1;
 		}
 	}
@@ -78,8 +136,10 @@ policy_parse_item(const msgpack_object *o, struct policy_item *pi, char *err, si
 		return -1;
 	}
 	snprintf(what, sizeof(what), "item \"%s\" fields", pi->pi_item);
-	return policy_strings(mpk_get(o, "fields"), what, &pi->pi_fields[0][0],
-	    LB_ITEM_MAX, POLICY_MAX_FIELDS, &pi->pi_nfields, err, errlen);
+	if (policy_strings(mpk_get(o, "fields"), what, &pi->pi_fields[0][0],
+	    LB_ITEM_MAX, POLICY_MAX_FIELDS, &pi->pi_nfields, err, errlen) != 0)
+		return -1;
+	return policy_parse_verify(mpk_get(o, "verify"), pi, err, errlen);
 }
 
 static int
@@ -116,12 +176,15 @@ policy_parse_assurance(const msgpack_object *o, struct policy *po, char *err, si
 }
 
 /*
- * "guardian": {"allowed": bool, "proofs": [{"item", "fields", "dept"?}]}.
- * A guardian-allowed policy without proofs parses, but no guardian token
- * can pass it: a relation is never taken on the token's word.
+ * A relation section, "guardian", "legal_rep" or "agent" (name):
+ * {"allowed": bool, "proofs": [{"item", "fields", "dept"?}]}.  One parser
+ * for all three, so that every relation is proven the same way.  An
+ * allowed relation without proofs parses, but no token claiming it can
+ * pass: a relation is never taken on the token's word.
  */
 static int
-policy_parse_guardian(const msgpack_object *g, struct policy *po, char *err, size_t errlen)
+policy_parse_relation(const msgpack_object *g, const char *name, struct policy_relation *rl,
+    char *err, size_t errlen)
 {
 	const msgpack_object	*o, *p;
 	struct policy_proof	*pp;
@@ -130,60 +193,62 @@ policy_parse_guardian(const msgpack_object *g, struct policy *po, char *err, siz
 
 	if (g->type != MSGPACK_OBJECT_MAP ||
 	    (o = mpk_get(g, "allowed")) == NULL || o->type != MSGPACK_OBJECT_BOOLEAN) {
-		snprintf(err, errlen, "\"guardian\" must be {\"allowed\": true|false, "
-		    "\"proofs\": [...]}");
+		snprintf(err, errlen, "\"%s\" must be {\"allowed\": true|false, "
+		    "\"proofs\": [...]}", name);
 		return -1;
 	}
 	for (i = 0; i < g->via.map.size; i++)
 		if (!mpk_str_eq(&g->via.map.ptr[i].key, "allowed") &&
 		    !mpk_str_eq(&g->via.map.ptr[i].key, "proofs")) {
-			snprintf(err, errlen, "guardian takes only allowed and proofs");
+			snprintf(err, errlen, "%s takes only allowed and proofs", name);
 			return -1;
 		}
-	po->po_guardian = o->via.boolean;
+	rl->rl_allowed = o->via.boolean;
 	if ((o = mpk_get(g, "proofs")) == NULL)
 		return 0;
 	if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size > POLICY_MAX_PROOFS) {
-		snprintf(err, errlen, "guardian.proofs must be an array of at most %d records",
-		    POLICY_MAX_PROOFS);
+		snprintf(err, errlen, "%s.proofs must be an array of at most %d records",
+		    name, POLICY_MAX_PROOFS);
 		return -1;
 	}
 	for (i = 0; i < o->via.array.size; i++) {
 		p = &o->via.array.ptr[i];
-		pp = &po->po_proofs[i];
+		pp = &rl->rl_proofs[i];
 		if (p->type != MSGPACK_OBJECT_MAP) {
-			snprintf(err, errlen, "guardian.proofs entries must be objects");
+			snprintf(err, errlen, "%s.proofs entries must be objects", name);
 			return -1;
 		}
 		for (k = 0; k < p->via.map.size; k++)
 			if (!mpk_str_eq(&p->via.map.ptr[k].key, "item") &&
 			    !mpk_str_eq(&p->via.map.ptr[k].key, "fields") &&
 			    !mpk_str_eq(&p->via.map.ptr[k].key, "dept")) {
-				snprintf(err, errlen, "guardian.proofs entries take only item, "
-				    "fields and dept");
+				snprintf(err, errlen, "%s.proofs entries take only item, "
+				    "fields and dept", name);
 				return -1;
 			}
 		if (mpk_get_str(p, "item", pp->pp_item, sizeof(pp->pp_item)) != 0 ||
 		    !policy_id_ok(pp->pp_item)) {
-			snprintf(err, errlen, "guardian.proofs[%u] needs a valid \"item\"", i);
+			snprintf(err, errlen, "%s.proofs[%u] needs a valid \"item\"", name, i);
 			return -1;
 		}
 		if (mpk_get(p, "dept") != NULL &&
 		    (mpk_get_str(p, "dept", pp->pp_dept, sizeof(pp->pp_dept)) != 0 ||
 		    !policy_id_ok(pp->pp_dept))) {
-			snprintf(err, errlen, "guardian.proofs[%u].dept must be a department id", i);
+			snprintf(err, errlen, "%s.proofs[%u].dept must be a department id",
+			    name, i);
 			return -1;
 		}
-		snprintf(what, sizeof(what), "guardian proof \"%s\" fields", pp->pp_item);
+		snprintf(what, sizeof(what), "%s proof \"%s\" fields", name, pp->pp_item);
 		if (policy_strings(mpk_get(p, "fields"), what, &pp->pp_fields[0][0],
 		    LB_ITEM_MAX, sizeof(pp->pp_fields) / sizeof(pp->pp_fields[0]),
 		    &pp->pp_nfields, err, errlen) != 0)
 			return -1;
 		if (pp->pp_nfields == 0) {
-			snprintf(err, errlen, "guardian proof \"%s\" names no field", pp->pp_item);
+			snprintf(err, errlen, "%s proof \"%s\" names no field", name,
+			    pp->pp_item);
 			return -1;
 		}
-		po->po_nproofs++;
+		rl->rl_nproofs++;
 	}
 	return 0;
 }
@@ -220,11 +285,12 @@ int
 policy_parse(const msgpack_object *spec, struct policy **out, char *err, size_t errlen)
 {
 	static const char *const known[] = { "bundle", "name", "purpose", "consumers",
-	    "assurance", "guardian", "items", "rate_limit" };
+	    "assurance", "guardian", "legal_rep", "agent", "items", "rate_limit" };
 	struct policy		*po;
 	const msgpack_object	*o, *g;
 	uint32_t		 i;
 	size_t			 j, k;
+	int			 r;
 
 	*out = NULL;
 	if (spec->type != MSGPACK_OBJECT_MAP) {
@@ -237,7 +303,8 @@ policy_parse(const msgpack_object *spec, struct policy **out, char *err, size_t 
 				break;
 		if (j == sizeof(known) / sizeof(known[0])) {
 			snprintf(err, errlen, "unknown policy field (known: bundle, name, "
-			    "purpose, consumers, assurance, guardian, items, rate_limit)");
+			    "purpose, consumers, assurance, guardian, legal_rep, agent, items, "
+			    "rate_limit)");
 			return -1;
 		}
 	}
@@ -262,9 +329,11 @@ policy_parse(const msgpack_object *spec, struct policy **out, char *err, size_t 
 		goto fail;
 	if (policy_parse_assurance(mpk_get(spec, "assurance"), po, err, errlen) != 0)
 		goto fail;
-	if ((g = mpk_get(spec, "guardian")) != NULL &&
-	    policy_parse_guardian(g, po, err, errlen) != 0)
-		goto fail;
+	for (r = 0; r < POLICY_REL__COUNT; r++)
+		if ((g = mpk_get(spec, relation_name(r))) != NULL &&
+		    policy_parse_relation(g, relation_name(r), &po->po_rel[r], err,
+		    errlen) != 0)
+			goto fail;
 	if ((g = mpk_get(spec, "rate_limit")) != NULL &&
 	    policy_parse_rate(g, po, err, errlen) != 0)
 		goto fail;
@@ -289,14 +358,16 @@ policy_parse(const msgpack_object *spec, struct policy **out, char *err, size_t 
 	 * the policy names for the item.  Never from whichever department
 	 * happens to serve an item of that name.
 	 */
-	for (i = 0; i < po->po_nproofs; i++)
-		if (po->po_proofs[i].pp_dept[0] == '\0' &&
-		    policy_item(po, po->po_proofs[i].pp_item) == NULL) {
-			snprintf(err, errlen, "guardian.proofs[%u] names item \"%s\", which the "
-			    "policy does not list: give its \"dept\"", (unsigned)i,
-			    po->po_proofs[i].pp_item);
-			goto fail;
-		}
+	for (r = 0; r < POLICY_REL__COUNT; r++)
+		for (i = 0; i < po->po_rel[r].rl_nproofs; i++)
+			if (po->po_rel[r].rl_proofs[i].pp_dept[0] == '\0' &&
+			    policy_item(po, po->po_rel[r].rl_proofs[i].pp_item) == NULL) {
+				snprintf(err, errlen, "%s.proofs[%u] names item \"%s\", which "
+				    "the policy does not list: give its \"dept\"",
+				    relation_name(r), (unsigned)i,
+				    po->po_rel[r].rl_proofs[i].pp_item);
+				goto fail;
+			}
 	if (mpk_pack_alloc(spec, &po->po_spec, &po->po_spec_len) != 0) {
 		snprintf(err, errlen, "policy cannot be encoded canonically");
 		goto fail;
