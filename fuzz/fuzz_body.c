@@ -5,7 +5,8 @@
  *
  * Byte 0 picks the decoder (even: JSON, odd: msgpack); the rest is the
  * body.  Whatever decodes must encode canonically to bytes that decode
- * again and pass mpk_is_canonical, and encode to JSON and back.  A msgpack
+ * again and pass mpk_is_canonical, and encode to JSON and back, the
+ * streaming encoder writing the same text as jansson.  A msgpack
  * body decodes exactly when it is well-formed and all its text is UTF-8.
  */
 #include "fuzz_common.h"
@@ -26,6 +27,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint8_t		*bytes = NULL;
 	size_t		 len;
 	char		 err[256], *json;
+	struct mpk_jbuf	 jb = { 0 };
 	int		 rc;
 
 	if (size < 1 || size - 1 > LB_BODY_MAX)
@@ -46,8 +48,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (rc == 0) {
 		fuzz_json_back(&o, true);
-		if ((json = mpk_to_json(&o, false)) != NULL)
-			free(json);
+		/* The streaming encoder of answers writes what jansson writes. */
+		json = mpk_to_json(&o, false);
+		if ((mpk_json_append(&o, &jb) == 0) != (json != NULL) || (json != NULL &&
+		    (jb.jb_len != strlen(json) || memcmp(jb.jb_data, json, jb.jb_len) != 0)))
+			abort();
+		free(json);
+		free(jb.jb_data);
 		if (mpk_pack_alloc(&o, &bytes, &len) == 0) {
 			msgpack_zone_init(&z2, 4096);
 			if (mpk_unpack(bytes, len, &z2, &back) != 0 || !mpk_is_canonical(bytes, len))

@@ -5,8 +5,9 @@
  * the event loop:
  *
  *	CONSENT	verify every subject's consent token,	(worker thread)
- *		and that it was not revoked
- *	CLAIM	record each token's jti, once		(journal writer)
+ *		that it was not revoked, and reserve
+ *		its jti in memory
+ *	CLAIM	refuse the tokens used before		(loop)
  *	RELATION fetch and check the record that proves	(HTTP client, worker)
  *		the relation of the person acting to the
  *		subject: guardian, legal representative, agent
@@ -14,7 +15,8 @@
  *	SEAL	translate, minimize			(worker thread)
  *		then seal, in batches shared with	(sealer.c, workers)
  *		other exchanges
- *	JOURNAL	append the records, wait for commit	(journal writer)
+ *	JOURNAL	append the records with the reserved	(journal writer)
+ *		jtis, wait for their one commit
  *	REPLY	answer the consumer
  *
  * A verification (POST /v1/verifications, verification.c) is the same
@@ -90,9 +92,14 @@ struct ex_item {
 
 struct ex_subject {
 	char			 su_id[LB_SUBJECT_MAX];
-	uint8_t			*su_token;
+	uint8_t			*su_token;	/* in ex_zone */
 	size_t			 su_token_len;
+	/* The pseudonyms of sub and act, made once for all the subject's records. */
+	bool			 su_pseud_done;
+	uint8_t			 su_pseud_sub[32], su_pseud_act[32];
 	struct consent		 su_cs;		/* cs_trusted: claims usable */
+	int			 su_claim;	/* what journal_jti_reserve said */
+	bool			 su_reserved;	/* holds the jti until ex_journal */
 	enum lb_err		 su_status;
 	char			 su_msg[256];
 	struct ex_item		*su_items;
@@ -134,7 +141,7 @@ struct exchange {
 	uint8_t			 ex_id[16];
 	char			 ex_idtxt[24];
 	msgpack_zone		 ex_zone;
-	struct ex_subject	 ex_subj[LB_MAX_SUBJECTS];
+	struct ex_subject	*ex_subj;	/* ex_nsubj of them, in ex_zone */
 	size_t			 ex_nsubj;
 	int			 ex_pending;
 	enum ex_state		 ex_state;
@@ -178,9 +185,10 @@ ex_free(struct exchange *ex)
 			free(su->su_items[j].it_claim);
 			free(su->su_items[j].it_receipt);
 		}
-		free(su->su_items);
 		free(su->su_preds);
-		free(su->su_token);
+		/* Never journaled (the exchange failed as a whole): the token stays unused. */
+		if (su->su_reserved)
+			journal_jti_release(ex->ex_gw->gw_journal, su->su_cs.cs_jti);
 		free(su->su_proof_body);
 	}
 	if (ex->ex_expected)
@@ -258,10 +266,8 @@ ex_parse_predicates(struct exchange *ex, struct ex_subject *su, const msgpack_ob
 		lb_outcome_fail(&ex->ex_out, LB_E_BAD_REQUEST, "requests[%u]: %s", i, err);
 		return -1;
 	}
-	if ((su->su_items = calloc(n, sizeof(*su->su_items))) == NULL) {
-		lb_outcome_fail(&ex->ex_out, LB_E_BAD_REQUEST, "out of memory");
-		return -1;
-	}
+	su->su_items = mpk_zalloc(&ex->ex_zone, n * sizeof(*su->su_items));
+	memset(su->su_items, 0, n * sizeof(*su->su_items));
 	ex->ex_nsubj = i + 1;
 	for (j = 0; j < n; j++) {
 		struct ex_item *it = &su->su_items[j];
@@ -300,6 +306,12 @@ ex_parse(struct exchange *ex, const msgpack_object *body, msgpack_zone *z)
 		BAD("\"requests\" must be a non-empty array");
 	if (reqs->via.array.size > LB_MAX_SUBJECTS)
 		BAD("at most %d subjects per exchange", LB_MAX_SUBJECTS);
+	/*
+	 * The subjects and their items live in the exchange's zone, as many as
+	 * asked for: one arena for the exchange, zeroed as far as it is used.
+	 */
+	ex->ex_subj = mpk_zalloc(&ex->ex_zone, reqs->via.array.size * sizeof(*ex->ex_subj));
+	memset(ex->ex_subj, 0, reqs->via.array.size * sizeof(*ex->ex_subj));
 	for (i = 0; i < reqs->via.array.size; i++) {
 		struct ex_subject *su = &ex->ex_subj[i];
 
@@ -318,8 +330,9 @@ ex_parse(struct exchange *ex, const msgpack_object *body, msgpack_zone *z)
 		if ((items = mpk_get(r, "items")) == NULL || items->type != MSGPACK_OBJECT_ARRAY ||
 		    items->via.array.size == 0 || items->via.array.size > LB_MAX_ITEMS)
 			BAD("requests[%u].items must list 1 to %d item types", i, LB_MAX_ITEMS);
-		if ((su->su_items = calloc(items->via.array.size, sizeof(*su->su_items))) == NULL)
-			BAD("out of memory");
+		su->su_items = mpk_zalloc(&ex->ex_zone, items->via.array.size *
+		    sizeof(*su->su_items));
+		memset(su->su_items, 0, items->via.array.size * sizeof(*su->su_items));
 		ex->ex_nsubj = i + 1;
 		for (j = 0; j < items->via.array.size; j++) {
 			struct ex_item *it = &su->su_items[j];
@@ -346,8 +359,8 @@ token:
 			    "(msgpack bin, or base64url without padding in JSON)");
 			continue;
 		}
-		if ((su->su_token = malloc(n)) == NULL)
-			BAD("out of memory");
+		/* The body's zone ends with this call; the exchange's own lasts. */
+		su->su_token = mpk_zalloc(&ex->ex_zone, n);
 		memcpy(su->su_token, p, n);
 		su->su_token_len = n;
 		SHA256(p, n, su->su_cs.cs_hash);
@@ -391,6 +404,11 @@ ex_consent_work(void *arg)
 		    su->su_token_len, &su->su_cs, msg, sizeof(msg));
 		if (e != LB_OK)
 			su_deny(su, e, msg);
+		else {
+			su->su_claim = journal_jti_reserve(ex->ex_gw->gw_journal,
+			    su->su_cs.cs_jti, su->su_cs.cs_keep_until);
+			su->su_reserved = su->su_claim == 0;
+		}
 		free(names);
 	}
 }
@@ -416,8 +434,10 @@ ex_claim_done(void *arg, int status)
 }
 
 /*
- * Each token authorizes one exchange: its jti is inserted atomically by the
- * journal writer, and only the first insert wins.
+ * Each token authorizes one exchange: its jti was reserved on the worker
+ * (journal_jti_reserve: of every request with that jti, in flight or
+ * committed, only the first wins) and is written by the commit that holds
+ * the exchange's records, so the claim costs no commit of its own.
  */
 static void
 ex_claim(struct exchange *ex)
@@ -425,15 +445,19 @@ ex_claim(struct exchange *ex)
 	size_t	i;
 
 	ex_enter(ex, EX_CLAIM);
-	ex->ex_pending = 1;	/* held until every claim is queued */
+	ex->ex_pending = 1;	/* held until every claim is decided */
 	for (i = 0; i < ex->ex_nsubj; i++) {
 		struct ex_subject *su = &ex->ex_subj[i];
 
 		if (su->su_status != LB_OK)
 			continue;
 		ex->ex_pending++;
-		/* A cluster claims on etcd, for every node at once (cluster.c). */
-		if (ex->ex_gw->gw_cluster != NULL) {
+		/*
+		 * A cluster claims on etcd too, for every node at once
+		 * (cluster.c); the reservation here keeps this node's own
+		 * journal consistent and is written with the records.
+		 */
+		if (ex->ex_gw->gw_cluster != NULL && su->su_claim == 0) {
 			if (cluster_jti_claim(ex->ex_gw->gw_cluster, ex->ex_gw->gw_base,
 			    su->su_cs.cs_jti, su->su_cs.cs_keep_until, ex_claim_done, su) != 0) {
 				ex->ex_pending--;
@@ -442,12 +466,7 @@ ex_claim(struct exchange *ex)
 			}
 			continue;
 		}
-		if (journal_jti_claim(ex->ex_gw->gw_journal, ex->ex_gw->gw_base,
-		    su->su_cs.cs_jti, su->su_cs.cs_keep_until, ex_claim_done, su) != 0) {
-			ex->ex_pending--;
-			su_deny(su, LB_E_JOURNAL_UNAVAILABLE, "the journal is not accepting "
-			    "records");
-		}
+		ex_claim_done(su, su->su_claim);
 	}
 	if (--ex->ex_pending == 0)
 		ex_relation(ex);
@@ -895,15 +914,21 @@ ex_record_common(struct exchange *ex, struct ex_subject *su, struct jrec *r)
 	snprintf(r->jr_bundle, sizeof(r->jr_bundle), "%s", ex->ex_bundle);
 	if (su == NULL)
 		return;
+	if (!su->su_pseud_done) {
+		journal_pseudonym(j, su->su_id, su->su_pseud_sub);
+		if (su->su_cs.cs_trusted)
+			journal_pseudonym(j, su->su_cs.cs_act, su->su_pseud_act);
+		su->su_pseud_done = true;
+	}
 	r->jr_has_subject = true;
-	journal_pseudonym(j, su->su_id, r->jr_subject);
+	memcpy(r->jr_subject, su->su_pseud_sub, 32);
 	if (su->su_token != NULL) {
 		r->jr_has_consent = true;
 		memcpy(r->jr_consent, su->su_cs.cs_hash, 32);
 	}
 	if (su->su_cs.cs_trusted) {
 		r->jr_has_actor = true;
-		journal_pseudonym(j, su->su_cs.cs_act, r->jr_actor);
+		memcpy(r->jr_actor, su->su_pseud_act, 32);
 		snprintf(r->jr_rel, sizeof(r->jr_rel), "%s", su->su_cs.cs_rel);
 	}
 }
@@ -954,8 +979,9 @@ static void
 ex_journal(struct exchange *ex)
 {
 	struct jrec	*recs, *r;
+	struct jclaim	 claims[LB_MAX_SUBJECTS];
 	enum lb_err	 first = LB_OK;
-	size_t		 i, j, n = 1;
+	size_t		 i, j, n = 1, nclaims = 0;
 	bool		 any_ok = false;
 
 	ex_enter(ex, EX_JOURNAL);
@@ -1051,8 +1077,22 @@ ex_journal(struct exchange *ex)
 	snprintf(r->jr_code, sizeof(r->jr_code), "%s", lb_err_code(any_ok ? LB_OK : first));
 	r->jr_has_latency = true;
 	r->jr_latency_us = (int64_t)(now_us_mono() - ex->ex_t0_us);
-	if (journal_append(ex->ex_gw->gw_journal, ex->ex_gw->gw_base, recs, n,
-	    ex_journal_done, ex) != 0) {
+	/*
+	 * Every reserved jti is used up, whatever its subject's outcome (a
+	 * guardian not proven, a department that failed): the token was
+	 * valid and this request was its one use.
+	 */
+	for (i = 0; i < ex->ex_nsubj; i++) {
+		struct ex_subject *su = &ex->ex_subj[i];
+
+		if (!su->su_reserved)
+			continue;
+		memcpy(claims[nclaims].jl_jti, su->su_cs.cs_jti, sizeof(claims[0].jl_jti));
+		claims[nclaims++].jl_keep_until = su->su_cs.cs_keep_until;
+		su->su_reserved = false;	/* the journal's from here */
+	}
+	if (journal_append_claims(ex->ex_gw->gw_journal, ex->ex_gw->gw_base, recs, n, claims,
+	    nclaims, ex_journal_done, ex) != 0) {
 		ex_abort(ex, LB_E_JOURNAL_UNAVAILABLE, "the journal is not accepting records");
 	}
 	free(recs);

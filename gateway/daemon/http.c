@@ -77,43 +77,91 @@ http_reply_unencodable(struct evhttp_request *req, int status, const char *as)
 		evbuffer_free(buf);
 }
 
+/*
+ * An answer up to one TLS record's worth of plaintext is sent with one
+ * SSL_write: bufferevent_openssl writes each piece of its output buffer
+ * separately (a record and a write(2) each), and evhttp puts the head and
+ * the body in pieces of their own.  Joining them costs a copy of a few
+ * kilobytes, less than a record and a system call; larger answers are left
+ * as they are, and so is a buffer a slow client has let grow.
+ */
+#define HTTP_JOIN_MAX	16384
+
+/* Frees an answer's text once libevent has sent it. */
+static void
+http_reply_free(const void *data, size_t len, void *arg)
+{
+	(void)len;
+	(void)arg;
+	free((void *)(uintptr_t)data);
+}
+
+/*
+ * The answer is encoded straight from its objects into one malloc'ed text
+ * (JSON by the streaming encoder, no tree; msgpack by mpk_pack) that the
+ * body buffer takes by reference: no copy, and one piece to write.
+ */
 void
 http_reply(struct evhttp_request *req, int status, const msgpack_object *body)
 {
 	struct evkeyvalq	*hdrs = evhttp_request_get_output_headers(req);
 	struct evbuffer		*buf;
+	struct mpk_jbuf		 jb = { 0 };
 	msgpack_sbuffer		 sb;
-	char			*json;
+	const char		*as, *ctype;
+	char			*data;
+	size_t			 len;
+	struct evhttp_connection *conn;
+	struct bufferevent	*bev = NULL;
+	struct evbuffer		*out;
+	bool			 sent = false;
 
-	if ((buf = evbuffer_new()) == NULL) {
-		http_reply_unencodable(req, status, "anything (out of memory)");
-		return;
-	}
+	msgpack_sbuffer_init(&sb);
 	if (http_wants_msgpack(req)) {
-		msgpack_sbuffer_init(&sb);
-		if (mpk_pack(body, &sb, false) != 0) {
-			msgpack_sbuffer_destroy(&sb);
-			evbuffer_free(buf);
-			http_reply_unencodable(req, status, "msgpack");
-			return;
-		}
-		evbuffer_add(buf, sb.data, sb.size);
-		msgpack_sbuffer_destroy(&sb);
-		evhttp_add_header(hdrs, "Content-Type", "application/msgpack");
+		as = "msgpack";
+		ctype = "application/msgpack";
+		if (mpk_pack(body, &sb, false) != 0)
+			goto done;
+		len = sb.size;
+		data = msgpack_sbuffer_release(&sb);
 	} else {
-		if ((json = mpk_to_json(body, false)) == NULL) {
-			evbuffer_free(buf);
-			http_reply_unencodable(req, status, "JSON");
-			return;
-		}
-		evbuffer_add(buf, json, strlen(json));
-		evbuffer_add(buf, "\n", 1);
-		free(json);
-		evhttp_add_header(hdrs, "Content-Type", "application/json; charset=utf-8");
+		as = "JSON";
+		ctype = "application/json; charset=utf-8";
+		if (mpk_json_append(body, &jb) != 0 || mpk_jbuf_put(&jb, "\n", 1) != 0)
+			goto done;
+		len = jb.jb_len;
+		data = jb.jb_data;
+		jb.jb_data = NULL;
 	}
+	as = "anything (out of memory)";
+	if ((buf = evbuffer_new()) == NULL) {
+		free(data);
+		goto done;
+	}
+	if (evbuffer_add_reference(buf, data, len, http_reply_free, NULL) != 0) {
+		free(data);
+		evbuffer_free(buf);
+		goto done;
+	}
+	evhttp_add_header(hdrs, "Content-Type", ctype);
 	evhttp_add_header(hdrs, "Cache-Control", "no-store");
+	/* Held, so that it outlives a connection that fails inside the call. */
+	if ((conn = evhttp_request_get_connection(req)) != NULL &&
+	    (bev = evhttp_connection_get_bufferevent(conn)) != NULL)
+		bufferevent_incref(bev);
 	evhttp_send_reply(req, status, NULL, buf);
 	evbuffer_free(buf);
+	if (bev != NULL) {
+		if (evbuffer_get_length(out = bufferevent_get_output(bev)) <= HTTP_JOIN_MAX)
+			evbuffer_pullup(out, -1);
+		bufferevent_decref(bev);
+	}
+	sent = true;
+done:
+	msgpack_sbuffer_destroy(&sb);
+	free(jb.jb_data);
+	if (!sent)
+		http_reply_unencodable(req, status, as);
 }
 
 void

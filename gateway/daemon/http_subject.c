@@ -13,10 +13,12 @@
  * The request moves through the same stages as an exchange:
  *
  *	VERIFY	consent_admit against the access_report policy:	(worker)
- *		the token's checks, then the revocation list
- *	CLAIM	the token's jti, once				(journal writer)
+ *		the token's checks, then the revocation list;
+ *		the token's jti reserved in memory
+ *	CLAIM	refuse a token used before			(loop)
  *	READ	the subject's records				(worker)
- *	JOURNAL	one "audit-read" record about the citizen	(journal writer)
+ *	JOURNAL	one "audit-read" record about the citizen,	(journal writer)
+ *		with the jti, in one commit
  *	REPLY	only after that record is committed
  *
  * A refused request is journaled as a "deny" record and answered after its
@@ -52,6 +54,8 @@ struct access {
 	uint8_t			*rep_token;
 	size_t			 rep_token_len;
 	struct consent		 rep_cs;
+	int			 rep_claim;	/* what journal_jti_reserve said */
+	bool			 rep_reserved;	/* holds the jti until access_finish */
 	int64_t			 rep_now;
 	size_t			 rep_limit;
 	bool			 rep_has_before;
@@ -83,6 +87,8 @@ access_free(struct access *rep)
 	free(rep->rep_rec_len);
 	free(rep->rep_seq);
 	free(rep->rep_token);
+	if (rep->rep_reserved)
+		journal_jti_release(rep->rep_gw->gw_journal, rep->rep_cs.cs_jti);
 	if (rep->rep_snap != NULL)
 		snapshot_unref(rep->rep_snap);
 	OPENSSL_cleanse(&rep->rep_cs, sizeof(rep->rep_cs));
@@ -122,6 +128,11 @@ access_verify_work(void *arg)
 	else if (relation_from_name(rep->rep_cs.cs_rel, &rel) == 0)
 		lb_outcome_fail(&rep->rep_out, relation_error(rel), "the access report is "
 		    "only given to the citizen in person (rel \"self\")");
+	else {
+		rep->rep_claim = journal_jti_reserve(rep->rep_gw->gw_journal, rep->rep_cs.cs_jti,
+		    rep->rep_cs.cs_keep_until);
+		rep->rep_reserved = rep->rep_claim == 0;
+	}
 }
 
 static void
@@ -158,12 +169,15 @@ access_claimed(void *arg, int status)
 	}
 }
 
-/* One token, one report: the jti is claimed like an exchange's. */
+/*
+ * One token, one report: the jti is claimed like an exchange's, reserved
+ * on the worker and written with the report's record.
+ */
 static void
 access_claim(struct access *rep)
 {
-	/* A cluster claims on etcd, for every node at once (cluster.c). */
-	if (rep->rep_gw->gw_cluster != NULL) {
+	/* A cluster claims on etcd too, for every node at once (cluster.c). */
+	if (rep->rep_gw->gw_cluster != NULL && rep->rep_claim == 0) {
 		if (cluster_jti_claim(rep->rep_gw->gw_cluster, rep->rep_gw->gw_base,
 		    rep->rep_cs.cs_jti, rep->rep_cs.cs_keep_until, access_claimed, rep) != 0) {
 			lb_outcome_fail(&rep->rep_out, LB_E_CONSENT_STORE_UNAVAILABLE, "the "
@@ -172,12 +186,7 @@ access_claim(struct access *rep)
 		}
 		return;
 	}
-	if (journal_jti_claim(rep->rep_gw->gw_journal, rep->rep_gw->gw_base,
-	    rep->rep_cs.cs_jti, rep->rep_cs.cs_keep_until, access_claimed, rep) != 0) {
-		lb_outcome_fail(&rep->rep_out, LB_E_JOURNAL_UNAVAILABLE, "the journal is not "
-		    "accepting records");
-		access_finish(rep);
-	}
+	access_claimed(rep, rep->rep_claim);
 }
 
 /* Adds one record to the page, newest first (worker thread). */
@@ -349,6 +358,8 @@ access_finish(struct access *rep)
 {
 	struct journal	*j = rep->rep_gw->gw_journal;
 	struct jrec	 rec;
+	struct jclaim	 claim;
+	size_t		 nclaims = 0;
 
 	memset(&rec, 0, sizeof(rec));
 	rec.jr_kind = rep->rep_out.oc_code == LB_OK ? JK_AUDIT_READ : JK_DENY;
@@ -371,7 +382,15 @@ access_finish(struct access *rep)
 	snprintf(rec.jr_code, sizeof(rec.jr_code), "%s", lb_err_code(rep->rep_out.oc_code));
 	log_event(LB_LOG_INFO, "audit_read", "consumer", rep->rep_consumer, "route",
 	    ACCESS_ITEM, "code", rec.jr_code, NULL);
-	if (journal_append(j, rep->rep_gw->gw_base, &rec, 1, access_logged, rep) != 0) {
+	/* A reserved jti is used up, even when the read failed after it. */
+	if (rep->rep_reserved) {
+		memcpy(claim.jl_jti, rep->rep_cs.cs_jti, sizeof(claim.jl_jti));
+		claim.jl_keep_until = rep->rep_cs.cs_keep_until;
+		rep->rep_reserved = false;	/* the journal's from here */
+		nclaims = 1;
+	}
+	if (journal_append_claims(j, rep->rep_gw->gw_base, &rec, 1, &claim, nclaims,
+	    access_logged, rep) != 0) {
 		http_error(rep->rep_req, LB_E_JOURNAL_UNAVAILABLE, "the journal cannot record "
 		    "this read now; try again");
 		access_free(rep);

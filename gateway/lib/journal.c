@@ -11,9 +11,9 @@
  * batch instead of one per exchange, which is what lets the journal keep up
  * with the gateway while still acknowledging nothing that is not on disk.
  *
- * Queued operations are record appends, jti claims and consent revocations
- * (journal_revoke.c); the databases and their layouts are described in
- * journal_impl.h.
+ * Queued operations are record appends, with the consent jtis they claim
+ * (journal_claim.c), and consent revocations (journal_revoke.c); the
+ * databases and their layouts are described in journal_impl.h.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -206,6 +206,7 @@ journal_stats(struct journal *j, struct journal_stats *js)
 	/* As the writer noted them after its last commit (journal_map_note). */
 	js->js_map_size = atomic_load(&j->j_map_size);
 	js->js_map_used = atomic_load(&j->j_map_used);
+	js->js_jti_pending = journal_pending_count(&j->j_pending);
 	if (journal_rtxn_begin(j, &txn) != 0)
 		return;
 	/* Counts kept by LMDB in the trees' roots: no scan. */
@@ -293,69 +294,12 @@ int
 journal_append(struct journal *j, struct event_base *base, const struct jrec *recs, size_t n,
     journal_done_fn fn, void *arg)
 {
-	struct jop *op;
-	size_t i;
-
-	if (n == 0 || n > JOURNAL_BATCH_MAX)
+	if (n == 0)
 		return -1;
-	/* Refuse bad records here so that one cannot fail a whole group commit. */
-	for (i = 0; i < n; i++)
-		if (journal_kind_name(recs[i].jr_kind) == NULL)
-			return -1;
-	if ((op = journal_op_new(JOP_APPEND, base, arg, n)) == NULL)
-		return -1;
-	op->jo_done = fn;
-	memcpy(op->jo_recs, recs, n * sizeof(recs[0]));
-	return journal_op_queue(j, op, n);
-}
-
-int
-journal_jti_claim(struct journal *j, struct event_base *base, const uint8_t jti[16],
-    uint64_t keep_until, journal_claim_fn fn, void *arg)
-{
-	struct jop *op;
-
-	if ((op = journal_op_new(JOP_CLAIM, base, arg, 0)) == NULL)
-		return -1;
-	op->jo_claim = fn;
-	memcpy(op->jo_jti, jti, JJTI_LEN);
-	op->jo_keep_until = keep_until;
-	return journal_op_queue(j, op, 1);
+	return journal_append_claims(j, base, recs, n, NULL, 0, fn, arg);
 }
 
 /* The writer thread. */
-
-static int
-journal_put_claim(struct journal *j, MDB_txn *txn, struct jop *op)
-{
-	uint8_t vb[JJTI_VAL_LEN];
-	MDB_val k = { JJTI_LEN, op->jo_jti }, v = { sizeof(vb), vb };
-	int rc;
-
-	/*
-	 * A claim that arrives after the time its jti would be kept until is
-	 * refused: expiry may already have removed the first claim of the
-	 * same token, and the insert would then let a replay through.  The
-	 * token was valid when checked, but has expired on its way here.
-	 */
-	if (op->jo_keep_until < now_ms() / 1000) {
-		op->jo_status = 2;
-		return 0;
-	}
-	journal_u64_put(vb, op->jo_keep_until);
-	/*
-	 * The insert itself is the replay check: of two claims of one jti,
-	 * even inside one transaction, only the first put succeeds.
-	 */
-	rc = mdb_put(txn, j->j_jti, &k, &v, MDB_NOOVERWRITE);
-	if (rc == MDB_KEYEXIST) {
-		op->jo_status = 1;
-		return 0;
-	}
-	if (rc == 0)
-		op->jo_status = 0;
-	return rc;
-}
 
 int
 journal_put_nodes(struct journal *j, MDB_txn *txn, const struct merkle_cr *cr,
@@ -579,9 +523,6 @@ journal_txn(struct journal *j, struct jop *batch)
 	/* Queue order is commit order: operations of every kind interleave as queued. */
 	for (op = batch; op != NULL; op = op->jo_next) {
 		switch (op->jo_type) {
-		case JOP_CLAIM:
-			rc = journal_put_claim(j, txn, op);
-			break;
 		case JOP_REVOKE:
 			/* The revocation and its record (if any) commit together. */
 			rc = journal_revoke_store(j, txn, op, !revoked);
@@ -590,7 +531,10 @@ journal_txn(struct journal *j, struct jop *batch)
 				rc = journal_put_recs(j, txn, op, &cr, &tmax, &sb);
 			break;
 		case JOP_APPEND:
-			rc = journal_put_recs(j, txn, op, &cr, &tmax, &sb);
+			/* The jtis the records' request used, in the same commit. */
+			rc = journal_put_claims(j, txn, op);
+			if (rc == 0)
+				rc = journal_put_recs(j, txn, op, &cr, &tmax, &sb);
 			break;
 		case JOP_PARTY:
 			rc = journal_party_store(j, txn, op);
@@ -680,6 +624,12 @@ journal_commit(struct journal *j, struct jop *batch)
 	while ((rc = journal_txn(j, batch)) == MDB_MAP_FULL)
 		if (journal_grow(j) == -1)
 			break;
+	/*
+	 * Committed, the jti table holds the claims, and new readers see it;
+	 * failed, nothing holds them and their requests fail.  Either way the
+	 * reservations have done their work.
+	 */
+	journal_claims_done(j, batch);
 	journal_map_note(j);
 	atomic_store(&j->j_failing_full, rc == MDB_MAP_FULL);
 	atomic_store(&j->j_failing, rc != 0);
@@ -696,10 +646,7 @@ journal_op_done(void *arg)
 {
 	struct jop *op = arg;
 
-	if (op->jo_type == JOP_CLAIM) {
-		if (op->jo_claim != NULL)
-			op->jo_claim(op->jo_arg, op->jo_status);
-	} else if (op->jo_done != NULL)
+	if (op->jo_done != NULL)
 		op->jo_done(op->jo_arg, op->jo_status, op->jo_first_seq);
 	free(op);
 }
@@ -730,7 +677,7 @@ journal_take(struct journal *j)
 
 	while ((op = *tail) != NULL) {
 		/* A revocation counts once, with the one record it may carry. */
-		w = op->jo_type == JOP_APPEND ? op->jo_n : 1;
+		w = op->jo_type == JOP_APPEND ? op->jo_n + op->jo_nclaims : 1;
 		if (n > 0 && n + w > JOURNAL_BATCH_MAX)
 			break;
 		n += w;

@@ -3,7 +3,9 @@
  * queue of the writer thread and the layout of every LMDB key and value.
  * The rest of lianban sees the journal only through lianban.h.
  *
- *	journal.c		the writer: queue, group commit, checkpoints, jti claims
+ *	journal.c		the writer: queue, group commit, checkpoints
+ *	journal_claim.c		consent jti claims: reserved in memory, written
+ *				with the records of the request that used them
  *	journal_read.c		read transactions, records and queries, proofs
  *	journal_restore.c	opening (checks, rebuilt indexes and nodes) and closing
  *	journal_revoke.c	the consent revocation store
@@ -274,7 +276,6 @@ journal_rev_val_get(const MDB_val *v, uint64_t *revoked_at, uint64_t *keep_until
 
 enum jop_type {
 	JOP_APPEND,
-	JOP_CLAIM,
 	JOP_REVOKE,
 	JOP_PARTY,
 	JOP_WITNESS
@@ -282,20 +283,21 @@ enum jop_type {
 
 /*
  * One queued operation; owned by the queue, then the writer, then the loop.
- * An append carries jo_n records; a claim its jti; a revocation its key and
- * times and at most one record, committed with it.
+ * An append carries jo_n records and the jo_nclaims reserved jtis written
+ * with them; a revocation its key and times and at most one record,
+ * committed with it.
  */
 struct jop {
 	struct jop		*jo_next;
 	enum jop_type		 jo_type;
 	struct event_base	*jo_base;
-	journal_done_fn		 jo_done;	/* appends and revocations */
-	journal_claim_fn	 jo_claim;
+	journal_done_fn		 jo_done;
 	void			*jo_arg;
 	int			 jo_status;
 	uint64_t		 jo_first_seq;
-	uint8_t			 jo_jti[JJTI_LEN];
-	uint64_t		 jo_keep_until;	/* claims and revocations */
+	struct jclaim		 jo_claims[JOURNAL_CLAIMS_MAX];
+	size_t			 jo_nclaims;
+	uint64_t		 jo_keep_until;	/* revocations */
 	uint8_t			 jo_rev_key[JOURNAL_REVOKE_KEY_MAX];
 	size_t			 jo_rev_keylen;
 	uint64_t		 jo_revoked_at;
@@ -319,6 +321,22 @@ struct jsweep {
 };
 /* The keep_until of a value of the swept database; -1 when malformed. */
 typedef int	(*journal_keep_fn)(const MDB_val *v, uint64_t *keep_until);
+
+/*
+ * The consent jtis reserved and not yet committed (journal_claim.c): a hash
+ * set guarded by jq_mtx, which is held only to look up, insert or remove an
+ * entry, never across a read or write of LMDB.
+ */
+#define JPENDING_BUCKETS	1024	/* a power of two */
+struct jpend {
+	struct jpend		*jp_next;
+	uint8_t			 jp_jti[JJTI_LEN];
+};
+struct jpending {
+	pthread_mutex_t		 jq_mtx;
+	struct jpend		*jq_bucket[JPENDING_BUCKETS];
+	size_t			 jq_n;
+};
 
 struct journal {
 	MDB_env			*j_env;
@@ -350,6 +368,9 @@ struct journal {
 	bool			 j_ckpt_due;	/* committed tree has no checkpoint */
 	/* The committed compact range: written by the writer under j_mtx. */
 	struct merkle_cr	 j_cr;
+
+	/* Reserved jtis, from any thread (journal_claim.c). */
+	struct jpending		 j_pending;
 
 	/* Committed size, readable from any thread without a lock. */
 	_Atomic uint64_t	 j_size;
@@ -419,6 +440,21 @@ int		 journal_sweep(MDB_txn *, MDB_dbi, struct jsweep *, journal_keep_fn,
 		    uint64_t now_s);
 /* Doubles the map.  No transaction of this process may be open meanwhile. */
 int		 journal_grow(struct journal *);
+
+/* journal_claim.c */
+void		 journal_pending_init(struct jpending *);
+void		 journal_pending_free(struct jpending *);
+/* 0: jti inserted; 1: it was there already; -1: out of memory. */
+int		 journal_pending_add(struct jpending *, const uint8_t jti[JJTI_LEN]);
+void		 journal_pending_del(struct jpending *, const uint8_t jti[JJTI_LEN]);
+size_t		 journal_pending_count(struct jpending *);
+/* Writes the reserved jtis of an append into the jti table, in txn (writer). */
+int		 journal_put_claims(struct journal *, MDB_txn *, const struct jop *op);
+/*
+ * Drops the reservations of every append of a batch whose transaction has
+ * committed or failed for good (writer), before their completions run.
+ */
+void		 journal_claims_done(struct journal *, const struct jop *batch);
 
 /* journal_read.c */
 /* A read transaction, from any thread; ended by journal_rtxn_end. */

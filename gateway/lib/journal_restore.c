@@ -487,6 +487,7 @@ journal_free(struct journal *j)
 	EVP_PKEY_free(j->j_key);
 	X509_free(j->j_cert);
 	pthread_rwlock_destroy(&j->j_resize);
+	journal_pending_free(&j->j_pending);
 	pthread_cond_destroy(&j->j_cond);
 	pthread_mutex_destroy(&j->j_mtx);
 	free(j);
@@ -515,6 +516,7 @@ journal_open(const struct journal_config *cfg, char *err, size_t errlen)
 	if ((j = calloc(1, sizeof(*j))) == NULL)
 		return NULL;
 	pthread_mutex_init(&j->j_mtx, NULL);
+	journal_pending_init(&j->j_pending);
 	/* The writer's timed waits must not jump with the wall clock. */
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

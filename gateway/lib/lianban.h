@@ -135,6 +135,8 @@ uint64_t	 now_ms(void);
 uint64_t	 now_us_mono(void);
 /* Base64url without padding.  The result is malloc'ed and NUL-terminated. */
 char		*b64url_encode(const void *, size_t);
+/* The same text into out, which has room for (len + 2) / 3 * 4 + 1 bytes; its length. */
+size_t		 b64url_encode_to(const void *in, size_t len, char *out);
 /* Accepts base64url without padding; the result is malloc'ed. */
 int		 b64url_decode(const char *, size_t, uint8_t **, size_t *);
 void		 hex_encode(const void *, size_t, char *out /* 2n+1 */);
@@ -262,9 +264,10 @@ int		 mpk_unpack_stored(const void *buf, size_t len, msgpack_zone *z,
  */
 bool		 mpk_is_canonical(const void *buf, size_t len);
 /*
- * JSON <-> msgpack objects.  From JSON: integers stay integers, reals are
- * refused, strings stay strings (binary fields arrive as base64url strings;
- * see mpk_obj_bytes).  To JSON: bin becomes base64url.  The text returned by
+ * JSON <-> msgpack objects.  From JSON (mpk_json.c, in one pass into z; an
+ * object or an array, no key twice, nesting within LB_MSGPACK_DEPTH):
+ * integers stay integers, reals are refused, strings stay strings (binary
+ * fields arrive as base64url strings; see mpk_obj_bytes).  To JSON: bin becomes base64url.  The text returned by
  * mpk_to_json is malloc'ed.
  */
 int		 mpk_from_json(const char *txt, size_t len, msgpack_zone *z, msgpack_object *out,
@@ -275,6 +278,22 @@ char		*mpk_to_json(const msgpack_object *o, bool pretty);
  * str, its integers fit in int64 and it holds no ext value.
  */
 bool		 mpk_json_able(const msgpack_object *o);
+/*
+ * mpk_json.c: JSON text written straight from the objects.  A growing
+ * buffer (zero it to start); jb_data is malloc'ed and the caller's to free,
+ * even after a failure.
+ */
+struct mpk_jbuf {
+	char		*jb_data;
+	size_t		 jb_len, jb_cap;
+};
+int		 mpk_jbuf_put(struct mpk_jbuf *, const void *, size_t);
+/*
+ * Appends the text mpk_to_json(o, false) returns (compact, keys sorted),
+ * without building a tree; -1 where it returns NULL or memory runs out
+ * (jb then holds a partial text).
+ */
+int		 mpk_json_append(const msgpack_object *o, struct mpk_jbuf *jb);
 /* Map look-up by string key; NULL when absent or map is not a map. */
 const msgpack_object *mpk_get(const msgpack_object *map, const char *key);
 bool		 mpk_str_eq(const msgpack_object *o, const char *s);
@@ -559,14 +578,36 @@ typedef void	(*journal_done_fn)(void *arg, int status, uint64_t first_seq);
 int		 journal_append(struct journal *, struct event_base *, const struct jrec *recs,
 		    size_t n, journal_done_fn, void *arg);
 /*
- * Claims a consent jti (atomic insert, kept until keep_until unix seconds).
- * status 0: claimed now; 1: seen before; 2: keep_until has passed (the
- * token expired on its way: refuse it); -1: journal failure.  Queued and
- * completed like journal_append, in queue order with it.
+ * Consent jti claims (journal_claim.c).  A token serves one request: its jti
+ * is reserved in memory, atomically within the process, and written to the
+ * journal's jti table (kept until keep_until, unix seconds) by the group
+ * commit that holds the request's records, so one fdatasync covers both.
+ *
+ * journal_jti_reserve returns 0 when the jti is reserved now: the caller
+ * holds the reservation until it hands it to journal_append_claims or gives
+ * it back with journal_jti_release.  1: the jti was used before (committed,
+ * or reserved by a request in flight); 2: keep_until has passed (the token
+ * expired on its way: refuse it); -1: the journal could not be read.  Any
+ * thread; it reads LMDB, so call it on a worker.
  */
-typedef void	(*journal_claim_fn)(void *arg, int status);
-int		 journal_jti_claim(struct journal *, struct event_base *, const uint8_t jti[16],
-		    uint64_t keep_until, journal_claim_fn, void *arg);
+int		 journal_jti_reserve(struct journal *, const uint8_t jti[16], uint64_t keep_until);
+void		 journal_jti_release(struct journal *, const uint8_t jti[16]);
+/* A reserved jti to write with records; the most one append carries. */
+struct jclaim {
+	uint8_t		jl_jti[16];
+	uint64_t	jl_keep_until;
+};
+#define JOURNAL_CLAIMS_MAX LB_MAX_SUBJECTS
+/*
+ * journal_append with the reserved jtis of claims (0 <= nclaims <=
+ * JOURNAL_CLAIMS_MAX; n may be 0 when nclaims is not) written in the same
+ * transaction.  From the call on the journal owns the reservations: it drops
+ * them once that transaction committed or failed (fn's status), or at once
+ * when it returns -1.
+ */
+int		 journal_append_claims(struct journal *, struct event_base *,
+		    const struct jrec *recs, size_t n, const struct jclaim *claims,
+		    size_t nclaims, journal_done_fn, void *arg);
 /* Number of records committed. */
 uint64_t	 journal_size(struct journal *);
 /* What the writer has done since journal_open (metrics); any thread. */
@@ -580,6 +621,7 @@ struct journal_stats {
 	uint64_t	js_map_used;	/* bytes of the map in use */
 	uint64_t	js_map_size;	/* bytes of the map */
 	uint64_t	js_jti;		/* consent jti kept against replay */
+	uint64_t	js_jti_pending;	/* and reserved, awaiting their commit */
 };
 void		 journal_stats(struct journal *, struct journal_stats *);
 /*
@@ -1354,9 +1396,10 @@ enum lb_err	 consent_verify(const struct trust *, const void *env, size_t len,
 enum lb_err	 consent_admit(const struct trust *, struct journal *, const struct consent_ask *,
 		    const void *env, size_t len, struct consent *cs, char *msg, size_t msglen);
 /*
- * What a journal_jti_claim status means for the request: LB_OK (0, claimed
- * now), consent_replayed (1), consent_expired (2), consent_store_unavailable
- * (3: a cluster's etcd did not answer, cluster.c) or journal_unavailable,
+ * What a journal_jti_reserve or cluster_jti_claim status means for the
+ * request: LB_OK (0, reserved or claimed now), consent_replayed (1),
+ * consent_expired (2), consent_store_unavailable (3: a cluster's etcd did
+ * not answer, cluster.c) or journal_unavailable,
  * with *msg a static sentence ("" for LB_OK).
  */
 enum lb_err	 consent_claim_error(int status, const char **msg);

@@ -38,18 +38,13 @@ now_us_mono(void)
 static const char b64url_alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-char *
-b64url_encode(const void *in, size_t len)
+size_t
+b64url_encode_to(const void *in, size_t len, char *out)
 {
 	const uint8_t	*p = in;
-	char		*out, *o;
+	char		*o = out;
 	size_t		 i;
 
-	if (len > (SIZE_MAX - 4) / 4 * 3)
-		return NULL;
-	if ((out = malloc((len + 2) / 3 * 4 + 1)) == NULL)
-		return NULL;
-	o = out;
 	for (i = 0; i + 2 < len; i += 3) {
 		*o++ = b64url_alphabet[p[i] >> 2];
 		*o++ = b64url_alphabet[((p[i] & 3) << 4) | (p[i + 1] >> 4)];
@@ -65,6 +60,19 @@ b64url_encode(const void *in, size_t len)
 		*o++ = b64url_alphabet[(p[i + 1] & 15) << 2];
 	}
 	*o = '\0';
+	return (size_t)(o - out);
+}
+
+char *
+b64url_encode(const void *in, size_t len)
+{
+	char	*out;
+
+	if (len > (SIZE_MAX - 4) / 4 * 3)
+		return NULL;
+	if ((out = malloc((len + 2) / 3 * 4 + 1)) == NULL)
+		return NULL;
+	b64url_encode_to(in, len, out);
 	return out;
 }
 
