@@ -52,7 +52,7 @@ struct cl_op {
 	bool			 op_cached;	/* op_lease is the cache's */
 	int			 op_tries;
 	int			 op_status;
-	journal_claim_fn	 op_claim_fn;
+	cluster_claim_fn	 op_claim_fn;
 	cluster_done_fn		 op_done_fn;
 	void			*op_arg;
 	struct cl_op		*op_next;
@@ -313,7 +313,7 @@ cl_op_new(struct cluster *cl, enum cl_op_kind kind, struct event_base *base,
 
 int
 cluster_jti_claim(struct cluster *cl, struct event_base *base, const uint8_t jti[16],
-    uint64_t keep_until, journal_claim_fn fn, void *arg)
+    uint64_t keep_until, cluster_claim_fn fn, void *arg)
 {
 	struct cl_op	*op;
 	uint8_t		 nonce[12];
@@ -323,7 +323,7 @@ cluster_jti_claim(struct cluster *cl, struct event_base *base, const uint8_t jti
 		return -1;
 	op->op_claim_fn = fn;
 	if (keep_until <= now_ms() / 1000) {
-		cl_op_finish(op, 2);	/* expired on its way, as journal_jti_claim says */
+		cl_op_finish(op, 2);	/* expired on its way, as journal_jti_reserve says */
 		return 0;
 	}
 	if (RAND_bytes(nonce, sizeof(nonce)) != 1) {

@@ -85,7 +85,7 @@ int64_t		 etcd_int(const json_t *obj, const char *key);
 void		 etcd_metrics(struct etcd *, struct evbuffer *out);
 
 /* cluster.c: the daemon's shared state on etcd */
-/* jti claim statuses beyond journal_jti_claim's: the store did not answer. */
+/* jti claim statuses beyond journal_jti_reserve's: the store did not answer. */
 #define CLUSTER_CLAIM_UNAVAILABLE	3
 struct cluster;
 /*
@@ -109,14 +109,16 @@ int		 cluster_start(struct gw *, struct cluster **out, char *err, size_t errlen)
  */
 void		 cluster_stop(struct cluster *);
 void		 cluster_free(struct cluster *);
+/* What a jti claim on etcd said: a journal_jti_reserve status, or CLUSTER_CLAIM_UNAVAILABLE. */
+typedef void	(*cluster_claim_fn)(void *arg, int status);
 /*
  * Claims a consent jti across the cluster: one etcd transaction creates
  * GATEWAY/jti/HEX unless it exists, under the lease of keep_until's second.
- * fn runs once on base's loop with journal_jti_claim's status (0 claimed,
+ * fn runs once on base's loop with journal_jti_reserve's status (0 claimed,
  * 1 seen before, 2 expired) or CLUSTER_CLAIM_UNAVAILABLE.  Any thread.
  */
 int		 cluster_jti_claim(struct cluster *, struct event_base *base, const uint8_t jti[16],
-		    uint64_t keep_until, journal_claim_fn fn, void *arg);
+		    uint64_t keep_until, cluster_claim_fn fn, void *arg);
 /*
  * Publishes a revocation (key as journal_revoke_key makes it) for every
  * node: fn runs once on base's loop, status 0 when etcd holds it, -1 when
