@@ -17,6 +17,8 @@
  * own thread, then drains), hands them the settings a SIGHUP changed, and
  * once they have drained ends their dispatch and joins them.
  */
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -54,8 +56,12 @@ static void *
 loops_main(void *arg)
 {
 	struct gw	*lg = arg;
+	char		 name[16];
 
 	lg->gw_loop = pthread_self();
+	/* top -H and debuggers show which thread is which loop. */
+	snprintf(name, sizeof(name), "lianband-loop%d", lg->gw_index);
+	pthread_setname_np(lg->gw_loop, name);
 	if (loop_post(lg->gw_base, loops_serving_cb, lg) != 0)
 		log_warnx("loop %d: cannot say it serves; readiness stays 503", lg->gw_index);
 	/*
