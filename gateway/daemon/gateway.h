@@ -308,7 +308,8 @@ void		 snapshot_install(struct gw *, struct snapshot *sn);
 struct snapshot	*snapshot_current(struct gw *, uint64_t *gen);
 /*
  * How a reload ended, on the loop: sn is the snapshot it installed
- * (gw_snap, borrowed), or NULL when it installed none and err says why.
+ * (borrowed for the call: another loop may install the next meanwhile), or
+ * NULL when it installed none and err says why.
  */
 typedef void	(*snapshot_reload_fn)(void *arg, const struct snapshot *sn, const char *err);
 /*
