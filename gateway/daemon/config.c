@@ -5,7 +5,6 @@
  * API (registry.c), and the one way a new snapshot replaces the running
  * one, for SIGHUP and for registry changes alike.
  */
-#include <assert.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -439,7 +438,7 @@ snapshot_load_with(const struct gw_config *gc, struct registry *rg, struct reg_c
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	sn->sn_refs = 1;
+	atomic_init(&sn->sn_refs, 1);
 	if ((sn->sn_trust = trust_load(gc->gc_certs, err, errlen)) == NULL ||
 	    config_clients(sn->sn_trust, gc, err, errlen) != 0)
 		goto fail;
@@ -473,43 +472,70 @@ fail:
 	return NULL;
 }
 
-/*
- * Exchanges take and drop references on the loop without a lock, so an
- * installed snapshot's count must never be touched from another thread.
- */
-static void
-snapshot_assert_loop(const struct snapshot *sn)
-{
-	(void)sn;	/* with NDEBUG */
-	assert(!sn->sn_shared || pthread_equal(pthread_self(), sn->sn_loop));
-}
-
 void
 snapshot_ref(struct snapshot *sn)
 {
-	snapshot_assert_loop(sn);
-	sn->sn_refs++;
+	atomic_fetch_add_explicit(&sn->sn_refs, 1, memory_order_relaxed);
 }
 
+/*
+ * The thread that drops the last reference frees: acquire-release, so
+ * that it sees everything the other holders did before they let go.
+ */
 void
 snapshot_unref(struct snapshot *sn)
 {
 	if (sn == NULL)
 		return;
-	snapshot_assert_loop(sn);
-	if (--sn->sn_refs == 0)
+	if (atomic_fetch_sub_explicit(&sn->sn_refs, 1, memory_order_acq_rel) == 1)
 		snapshot_free(sn);
+}
+
+/*
+ * sn replaces the running snapshot, with a reference of its own, when the
+ * generation is still *gen (any, when gen is NULL); -1 otherwise.  The lock
+ * guards the pointer and the generation together, for snapshot_current.
+ */
+static int
+snapshot_swap(struct gw *gw, struct snapshot *sn, const uint64_t *gen)
+{
+	struct gw	*mg = gw_main_of(gw);
+	struct snapshot	*old;
+
+	pthread_mutex_lock(&mg->gw_lock);
+	if (gen != NULL && mg->gw_snap_gen != *gen) {
+		pthread_mutex_unlock(&mg->gw_lock);
+		return -1;
+	}
+	snapshot_ref(sn);
+	old = mg->gw_snap;
+	mg->gw_snap = sn;
+	mg->gw_snap_gen++;
+	pthread_mutex_unlock(&mg->gw_lock);
+	snapshot_unref(old);
+	return 0;
 }
 
 void
 snapshot_install(struct gw *gw, struct snapshot *sn)
 {
-	assert(pthread_equal(pthread_self(), gw->gw_loop));
-	sn->sn_shared = true;
-	sn->sn_loop = gw->gw_loop;
-	snapshot_unref(gw->gw_snap);
-	gw->gw_snap = sn;
-	gw->gw_snap_gen++;
+	snapshot_swap(gw, sn, NULL);
+	snapshot_unref(sn);
+}
+
+struct snapshot *
+snapshot_current(struct gw *gw, uint64_t *gen)
+{
+	struct gw	*mg = gw_main_of(gw);
+	struct snapshot	*sn;
+
+	pthread_mutex_lock(&mg->gw_lock);
+	sn = mg->gw_snap;
+	snapshot_ref(sn);
+	if (gen != NULL)
+		*gen = mg->gw_snap_gen;
+	pthread_mutex_unlock(&mg->gw_lock);
+	return sn;
 }
 
 /* One snapshot_reload: its load on a worker, its install on the loop. */
@@ -556,20 +582,24 @@ snapshot_job_work(void *arg)
 	    sizeof(sj->sj_err));
 }
 
-/* On the loop: install sj_snap, unless an install overtook its load. */
+/*
+ * On the loop: install sj_snap, unless an install overtook its load (of
+ * any loop: the generation is compared under the lock that installs).
+ */
 static void
 snapshot_job_done(void *arg)
 {
 	struct snapshot_job	*sj = arg;
 	struct gw		*gw = sj->sj_gw;
+	struct snapshot		*sn = sj->sj_snap;
 
-	if (sj->sj_snap == NULL) {
+	if (sn == NULL) {
 		snapshot_job_finish(sj, NULL, sj->sj_err);
 		return;
 	}
-	if (gw->gw_snap_gen != sj->sj_gen) {
-		snapshot_unref(sj->sj_snap);
-		sj->sj_snap = NULL;
+	sj->sj_snap = NULL;
+	if (snapshot_swap(gw, sn, &sj->sj_gen) != 0) {
+		snapshot_unref(sn);
 		if (gw->gw_stopping)
 			snapshot_job_finish(sj, NULL, "the gateway is stopping");
 		else
@@ -578,9 +608,9 @@ snapshot_job_done(void *arg)
 	}
 	if (sj->sj_fresh != NULL)
 		settings_apply(gw, sj->sj_fresh);
-	snapshot_install(gw, sj->sj_snap);
-	sj->sj_snap = NULL;
-	snapshot_job_finish(sj, gw->gw_snap, NULL);
+	/* The job's reference keeps sn alive for done, whatever installs next. */
+	snapshot_job_finish(sj, sn, NULL);
+	snapshot_unref(sn);
 }
 
 static void
@@ -588,7 +618,7 @@ snapshot_job_start(struct snapshot_job *sj)
 {
 	struct gw	*gw = sj->sj_gw;
 
-	sj->sj_gen = gw->gw_snap_gen;
+	sj->sj_gen = gw_main_of(gw)->gw_snap_gen;
 	sj->sj_conf = gw->gw_conf;
 	if (workers_submit(gw->gw_workers, gw->gw_base, snapshot_job_work, snapshot_job_done,
 	    sj) != 0)

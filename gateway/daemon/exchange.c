@@ -883,6 +883,7 @@ ex_seal_done(void *arg)
 			it->it_sr.sr_claim_len = it->it_claim_len;
 			it->it_sr.sr_done = ex_sealed;
 			it->it_sr.sr_arg = it;
+			it->it_sr.sr_base = ex->ex_gw->gw_base;
 			reqs[n++] = &it->it_sr;
 		}
 	ex->ex_pending = 1 + (int)n;	/* held until every claim is queued */
@@ -1325,8 +1326,7 @@ exchange_begin(struct gw *gw, struct evhttp_request *req, const struct principal
 	ex->ex_verify = verify;
 	ex->ex_req = req;
 	ex->ex_pr = *pr;
-	ex->ex_snap = gw->gw_snap;
-	snapshot_ref(ex->ex_snap);
+	ex->ex_snap = snapshot_current(gw, NULL);
 	msgpack_zone_init(&ex->ex_zone, 16384);
 	ex->ex_t0_us = now_us_mono();
 	ex->ex_now = (int64_t)(now_ms() / 1000);

@@ -7,6 +7,7 @@
 #define GATEWAY_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 
 #include <openssl/ssl.h>
@@ -25,14 +26,12 @@ struct notify;
  * adapters and the seal keys they name.  A snapshot is immutable; each
  * exchange holds a reference to the one it started with, so a reload never
  * changes the rules in the middle of an exchange.  A snapshot is loaded on
- * a worker and handed whole to the loop; once installed (snapshot_install)
- * it is shared, and its references are taken and dropped on the event loop
- * thread only, which snapshot_ref and snapshot_unref assert.
+ * a worker and handed whole to a loop; once installed (snapshot_install)
+ * every event loop takes and drops references to it, so its count is
+ * atomic, and whichever thread drops the last one frees it.
  */
 struct snapshot {
-	int		  sn_refs;
-	bool		  sn_shared;	/* installed: sn_refs belongs to sn_loop */
-	pthread_t	  sn_loop;
+	atomic_int	  sn_refs;
 	struct trust	 *sn_trust;
 	struct policy	**sn_policies;
 	size_t		  sn_npolicies;
@@ -163,37 +162,52 @@ int		 peer_get(struct peer_client *, struct event_base *base, const struct peer 
 		    const char *target, peer_cb cb, void *arg);
 
 /*
- * The daemon.  Everything in it belongs to the event loop thread, except
- * what its comments say workers may read.
+ * The daemon as one thread sees it.  The main thread has one (signals,
+ * metrics, the service manager); each event loop serving the API has its
+ * own copy of it (loops.c), with its own base, HTTP front, listener,
+ * fan-out, in-flight count and stopping flag, and the same pointers to the
+ * modules they share (workers, journal, sealer, registry, rate buckets,
+ * throttle, console, SSL_CTX).  What changes while running and is shared
+ * lives in the main gw only and is reached through gw_main: the running
+ * snapshot (snapshot_current), the registry change queue (under gw_lock),
+ * the reload and stopping flags (atomics).  Everything else in a gw
+ * belongs to its thread, except what its comments say workers may read.
  */
+struct loops;
 struct gw {
 	struct gw_config	 gw_conf;	/* workers read copies; see gw_config */
 	const struct settings	*gw_settings;	/* the command line, for SIGHUP */
-	pthread_t		 gw_loop;	/* the event loop's thread */
+	pthread_t		 gw_loop;	/* the thread of gw_base */
+	struct gw		*gw_main;	/* the main thread's gw; NULL: this one */
+	struct loops		*gw_loops;	/* main: the event loops; NULL in a copy */
+	int			 gw_index;	/* the loop's number from 0; -1: main */
+	pthread_mutex_t		 gw_lock;	/* main: gw_snap and gw_admin */
+	atomic_uint_fast64_t	 gw_accepted;	/* a loop's connections accepted */
+	atomic_uint_fast64_t	 gw_requests;	/* and requests routed */
+	atomic_int		 gw_conns;	/* and connections open now */
 	struct event_base	*gw_base;
 	struct evhttp		*gw_http;
 	SSL_CTX			*gw_ssl;
 	int			 gw_ssl_conn;	/* SSL ex_data index of struct http_conn */
-	uint64_t		 gw_ssl_names_gen; /* gw_snap_gen of gw_ssl's CA names */
 	struct workers		*gw_workers;
 	struct journal		*gw_journal;
 	struct registry		*gw_registry;	/* DATA/registry; workers use it */
 	struct fanout		*gw_fanout;
-	struct snapshot		*gw_snap;	/* the running configuration */
-	uint64_t		 gw_snap_gen;	/* counts installs of gw_snap */
+	struct snapshot		*gw_snap;	/* main: the running configuration */
+	atomic_uint_fast64_t	 gw_snap_gen;	/* main: counts installs of gw_snap */
 	struct config_sighup	 gw_sighup;
 	struct admin_queue	 gw_admin;
 	EVP_PKEY		*gw_ckpt_key;
 	X509			*gw_ckpt_cert;
-	int			 gw_inflight;	/* exchanges not yet answered */
-	bool			 gw_stopping;
-	bool			 gw_reload_failed;	/* the last SIGHUP load failed */
+	atomic_int		 gw_inflight;	/* exchanges not yet answered */
+	atomic_bool		 gw_stopping;
+	atomic_bool		 gw_reload_failed;	/* the last SIGHUP load failed */
 	char			 gw_bound[160];	/* HOST:PORT actually bound */
 	struct evhttp_bound_socket *gw_listener;
 	struct event		*gw_drain;	/* shutdown: waits for in-flight work */
 	struct sealer		*gw_sealer;
-	struct policy_rates	*gw_rates;	/* rate-limit buckets (loop thread) */
-	struct throttle		*gw_throttle;	/* the limit per client (loop thread) */
+	struct policy_rates	*gw_rates;	/* rate-limit buckets (shared, locked) */
+	struct throttle		*gw_throttle;	/* the limit per client (shared) */
 	struct console		*gw_console;	/* the console's files; NULL: none */
 	int			 gw_lockfd;	/* DATA/lianband.lock, held; -1: none */
 	struct notify		*gw_notify;	/* the service manager; NULL: none */
@@ -202,7 +216,7 @@ struct gw {
 	struct peer		*gw_peers;	/* --peers; NULL: none */
 	size_t			 gw_npeers;
 	struct peer_client	*gw_peer_client;	/* NULL without peers */
-	struct witness		*gw_witness;	/* NULL without peers */
+	struct witness		*gw_witness;	/* NULL without peers; the main gw's only */
 	struct cluster		*gw_cluster;	/* shared state on etcd; NULL: alone */
 };
 
@@ -336,18 +350,26 @@ struct reg_change {
 };
 struct snapshot	*snapshot_load_with(const struct gw_config *gc, struct registry *rg,
 		    struct reg_change *, char *err, size_t errlen);
-/* Loop thread only, once the snapshot is installed (asserted). */
+/* Any thread: the count is atomic. */
 void		 snapshot_ref(struct snapshot *);
 void		 snapshot_unref(struct snapshot *);
 /*
- * The one way a snapshot takes over, on the loop: sn (whose reference the
- * gateway now owns) replaces gw_snap, whose reference is dropped (the
- * exchanges in flight keep theirs), and gw_snap_gen counts the install.
+ * The one way a snapshot takes over, from any loop: sn (whose reference
+ * the gateway now owns) replaces the main gw's gw_snap, whose reference is
+ * dropped (the exchanges in flight keep theirs), and gw_snap_gen counts
+ * the install.  Every loop sees it from its next request on.
  */
 void		 snapshot_install(struct gw *, struct snapshot *sn);
 /*
+ * The running snapshot with a reference for the caller (who drops it with
+ * snapshot_unref), and when gen is not NULL the gw_snap_gen it came with.
+ * Any loop; the lock it takes is held for the two reads only.
+ */
+struct snapshot	*snapshot_current(struct gw *, uint64_t *gen);
+/*
  * How a reload ended, on the loop: sn is the snapshot it installed
- * (gw_snap, borrowed), or NULL when it installed none and err says why.
+ * (borrowed for the call: another loop may install the next meanwhile), or
+ * NULL when it installed none and err says why.
  */
 typedef void	(*snapshot_reload_fn)(void *arg, const struct snapshot *sn, const char *err);
 /*
@@ -429,9 +451,18 @@ struct principal {
 	char	pr_role[16];		/* department, consumer, auditor, admin */
 	char	pr_id[LB_ID_MAX];
 };
+/* The TLS context every loop's front shares (main thread, before the loops). */
 int		 http_start(struct gw *, char *err, size_t errlen);
+/*
+ * One loop's HTTPS front: an evhttp of gw_base listening on the host of
+ * gc_listen, at port (-1: the port of gc_listen) with SO_REUSEPORT, so
+ * that the loops' listeners share the port and the kernel spreads the
+ * connections among them; gw_bound names the address bound.
+ */
+int		 http_front(struct gw *, int port, char *err, size_t errlen);
 /* The address bs listens on as HOST:PORT ([HOST]:PORT for IPv6); -1 when unknown. */
 int		 http_bound_name(struct evhttp_bound_socket *bs, char *buf, size_t len);
+/* Frees gw's front, and the TLS context with the main thread's gw. */
 void		 http_stop(struct gw *);
 /* Answers req with body as JSON or msgpack, as the client's Accept asks. */
 void		 http_reply(struct evhttp_request *, int status, const msgpack_object *body);
@@ -732,14 +763,17 @@ struct seal_req {
 	size_t			 sr_receipt_len;
 	uint64_t		 sr_index, sr_size;	/* leaf index, batch size */
 	struct seal_req		*sr_next;		/* the sealer's */
+	struct event_base	*sr_base;	/* the loop sr_done runs on; NULL: the sealer's */
 };
 struct sealer;
 /*
  * Collects claims per seal key for window_us microseconds or max claims
  * (at most SEALER_MAX_BATCH), whichever comes first, and signs each batch
  * on the workers.  When no announced exchange is still on its way to the
- * sealer (see sealer_expect), waiting claims are signed at once.  Loop
- * thread only.
+ * sealer (see sealer_expect), waiting claims are signed at once.  One
+ * sealer serves every loop: its calls may come from any of them (a mutex
+ * guards the queues, held for their arithmetic only, never across I/O);
+ * the window's timer runs on base, the main thread's.
  */
 struct sealer	*sealer_new(struct event_base *, struct workers *, unsigned window_us,
 		    size_t max);
@@ -751,7 +785,7 @@ void		 sealer_unexpect(struct sealer *);
 /* Queues n claims; sr_done may run before the call returns when memory runs out. */
 int		 sealer_submit(struct sealer *, struct seal_req *const *reqs, size_t n);
 void		 sealer_stats(const struct sealer *, uint64_t *batches, uint64_t *claims);
-/* New window and batch maximum for the claims to come (SIGHUP); loop thread. */
+/* New window and batch maximum for the claims to come (SIGHUP); any thread. */
 void		 sealer_set(struct sealer *, unsigned window_us, size_t max);
 
 /* exchange.c */
@@ -795,13 +829,13 @@ struct throttle;
 /* A bucket per client (role, id) of per_s requests a second up to burst. */
 struct throttle	*throttle_new(struct gw *, uint32_t per_s, uint32_t burst);
 void		 throttle_free(struct throttle *);
-/* New rate and burst for the requests to come (SIGHUP); loop thread. */
+/* New rate and burst for the requests to come (SIGHUP); any thread. */
 void		 throttle_set(struct throttle *, uint32_t per_s, uint32_t burst);
 /*
  * Takes a token of pr's bucket (gw_throttle): true when the request may go
  * on; false when it was answered 429 rate_limited.  The refusal is counted,
  * not journaled: throttle_flush journals the counts, by itself at most once
- * a second.  Loop thread only.
+ * a second.  Any loop: the buckets are locked for their arithmetic only.
  */
 bool		 throttle_admit(struct gw *, struct evhttp_request *, const struct principal *);
 /* Journals one "deny" record per client with refusals counted since the last one. */
@@ -844,7 +878,8 @@ enum metrics_id {
  * Adds n to the counter of family f with the label values given (as many
  * as the family has labels), or observes v in its histogram.  Each family
  * keeps 256 label sets; later ones are counted in one whose labels are all
- * "other".  Loop thread only.
+ * "other".  Any thread: a mutex guards the series, held for the look-up
+ * and the addition.
  */
 void		 metrics_count(enum metrics_id f, uint64_t n, const char *const *values);
 void		 metrics_observe(enum metrics_id f, double v, const char *const *values);
@@ -857,6 +892,43 @@ int		 metrics_start(struct gw *, char *err, size_t errlen);
 void		 metrics_stop(void);
 /* Appends the exposition text to out: gw's gauges (none when NULL), then every series. */
 void		 metrics_render(struct evbuffer *out, struct gw *gw);
+
+/* loops.c: the event loops serving the API */
+#define LOOPS_MAX	64
+/*
+ * Starts the event loops of gw (the main thread's, after http_start): as
+ * many as gc_loops, or one per online core when it is 0, each a copy of
+ * gw with its own event base, HTTPS front (http_front; the first binds
+ * gc_listen, the others the port it got), fan-out and thread.  gw_bound
+ * gets the address.  -1 with a sentence in err; loops_close and
+ * loops_free undo what was made.
+ */
+int		 loops_start(struct gw *, char *err, size_t errlen);
+/* SIGTERM: every loop closes its listener and refuses new requests. */
+void		 loops_stop(struct gw *);
+/* Exchanges and other requests in flight, the main thread's and every loop's. */
+int		 loops_inflight(struct gw *);
+/* Every loop has started and none has stopped (readiness). */
+bool		 loops_serving(struct gw *);
+/* SIGHUP, on the main thread: the settings that may change reach every loop. */
+void		 loops_settings(struct gw *);
+/* The loops leave their dispatch; their threads are joined.  Main thread. */
+void		 loops_exit(struct gw *);
+/* After loops_exit: every loop's HTTPS front and fan-out are freed. */
+void		 loops_close(struct gw *);
+/*
+ * Last: runs what was posted to the loops meanwhile when run (the workers
+ * and the journal have drained), then frees their bases.
+ */
+void		 loops_free(struct gw *, bool run);
+/* The metrics of each loop: connections open and accepted, requests. */
+void		 loops_metrics(struct evbuffer *out, struct gw *);
+/* The main thread's gw of any gw. */
+static inline struct gw *
+gw_main_of(struct gw *gw)
+{
+	return gw->gw_main != NULL ? gw->gw_main : gw;
+}
 
 /* revocation.c */
 /* Handles POST /v1/revocations (admin fields, or an authority's signed envelope). */

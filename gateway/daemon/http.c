@@ -21,6 +21,8 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
+#include <event2/util.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
@@ -198,6 +200,7 @@ struct http_conn {
 	uint64_t		 hc_trusted_gen;
 	bool			 hc_refusal_logged;	/* one log line per connection */
 	struct http_guard	*hc_guard;	/* the connection's request framing */
+	struct gw		*hc_gw;		/* the loop that accepted it, for its count */
 };
 
 /*
@@ -217,6 +220,8 @@ http_conn_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, 
 	if (hc == NULL)
 		return;
 	http_guard_free(hc->hc_guard);
+	if (hc->hc_gw != NULL)
+		atomic_fetch_sub(&hc->hc_gw->gw_conns, 1);
 	free(hc);
 }
 
@@ -289,11 +294,13 @@ static int
 http_principal(struct gw *gw, struct evhttp_request *req, struct principal *pr)
 {
 	struct http_conn	*hc = NULL;
+	struct snapshot		*sn;
 	SSL			*ssl;
 	X509			*peer = NULL;
 	char			 why[256];
 	const char		*reason = "no_tls";	/* why, as a bounded metrics label */
-	int			 ret = -1;
+	uint64_t		 gen;
+	int			 ret = -1, rc;
 
 	memset(pr, 0, sizeof(*pr));
 	snprintf(why, sizeof(why), "no TLS connection");
@@ -306,11 +313,15 @@ http_principal(struct gw *gw, struct evhttp_request *req, struct principal *pr)
 		goto done;
 	}
 	reason = "untrusted_certificate";
-	if (hc->hc_trusted_gen != gw->gw_snap_gen + 1) {
-		if (trust_client_check(gw->gw_snap->sn_trust, peer, SSL_get_peer_cert_chain(ssl),
-		    why, sizeof(why)) != 0)
+	/* A load of the generation; the snapshot is taken only when it changed. */
+	if (hc->hc_trusted_gen != gw_main_of(gw)->gw_snap_gen + 1) {
+		sn = snapshot_current(gw, &gen);
+		rc = trust_client_check(sn->sn_trust, peer, SSL_get_peer_cert_chain(ssl), why,
+		    sizeof(why));
+		snapshot_unref(sn);
+		if (rc != 0)
 			goto done;
-		hc->hc_trusted_gen = gw->gw_snap_gen + 1;
+		hc->hc_trusted_gen = gen + 1;
 	}
 	reason = "bad_role";
 	if (cert_subject_field(peer, NID_organizationalUnitName, pr->pr_role,
@@ -643,6 +654,7 @@ http_route(struct evhttp_request *req, void *arg)
 	char			  methods[64];
 	size_t			  i;
 
+	atomic_fetch_add(&gw->gw_requests, 1);
 	http_nodelay(req);
 	if (!http_guarded(gw, req))
 		return;
@@ -709,20 +721,19 @@ http_query_u64(const struct evkeyvalq *q, const char *name, uint64_t *v, bool *p
 
 /*
  * The client CA names the handshake asks for are those of the running
- * configuration; a reload may have changed them.  Loop thread, like every
- * handshake of gw_ssl.
+ * configuration; a reload may have changed them.  They are set on each
+ * connection's SSL rather than on gw_ssl, which every loop's handshakes
+ * read at the same time and which must therefore not change.
  */
 static void
-http_ca_names(struct gw *gw)
+http_ca_names(struct gw *gw, SSL *ssl)
 {
+	struct snapshot		*sn = snapshot_current(gw, NULL);
 	STACK_OF(X509_NAME)	*names;
 
-	if (gw->gw_ssl_names_gen == gw->gw_snap_gen)
-		return;
-	if ((names = SSL_dup_CA_list(gw->gw_snap->sn_trust->t_client_names)) == NULL)
-		return;
-	SSL_CTX_set_client_CA_list(gw->gw_ssl, names);
-	gw->gw_ssl_names_gen = gw->gw_snap_gen;
+	if ((names = SSL_dup_CA_list(sn->sn_trust->t_client_names)) != NULL)
+		SSL_set_client_CA_list(ssl, names);
+	snapshot_unref(sn);
 }
 
 /*
@@ -738,12 +749,15 @@ http_bevcb(struct event_base *base, void *arg)
 	struct http_conn	*hc = NULL, *conn;
 	SSL			*ssl = NULL;
 
-	http_ca_names(gw);
 	if ((hc = calloc(1, sizeof(*hc))) == NULL || (ssl = SSL_new(gw->gw_ssl)) == NULL ||
 	    SSL_set_ex_data(ssl, gw->gw_ssl_conn, hc) != 1)
 		goto done;
+	http_ca_names(gw, ssl);
 	conn = hc;
 	hc = NULL;
+	conn->hc_gw = gw;
+	atomic_fetch_add(&gw->gw_accepted, 1);
+	atomic_fetch_add(&gw->gw_conns, 1);
 	bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
 	    BEV_OPT_CLOSE_ON_FREE);
 	if (bev != NULL) {
@@ -837,31 +851,108 @@ http_bound_name(struct evhttp_bound_socket *bs, char *buf, size_t len)
 	return 0;
 }
 
-int
-http_start(struct gw *gw, char *err, size_t errlen)
+/* gc_listen's host (brackets removed) and port; -1 with a sentence in err. */
+static int
+http_listen_addr(const struct gw_config *gc, char *host, size_t hostlen, long *port,
+    char *err, size_t errlen)
 {
-	struct evhttp_bound_socket	*bs;
-	char				 host[128];
-	char				*colon;
-	long				 port;
+	char	*colon;
+	size_t	 n;
 
-	err[0] = '\0';
-	if (strlcpy_chk(host, gw->gw_conf.gc_listen, sizeof(host)) != 0 ||
+	if (strlcpy_chk(host, gc->gc_listen, hostlen) != 0 ||
 	    (colon = strrchr(host, ':')) == NULL) {
-		snprintf(err, errlen, "--listen wants HOST:PORT, not \"%s\"", gw->gw_conf.gc_listen);
+		snprintf(err, errlen, "--listen wants HOST:PORT, not \"%s\"", gc->gc_listen);
 		return -1;
 	}
 	*colon = '\0';
-	port = strtol(colon + 1, NULL, 10);
-	if (port < 0 || port > 65535) {
+	*port = strtol(colon + 1, NULL, 10);
+	if (*port < 0 || *port > 65535) {
 		snprintf(err, errlen, "--listen port out of range");
 		return -1;
 	}
+	if (host[0] == '[' && (n = strlen(host)) > 1 && host[n - 1] == ']') {
+		memmove(host, host + 1, n - 2);
+		host[n - 2] = '\0';
+	}
+	return 0;
+}
+
+int
+http_start(struct gw *gw, char *err, size_t errlen)
+{
+	char	host[128];
+	long	port;
+
+	err[0] = '\0';
+	if (http_listen_addr(&gw->gw_conf, host, sizeof(host), &port, err, errlen) != 0)
+		return -1;
 	if ((gw->gw_ssl = http_tls(&gw->gw_conf, err, errlen)) == NULL)
 		return -1;
-	gw->gw_ssl_names_gen = gw->gw_snap_gen - 1;
 	if ((gw->gw_ssl_conn = SSL_get_ex_new_index(0, NULL, NULL, NULL, http_conn_free)) < 0)
 		return -1;
+	return 0;
+}
+
+/*
+ * A fixed port someone else listens on must fail the start, but sockets
+ * with SO_REUSEPORT of the same user would share it silently: a bind
+ * without that option tells first.
+ */
+static int
+http_port_free(const struct sockaddr *sa, socklen_t salen)
+{
+	evutil_socket_t	fd;
+	int		one = 1, ret = -1;
+
+	if ((fd = socket(sa->sa_family, SOCK_STREAM, 0)) < 0)
+		return -1;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == 0 &&
+	    bind(fd, sa, salen) == 0)
+		ret = 0;
+	evutil_closesocket(fd);
+	return ret;
+}
+
+/* A listening socket of host:port with SO_REUSEPORT, on gw_base; NULL on failure. */
+static struct evconnlistener *
+http_listener(struct gw *gw, const char *host, long port)
+{
+	struct evutil_addrinfo	 hints, *ai = NULL;
+	struct evconnlistener	*lev = NULL;
+	char			 portstr[8];
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = EVUTIL_AI_PASSIVE;
+	snprintf(portstr, sizeof(portstr), "%ld", port);
+	if (evutil_getaddrinfo(host[0] != '\0' ? host : NULL, portstr, &hints, &ai) != 0 ||
+	    ai == NULL)
+		goto done;
+	if (gw->gw_index == 0 && port != 0 && http_port_free(ai->ai_addr,
+	    (socklen_t)ai->ai_addrlen) != 0)
+		goto done;
+	lev = evconnlistener_new_bind(gw->gw_base, NULL, NULL, LEV_OPT_REUSEABLE |
+	    LEV_OPT_REUSEABLE_PORT | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 128,
+	    ai->ai_addr, (int)ai->ai_addrlen);
+done:
+	if (ai != NULL)
+		evutil_freeaddrinfo(ai);
+	return lev;
+}
+
+int
+http_front(struct gw *gw, int port, char *err, size_t errlen)
+{
+	struct evconnlistener	*lev;
+	char			 host[128];
+	long			 cport;
+
+	err[0] = '\0';
+	if (http_listen_addr(&gw->gw_conf, host, sizeof(host), &cport, err, errlen) != 0)
+		return -1;
+	if (port >= 0)
+		cport = port;
 	if ((gw->gw_http = evhttp_new(gw->gw_base)) == NULL)
 		return -1;
 	evhttp_set_bevcb(gw->gw_http, http_bevcb, gw);
@@ -876,12 +967,14 @@ http_start(struct gw *gw, char *err, size_t errlen)
 	evhttp_set_timeout(gw->gw_http, HTTP_TIMEOUT_S);
 	evhttp_set_allowed_methods(gw->gw_http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
 	    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
-	if ((gw->gw_listener = bs = evhttp_bind_socket_with_handle(gw->gw_http, host,
-	    (ev_uint16_t)port)) == NULL) {
+	if ((lev = http_listener(gw, host, cport)) == NULL ||
+	    (gw->gw_listener = evhttp_bind_listener(gw->gw_http, lev)) == NULL) {
+		if (lev != NULL)
+			evconnlistener_free(lev);
 		snprintf(err, errlen, "cannot listen on %s", gw->gw_conf.gc_listen);
 		return -1;
 	}
-	return http_bound_name(bs, gw->gw_bound, sizeof(gw->gw_bound));
+	return http_bound_name(gw->gw_listener, gw->gw_bound, sizeof(gw->gw_bound));
 }
 
 void
@@ -890,6 +983,9 @@ http_stop(struct gw *gw)
 	if (gw->gw_http != NULL)
 		evhttp_free(gw->gw_http);
 	gw->gw_http = NULL;
-	SSL_CTX_free(gw->gw_ssl);
-	gw->gw_ssl = NULL;
+	/* The loops' copies share the main thread's context. */
+	if (gw->gw_main == NULL) {
+		SSL_CTX_free(gw->gw_ssl);
+		gw->gw_ssl = NULL;
+	}
 }

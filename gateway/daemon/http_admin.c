@@ -74,7 +74,7 @@ admin_kind_name(enum reg_kind k)
 	return k == REG_ADAPTER ? "adapter" : "policy";
 }
 
-/* Loop thread only: the snapshots' references are the loop's. */
+/* On the change's loop, where its request is answered. */
 static void
 admin_free(struct admin_change *ch)
 {
@@ -125,7 +125,9 @@ admin_finish(struct admin_change *ch)
 	}
 	admin_free(ch);
 	gw->gw_inflight--;
-	gw->gw_admin.aq_busy = false;
+	pthread_mutex_lock(&gw_main_of(gw)->gw_lock);
+	gw_main_of(gw)->gw_admin.aq_busy = false;
+	pthread_mutex_unlock(&gw_main_of(gw)->gw_lock);
 	admin_next(gw);
 }
 
@@ -424,31 +426,60 @@ admin_loaded(void *arg)
 		admin_journal(ch);
 }
 
-/* Starts the change at the head of the queue, unless one is under way. */
+/* On the loop of the change's request: its turn has come. */
+static void
+admin_begin(void *arg)
+{
+	struct admin_change	*ch = arg;
+	struct gw		*gw = ch->ch_gw;
+
+	ch->ch_head.rh_t_ms = now_ms();
+	snprintf(ch->ch_head.rh_principal, sizeof(ch->ch_head.rh_principal), "%s:%s",
+	    ch->ch_role, ch->ch_caller);
+	/* The worker checks against this snapshot; the reference keeps it alive. */
+	ch->ch_cur = snapshot_current(gw, &ch->ch_gen);
+	ch->ch_conf = gw->gw_conf;
+	if (workers_submit(gw->gw_workers, gw->gw_base, admin_load, admin_loaded, ch) != 0) {
+		admin_error(ch, LB_E_INTERNAL, "the gateway is shutting down");
+		admin_finish(ch);	/* goes on with the queue */
+	}
+}
+
+/*
+ * Starts the change at the head of the queue, unless one is under way.
+ * The queue is the main gw's, shared by every loop under gw_lock; a change
+ * runs on the loop that received its request, which answers it.
+ */
 static void
 admin_next(struct gw *gw)
 {
-	struct admin_queue	*aq = &gw->gw_admin;
+	struct gw		*mg = gw_main_of(gw);
+	struct admin_queue	*aq = &mg->gw_admin;
 	struct admin_change	*ch;
 
-	while (!aq->aq_busy && (ch = aq->aq_head) != NULL) {
-		if ((aq->aq_head = ch->ch_next) == NULL)
-			aq->aq_tail = NULL;
-		aq->aq_queued--;
-		aq->aq_busy = true;
-		ch->ch_head.rh_t_ms = now_ms();
-		snprintf(ch->ch_head.rh_principal, sizeof(ch->ch_head.rh_principal), "%s:%s",
-		    ch->ch_role, ch->ch_caller);
-		/* The worker checks against this snapshot; the reference keeps it alive. */
-		ch->ch_cur = gw->gw_snap;
-		snapshot_ref(ch->ch_cur);
-		ch->ch_gen = gw->gw_snap_gen;
-		ch->ch_conf = gw->gw_conf;
-		if (workers_submit(gw->gw_workers, gw->gw_base, admin_load, admin_loaded,
-		    ch) != 0) {
-			admin_error(ch, LB_E_INTERNAL, "the gateway is shutting down");
-			admin_finish(ch);	/* goes on with the queue */
-		}
+	pthread_mutex_lock(&mg->gw_lock);
+	if (aq->aq_busy || (ch = aq->aq_head) == NULL) {
+		pthread_mutex_unlock(&mg->gw_lock);
+		return;
+	}
+	if ((aq->aq_head = ch->ch_next) == NULL)
+		aq->aq_tail = NULL;
+	ch->ch_next = NULL;
+	aq->aq_queued--;
+	aq->aq_busy = true;
+	pthread_mutex_unlock(&mg->gw_lock);
+	if (ch->ch_gw == gw)
+		admin_begin(ch);
+	else if (loop_post(ch->ch_gw->gw_base, admin_begin, ch) != 0) {
+		/* Out of memory: it waits at the head for the next change to come. */
+		log_warnx("registry: cannot hand a change to its event loop; it waits");
+		pthread_mutex_lock(&mg->gw_lock);
+		if ((ch->ch_next = aq->aq_head) == NULL)
+			aq->aq_tail = ch;
+		aq->aq_head = ch;
+		aq->aq_queued++;
+		aq->aq_busy = false;
+		pthread_mutex_unlock(&mg->gw_lock);
 	}
 }
 
@@ -460,10 +491,15 @@ static void
 admin_submit(struct gw *gw, struct evhttp_request *req, const struct principal *pr,
     enum reg_kind kind, const char *id, struct adapter *ad, struct policy *po)
 {
-	struct admin_queue	*aq = &gw->gw_admin;
+	struct gw		*mg = gw_main_of(gw);
+	struct admin_queue	*aq = &mg->gw_admin;
 	struct admin_change	*ch;
+	bool			 full;
 
-	if (aq->aq_queued >= ADMIN_QUEUE_MAX) {
+	pthread_mutex_lock(&mg->gw_lock);
+	full = aq->aq_queued >= ADMIN_QUEUE_MAX;
+	pthread_mutex_unlock(&mg->gw_lock);
+	if (full) {
 		http_error(req, LB_E_RATE_LIMITED, "%d registry changes are waiting; try "
 		    "again", ADMIN_QUEUE_MAX);
 		goto fail;
@@ -495,12 +531,14 @@ admin_submit(struct gw *gw, struct evhttp_request *req, const struct principal *
 		ch->ch_has_hash = true;
 	}
 	gw->gw_inflight++;
+	pthread_mutex_lock(&mg->gw_lock);
 	if (aq->aq_tail != NULL)
 		aq->aq_tail->ch_next = ch;
 	else
 		aq->aq_head = ch;
 	aq->aq_tail = ch;
 	aq->aq_queued++;
+	pthread_mutex_unlock(&mg->gw_lock);
 	admin_next(gw);
 	return;
 fail:
@@ -705,7 +743,7 @@ void
 http_admin_adapters(struct gw *gw, struct evhttp_request *req, const struct principal *pr,
     const char *path)
 {
-	const struct snapshot	*sn = gw->gw_snap;
+	struct snapshot		*sn = snapshot_current(gw, NULL);
 	bool			 all = strcmp(pr->pr_role, "admin") == 0;
 	msgpack_zone		 z;
 	msgpack_object		 list;
@@ -720,6 +758,7 @@ http_admin_adapters(struct gw *gw, struct evhttp_request *req, const struct prin
 			list.via.array.ptr[list.via.array.size++] =
 			    admin_adapter_object(&z, sn->sn_adapters[i], false);
 	admin_reply_list(req, &z, "adapters", list);
+	snapshot_unref(sn);
 }
 
 /* GET /v1/adapters/{id}: the department's own, or any for the admin. */
@@ -727,18 +766,17 @@ void
 http_admin_adapter_get(struct gw *gw, struct evhttp_request *req, const struct principal *pr,
     const char *id)
 {
+	struct snapshot		*sn = snapshot_current(gw, NULL);
 	const struct adapter	*ad;
 
-	if ((ad = snapshot_adapter(gw->gw_snap, id)) == NULL) {
+	if ((ad = snapshot_adapter(sn, id)) == NULL)
 		http_error(req, LB_E_NOT_FOUND, "there is no adapter \"%s\"", id);
-		return;
-	}
-	if (strcmp(pr->pr_role, "admin") != 0 && strcmp(ad->ad_dept, pr->pr_id) != 0) {
+	else if (strcmp(pr->pr_role, "admin") != 0 && strcmp(ad->ad_dept, pr->pr_id) != 0)
 		http_error(req, LB_E_FORBIDDEN_ROLE, "adapter \"%s\" belongs to another "
 		    "department", id);
-		return;
-	}
-	admin_reply_one(req, ad, NULL);
+	else
+		admin_reply_one(req, ad, NULL);
+	snapshot_unref(sn);
 }
 
 /* GET /v1/policies */
@@ -746,7 +784,7 @@ void
 http_admin_policies(struct gw *gw, struct evhttp_request *req, const struct principal *pr,
     const char *path)
 {
-	const struct snapshot	*sn = gw->gw_snap;
+	struct snapshot		*sn = snapshot_current(gw, NULL);
 	msgpack_zone		 z;
 	msgpack_object		 list;
 	size_t			 i;
@@ -758,6 +796,7 @@ http_admin_policies(struct gw *gw, struct evhttp_request *req, const struct prin
 	for (i = 0; i < sn->sn_npolicies; i++)
 		list.via.array.ptr[i] = admin_policy_object(&z, sn->sn_policies[i], false);
 	admin_reply_list(req, &z, "policies", list);
+	snapshot_unref(sn);
 }
 
 /* GET /v1/policies/{bundle} */
@@ -765,11 +804,13 @@ void
 http_admin_policy_get(struct gw *gw, struct evhttp_request *req, const struct principal *pr,
     const char *bundle)
 {
+	struct snapshot		*sn = snapshot_current(gw, NULL);
 	const struct policy	*po;
 
 	(void)pr;
-	if ((po = snapshot_policy(gw->gw_snap, bundle)) == NULL)
+	if ((po = snapshot_policy(sn, bundle)) == NULL)
 		http_error(req, LB_E_NOT_FOUND, "there is no bundle policy \"%s\"", bundle);
 	else
 		admin_reply_one(req, NULL, po);
+	snapshot_unref(sn);
 }

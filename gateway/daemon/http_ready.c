@@ -5,8 +5,8 @@
  * 503 while the journal cannot commit (an exchange would then fail with
  * journal_unavailable), while its map is near the limit it may grow to,
  * while the configuration of the last SIGHUP failed to load (the gateway
- * runs on an older one than its operator wrote), and while the daemon
- * drains for its exit.  It reads a few flags and atomics: as cheap as
+ * runs on an older one than its operator wrote), until every event loop
+ * serves, and while the daemon drains for its exit.  It reads a few flags and atomics: as cheap as
  * health, and like it answered without a client certificate.
  */
 #include <event2/http.h>
@@ -17,16 +17,19 @@ const char *
 ready_reason(struct gw *gw)
 {
 	struct journal_state	js;
+	struct gw		*mg = gw_main_of(gw);
 
-	if (gw->gw_stopping)
+	if (gw->gw_stopping || mg->gw_stopping)
 		return "the gateway is draining for shutdown";
+	if (!loops_serving(mg))
+		return "an event loop is not serving yet";
 	journal_state(gw->gw_journal, &js);
 	if (js.js_failing)
 		return "the journal cannot commit";
 	if (js.js_map_limit > 0 &&
 	    js.js_map_used > js.js_map_limit / 100 * READY_MAP_PERCENT)
 		return "the journal's map is near full";
-	if (gw->gw_reload_failed)
+	if (mg->gw_reload_failed)
 		return "the configuration failed to load on the last reload";
 	return cluster_ready(gw->gw_cluster);
 }

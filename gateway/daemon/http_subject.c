@@ -491,8 +491,7 @@ http_subject(struct gw *gw, struct evhttp_request *req, const struct principal *
 	msgpack_zone_init(&rep->rep_zone, 8192);
 	gw->gw_inflight++;
 	rep->rep_now = (int64_t)(now_ms() / 1000);
-	rep->rep_snap = gw->gw_snap;
-	snapshot_ref(rep->rep_snap);
+	rep->rep_snap = snapshot_current(gw, NULL);
 	rep->rep_policy = snapshot_policy(rep->rep_snap, ACCESS_BUNDLE);
 	/* The access_report policy's consumers and rate limit apply as to any bundle. */
 	if ((e = policy_admit(gw->gw_rates, rep->rep_policy, ACCESS_BUNDLE, pr->pr_id,

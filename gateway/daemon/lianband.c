@@ -1,9 +1,11 @@
 /*
  * lianband - the lianban data-exchange gateway daemon.
  *
- * Runs on embedded defaults with no arguments (docs/contract.md §12).  One event loop
- * serves HTTPS and talks to the departments; a worker pool signs and
- * verifies; one journal writer thread commits the audit log.
+ * Runs on embedded defaults with no arguments (docs/contract.md §12).  Event loops
+ * (loops.c, one per core by default) serve HTTPS and talk to the
+ * departments; a worker pool signs and verifies; one journal writer thread
+ * commits the audit log.  The main thread keeps the signals, the metrics
+ * listener and the service manager.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -75,10 +77,10 @@ on_drain(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (gw->gw_inflight == 0 || ++ticks > (unsigned)gw->gw_conf.gc_shutdown_grace * 10) {
-		if (gw->gw_inflight > 0)
+	if (loops_inflight(gw) == 0 || ++ticks > (unsigned)gw->gw_conf.gc_shutdown_grace * 10) {
+		if (loops_inflight(gw) > 0)
 			log_warnx("%d exchanges still in flight after %d s; exiting",
-			    gw->gw_inflight, gw->gw_conf.gc_shutdown_grace);
+			    loops_inflight(gw), gw->gw_conf.gc_shutdown_grace);
 		event_base_loopexit(gw->gw_base, NULL);
 	}
 }
@@ -92,14 +94,12 @@ on_stop(evutil_socket_t sig, short what, void *arg)
 	(void)what;
 	if (gw->gw_stopping)
 		return;
-	log_info("signal %d: finishing %d exchanges in flight", (int)sig, gw->gw_inflight);
+	log_info("signal %d: finishing %d exchanges in flight", (int)sig, loops_inflight(gw));
 	gw->gw_stopping = true;
 	notify_stopping(gw);
 	witness_stop(gw);
-	/* No new connections; the ones open finish what they asked. */
-	if (gw->gw_listener != NULL)
-		evhttp_del_accept_socket(gw->gw_http, gw->gw_listener);
-	gw->gw_listener = NULL;
+	/* No new connections; the ones open finish what they asked, on every loop. */
+	loops_stop(gw);
 	if ((gw->gw_drain = event_new(gw->gw_base, -1, EV_PERSIST, on_drain, gw)) == NULL ||
 	    event_add(gw->gw_drain, &tv) != 0)
 		event_base_loopexit(gw->gw_base, NULL);
@@ -110,7 +110,7 @@ main(int argc, char **argv)
 {
 	struct gw		 gw;
 	struct settings		*st = NULL;
-	struct snapshot		*sn;
+	struct snapshot		*sn, *cur;
 	struct journal_config	 jc;
 	struct event		*ev_term = NULL, *ev_int = NULL, *ev_hup = NULL;
 	uint8_t			 hmac[32];
@@ -120,6 +120,8 @@ main(int argc, char **argv)
 	memset(&gw, 0, sizeof(gw));
 	gw.gw_lockfd = -1;
 	gw.gw_loop = pthread_self();
+	gw.gw_index = -1;
+	pthread_mutex_init(&gw.gw_lock, NULL);
 	log_init("lianband", 0);
 	switch (settings_args(argc, argv, &st)) {
 	case 0:
@@ -227,7 +229,6 @@ main(int argc, char **argv)
 		goto done;
 	}
 	if ((gw.gw_workers = workers_new(gw.gw_conf.gc_workers)) == NULL ||
-	    (gw.gw_fanout = fanout_new(gw.gw_base, gw.gw_conf.gc_certs)) == NULL ||
 	    (gw.gw_sealer = sealer_new(gw.gw_base, gw.gw_workers, gw.gw_conf.gc_seal_window_us,
 	    gw.gw_conf.gc_seal_batch)) == NULL ||
 	    (gw.gw_rates = policy_rates_new(GW_RATE_BUCKETS)) == NULL ||
@@ -244,7 +245,7 @@ main(int argc, char **argv)
 		start_error(&gw, "console", err);
 		goto done;
 	}
-	if (http_start(&gw, err, sizeof(err)) != 0) {
+	if (http_start(&gw, err, sizeof(err)) != 0 || loops_start(&gw, err, sizeof(err)) != 0) {
 		start_error(&gw, "listen", err[0] ? err : "cannot start the HTTPS listener");
 		goto done;
 	}
@@ -269,10 +270,13 @@ main(int argc, char **argv)
 	else
 		log_info("console: %zu files from %s at /console/", console_nfiles(gw.gw_console),
 		    gw.gw_conf.gc_console);
+	/* The loops run: a registry change may install another snapshot meanwhile. */
+	cur = snapshot_current(&gw, NULL);
 	log_info("gateway %s: %zu authorities, %zu policies, %zu adapters, %zu client CRLs, "
-	    "journal of %llu records in %s", gw.gw_conf.gc_id, gw.gw_snap->sn_trust->t_nauth,
-	    gw.gw_snap->sn_npolicies, gw.gw_snap->sn_nadapters, gw.gw_snap->sn_trust->t_ncrls,
+	    "journal of %llu records in %s", gw.gw_conf.gc_id, cur->sn_trust->t_nauth,
+	    cur->sn_npolicies, cur->sn_nadapters, cur->sn_trust->t_ncrls,
 	    (unsigned long long)journal_size(gw.gw_journal), gw.gw_conf.gc_data);
+	snapshot_unref(cur);
 	/* docs/contract.md §12: harnesses wait for this text, also inside a structured line. */
 	if (log_format() == LB_LOGF_TEXT)
 		fprintf(stderr, "listening on %s\n", gw.gw_bound);
@@ -287,16 +291,18 @@ main(int argc, char **argv)
 		goto done;
 	}
 	event_base_dispatch(gw.gw_base);
+	loops_exit(&gw);
 	log_info("stopped; journal holds %llu records",
 	    (unsigned long long)journal_size(gw.gw_journal));
 	/* Requests abandoned after the grace period make the exit a failure. */
-	ret = gw.gw_inflight == 0 ? 0 : 1;
+	ret = loops_inflight(&gw) == 0 ? 0 : 1;
 	/* Refusals counted since the last summary are journaled before it closes. */
 	throttle_flush(&gw);
 done:
+	loops_exit(&gw);
+	loops_close(&gw);
 	http_stop(&gw);
-	fanout_free(gw.gw_fanout);
-	/* Its calls in flight never complete: the loop has stopped. */
+	/* Its calls in flight never complete: the loops have stopped. */
 	cluster_stop(gw.gw_cluster);
 	sealer_free(gw.gw_sealer);
 	workers_free(gw.gw_workers);
@@ -309,8 +315,9 @@ done:
 	 * freed above.  Their records are committed all the same; only the
 	 * answers are lost, as in a crash, and no client saw them acknowledged.
 	 */
-	if (gw.gw_base != NULL && gw.gw_inflight == 0)
+	if (gw.gw_base != NULL && loops_inflight(&gw) == 0)
 		event_base_loop(gw.gw_base, EVLOOP_NONBLOCK);
+	loops_free(&gw, loops_inflight(&gw) == 0);
 	/* After the completions above: they count in the metrics too. */
 	metrics_stop();
 	witness_free(&gw);
@@ -338,5 +345,6 @@ done:
 	settings_free(st);
 	/* Last: the directory is free once nothing of this process uses it. */
 	datadir_unlock(gw.gw_lockfd);
+	pthread_mutex_destroy(&gw.gw_lock);
 	return ret;
 }

@@ -4,15 +4,18 @@
  * listener of its own (--metrics HOST:PORT, off unless given).
  *
  * The daemon has one set of metrics, kept here for the process: the hooks
- * (exchange.c, fanout.c, sealer.c, http.c, config.c) run on the event loop,
- * so the series need no lock.  What other threads own (the journal writer,
- * the workers' queue) is read through their accessors when Prometheus
- * scrapes.  Label values come from the configuration and client
+ * (exchange.c, fanout.c, sealer.c, http.c, config.c) run on every event
+ * loop and on the workers, so one mutex guards the series; it is held for
+ * a look-up and an addition, or while the text is written into memory,
+ * never across I/O.  What other threads own (the journal writer, the
+ * workers' queue, the loops' counters) is read through their accessors
+ * when Prometheus scrapes.  Label values come from the configuration and client
  * certificates, never from a request's subject or an exchange id; each
  * family keeps at most METRICS_SERIES_MAX label sets, and what comes after
  * is counted in one whose every label is "other", so that no client can
  * grow the daemon's memory or Prometheus's index without bound.
  */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,7 +97,8 @@ static const struct metrics_family metrics_families[METRICS_N] = {
 	    "checkpoints of a peer verified and cosigned, by peer", { "peer" }, NULL, 0 },
 };
 
-static struct metrics_set	 metrics_sets[METRICS_N];
+static pthread_mutex_t		 metrics_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct metrics_set	 metrics_sets[METRICS_N];	/* under metrics_lock */
 static struct evhttp		*metrics_http;
 
 /* The series of family f with values, or with every value "other" when other; NULL: none. */
@@ -157,8 +161,10 @@ metrics_count(enum metrics_id f, uint64_t n, const char *const *values)
 {
 	struct metrics_series	*ms;
 
+	pthread_mutex_lock(&metrics_lock);
 	if ((ms = metrics_series(f, values)) != NULL)
 		ms->ms_count += n;
+	pthread_mutex_unlock(&metrics_lock);
 }
 
 void
@@ -168,14 +174,16 @@ metrics_observe(enum metrics_id f, double v, const char *const *values)
 	struct metrics_series		*ms;
 	size_t				 b;
 
-	if ((ms = metrics_series(f, values)) == NULL)
-		return;
-	ms->ms_count++;
-	ms->ms_sum += v;
-	for (b = 0; b < mf->mf_nbounds && v > mf->mf_bounds[b]; b++)
-		;
-	if (b < mf->mf_nbounds)
-		ms->ms_buckets[b]++;
+	pthread_mutex_lock(&metrics_lock);
+	if ((ms = metrics_series(f, values)) != NULL) {
+		ms->ms_count++;
+		ms->ms_sum += v;
+		for (b = 0; b < mf->mf_nbounds && v > mf->mf_bounds[b]; b++)
+			;
+		if (b < mf->mf_nbounds)
+			ms->ms_buckets[b]++;
+	}
+	pthread_mutex_unlock(&metrics_lock);
 }
 
 /*
@@ -275,7 +283,7 @@ metrics_put_state(struct evbuffer *out, struct gw *gw)
 	    "# TYPE lianban_build_info gauge\nlianban_build_info{version=\"%s\"} 1\n",
 	    PACKAGE_VERSION);
 	metrics_put_one(out, "lianban_exchanges_in_flight", "gauge",
-	    "exchanges received and not yet answered", gw->gw_inflight);
+	    "exchanges received and not yet answered", loops_inflight(gw));
 	metrics_put_one(out, "lianban_worker_queue_depth", "gauge",
 	    "jobs waiting for a worker thread", (double)workers_queued(gw->gw_workers));
 	if (gw->gw_journal == NULL)
@@ -311,9 +319,12 @@ metrics_render(struct evbuffer *out, struct gw *gw)
 	if (gw != NULL) {
 		metrics_put_state(out, gw);
 		cluster_metrics(gw->gw_cluster, out);
+		loops_metrics(out, gw);
 	}
+	pthread_mutex_lock(&metrics_lock);
 	for (f = 0; f < METRICS_N; f++)
 		metrics_put_family(out, (enum metrics_id)f);
+	pthread_mutex_unlock(&metrics_lock);
 }
 
 static void
@@ -394,8 +405,10 @@ metrics_stop(void)
 	if (metrics_http != NULL)
 		evhttp_free(metrics_http);
 	metrics_http = NULL;
+	pthread_mutex_lock(&metrics_lock);
 	for (f = 0; f < METRICS_N; f++) {
 		free(metrics_sets[f].mt_series);
 		memset(&metrics_sets[f], 0, sizeof(metrics_sets[f]));
 	}
+	pthread_mutex_unlock(&metrics_lock);
 }

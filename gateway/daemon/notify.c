@@ -68,7 +68,7 @@ notify_status(struct gw *gw)
 {
 	notify_send(gw->gw_notify, "STATUS=%s %s; journal %llu records; %d in flight%s",
 	    gw->gw_stopping ? "stopping, was listening on" : "listening on", gw->gw_bound,
-	    (unsigned long long)journal_size(gw->gw_journal), gw->gw_inflight,
+	    (unsigned long long)journal_size(gw->gw_journal), loops_inflight(gw),
 	    gw->gw_notify->nt_refused ?
 	    "; last reload refused, running configuration kept (see the log)" : "");
 }

@@ -312,8 +312,7 @@ revocation_start(struct gw *gw, struct evhttp_request *req, const struct princip
 	rv->rv_gw = gw;
 	rv->rv_req = req;
 	rv->rv_pr = *pr;
-	rv->rv_snap = gw->gw_snap;
-	snapshot_ref(rv->rv_snap);
+	rv->rv_snap = snapshot_current(gw, NULL);
 	rv->rv_now = (int64_t)(now_ms() / 1000);
 	rv->rv_at = rv->rv_now;
 	if (body->type == MSGPACK_OBJECT_MAP && (o = mpk_get(body, "revocation")) != NULL) {

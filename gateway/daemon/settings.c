@@ -825,4 +825,5 @@ settings_apply(struct gw *gw, const struct gw_config *next)
 	if (gw->gw_journal != NULL)
 		journal_set_map_max(gw->gw_journal, gc->gc_journal_map_max);
 	log_set_verbose(gc->gc_verbose);
+	loops_settings(gw);
 }

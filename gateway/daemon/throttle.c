@@ -30,8 +30,8 @@ struct throttle {
 	struct gw		*th_gw;
 	struct policy_rates	*th_rates;
 	struct event		*th_timer;	/* pending while refusals wait for their record */
-	uint32_t		 th_per_s;
-	uint32_t		 th_burst;
+	atomic_uint_least32_t	 th_per_s;	/* SIGHUP sets them while loops read them */
+	atomic_uint_least32_t	 th_burst;
 };
 
 /* The summaries being built by one drain. */
@@ -89,16 +89,21 @@ throttle_admit(struct gw *gw, struct evhttp_request *req, const struct principal
 {
 	struct throttle	*th = gw->gw_throttle;
 	struct timeval	 tv = { THROTTLE_SUMMARY_MS / 1000, (THROTTLE_SUMMARY_MS % 1000) * 1000 };
+	uint32_t	 per_s = th->th_per_s, burst = th->th_burst;
 
-	if (policy_bucket_take(th->th_rates, pr->pr_role, pr->pr_id, th->th_per_s, th->th_burst,
+	if (policy_bucket_take(th->th_rates, pr->pr_role, pr->pr_id, per_s, burst,
 	    now_us_mono()) == 0)
 		return true;
-	/* The first refusal since the last summary schedules the next one. */
+	/*
+	 * The first refusal since the last summary schedules the next one.  The
+	 * timer is the main thread's; libevent locks its base, so any loop may
+	 * add it.
+	 */
 	if (!evtimer_pending(th->th_timer, NULL))
 		evtimer_add(th->th_timer, &tv);
 	http_error(req, LB_E_RATE_LIMITED, "%s %s exceeds the gateway's limit of %u requests "
 	    "per second per client (burst %u); refusals over it are journaled as a count",
-	    pr->pr_role, pr->pr_id, th->th_per_s, th->th_burst);
+	    pr->pr_role, pr->pr_id, per_s, burst);
 	return false;
 }
 

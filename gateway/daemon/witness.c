@@ -759,7 +759,7 @@ void
 http_witness(struct gw *gw, struct evhttp_request *req, const struct principal *pr,
     const char *path)
 {
-	struct witness	*wi = gw->gw_witness;
+	struct witness	*wi = gw_main_of(gw)->gw_witness;
 	struct wit_peer	*wp;
 	struct mpk_map	 m, p, e;
 	msgpack_zone	 z;

@@ -1181,8 +1181,9 @@ msgpack_object	 policy_minimize(const struct policy_item *, const msgpack_object
  * recently -- (bundle, consumer) for a policy's rate_limit, (role, client
  * id) for the daemon's limit per client -- the least recently used given
  * to a newcomer when all nbuckets are taken.  A table is the daemon's
- * state (struct gw owns it, policy_rates_free frees it).  None of the
- * functions below lock: loop thread only.
+ * state (struct gw owns it, policy_rates_free frees it).  Any thread:
+ * a table's mutex is held for one bucket's arithmetic, and the drain's
+ * callbacks run after it is released.
  */
 struct policy_rates;
 struct policy_rates *policy_rates_new(size_t nbuckets);

@@ -4,6 +4,7 @@
  * item leave the gateway, how sure the face authentication must be, and
  * which records prove a guardian's relation.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -536,7 +537,15 @@ struct policy_bucket {
 	uint64_t	bk_refused;	/* refusals not yet reported */
 	bool		bk_used;
 };
+/*
+ * Every event loop takes tokens from the same table: its mutex is held
+ * for the look-up and the arithmetic of one bucket, never across I/O (the
+ * drain reports after releasing it).  One table rather than one per loop
+ * with rate/N each, because a client's connections need not spread evenly
+ * over the loops: one keep-alive connection would get a share only.
+ */
 struct policy_rates {
+	pthread_mutex_t		 rt_lock;
 	struct policy_bucket	*rt_buckets;
 	size_t			 rt_n;
 	uint64_t		 rt_lost_refused;
@@ -556,6 +565,7 @@ policy_rates_new(size_t nbuckets)
 		goto done;
 	}
 	rt->rt_n = nbuckets;
+	pthread_mutex_init(&rt->rt_lock, NULL);
 done:
 	return rt;
 }
@@ -565,20 +575,36 @@ policy_rates_free(struct policy_rates *rt)
 {
 	if (rt == NULL)
 		return;
+	pthread_mutex_destroy(&rt->rt_lock);
 	free(rt->rt_buckets);
 	free(rt);
 }
 
+static int	policy_bucket_take_locked(struct policy_rates *, const char *scope,
+		    const char *who, uint32_t per_s, uint32_t burst, uint64_t now_us);
+
 int
 policy_bucket_take(struct policy_rates *rt, const char *scope, const char *who,
+    uint32_t per_s, uint32_t burst, uint64_t now_us)
+{
+	int	rc;
+
+	if (per_s == 0)
+		return 0;
+	pthread_mutex_lock(&rt->rt_lock);
+	rc = policy_bucket_take_locked(rt, scope, who, per_s, burst, now_us);
+	pthread_mutex_unlock(&rt->rt_lock);
+	return rc;
+}
+
+static int
+policy_bucket_take_locked(struct policy_rates *rt, const char *scope, const char *who,
     uint32_t per_s, uint32_t burst, uint64_t now_us)
 {
 	struct policy_bucket	*b = NULL, *lru = &rt->rt_buckets[0];
 	uint64_t		 cap, dt, full;
 	size_t			 i;
 
-	if (per_s == 0)
-		return 0;
 	if (burst < 1)
 		burst = 1;
 	for (i = 0; i < rt->rt_n && b == NULL; i++) {
@@ -645,20 +671,30 @@ policy_rates_share(struct policy_rates *rt, unsigned n)
 void
 policy_rates_drain(struct policy_rates *rt, policy_refused_fn fn, void *arg)
 {
-	size_t	i;
+	struct policy_bucket	*out;
+	size_t			 i, n = 0;
+	uint64_t		 lost;
 
+	/* Copied out under the lock; fn (which logs) runs without it. */
+	if ((out = calloc(rt->rt_n, sizeof(*out))) == NULL)
+		return;		/* the counts wait for the next drain */
+	pthread_mutex_lock(&rt->rt_lock);
 	for (i = 0; i < rt->rt_n; i++) {
 		struct policy_bucket *b = &rt->rt_buckets[i];
 
 		if (b->bk_used && b->bk_refused > 0) {
-			fn(arg, b->bk_scope, b->bk_who, b->bk_refused);
+			out[n++] = *b;
 			b->bk_refused = 0;
 		}
 	}
-	if (rt->rt_lost_refused > 0) {
-		fn(arg, NULL, NULL, rt->rt_lost_refused);
-		rt->rt_lost_refused = 0;
-	}
+	lost = rt->rt_lost_refused;
+	rt->rt_lost_refused = 0;
+	pthread_mutex_unlock(&rt->rt_lock);
+	for (i = 0; i < n; i++)
+		fn(arg, out[i].bk_scope, out[i].bk_who, out[i].bk_refused);
+	if (lost > 0)
+		fn(arg, NULL, NULL, lost);
+	free(out);
 }
 
 enum lb_err
