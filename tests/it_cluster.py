@@ -204,8 +204,11 @@ class Cluster(unittest.TestCase):
             self.assertEqual(node.metric("lianban_cluster_live_nodes"), 3)
             self.assertGreater(node.metric("lianban_etcd_requests_total", op="lease",
                                            result="ok"), 0)
-        self.assertGreater(sum(n.metric("lianban_etcd_requests_total", op="txn", result="ok")
-                               for n in C.nodes), 50)
+            # Every node got the token of test_02 directly; the first use on each
+            # node asked etcd (repeats on one node are refused by its own
+            # reservation before they reach etcd).
+            self.assertGreater(node.metric("lianban_etcd_requests_total", op="txn",
+                                           result="ok"), 0)
 
 
 if __name__ == "__main__":

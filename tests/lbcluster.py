@@ -59,8 +59,8 @@ class Etcd:
     def __init__(self, tmp, n=3):
         self.tmp = tmp
         self.names = ["e%d" % (i + 1) for i in range(n)]
-        self.client = [lbtest.free_port() for _ in self.names]
-        self.peer = [lbtest.free_port() for _ in self.names]
+        ports = lbtest.free_ports(2 * n)
+        self.client, self.peer = ports[:n], ports[n:]
         self.procs = [None] * n
         self.initial = ",".join("%s=http://127.0.0.1:%d" % (nm, p)
                                 for nm, p in zip(self.names, self.peer))
@@ -96,7 +96,13 @@ class Etcd:
             return False
 
     def wait_healthy(self, i, timeout=30):
-        wait_for("etcd member %s" % self.names[i], lambda: self.healthy(i), timeout)
+        try:
+            wait_for("etcd member %s" % self.names[i], lambda: self.healthy(i), timeout)
+        except AssertionError:
+            with open(os.path.join(self.tmp, "etcd-%s.log" % self.names[i]),
+                      errors="replace") as f:
+                print("etcd %s log (end):\n%s" % (self.names[i], f.read()[-4000:]))
+            raise
 
     def leader(self):
         """The index of the member that leads now (asked of the members)."""

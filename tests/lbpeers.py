@@ -8,24 +8,9 @@ import http.client
 import os
 import re
 import shutil
-import socket
 import time
 
 import lbtest
-
-
-def free_ports(n):
-    """n loopback ports that were free a moment ago."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 class Node(lbtest.Platform):
@@ -69,7 +54,7 @@ class Cluster:
     """n nodes; node i is self.nodes[i] (named "node%d" % (i + 1))."""
 
     def __init__(self, n=3):
-        ports = free_ports(2 * n)
+        ports = lbtest.free_ports(2 * n)
         self.addresses = [("node%d" % (i + 1), ports[i]) for i in range(n)]
         self.nodes = []
         try:

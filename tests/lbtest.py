@@ -103,13 +103,24 @@ def stop_process(p, timeout=10):
             p.wait()
 
 
+def free_ports(n):
+    """n distinct loopback ports nothing listens on now (the kernel's picks,
+    all bound at once so that none is handed out twice)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
 def free_port():
     """A loopback port nothing listens on now (the kernel's pick)."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    return free_ports(1)[0]
 
 
 def _wait_listening(proc, logpath, what, timeout=15):
