@@ -210,6 +210,26 @@ class Cluster(unittest.TestCase):
             self.assertGreater(node.metric("lianban_etcd_requests_total", op="txn",
                                            result="ok"), 0)
 
+    def test_07_witnessed_and_read_across_the_cluster(self):
+        # The same nodes witness each other (--peers): an auditor's query through
+        # HAProxy answers for all three, whichever node it lands on, and the
+        # whole cluster's logs and cosignatures verify.
+        via = C.via_haproxy()
+        st, r = via.request("GET", "/v1/journal/records?subject=%s&limit=1000" % NEWBORN,
+                            client="auditor-audit1")
+        self.assertEqual(st, 200, r)
+        names = sorted(n.name for n in C.nodes)
+        self.assertEqual(sorted(r["nodes"]["answered"]), names, r["nodes"])
+        self.assertEqual(sorted({e["node"] for e in r["records"]}), names)
+
+        def verified():
+            out = C.nodes[0].ctl("journal", "verify", "--cluster", client="auditor-audit1")
+            return out if out.returncode == 0 else None
+        out = lbcluster.wait_for("journal verify --cluster to pass", verified, timeout=60,
+                                 every=1)
+        for name in names:
+            self.assertIn("lianban-demo/" + name, out.stdout)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

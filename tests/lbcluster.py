@@ -150,7 +150,7 @@ class Etcd:
 class Node(lbtest.Platform):
     """One lianband node: lbtest's Platform without a simulator of its own."""
 
-    def __init__(self, cluster, name, gw_args=()):
+    def __init__(self, cluster, name, port, peers, gw_args=()):
         self.name = name
         self.pki = cluster.pki
         self.tmp = os.path.join(cluster.tmp, name)
@@ -161,19 +161,18 @@ class Node(lbtest.Platform):
         self.sim = cluster.sim
         self.sim_port = cluster.sim_port
         self.metrics_port = lbtest.free_port()
-        self.gw_args = ["--node", name, "--etcd", cluster.etcd.urls(),
+        self.gw_args = ["--node", name, "--etcd", cluster.etcd.urls(), "--peers", peers,
                         "--metrics", "127.0.0.1:%d" % self.metrics_port] + list(gw_args)
         self.specs = os.path.join(self.tmp, "specs")
         self.write_specs()
         self.endpoints = os.path.join(self.tmp, "endpoints.json")
         self.write_endpoints(lbtest.sim_endpoints(self))
-        self.port = None
+        self.port = port
         self.start()
 
     def start(self):
         """Starts lianband on the node's port (the same one again after a restart)."""
-        extra = () if self.port is None else ("--listen", "127.0.0.1:%d" % self.port)
-        self.port = self.start_gateway(extra)
+        self.port = self.start_gateway(("--listen", "127.0.0.1:%d" % self.port))
 
     def kill(self):
         """kill -9 of the node's lianband."""
@@ -229,8 +228,14 @@ class Cluster:
         try:
             self.etcd = Etcd(self.tmp)
             self.sim_port = lbtest.Platform.start_sim(self)
+            # The nodes witness each other (--peers): their names are those of
+            # the demo PKI's node identities, their ports picked up front.
+            ports = lbtest.free_ports(nodes)
+            names = ["node%d" % (i + 1) for i in range(nodes)]
             for i in range(nodes):
-                self.nodes.append(Node(self, "n%d" % (i + 1), gw_args))
+                peers = ",".join("%s=127.0.0.1:%d" % (names[k], ports[k])
+                                 for k in range(nodes) if k != i)
+                self.nodes.append(Node(self, names[i], ports[i], peers, gw_args))
             for n in self.nodes:
                 wait_for("node %s ready" % n.name, lambda n=n: n.ready()[0] == 200)
             self.ha_port = lbtest.free_port()
