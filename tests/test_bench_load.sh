@@ -3,6 +3,7 @@
 # short round) against a real lianband and deptsim, and nginx when it is
 # installed: every report line parses, every run served requests, and
 # lianband's one-item, bundle, SM2 and fixed-rate exchanges had no error.
+# A short memory soak must sample, serve every segment and give its verdict.
 # Then lbload itself must count an exchange answered 200 whose items were not
 # all served (a department down) as an error, and show the first one.
 # Figures are not checked: the machine is shared.
@@ -69,6 +70,39 @@ if not doc["summary"].get("ratio: one item max / ES256 crypto limit", {}).get("m
 for f in fails:
     print("FAIL:", f)
 print("checked %d runs" % len(runs))
+sys.exit(1 if fails else 0)
+PY
+
+# The memory soak, short: it must sample lianband's RssAnon all along, serve
+# every segment (each on connections of its own) without an error and write
+# its verdict. Its tolerance is wide: a few seconds are all warm-up.
+if ! "$python" "$srcdir/bench/load/soak" --duration 6 --warmup 2 --segment 2 --interval 1 \
+	--rate 200 --tolerance 1000 --tmpdir "$tmp" --json "$tmp/soak.json" \
+	>"$tmp/soak.out" 2>&1; then
+	cat "$tmp/soak.out"
+	echo "FAIL: bench/load/soak failed"
+	exit 1
+fi
+cat "$tmp/soak.out"
+"$python" - "$tmp/soak.json" <<'PY'
+import json, sys
+
+doc = json.load(open(sys.argv[1]))
+fails = []
+if len(doc["segments"]) < 2:
+    fails.append("%d segment(s): the clients never reconnected" % len(doc["segments"]))
+if doc["errors"] != 0 or doc["served"] <= 0:
+    fails.append("served %r, errors %r" % (doc["served"], doc["errors"]))
+if sum(r["requests"] for r in doc["segments"]) != doc["served"]:
+    fails.append("the segments do not add up to the total served")
+if len(doc["samples"]) < 5 or not all(kib > 0 for _, kib in doc["samples"]):
+    fails.append("RssAnon samples: %r" % doc["samples"])
+if not (doc["start_kib"] > 0 and doc["end_kib"] > 0 and
+        doc["peak_kib"] >= max(doc["start_kib"], doc["end_kib"])):
+    fails.append("start, end and peak: %r %r %r" % (doc["start_kib"], doc["end_kib"],
+                                                    doc["peak_kib"]))
+for f in fails:
+    print("FAIL:", f)
 sys.exit(1 if fails else 0)
 PY
 
